@@ -1,0 +1,83 @@
+"""Encoding scores for every layer of a model: the core table of layer-wise brain alignment."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from brainlike.encoding import cross_validated_encoding
+from brainlike.errors import BrainlikeError
+from brainlike.models.features import Features
+
+
+def score_layers(
+    features: Features | np.ndarray,
+    responses: np.ndarray,
+    *,
+    channels: Sequence[str] | None = None,
+    regions: Sequence[str] | None = None,
+    layers: Sequence[int] | None = None,
+    n_splits: int = 5,
+    inner_splits: int = 5,
+    alphas: np.ndarray | None = None,
+    groups: np.ndarray | None = None,
+    backend: str = "numpy",
+    model: str | None = None,
+    subject: str = "sub-01",
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Cross-validated ridge encoding of ``responses`` from each layer's features.
+
+    Args:
+        features: :class:`Features` or an array ``(n_layers, n_samples, n_features)``.
+        responses: ``(n_samples, n_channels)`` neural responses aligned to the feature rows (e.g. one row
+            per word for word-locked ECoG, one per TR for fMRI).
+        channels / regions: ``n_channels`` names and region labels (defaults: ``ch000``…, ``"all"``).
+        layers: layer indices to fit (default all, 0 = embeddings).
+        n_splits / inner_splits: outer contiguous folds (scores) and inner folds (alpha per channel).
+        groups: ``(n_samples,)`` run labels for run-aware folds.
+
+    Returns:
+        A tidy table, one row per (layer, channel): ``model, subject, layer, relative_layer, channel,
+        region, r`` (held-out Pearson r over all outer folds), ``alpha`` (median chosen alpha over folds).
+    """
+    arr = features.layers if isinstance(features, Features) else np.asarray(features, dtype=np.float32)
+    if arr.ndim != 3:
+        raise BrainlikeError(f"features must be (n_layers, n_samples, n_features); got shape {arr.shape}")
+    Y = np.asarray(responses, dtype=np.float32)
+    if Y.ndim == 1:
+        Y = Y[:, None]
+    if Y.shape[0] != arr.shape[1]:
+        raise BrainlikeError(f"features have {arr.shape[1]} rows (words/TRs) but responses have {Y.shape[0]}; "
+                             "align the responses to the stimulus first")
+    if not np.isfinite(Y).all():
+        bad = np.flatnonzero(~np.isfinite(Y).all(axis=0))
+        raise BrainlikeError(f"responses contain NaN/inf in {bad.size} channels (first: column {bad[0]}); "
+                             "exclude them (NeuralDataset.drop_bad_channels)")
+    n_ch = Y.shape[1]
+    channels = list(channels) if channels is not None else [f"ch{i:03d}" for i in range(n_ch)]
+    regions = list(regions) if regions is not None else ["all"] * n_ch
+    if len(channels) != n_ch or len(regions) != n_ch:
+        raise BrainlikeError(f"{n_ch} channels but {len(channels)} names and {len(regions)} regions")
+    n_layers = arr.shape[0]
+    layers = list(range(n_layers)) if layers is None else [int(k) for k in layers]
+    name = model or (features.model if isinstance(features, Features) else "model")
+    frames = []
+    for k in tqdm(layers, desc=f"encoding {name}", unit="layer", disable=not progress, leave=False):
+        res = cross_validated_encoding(arr[k], Y, n_splits=n_splits, inner_splits=inner_splits, alphas=alphas,
+                                       groups=groups, backend=backend)
+        frames.append(pd.DataFrame({
+            "model": name, "subject": subject, "layer": k, "relative_layer": k / max(n_layers - 1, 1),
+            "channel": channels, "region": regions, "r": res.scores.astype(np.float64),
+            "alpha": np.median(res.alphas, axis=0).astype(np.float64),
+        }))
+    return pd.concat(frames, ignore_index=True)
+
+
+def best_layers(scores: pd.DataFrame) -> pd.DataFrame:
+    """Per (model, subject, channel): the layer with the highest r, its relative depth and r."""
+    idx = scores.groupby(["model", "subject", "channel"], sort=False)["r"].idxmax()
+    out = scores.loc[idx, ["model", "subject", "channel", "region", "layer", "relative_layer", "r"]]
+    return out.rename(columns={"layer": "best_layer", "relative_layer": "best_relative_layer", "r": "best_r"}).reset_index(drop=True)
