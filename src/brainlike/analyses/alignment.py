@@ -1,0 +1,183 @@
+"""Mischler et al. 2024 analyses on tidy layer-score tables.
+
+All functions take the table written by :func:`brainlike.analyses.layer_scores.score_layers` (one row per
+model × subject × layer × channel with ``r``; optionally ``p`` from a permutation test) and return tidy
+tables.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from brainlike.errors import BrainlikeError
+
+CHANNEL_KEYS = ["model", "subject", "channel"]
+
+
+def significant_channels(scores: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
+    """Per (model, subject, channel): whether the channel is predicted better than chance.
+
+    With a ``p`` column (permutation p-values per layer): the smallest p over layers, Bonferroni-corrected
+    for the number of layers, then Benjamini–Hochberg across the channels of each model and subject.
+    Without one: a one-sided test of ``r > 0`` from the Fisher z of the best-layer r (Bonferroni over
+    layers, BH across channels), which assumes independent samples and is therefore liberal for
+    autocorrelated data — use permutation p-values for papers.
+
+    Returns:
+        columns ``model, subject, channel, p_channel, q, significant``.
+    """
+    n_layers = scores.groupby(["model", "subject"])["layer"].nunique()
+    g = scores.groupby(CHANNEL_KEYS, sort=False)
+    if "p" in scores.columns:
+        p = g["p"].min().to_frame("p_min")
+    else:
+        if "n_samples" not in scores.columns:
+            raise BrainlikeError("scores need a 'p' or an 'n_samples' column to test significance")
+        best = g.agg(r=("r", "max"), n=("n_samples", "first"))
+        z = np.arctanh(np.clip(best["r"].to_numpy(), -0.999999, 0.999999)) * np.sqrt(np.maximum(best["n"] - 3, 1))
+        p = pd.DataFrame({"p_min": stats.norm.sf(z)}, index=best.index)
+    p = p.reset_index()
+    p["p_channel"] = np.minimum(1.0, p["p_min"] * p.set_index(["model", "subject"]).index.map(n_layers).to_numpy())
+    p["q"] = p.groupby(["model", "subject"])["p_channel"].transform(lambda s: stats.false_discovery_control(s.to_numpy()))
+    p["significant"] = p["q"] < alpha
+    return p[CHANNEL_KEYS + ["p_channel", "q", "significant"]]
+
+
+def brain_scores(scores: pd.DataFrame, significance: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Brain score per model: peak over layers of the mean r over significant channels.
+
+    Returns:
+        ``(summary, curve)``: summary has one row per model (``brain_score``, ``peak_layer``,
+        ``peak_relative_layer``, ``n_channels``, ``n_significant``); curve has the layer-wise mean r
+        (``model, layer, relative_layer, mean_r, se_r, n_channels``) over significant channels, pooled
+        across subjects.
+    """
+    significance = significance if significance is not None else significant_channels(scores)
+    sig = scores.merge(significance[CHANNEL_KEYS + ["significant"]], on=CHANNEL_KEYS)
+    use = sig[sig["significant"]]
+    if use.empty:
+        use = sig  # nothing significant: report over all channels, flagged by n_significant = 0
+    curve = use.groupby(["model", "layer", "relative_layer"], as_index=False).agg(
+        mean_r=("r", "mean"), se_r=("r", lambda s: s.std(ddof=1) / np.sqrt(len(s)) if len(s) > 1 else np.nan),
+        n_channels=("r", "size"))
+    peak = curve.loc[curve.groupby("model")["mean_r"].idxmax()]
+    counts = significance.groupby("model").agg(n_channels=("significant", "size"), n_significant=("significant", "sum"))
+    summary = peak.rename(columns={"mean_r": "brain_score", "layer": "peak_layer",
+                                   "relative_layer": "peak_relative_layer"})[
+        ["model", "brain_score", "peak_layer", "peak_relative_layer"]].merge(counts, on="model")
+    return summary.reset_index(drop=True), curve
+
+
+def best_relative_layers(scores: pd.DataFrame) -> pd.DataFrame:
+    """Per channel: the best layer and its depth normalised to [0, 1] (0 = embeddings, 1 = last layer)."""
+    idx = scores.groupby(CHANNEL_KEYS, sort=False)["r"].idxmax()
+    cols = [c for c in CHANNEL_KEYS + ["region", "hierarchy", "layer", "relative_layer", "r"] if c in scores.columns]
+    out = scores.loc[idx, cols].rename(columns={"layer": "best_layer", "relative_layer": "best_relative_layer",
+                                                "r": "best_r"})
+    return out.reset_index(drop=True)
+
+
+def hierarchy_alignment(
+    best: pd.DataFrame,
+    position: str = "hierarchy",
+    n_boot: int = 2000,
+    ci: float = 0.95,
+    seed: int = 0,
+    channels: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Spearman correlation between channels' hierarchy position and their best relative layer, per model.
+
+    Args:
+        best: from :func:`best_relative_layers` (restrict it to significant channels first).
+        position: the column giving each channel's position in the processing hierarchy (a region order,
+            a distance from primary auditory cortex, a latency).
+        n_boot: bootstrap resamples of channels for the confidence interval.
+
+    Returns:
+        one row per model: ``rho``, ``p`` (Spearman), ``ci_low``, ``ci_high``, ``n_channels``.
+    """
+    if position not in best.columns:
+        raise BrainlikeError(f"no {position!r} column: give each channel a hierarchy position (NeuralDataset.hierarchy)")
+    rng = np.random.default_rng(seed)
+    rows = []
+    for model, df in best.groupby("model", sort=False):
+        df = df.dropna(subset=[position])
+        x, y = df[position].to_numpy(float), df["best_relative_layer"].to_numpy(float)
+        if len(df) < 4 or np.ptp(x) == 0 or np.ptp(y) == 0:
+            rows.append(dict(model=model, rho=np.nan, p=np.nan, ci_low=np.nan, ci_high=np.nan, n_channels=len(df)))
+            continue
+        rho, p = stats.spearmanr(x, y)
+        idx = rng.integers(0, len(df), size=(n_boot, len(df)))
+        boots = np.array([_spearman(x[i], y[i]) for i in idx])
+        lo, hi = np.nanquantile(boots, [(1 - ci) / 2, 1 - (1 - ci) / 2])
+        rows.append(dict(model=model, rho=float(rho), p=float(p), ci_low=float(lo), ci_high=float(hi),
+                         n_channels=len(df)))
+    return pd.DataFrame(rows)
+
+
+def _spearman(x: np.ndarray, y: np.ndarray) -> float:
+    rx, ry = stats.rankdata(x), stats.rankdata(y)
+    if np.ptp(rx) == 0 or np.ptp(ry) == 0:
+        return np.nan
+    return float(np.corrcoef(rx, ry)[0, 1])
+
+
+def capability_correlation(
+    per_model: pd.DataFrame,
+    capability: pd.DataFrame,
+    metrics: tuple[str, ...] = ("brain_score", "rho"),
+    capability_column: str = "capability",
+    n_perm: int = 10000,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Correlation across models of brain score / hierarchy alignment with capability.
+
+    Args:
+        per_model: one row per model with the ``metrics`` columns.
+        capability: one row per model with ``capability_column`` (higher = more capable; pass
+            ``-bits_per_byte`` for perplexity-based capability).
+
+    Returns:
+        one row per metric: ``pearson_r``, ``spearman_rho``, ``p_perm`` (two-sided permutation p-value of
+        Pearson r over model labels; exact enumeration when there are at most 8 models), ``n_models``.
+    """
+    df = per_model.merge(capability[["model", capability_column]], on="model")
+    rng = np.random.default_rng(seed)
+    rows = []
+    for m in metrics:
+        if m not in df.columns:
+            continue
+        d = df.dropna(subset=[m, capability_column])
+        x, y = d[capability_column].to_numpy(float), d[m].to_numpy(float)
+        n = len(d)
+        if n < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
+            rows.append(dict(metric=m, pearson_r=np.nan, spearman_rho=np.nan, p_perm=np.nan, n_models=n))
+            continue
+        r = float(np.corrcoef(x, y)[0, 1])
+        if n <= 8:
+            import itertools
+
+            perms = np.array(list(itertools.permutations(range(n))))
+        else:
+            perms = np.array([rng.permutation(n) for _ in range(n_perm)])
+        null = np.array([np.corrcoef(x, y[p])[0, 1] for p in perms])
+        p_perm = float((np.sum(np.abs(null) >= abs(r) - 1e-12)) / len(null))
+        rows.append(dict(metric=m, pearson_r=r, spearman_rho=float(stats.spearmanr(x, y)[0]), p_perm=p_perm, n_models=n))
+    return pd.DataFrame(rows)
+
+
+def context_curves(scores: pd.DataFrame) -> pd.DataFrame:
+    """Mean r per (model, context, layer, region) from scores computed at several context windows.
+
+    ``scores`` must have a ``context`` column (tokens; ``-1`` or NaN for "all"). Also returns, per
+    row, ``gain`` = mean r minus the mean r at the shortest context of the same model/layer/region.
+    """
+    if "context" not in scores.columns:
+        raise BrainlikeError("scores need a 'context' column (one sweep per context window)")
+    cur = scores.groupby(["model", "context", "layer", "relative_layer", "region"], as_index=False)["r"].mean()
+    shortest = cur.loc[cur.groupby(["model", "layer", "region"])["context"].idxmin()][
+        ["model", "layer", "region", "r"]].rename(columns={"r": "r_shortest"})
+    cur = cur.merge(shortest, on=["model", "layer", "region"])
+    cur["gain"] = cur["r"] - cur["r_shortest"]
+    return cur.rename(columns={"r": "mean_r"}).drop(columns="r_shortest")
