@@ -77,6 +77,53 @@ def extract(
     console.print(f"{feats.n_layers} layers × {feats.n_words} words × {feats.hidden_size} features → {out}")
 
 
+@app.command()
+def run(spec: Path = typer.Argument(..., help="experiment spec (YAML)"),
+        output: Optional[Path] = typer.Option(None, help="override the spec's output folder")) -> None:
+    """Run an experiment spec: the model × subject × layer sweep, analyses, store and report (resumable)."""
+    from brainlike.experiment import run_experiment
+    from brainlike.spec import load_spec
+
+    try:
+        s = load_spec(spec)
+        if output is not None:
+            s = s.model_copy(update={"output": str(output)})
+        result = run_experiment(s, console=console)
+    except BrainlikeError as exc:
+        _fail(exc)
+    console.print(f"[green]done[/] in {result.seconds:.0f} s; tables in {result.store.root}: "
+                  f"{', '.join(result.store.tables())}")
+    if result.report:
+        console.print(f"report: {result.report}")
+
+
+results_app = typer.Typer(help="Query a results store with SQL (DuckDB).", no_args_is_help=True)
+app.add_typer(results_app, name="results")
+
+
+@results_app.command("query")
+def results_query(sql: str = typer.Argument(..., help="SQL over the store's tables, e.g. 'SELECT * FROM brain_scores'"),
+                  store: Path = typer.Option(Path("brainlike-out/results"), help="results folder"),
+                  csv: bool = typer.Option(False, help="print CSV instead of a table")) -> None:
+    """Run SQL over the parquet tables of a results store."""
+    from brainlike.store import ResultsStore
+
+    try:
+        df = ResultsStore(store).query(sql)
+    except BrainlikeError as exc:
+        _fail(exc)
+    print(df.to_csv(index=False) if csv else df.to_string(index=False, max_rows=200))
+
+
+@results_app.command("tables")
+def results_tables(store: Path = typer.Option(Path("brainlike-out/results"), help="results folder")) -> None:
+    """List the tables of a results store."""
+    from brainlike.store import ResultsStore
+
+    for t in ResultsStore(store).tables():
+        print(t)
+
+
 def read_stimulus(path: Path):
     """A Stimulus from a .tsv / .TextGrid timing file or a .txt text (constant-rate timing)."""
     from brainlike.stimulus import Stimulus

@@ -7,9 +7,10 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from brainlike.encoding import cross_validated_encoding
+from brainlike.encoding import contiguous_folds, cross_validated_encoding
 from brainlike.errors import BrainlikeError
 from brainlike.models.features import Features
+from brainlike.neural.stats import permutation_test
 
 
 def score_layers(
@@ -26,6 +27,8 @@ def score_layers(
     backend: str = "numpy",
     model: str | None = None,
     subject: str = "sub-01",
+    n_permutations: int = 0,
+    seed: int = 0,
     progress: bool = True,
 ) -> pd.DataFrame:
     """Cross-validated ridge encoding of ``responses`` from each layer's features.
@@ -38,6 +41,8 @@ def score_layers(
         layers: layer indices to fit (default all, 0 = embeddings).
         n_splits / inner_splits: outer contiguous folds (scores) and inner folds (alpha per channel).
         groups: ``(n_samples,)`` run labels for run-aware folds.
+        n_permutations: if > 0, a one-sided p-value per layer and channel from circular shifts of the
+            held-out predictions within each outer fold (keeps autocorrelation; no refitting).
 
     Returns:
         A tidy table, one row per (layer, channel): ``model, subject, layer, relative_layer, channel,
@@ -68,11 +73,18 @@ def score_layers(
     for k in tqdm(layers, desc=f"encoding {name}", unit="layer", disable=not progress, leave=False):
         res = cross_validated_encoding(arr[k], Y, n_splits=n_splits, inner_splits=inner_splits, alphas=alphas,
                                        groups=groups, backend=backend)
-        frames.append(pd.DataFrame({
+        frame = pd.DataFrame({
             "model": name, "subject": subject, "layer": k, "relative_layer": k / max(n_layers - 1, 1),
             "channel": channels, "region": regions, "r": res.scores.astype(np.float64),
-            "alpha": np.median(res.alphas, axis=0).astype(np.float64),
-        }))
+            "alpha": np.median(res.alphas, axis=0).astype(np.float64), "n_samples": Y.shape[0],
+        })
+        if n_permutations > 0:
+            folds = np.empty(Y.shape[0], dtype=np.int64)
+            for f, (_, test) in enumerate(contiguous_folds(Y.shape[0], n_splits, groups)):
+                folds[test] = f
+            perm = permutation_test(Y, res.predictions, groups=folds, n_permutations=n_permutations, seed=seed + k)
+            frame["p"] = perm.pvalues.astype(np.float64)
+        frames.append(frame)
     return pd.concat(frames, ignore_index=True)
 
 

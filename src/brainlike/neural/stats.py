@@ -1,0 +1,376 @@
+"""Statistics for encoding scores: noise ceilings, autocorrelation-aware permutation tests, FDR.
+
+* :func:`split_half_reliability` — noise ceiling from repeated presentations (split-half correlation,
+  Spearman–Brown corrected).
+* :func:`inter_subject_correlation` / :func:`isc_ceiling` — leave-one-subject-out correlation when several
+  subjects heard the same stimulus (an estimate of the best achievable r, see the docstring).
+* :func:`permutation_test` — p-values for channel scores by circularly shifting (or block-permuting) the
+  held-out predictions against the recordings, which keeps the autocorrelation of both series intact
+  (shuffling single samples would not, and gives far too small p-values for fMRI/ECoG).
+* :func:`block_bootstrap_ci` — moving-block bootstrap confidence intervals of the scores.
+* :func:`fdr_correction` — Benjamini–Hochberg q-values and a significance mask.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats as sstats
+
+from brainlike.errors import NeuralDataError
+
+__all__ = [
+    "FDRResult",
+    "NoiseCeiling",
+    "PermutationResult",
+    "block_bootstrap_ci",
+    "fdr_correction",
+    "inter_subject_correlation",
+    "isc_ceiling",
+    "normalize_scores",
+    "permutation_test",
+    "split_half_reliability",
+]
+
+
+def _colwise_r(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pearson r between matching columns; 0 where a column is constant. Shapes ``(n, t)`` → ``(t,)``."""
+    a = a - a.mean(axis=0)
+    b = b - b.mean(axis=0)
+    num = np.einsum("ij,ij->j", a, b)
+    den = np.sqrt(np.einsum("ij,ij->j", a, a) * np.einsum("ij,ij->j", b, b))
+    out = np.zeros(a.shape[1])
+    ok = den > 0
+    out[ok] = num[ok] / den[ok]
+    return np.clip(out, -1.0, 1.0)
+
+
+def _as_2d(x, name: str) -> np.ndarray:
+    arr = np.asarray(x, dtype=np.float64)
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    if arr.ndim != 2:
+        raise NeuralDataError(f"{name} must be (n_samples, n_channels); got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise NeuralDataError(f"{name} contains NaN or inf; exclude those channels first")
+    return arr
+
+
+# ---------------------------------------------------------------------------------------------- ceilings
+@dataclass
+class NoiseCeiling:
+    """Split-half noise ceiling.
+
+    Attributes:
+        split_half_r: ``(n_channels,)`` mean correlation between the averages of two halves of the repeats.
+        reliability: ``(n_channels,)`` Spearman–Brown corrected reliability of the average over all repeats,
+            ``2 r / (1 + r)`` (can be negative for unreliable channels).
+        ceiling: ``(n_channels,)`` the highest Pearson r a perfect model can reach against the repeat
+            average, ``sqrt(max(reliability, 0))``.
+        n_repeats: number of repeats used.
+    """
+
+    split_half_r: np.ndarray
+    reliability: np.ndarray
+    ceiling: np.ndarray
+    n_repeats: int
+
+
+def split_half_reliability(repeats, *, n_splits: int = 100, seed: int = 0) -> NoiseCeiling:
+    """Noise ceiling from repeated presentations of the same stimulus.
+
+    The repeats are split at random into two halves (``n_splits`` times; all splits when there are few),
+    each half is averaged, the halves are correlated per channel, and the mean r is corrected with
+    Spearman–Brown to the reliability of the full average.
+
+    Args:
+        repeats: ``(n_repeats, n_samples, n_channels)`` responses to the same stimulus (e.g. LeBel's
+            ``wheretheressmoke`` repeats), any unit; or a list of ``(n_samples, n_channels)`` arrays.
+        n_splits: random splits to average over.
+        seed: random seed for the splits.
+    """
+    arr = np.asarray([np.asarray(r, dtype=np.float64) for r in repeats]) if isinstance(repeats, (list, tuple)) \
+        else np.asarray(repeats, dtype=np.float64)
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    if arr.ndim != 3:
+        raise NeuralDataError(f"repeats must be (n_repeats, n_samples, n_channels); got shape {arr.shape}")
+    k = arr.shape[0]
+    if k < 2:
+        raise NeuralDataError(f"a split-half noise ceiling needs at least 2 repeats, got {k}")
+    if not np.all(np.isfinite(arr)):
+        raise NeuralDataError("repeats contain NaN or inf; exclude those channels first")
+    splits = _splits(k, n_splits, seed)
+    rs = [_colwise_r(arr[list(a)].mean(axis=0), arr[list(b)].mean(axis=0)) for a, b in splits]
+    r = np.mean(rs, axis=0)
+    rel = 2 * r / (1 + r)
+    rel = np.where(r <= -1, -1.0, rel)
+    return NoiseCeiling(split_half_r=r, reliability=rel, ceiling=np.sqrt(np.clip(rel, 0, 1)), n_repeats=k)
+
+
+def _splits(k: int, n_splits: int, seed: int) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
+    """Half splits of ``k`` repeats: all distinct ones if there are at most ``n_splits``, else random ones."""
+    from itertools import combinations
+    from math import comb
+
+    half = k // 2
+    n_distinct = comb(k, half) // (2 if k % 2 == 0 else 1)
+    if n_distinct <= n_splits:
+        out = []
+        for a in combinations(range(k), half):
+            b = tuple(i for i in range(k) if i not in a)
+            if k % 2 == 0 and (b, a) in out:
+                continue
+            out.append((a, b))
+        return out
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n_splits):
+        perm = rng.permutation(k)
+        out.append((tuple(sorted(perm[:half])), tuple(sorted(perm[half:]))))
+    return out
+
+
+def inter_subject_correlation(data, *, method: str = "loo") -> np.ndarray:
+    """Inter-subject correlation of every channel (subjects in a common space, e.g. fsaverage vertices).
+
+    Args:
+        data: ``(n_subjects, n_samples, n_channels)`` or a list of ``(n_samples, n_channels)`` arrays
+            recorded while the subjects heard the same stimulus, aligned sample by sample.
+        method: ``"loo"``: each subject against the average of all others (returns
+            ``(n_subjects, n_channels)``); ``"pairwise"``: mean correlation over all subject pairs
+            (returns ``(n_channels,)``).
+    """
+    arr = np.asarray([np.asarray(d, dtype=np.float64) for d in data]) if isinstance(data, (list, tuple)) \
+        else np.asarray(data, dtype=np.float64)
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    if arr.ndim != 3:
+        raise NeuralDataError(f"data must be (n_subjects, n_samples, n_channels); got shape {arr.shape}")
+    n = arr.shape[0]
+    if n < 2:
+        raise NeuralDataError(f"inter-subject correlation needs at least 2 subjects, got {n}")
+    if not np.all(np.isfinite(arr)):
+        raise NeuralDataError("data contain NaN or inf; exclude those channels first")
+    if method == "loo":
+        total = arr.sum(axis=0)
+        return np.stack([_colwise_r(arr[i], (total - arr[i]) / (n - 1)) for i in range(n)])
+    if method == "pairwise":
+        rs = [_colwise_r(arr[i], arr[j]) for i in range(n) for j in range(i + 1, n)]
+        return np.mean(rs, axis=0)
+    raise NeuralDataError(f"method must be 'loo' or 'pairwise', not {method!r}")
+
+
+def isc_ceiling(data) -> np.ndarray:
+    """``(n_channels,)`` mean leave-one-out ISC: an estimate of the best r a model can reach per channel.
+
+    A model can at most predict the stimulus-driven part of a subject's response, which is what the other
+    subjects share with it; the correlation of a subject with the average of the others estimates the r
+    of that shared part (slightly below it with few subjects, because the average of the others still
+    contains noise; above it if subjects share non-stimulus signals such as scanner drifts). Use it as an
+    approximate upper bound: models scoring near it explain what is explainable.
+    """
+    return inter_subject_correlation(data, method="loo").mean(axis=0)
+
+
+def normalize_scores(scores, ceiling, *, min_ceiling: float = 0.1) -> np.ndarray:
+    """``scores / ceiling`` per channel; NaN where the ceiling is below ``min_ceiling`` (unreliable)."""
+    s = np.asarray(scores, dtype=np.float64)
+    c = np.asarray(ceiling, dtype=np.float64)
+    if s.shape[-1] != c.shape[-1]:
+        raise NeuralDataError(f"{s.shape[-1]} scores but {c.shape[-1]} ceilings")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(c >= min_ceiling, s / c, np.nan)
+
+
+# ---------------------------------------------------------------------------------------------- permutation
+@dataclass
+class PermutationResult:
+    """Permutation test of channel scores.
+
+    Attributes:
+        scores: ``(n_channels,)`` observed statistic: Pearson r of the predictions (the mean of the per-group
+            r when ``groups`` were given).
+        pvalues: ``(n_channels,)`` one-sided p-values (``P(null >= observed)``), in ``(0, 1]``.
+        null: ``(n_permutations, n_channels)`` float32 null distribution.
+        method: ``"circular"`` or ``"block"``.
+    """
+
+    scores: np.ndarray
+    pvalues: np.ndarray
+    null: np.ndarray
+    method: str
+
+
+def _groups_index(groups, n: int) -> list[np.ndarray]:
+    if groups is None:
+        return [np.arange(n)]
+    g = np.asarray(groups)
+    if g.shape != (n,):
+        raise NeuralDataError(f"groups must have one label per sample ({n}); got shape {g.shape}")
+    _, first = np.unique(g, return_index=True)
+    order = g[np.sort(first)]
+    return [np.flatnonzero(g == lab) for lab in order]
+
+
+def _standardize(x: np.ndarray) -> np.ndarray:
+    x = x - x.mean(axis=0)
+    norm = np.sqrt((x * x).sum(axis=0))
+    norm[norm == 0] = np.inf
+    return x / norm
+
+
+def permutation_test(
+    y_true,
+    y_pred,
+    *,
+    groups: Sequence | np.ndarray | None = None,
+    method: str = "circular",
+    n_permutations: int = 1000,
+    min_shift: int | None = None,
+    block_size: int | None = None,
+    seed: int = 0,
+) -> PermutationResult:
+    """p-values for the correlation between held-out predictions and recordings, respecting autocorrelation.
+
+    The null distribution comes from breaking the alignment of predictions and recordings while keeping
+    each series' autocorrelation: ``"circular"`` shifts the predictions circularly by a random lag of at
+    least ``min_shift`` samples; ``"block"`` cuts them into blocks of ``block_size`` samples and permutes
+    the blocks. With ``groups`` (the test fold or run of every sample) this happens within each group and
+    the statistic is the mean over groups of the within-group r — pass the fold labels of
+    cross-validated predictions, so that fold-wise intercepts do not bias the test.
+
+    Args:
+        y_true: ``(n_samples, n_channels)`` recordings.
+        y_pred: ``(n_samples, n_channels)`` cross-validated predictions.
+        groups: ``(n_samples,)`` group label per sample, or None (one group).
+        method: ``"circular"`` or ``"block"``.
+        n_permutations: null samples.
+        min_shift: smallest circular shift, samples (default: 10 % of the group length, at least 1).
+        block_size: block length for ``"block"`` (default: 1/20 of the group length, at least 2).
+        seed: random seed.
+
+    Returns:
+        :class:`PermutationResult` (p-values ``(1 + #{null >= observed}) / (1 + n_permutations)``).
+    """
+    yt = _as_2d(y_true, "y_true")
+    yp = _as_2d(y_pred, "y_pred")
+    if yt.shape != yp.shape:
+        raise NeuralDataError(f"y_true {yt.shape} and y_pred {yp.shape} must have the same shape")
+    if method not in ("circular", "block"):
+        raise NeuralDataError(f"method must be 'circular' or 'block', not {method!r}")
+    if n_permutations < 1:
+        raise NeuralDataError("n_permutations must be >= 1")
+    n, c = yt.shape
+    idx = _groups_index(groups, n)
+    rng = np.random.default_rng(seed)
+    observed = np.zeros(c)
+    null = np.zeros((n_permutations, c))
+    for gi in idx:
+        m = len(gi)
+        if m < 4:
+            raise NeuralDataError(f"a group has only {m} samples; permutation tests need at least 4 per group")
+        a = _standardize(yt[gi])
+        b = _standardize(yp[gi])
+        observed += (a * b).sum(axis=0)
+        if method == "circular":
+            ms = max(1, int(round(0.1 * m))) if min_shift is None else int(min_shift)
+            if not 1 <= ms <= m // 2:
+                raise NeuralDataError(f"min_shift must be in [1, {m // 2}] for a group of {m} samples, got {ms}")
+            # r for every circular lag k at once: sum_t a[t] b[(t + k) mod m]
+            fa = np.fft.rfft(a, axis=0)
+            fb = np.fft.rfft(b, axis=0)
+            lag_r = np.fft.irfft(np.conj(fa) * fb, n=m, axis=0)
+            shifts = rng.integers(ms, m - ms + 1, size=n_permutations)
+            null += lag_r[shifts]
+        else:
+            bs = max(2, m // 20) if block_size is None else int(block_size)
+            if not 1 <= bs <= m // 2:
+                raise NeuralDataError(f"block_size must be in [1, {m // 2}] for a group of {m} samples, got {bs}")
+            starts = np.arange(0, m, bs)
+            blocks = [np.arange(s, min(s + bs, m)) for s in starts]
+            for p in range(n_permutations):
+                order = np.concatenate([blocks[j] for j in rng.permutation(len(blocks))])
+                null[p] += np.einsum("ij,ij->j", a, b[order])
+    k = len(idx)
+    observed /= k
+    null /= k
+    pvals = (1.0 + (null >= observed - 1e-12).sum(axis=0)) / (1.0 + n_permutations)
+    return PermutationResult(scores=observed, pvalues=pvals, null=null.astype(np.float32), method=method)
+
+
+def block_bootstrap_ci(
+    y_true,
+    y_pred,
+    *,
+    block_size: int | None = None,
+    n_boot: int = 1000,
+    ci: float = 0.95,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Moving-block bootstrap confidence interval of the per-channel Pearson r.
+
+    Blocks of ``block_size`` consecutive samples (default ``n // 20``, at least 2) are resampled with
+    replacement — the same blocks for recordings and predictions — so autocorrelation is kept.
+
+    Returns:
+        ``(low, high)``, each ``(n_channels,)``: percentile bounds at ``(1 - ci) / 2`` and ``(1 + ci) / 2``.
+    """
+    yt = _as_2d(y_true, "y_true")
+    yp = _as_2d(y_pred, "y_pred")
+    if yt.shape != yp.shape:
+        raise NeuralDataError(f"y_true {yt.shape} and y_pred {yp.shape} must have the same shape")
+    if not 0 < ci < 1:
+        raise NeuralDataError(f"ci must be in (0, 1), got {ci}")
+    n = yt.shape[0]
+    bs = max(2, n // 20) if block_size is None else int(block_size)
+    if not 1 <= bs <= n:
+        raise NeuralDataError(f"block_size must be in [1, {n}], got {bs}")
+    rng = np.random.default_rng(seed)
+    n_blocks = int(np.ceil(n / bs))
+    boots = np.empty((n_boot, yt.shape[1]))
+    for i in range(n_boot):
+        starts = rng.integers(0, n - bs + 1, size=n_blocks)
+        sel = (starts[:, None] + np.arange(bs)[None, :]).reshape(-1)[:n]
+        boots[i] = _colwise_r(yt[sel], yp[sel])
+    lo, hi = np.quantile(boots, [(1 - ci) / 2, (1 + ci) / 2], axis=0)
+    return lo, hi
+
+
+# ---------------------------------------------------------------------------------------------- FDR
+@dataclass
+class FDRResult:
+    """Benjamini–Hochberg correction.
+
+    Attributes:
+        qvalues: ``(n,)`` adjusted p-values (NaN where the p-value was NaN).
+        significant: ``(n,)`` bool, ``q <= alpha`` (False for NaN).
+        alpha: the false discovery rate controlled.
+    """
+
+    qvalues: np.ndarray
+    significant: np.ndarray
+    alpha: float
+
+
+def fdr_correction(pvalues, alpha: float = 0.05) -> FDRResult:
+    """Benjamini–Hochberg FDR over all given p-values (NaN entries are ignored and stay NaN).
+
+    Raises:
+        NeuralDataError: p-values outside [0, 1] or alpha outside (0, 1).
+    """
+    p = np.asarray(pvalues, dtype=np.float64)
+    shape = p.shape
+    p = p.reshape(-1)
+    if not 0 < alpha < 1:
+        raise NeuralDataError(f"alpha must be in (0, 1), got {alpha}")
+    ok = ~np.isnan(p)
+    if np.any((p[ok] < 0) | (p[ok] > 1)):
+        raise NeuralDataError("p-values must lie in [0, 1]")
+    q = np.full(p.shape, np.nan)
+    if ok.any():
+        q[ok] = sstats.false_discovery_control(p[ok], method="bh")
+    sig = np.zeros(p.shape, dtype=bool)
+    sig[ok] = q[ok] <= alpha
+    return FDRResult(qvalues=q.reshape(shape), significant=sig.reshape(shape), alpha=float(alpha))
