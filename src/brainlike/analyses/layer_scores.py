@@ -75,7 +75,8 @@ def score_layers(
                                        groups=groups, backend=backend)
         frame = pd.DataFrame({
             "model": name, "subject": subject, "layer": k, "relative_layer": k / max(n_layers - 1, 1),
-            "channel": channels, "region": regions, "r": res.scores.astype(np.float64),
+            "channel": channels, "region": regions, "r": res.fold_scores.mean(axis=0).astype(np.float64),
+            "r_pooled": res.scores.astype(np.float64),
             "alpha": np.median(res.alphas, axis=0).astype(np.float64), "n_samples": Y.shape[0],
         })
         if n_permutations > 0:

@@ -314,6 +314,11 @@ def _resolve_runs(stimuli, n_trs, tr, run_labels):
     run_labels = [str(r) for r in run_labels]
     if len(run_labels) != len(stims) or len(set(run_labels)) != len(run_labels):
         raise NeuralDataError(f"need {len(stims)} distinct run labels, got {run_labels}")
+    names = [s.name for s in stims]
+    if sorted(names) == sorted(run_labels) and names != run_labels:
+        raise NeuralDataError(
+            f"the stimuli are named like the runs but in another order (stimuli {names}, runs {run_labels}); "
+            "give one Stimulus per run in the order of the runs in the recording")
     return stims, lengths, tr, run_labels
 
 
@@ -321,7 +326,9 @@ def _split_features(features, stims: list[Stimulus], has_layers: bool) -> list[n
     """Per-run feature arrays; a single array covering all runs is split by the runs' word counts."""
     axis = 1 if has_layers else 0
     want = [len(s) for s in stims]
-    if isinstance(features, (list, tuple)) and not (len(features) and np.ndim(features[0]) == 0):
+    per_run = isinstance(features, (list, tuple)) and len(features) > 0 and all(
+        hasattr(f, "layers") or isinstance(f, np.ndarray) for f in features)
+    if per_run:
         parts = [_layers_array(f) if has_layers else np.asarray(f) for f in features]
         if len(parts) != len(stims):
             raise NeuralDataError(f"{len(parts)} feature arrays but {len(stims)} stimuli (runs)")

@@ -137,8 +137,9 @@ class SimulationResult:
             weight; -1 for acoustic/noise channels), ``snr`` (variance ratio; 0 for noise), ``is_noise``,
             ``hierarchy``, ``x``, ``y``, ``z`` (mm).
         stimuli: the stimulus of each run.
-        drives: ``(n_words_total, n_channels)`` float32 unit-variance word-level drive of each channel
-            (zeros for noise channels), words of all runs in order.
+        drives: ``(n_words_total, n_channels)`` float32 word-level drive of each channel, words of all runs
+            in order: unit variance for layer/mix channels, 1 for every word of acoustic channels, 0 for
+            noise channels.
         projections: channel name → ``(len(layers), n_features)`` float32 projection vectors ``v_l``.
         params: the simulation settings (seed, sampling, noise parameters).
     """

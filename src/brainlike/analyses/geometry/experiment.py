@@ -1,0 +1,336 @@
+"""The context experiment: attention density, MLP-input intrinsic dimension and linear-region bounds per
+layer, for the same questions with and without added context, next to the model's exact-match accuracy.
+
+Entry point: :func:`run_geometry` with a :class:`GeometryConfig` → :class:`GeometryResult` (tidy tables).
+
+Intrinsic dimension is estimated per (model, condition, layer) on the pooled MLP inputs of all prompts of
+that condition (every token of every prompt, or only the shared question tokens with
+``token_scope="question"``), de-duplicated (in causal models, tokens with identical prefixes such as
+``<s> Question:`` give identical vectors) and subsampled with ``seed`` to the *same* number of points in
+every condition and layer of a model (the smallest available, at most ``max_points``), because the
+estimates depend on the number of points.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from brainlike.analyses.geometry.attention import ATTENTION_MEASURES
+from brainlike.analyses.geometry.capture import measure_prompts
+from brainlike.analyses.geometry.intrinsic_dimension import (MIN_POINTS, estimate_intrinsic_dimension,
+                                                             prepare_points)
+from brainlike.analyses.geometry.linear_regions import integer_dimension, log10_linear_region_bound
+from brainlike.analyses.geometry.modules import attention_heads, mlp_modules, mlp_width
+from brainlike.analyses.geometry.questions import Question, build_prompt, exact_match, generate_answer, load_questions
+from brainlike.errors import BrainlikeError
+from brainlike.models.loading import LoadedModel, load_model
+
+
+class GeometryConfig(BaseModel):
+    """Settings of the geometry / context experiment (all have defaults; unknown keys are errors).
+
+    Attributes:
+        models: registered names, local folders or hub ids.
+        questions: a JSON / JSON-lines questions file (see :func:`load_questions`); ``None`` = built-in set.
+        n_questions: use a seeded random subset of this many questions (``None`` = all).
+        conditions: context variants among ``none``, ``passage``, ``fewshot``.
+        n_shots: solved examples in the ``fewshot`` prefix.
+        density_threshold: absolute attention weight above which an entry is an edge.
+        relative_threshold: edge when the weight is at least this multiple of its row's uniform weight.
+        estimators: intrinsic-dimension estimators (``twonn``, ``mle``).
+        mle_neighbors: neighbourhood size of the MLE estimator.
+        max_points: most points per intrinsic-dimension estimate.
+        token_scope: pool ``all`` tokens of each prompt, or only the tokens of the ``question`` text (the same
+            text in every condition; template words and context excluded).
+        region_rounding: how a fractional dimension becomes the integer ``d`` of the region bound.
+        accuracy: greedy-generate answers and score exact match (causal models only).
+        max_new_tokens: tokens generated per answer.
+        dtype / device: model loading.
+        mlp_path: dotted MLP module template (``"model.layers.{i}.mlp"``) for unknown architectures.
+        seed: seeds question subsets, few-shot picks and point subsamples.
+        progress: show progress bars.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    models: list[str] = Field(default_factory=lambda: ["stories260k"], min_length=1)
+    questions: str | None = None
+    n_questions: int | None = Field(default=None, ge=2)
+    conditions: list[Literal["none", "passage", "fewshot"]] = Field(
+        default_factory=lambda: ["none", "passage", "fewshot"], min_length=1)
+    n_shots: int = Field(default=3, ge=1)
+    density_threshold: float = Field(default=0.01, ge=0.0, lt=1.0)
+    relative_threshold: float = Field(default=1.0, gt=0.0)
+    estimators: list[Literal["twonn", "mle"]] = Field(default_factory=lambda: ["twonn", "mle"], min_length=1)
+    mle_neighbors: int = Field(default=20, ge=3)
+    max_points: int = Field(default=2000, ge=MIN_POINTS)
+    token_scope: Literal["all", "question"] = "all"
+    region_rounding: Literal["ceil", "round", "floor"] = "ceil"
+    accuracy: bool = True
+    max_new_tokens: int = Field(default=5, ge=1, le=64)
+    dtype: Literal["float32", "float16", "bfloat16"] = "float32"
+    device: str = "cpu"
+    mlp_path: str | None = None
+    seed: int = 0
+    progress: bool = True
+
+    @field_validator("conditions", "estimators", "models")
+    @classmethod
+    def _unique(cls, value: list) -> list:
+        if len(set(value)) != len(value):
+            raise ValueError(f"entries must be unique, got {value}")
+        return value
+
+    @classmethod
+    def parse(cls, data: "GeometryConfig | dict | str | Path") -> "GeometryConfig":
+        """A config from itself, a dict, or a YAML file (flat, or under a top-level ``geometry:`` key).
+
+        Raises:
+            BrainlikeError: the file is missing or a setting is invalid (the message names it).
+        """
+        if isinstance(data, GeometryConfig):
+            return data
+        source = "geometry config"
+        if isinstance(data, (str, Path)):
+            path = Path(data).expanduser()
+            if not path.is_file():
+                raise BrainlikeError(f"config file not found: {path}")
+            source = str(path)
+            try:
+                data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            except yaml.YAMLError as exc:
+                raise BrainlikeError(f"{path} is not valid YAML: {exc}") from None
+        if not isinstance(data, dict):
+            raise BrainlikeError(f"{source}: expected a mapping of settings")
+        if set(data) == {"geometry"}:
+            data = data["geometry"]
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'config'}: {e['msg']}" for e in exc.errors())
+            raise BrainlikeError(f"{source}: {problems}") from None
+
+
+@dataclass
+class GeometryResult:
+    """Tidy tables of the geometry experiment (one row per observation).
+
+    Attributes:
+        attention_prompts: one row per (model, condition, question, layer, head): ``model, condition,
+            question_id, layer, relative_layer, head, n_tokens, density, relative_density, entropy`` (nats)
+            ``, normalized_entropy, effective_density``.
+        attention: the same measures averaged over prompts, one row per (model, condition, layer, head),
+            plus ``n_prompts``.
+        intrinsic_dimension: one row per (model, condition, layer, estimator): ``intrinsic_dimension``
+            (dimensions), ``n_points``, ``ambient_dim`` (hidden size), ``token_scope``.
+        linear_regions: one row per (model, condition, layer, estimator): ``intrinsic_dimension``,
+            ``dim_used`` (integer d), ``width`` (MLP units n), ``log10_regions`` (log10 of
+            sum_{i<=d} C(n, i)), ``log10_regions_ambient`` (d = hidden size), ``log10_regions_max`` (n log10 2).
+        accuracy: one row per (model, condition, question): ``category, n_tokens, answer, generated,
+            correct`` (causal models only).
+        models: one row per model: ``kind, n_layers, n_heads, hidden_size, mlp_width, fingerprint``.
+        config: the settings used (JSON-serialisable dict).
+        notes: human-readable remarks (e.g. accuracy skipped for encoders).
+    """
+
+    attention_prompts: pd.DataFrame
+    attention: pd.DataFrame
+    intrinsic_dimension: pd.DataFrame
+    linear_regions: pd.DataFrame
+    accuracy: pd.DataFrame
+    models: pd.DataFrame
+    config: dict
+    notes: list[str] = field(default_factory=list)
+
+    TABLES = ("attention_prompts", "attention", "intrinsic_dimension", "linear_regions", "accuracy", "models")
+
+    def accuracy_summary(self) -> pd.DataFrame:
+        """One row per (model, condition): ``n_questions, n_correct, accuracy`` (share correct)."""
+        if self.accuracy.empty:
+            return pd.DataFrame(columns=["model", "condition", "n_questions", "n_correct", "accuracy"])
+        g = self.accuracy.groupby(["model", "condition"], sort=False)["correct"]
+        return pd.DataFrame({"n_questions": g.size(), "n_correct": g.sum().astype(int),
+                             "accuracy": g.mean().astype(float)}).reset_index()
+
+    def layer_measures(self) -> pd.DataFrame:
+        """Long table of per-layer measures: one row per (model, condition, layer, measure): ``value``.
+
+        Measures: the attention measures averaged over heads and prompts, ``id_<estimator>`` and
+        ``log10_regions_<estimator>``.
+        """
+        keys = ["model", "condition", "layer", "relative_layer"]
+        att = self.attention.groupby(keys, sort=False)[list(ATTENTION_MEASURES)].mean().reset_index()
+        parts = [att.melt(id_vars=keys, var_name="measure", value_name="value")]
+        for table, column, prefix in ((self.intrinsic_dimension, "intrinsic_dimension", "id_"),
+                                      (self.linear_regions, "log10_regions", "log10_regions_")):
+            if not table.empty:
+                t = table[keys + ["estimator", column]].rename(columns={column: "value"})
+                t["measure"] = prefix + t.pop("estimator")
+                parts.append(t)
+        return pd.concat(parts, ignore_index=True)
+
+    def context_effect(self, baseline: str = "none") -> pd.DataFrame:
+        """Change of every per-layer measure with context: one row per (model, condition ≠ baseline,
+        layer, measure): ``value``, ``baseline_value``, ``change`` (value − baseline_value)."""
+        long = self.layer_measures()
+        if baseline not in set(long["condition"]):
+            raise BrainlikeError(f"baseline condition {baseline!r} was not run (conditions: "
+                                 f"{sorted(set(long['condition']))})")
+        keys = ["model", "layer", "relative_layer", "measure"]
+        base = long[long["condition"] == baseline][keys + ["value"]].rename(columns={"value": "baseline_value"})
+        out = long[long["condition"] != baseline].merge(base, on=keys, how="inner")
+        out["change"] = out["value"] - out["baseline_value"]
+        return out.reset_index(drop=True)
+
+    def figures(self) -> dict:
+        """The standard figures: ``{name: matplotlib Figure}``."""
+        from brainlike.analyses.geometry import plots
+
+        figs = {"attention_density": plots.plot_attention_density(self.attention),
+                "attention_effective_density": plots.plot_attention_density(self.attention,
+                                                                            measure="effective_density"),
+                "intrinsic_dimension": plots.plot_intrinsic_dimension(self.intrinsic_dimension),
+                "linear_regions": plots.plot_linear_regions(self.linear_regions)}
+        if not self.accuracy.empty:
+            figs["accuracy"] = plots.plot_context_accuracy(self.accuracy)
+        return figs
+
+    def save(self, folder: str | Path) -> Path:
+        """Write every table as ``<name>.parquet`` and ``config.json`` (settings + notes) into ``folder``."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in self.TABLES:
+            getattr(self, name).to_parquet(folder / f"{name}.parquet", index=False)
+        (folder / "config.json").write_text(json.dumps({"config": self.config, "notes": self.notes}, indent=2))
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path) -> "GeometryResult":
+        """Read a result written by :meth:`save`."""
+        folder = Path(folder)
+        if not (folder / "config.json").exists():
+            raise BrainlikeError(f"{folder} holds no saved geometry result (config.json missing)")
+        meta = json.loads((folder / "config.json").read_text())
+        tables = {name: pd.read_parquet(folder / f"{name}.parquet") for name in cls.TABLES}
+        return cls(**tables, config=meta["config"], notes=list(meta.get("notes", [])))
+
+
+def summarize_attention(prompts_table: pd.DataFrame) -> pd.DataFrame:
+    """Average the per-prompt attention measures over prompts: one row per (model, condition, layer, head)
+    with the mean of every measure and ``n_prompts``."""
+    keys = ["model", "condition", "layer", "relative_layer", "head"]
+    g = prompts_table.groupby(keys, sort=False)
+    out = g[list(ATTENTION_MEASURES)].mean()
+    out["n_prompts"] = g.size()
+    return out.reset_index()
+
+
+def _select_questions(config: GeometryConfig) -> list[Question]:
+    questions = load_questions(config.questions)
+    if config.n_questions is not None and config.n_questions < len(questions):
+        rng = np.random.default_rng(config.seed)
+        keep = np.sort(rng.choice(len(questions), size=config.n_questions, replace=False))
+        # few-shot examples are drawn from the whole set, so a subset keeps its prompts
+        return [questions[i] for i in keep] + [q for i, q in enumerate(questions) if i not in set(keep)]
+    return questions
+
+
+def _run_model(lm: LoadedModel, config: GeometryConfig, questions: list[Question], n_asked: int,
+               notes: list[str]) -> dict[str, pd.DataFrame]:
+    modules = mlp_modules(lm.model, lm.n_layers, config.mlp_path)
+    width = mlp_width(modules[0], lm.hidden_size, lm.model.config)
+    n_heads = attention_heads(lm.model)
+    asked = questions[:n_asked]
+    attention, points = [], {}
+    for condition in config.conditions:
+        built = [build_prompt(questions, i, condition, config.n_shots, config.seed) for i in range(n_asked)]
+        spans = [s for _, s in built] if config.token_scope == "question" else None
+        geo = measure_prompts(lm, [p for p, _ in built], scope_spans=spans, threshold=config.density_threshold,
+                              relative_threshold=config.relative_threshold, mlp_path=config.mlp_path,
+                              progress=config.progress, desc=f"{lm.name} {condition}")
+        t = geo.attention
+        t.insert(0, "question_id", [asked[p].id for p in t["prompt"]])
+        t.insert(0, "condition", condition)
+        t.insert(0, "model", lm.name)
+        t["relative_layer"] = t["layer"] / lm.n_layers
+        attention.append(t.drop(columns="prompt"))
+        points[condition] = [prepare_points(x, None, config.seed) for x in geo.points]
+
+    n_common = min(config.max_points, min(len(x) for pts in points.values() for x in pts))
+    if n_common < MIN_POINTS:
+        raise BrainlikeError(f"{lm.name}: only {n_common} distinct token vectors in some condition/layer; "
+                             f"intrinsic dimension needs {MIN_POINTS} (use more questions or token_scope='all')")
+    id_rows, region_rows = [], []
+    for condition, per_layer in points.items():
+        for layer, X in enumerate(per_layer, start=1):
+            for est in config.estimators:
+                d = estimate_intrinsic_dimension(X, est, max_points=n_common, seed=config.seed + layer,
+                                                 deduplicate=False, n_neighbors=config.mle_neighbors)
+                base = {"model": lm.name, "condition": condition, "layer": layer,
+                        "relative_layer": layer / lm.n_layers, "estimator": est}
+                id_rows.append({**base, "intrinsic_dimension": d, "n_points": n_common,
+                                "ambient_dim": lm.hidden_size, "token_scope": config.token_scope})
+                dim_used = min(integer_dimension(d, config.region_rounding), width)
+                region_rows.append({**base, "intrinsic_dimension": d, "dim_used": dim_used, "width": width,
+                                    "log10_regions": log10_linear_region_bound(width, d, config.region_rounding),
+                                    "log10_regions_ambient": log10_linear_region_bound(width, lm.hidden_size),
+                                    "log10_regions_max": width * float(np.log10(2.0))})
+
+    acc_rows = []
+    if config.accuracy and lm.kind == "causal":
+        for condition in config.conditions:
+            for i, q in enumerate(asked):
+                prompt, _ = build_prompt(questions, i, condition, config.n_shots, config.seed)
+                generated = generate_answer(lm, prompt, config.max_new_tokens)
+                acc_rows.append({"model": lm.name, "condition": condition, "question_id": q.id,
+                                 "category": q.category, "n_tokens": len(lm.tokenizer(prompt)["input_ids"]),
+                                 "answer": q.answer, "generated": generated, "correct": exact_match(generated, q.answers)})
+    elif config.accuracy:
+        notes.append(f"{lm.name} is an encoder: no answers generated, accuracy not measured")
+    model_row = {"model": lm.name, "kind": lm.kind, "n_layers": lm.n_layers, "n_heads": n_heads,
+                 "hidden_size": lm.hidden_size, "mlp_width": width, "fingerprint": lm.fingerprint}
+    return {"attention_prompts": pd.concat(attention, ignore_index=True), "intrinsic_dimension": pd.DataFrame(id_rows),
+            "linear_regions": pd.DataFrame(region_rows), "accuracy": pd.DataFrame(acc_rows),
+            "models": pd.DataFrame([model_row])}
+
+
+_ACCURACY_COLUMNS = ["model", "condition", "question_id", "category", "n_tokens", "answer", "generated", "correct"]
+
+
+def run_geometry(config: GeometryConfig | dict | str | Path,
+                 models: dict[str, LoadedModel] | None = None) -> GeometryResult:
+    """Run the geometry / context experiment for every model of ``config``.
+
+    Args:
+        config: a :class:`GeometryConfig`, a dict of its fields, or a YAML file.
+        models: already loaded models by name (optional; others are loaded with eager attention).
+
+    Returns:
+        :class:`GeometryResult` with per-layer tables for every condition.
+    """
+    config = GeometryConfig.parse(config)
+    questions = _select_questions(config)
+    n_asked = config.n_questions or len(questions)
+    notes: list[str] = []
+    parts: dict[str, list[pd.DataFrame]] = {}
+    for name in config.models:
+        lm = (models or {}).get(name) or load_model(name, dtype=config.dtype, device=config.device,
+                                                    attn_implementation="eager")
+        for key, table in _run_model(lm, config, questions, n_asked, notes).items():
+            parts.setdefault(key, []).append(table)
+    tables = {k: pd.concat([t for t in v if not t.empty] or [pd.DataFrame()], ignore_index=True)
+              for k, v in parts.items()}
+    if tables["accuracy"].empty:
+        tables["accuracy"] = pd.DataFrame(columns=_ACCURACY_COLUMNS)
+    return GeometryResult(attention_prompts=tables["attention_prompts"],
+                          attention=summarize_attention(tables["attention_prompts"]),
+                          intrinsic_dimension=tables["intrinsic_dimension"], linear_regions=tables["linear_regions"],
+                          accuracy=tables["accuracy"], models=tables["models"],
+                          config=config.model_dump(mode="json"), notes=notes)

@@ -1,0 +1,505 @@
+"""The organization analysis end to end (Sun et al. 2024, arXiv 2410.19542), driven by a config.
+
+For every model: MLP neuron activations per word (:mod:`brainlike.models.neurons`) → TR-level,
+z-scored time courses (:mod:`.timecourses`) → K representative patterns by sparse dictionary learning
+(:mod:`.patterns`) → HRF-convolved pattern regressors of a voxel-wise GLM, one t-map per pattern with FDR
+correction (:mod:`.glm`) → overlap with functional network templates and a permutation null
+(:mod:`.networks`) → diversity / consistency metrics (:mod:`.metrics`).
+
+The brain data are either given (a 4-D NIfTI + atlas, or an ``(n_trs, n_columns)`` array + one label
+per column), or simulated from the first model's neurons (:mod:`.simulate`): then the planted
+sub-group → network assignment is known and the ``recovery`` table says whether it was found.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from brainlike.analyses.organization.brain import BrainData
+from brainlike.analyses.organization.glm import GLMResult, design_matrix, fit_glm, hrf_regressors
+from brainlike.analyses.organization.metrics import (assignment_agreement, map_diversity, match_patterns,
+                                                     network_entropy, pattern_diversity)
+from brainlike.analyses.organization.networks import NetworkAtlas, load_atlas, match_networks
+from brainlike.analyses.organization.patterns import PatternLearner, PatternResult
+from brainlike.analyses.organization.simulate import SimulatedOrganization, plant_groups, simulate_network_fmri
+from brainlike.analyses.organization.timecourses import frame_times, iter_timecourses, tr_matrix
+from brainlike.errors import BrainlikeError
+from brainlike.models.neurons import NeuronActivations, NeuronOptions, extract_neurons
+from brainlike.stimulus import Stimulus
+
+__all__ = ["ModelOrganization", "OrganizationConfig", "OrganizationResult", "load_stimulus",
+           "run_organization"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StimulusConfig(_Strict):
+    """The story: ``builtin:aesop``, or a ``.tsv`` / ``.TextGrid`` (word timing) / ``.txt`` file."""
+
+    source: str = "builtin:aesop"
+    words_per_second: float = Field(2.5, gt=0, description="speech rate for plain-text sources")
+    n_words: int | None = Field(None, gt=10, description="use only the first N words")
+
+
+class DataConfig(_Strict):
+    """Brain data: ``simulated`` (ground truth from a model's neurons), ``nifti`` or ``array``."""
+
+    kind: Literal["simulated", "nifti", "array"] = "simulated"
+    bold: str | None = Field(None, description="4-D NIfTI (nifti) or .npy (n_trs, n_columns) (array)")
+    mask: str | None = Field(None, description="nifti: brain mask image (default: non-constant voxels)")
+    tr: float | None = Field(None, gt=0, description="seconds (nifti default: header); simulated default 2.0")
+    tr_offset: float = Field(0.0, description="volume i is at (i + tr_offset) * tr s on the stimulus clock")
+    # simulation
+    planted_model: str | None = Field(None, description="simulated: model whose neurons drive the voxels "
+                                                        "(default: the first model)")
+    n_groups: int = Field(3, ge=1, description="simulated: planted neuron sub-groups (= driven networks)")
+    n_networks: int = Field(6, ge=2, description="simulated: networks in the atlas")
+    snr: float = Field(0.3, gt=0, description="simulated: signal/noise variance ratio in driven voxels")
+    grid: int = Field(12, ge=4)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _check(self) -> "DataConfig":
+        if self.kind in ("nifti", "array") and not self.bold:
+            raise ValueError(f"data.kind {self.kind!r} needs data.bold")
+        if self.kind == "array" and not self.tr:
+            raise ValueError("data.kind 'array' needs data.tr")
+        if self.kind == "simulated" and self.n_networks <= self.n_groups:
+            raise ValueError("simulated data need more networks than planted groups (null networks)")
+        return self
+
+
+class NeuronsConfig(_Strict):
+    level: Literal["word", "token"] = "word"
+    pooling: Literal["last", "mean"] = "last"
+    layers: list[int] | None = Field(None, description="1-based blocks (default all)")
+    max_window: int | None = Field(None, ge=2)
+    chunk_rows: int = Field(256, ge=1)
+    block_size: int = Field(4096, ge=1, description="neurons per block when streaming")
+    binning: Literal["mean", "sum", "lanczos"] = Field("mean", description="words → TRs")
+
+
+class PatternsConfig(_Strict):
+    n_patterns: int = Field(10, ge=1)
+    alpha: float = Field(0.1, ge=0, description="sparsity of the codes (correlation units)")
+    batch_size: int = Field(256, ge=1)
+    n_epochs: int = Field(20, ge=1)
+    max_in_memory: int = Field(20000, ge=10)
+    positive_code: bool = False
+    backend: Literal["numpy", "sklearn"] = "numpy"
+    seed: int = 0
+
+
+class GLMConfig(_Strict):
+    hrf_model: Literal["glover", "spm"] = "glover"
+    oversampling: int = Field(16, ge=1)
+    high_pass: float | None = Field(1.0 / 128.0, ge=0, description="cosine drift cut-off, Hz")
+    noise_model: Literal["ols", "ar1"] = "ar1"
+    tail: Literal["two-sided", "greater"] = "two-sided"
+    fdr_alpha: float = Field(0.05, gt=0, lt=1)
+
+
+class NetworksConfig(_Strict):
+    atlas: str | None = Field(None, description="yeo7, yeo17, schaefer-<n>-<7|17>, or a label file "
+                                                "(required unless the data are simulated)")
+    names: str | None = Field(None, description="names table (index, name[, network])")
+    group_parcels: bool | None = None
+    data_dir: str | None = None
+    metric: Literal["dice", "jaccard", "correlation"] = "dice"
+    n_permutations: int = Field(1000, ge=0)
+    alpha: float = Field(0.05, gt=0, lt=1)
+    seed: int = 0
+
+
+class ConsistencyConfig(_Strict):
+    seeds: list[int] = Field(default_factory=lambda: [1, 2], description="extra dictionary-learning seeds")
+    halves: bool = Field(True, description="GLM on each half of the volumes with the same patterns")
+
+
+class OrganizationConfig(_Strict):
+    """The whole analysis (YAML ``organization:`` section or a standalone spec)."""
+
+    name: str = "organization"
+    models: list[str] = Field(..., min_length=1)
+    stimulus: StimulusConfig = Field(default_factory=StimulusConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    neurons: NeuronsConfig = Field(default_factory=NeuronsConfig)
+    patterns: PatternsConfig = Field(default_factory=PatternsConfig)
+    glm: GLMConfig = Field(default_factory=GLMConfig)
+    networks: NetworksConfig = Field(default_factory=NetworksConfig)
+    consistency: ConsistencyConfig = Field(default_factory=ConsistencyConfig)
+    output: str | None = Field(None, description="folder for tables (parquet), maps (NIfTI) and figures")
+
+    @model_validator(mode="after")
+    def _check(self) -> "OrganizationConfig":
+        if len(set(self.models)) != len(self.models):
+            raise ValueError(f"model names must be unique: {self.models}")
+        if self.data.kind != "simulated" and not self.networks.atlas:
+            raise ValueError("real data need networks.atlas (yeo7, schaefer-400-7, or a label file)")
+        if self.data.planted_model and self.data.planted_model not in self.models:
+            raise ValueError(f"data.planted_model {self.data.planted_model!r} is not in models")
+        return self
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> "OrganizationConfig":
+        """Read a YAML file (the whole file, or its ``organization:`` section); errors name the field."""
+        import yaml
+
+        path = Path(path)
+        if not path.exists():
+            raise BrainlikeError(f"config file not found: {path}")
+        raw = yaml.safe_load(path.read_text()) or {}
+        if isinstance(raw, dict) and "organization" in raw and isinstance(raw["organization"], dict):
+            raw = raw["organization"]
+        return cls.parse(raw, source=str(path))
+
+    @classmethod
+    def parse(cls, raw: dict, source: str = "config") -> "OrganizationConfig":
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as exc:
+            lines = [f"  {'.'.join(str(x) for x in e['loc']) or '(top level)'}: {e['msg']}" for e in exc.errors()]
+            raise BrainlikeError(f"{source}: invalid organization config\n" + "\n".join(lines)) from None
+
+
+def load_stimulus(cfg: StimulusConfig) -> Stimulus:
+    """The stimulus named by the config."""
+    src = cfg.source
+    if src == "builtin:aesop":
+        from brainlike.data import default_story
+
+        stim = Stimulus.from_text(default_story(), words_per_second=cfg.words_per_second, name="aesop")
+    elif src.startswith("builtin:"):
+        raise BrainlikeError(f"unknown built-in stimulus {src!r}; available: builtin:aesop")
+    else:
+        path = Path(src)
+        if not path.exists():
+            raise BrainlikeError(f"stimulus file not found: {path}")
+        suffix = path.suffix.lower()
+        if suffix == ".txt":
+            stim = Stimulus.from_text(path.read_text(encoding="utf-8"), words_per_second=cfg.words_per_second,
+                                      name=path.stem)
+        elif suffix == ".textgrid":
+            stim = Stimulus.from_textgrid(path)
+        else:
+            stim = Stimulus.from_tsv(path)
+    return stim.subset(0, cfg.n_words) if cfg.n_words else stim
+
+
+# ------------------------------------------------------------------------------------------ per model
+@dataclass
+class ModelOrganization:
+    """Everything computed for one model.
+
+    Attributes:
+        model: name.
+        neurons: neuron table (``neuron, layer, unit``).
+        patterns: the main :class:`PatternResult` (``config.patterns.seed``).
+        regressors: ``(n_trs, K)`` float64 HRF-convolved, z-scored pattern regressors.
+        glm: :class:`GLMResult` on all volumes.
+        overlaps, assignments: tables from :func:`.networks.match_networks`.
+        consistency: one row per comparison (``kind`` = ``seed`` or ``halves``).
+        metrics: the model's row of the metrics table.
+    """
+
+    model: str
+    neurons: pd.DataFrame
+    patterns: PatternResult
+    regressors: np.ndarray
+    glm: GLMResult
+    overlaps: pd.DataFrame
+    assignments: pd.DataFrame
+    consistency: pd.DataFrame
+    metrics: dict
+
+
+def _source(acts: NeuronActivations, binning, block_size: int, progress: bool):
+    return lambda: iter_timecourses(acts, binning, block_size=block_size, progress=progress)
+
+
+def _learn(acts, binning, cfg: OrganizationConfig, seed: int, progress: bool) -> PatternResult:
+    p = cfg.patterns
+    learner = PatternLearner(n_patterns=p.n_patterns, alpha=p.alpha, batch_size=p.batch_size, n_epochs=p.n_epochs,
+                             max_in_memory=p.max_in_memory, positive_code=p.positive_code, random_state=seed,
+                             backend=p.backend, progress=progress)
+    src = _source(acts, binning, cfg.neurons.block_size, progress)
+    return learner.fit_blocks(src).result(src, acts.n_neurons)
+
+
+def _map_and_match(patterns: np.ndarray, data: BrainData, atlas: NetworkAtlas, cfg: OrganizationConfig,
+                   model: str, progress: bool, rows: slice | None = None):
+    regs = hrf_regressors(patterns, data.tr, cfg.glm.hrf_model, cfg.glm.oversampling, data.tr_offset)
+    design = design_matrix(regs, data.tr, cfg.glm.high_pass, data.tr_offset)
+    Y = data.bold
+    X = design.to_numpy()
+    if rows is not None:
+        Y, X = Y[rows], X[rows]
+        X = X[:, np.abs(X).sum(axis=0) > 0]  # drop drift columns that vanish on a half
+    glm = fit_glm(Y, X, len(patterns), cfg.glm.noise_model, cfg.glm.tail, cfg.glm.fdr_alpha)
+    stat = np.abs(glm.t) if cfg.glm.tail == "two-sided" else glm.t
+    net = cfg.networks
+    overlaps, assignments = match_networks(glm.significant, stat, atlas, net.metric, net.n_permutations, net.alpha,
+                                           net.seed, model, progress)
+    return regs, glm, overlaps, assignments
+
+
+def analyse_model(acts: NeuronActivations, stimulus: Stimulus, data: BrainData, atlas: NetworkAtlas,
+                  cfg: OrganizationConfig, progress: bool = False) -> ModelOrganization:
+    """Patterns, maps, network assignments, consistency and metrics for one model's activations."""
+    model = acts.model
+    binning = tr_matrix(acts.row_onsets(stimulus), data.n_trs, data.tr, cfg.neurons.binning)
+    main = _learn(acts, binning, cfg, cfg.patterns.seed, progress)
+    regs, glm, overlaps, assignments = _map_and_match(main.patterns, data, atlas, cfg, model, progress)
+    labels = assignments["assigned_network"].tolist()
+    rows = []
+    for seed in cfg.consistency.seeds:
+        if seed == cfg.patterns.seed:
+            continue
+        other = _learn(acts, binning, cfg, seed, progress)
+        _, _, _, asg = _map_and_match(other.patterns, data, atlas, cfg, model, progress)
+        a, b, r = match_patterns(main.patterns, other.patterns)
+        other_labels = asg["assigned_network"].tolist()
+        rows.append({"model": model, "kind": "seed", "other": f"seed={seed}",
+                     "agreement": assignment_agreement([labels[i] for i in a], [other_labels[j] for j in b]),
+                     "pattern_r": float(r.mean())})
+    if cfg.consistency.halves:
+        half = data.n_trs // 2
+        parts = [_map_and_match(main.patterns, data, atlas, cfg, model, progress, rows=s)[3]["assigned_network"]
+                 for s in (slice(0, half), slice(half, data.n_trs))]
+        rows.append({"model": model, "kind": "halves", "other": "second half",
+                     "agreement": assignment_agreement(parts[0].tolist(), parts[1].tolist()),
+                     "pattern_r": 1.0})
+    consistency = pd.DataFrame(rows, columns=["model", "kind", "other", "agreement", "pattern_r"])
+    seeds = consistency[consistency["kind"] == "seed"]
+    halves = consistency[consistency["kind"] == "halves"]
+    metrics = {
+        "model": model, "n_neurons": acts.n_neurons, "n_layers": len(acts.layers), "n_patterns": main.n_patterns,
+        "reconstruction_r2": main.reconstruction_r2, "pattern_diversity": pattern_diversity(main.patterns),
+        "map_diversity": map_diversity(glm.t), "n_assigned": int(assignments["assigned"].sum()),
+        "n_networks_assigned": int(assignments.loc[assignments["assigned"], "network"].nunique()),
+        "network_coverage": assignments.loc[assignments["assigned"], "network"].nunique() / len(atlas.ids),
+        "network_entropy": network_entropy(labels, len(atlas.ids)),
+        "consistency_seeds": float(seeds["agreement"].mean()) if len(seeds) else float("nan"),
+        "pattern_stability": float(seeds["pattern_r"].mean()) if len(seeds) else float("nan"),
+        "consistency_halves": float(halves["agreement"].mean()) if len(halves) else float("nan"),
+        "n_significant_voxels": int(glm.significant.any(axis=0).sum()),
+    }
+    return ModelOrganization(model, acts.neuron_table(), main, regs, glm, overlaps, assignments, consistency, metrics)
+
+
+# ------------------------------------------------------------------------------------------ results
+@dataclass
+class OrganizationResult:
+    """Results of :func:`run_organization`.
+
+    Attributes:
+        config: the config as a dict.
+        models: per-model :class:`ModelOrganization`.
+        data: the brain data used (geometry for maps).
+        atlas: the network labels of the data's columns.
+        times: ``(n_trs,)`` volume times, seconds.
+        simulation: the simulated data set with its ground truth (``data.kind == "simulated"``).
+        planted_groups: simulated: global neuron indices of each planted group (of the planted model).
+        seconds: wall time.
+    """
+
+    config: dict
+    models: dict[str, ModelOrganization]
+    data: BrainData
+    atlas: NetworkAtlas
+    times: np.ndarray
+    simulation: SimulatedOrganization | None = None
+    planted_groups: list[np.ndarray] = field(default_factory=list)
+    planted_model: str | None = None
+    seconds: float = 0.0
+
+    def _concat(self, frames) -> pd.DataFrame:
+        frames = [f for f in frames if len(f)]
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+    def patterns_table(self) -> pd.DataFrame:
+        """``model, pattern, volume, time, value``: the patterns on the TR grid (before HRF)."""
+        return self._concat([m.patterns.pattern_table(self.times, name) for name, m in self.models.items()])
+
+    def membership_table(self) -> pd.DataFrame:
+        """``model, neuron, layer, unit, pattern, code, primary``: non-zero sparse codes."""
+        return self._concat([m.patterns.membership_table(m.neurons, name) for name, m in self.models.items()])
+
+    def layers_table(self) -> pd.DataFrame:
+        """``model, layer, pattern, n_neurons, n_members, n_primary, fraction``."""
+        return self._concat([m.patterns.layer_table(m.neurons, name) for name, m in self.models.items()])
+
+    def maps_table(self) -> pd.DataFrame:
+        """``model, pattern, voxel, t, r, p, q, significant, network`` (+ ``i, j, k`` for volumes)."""
+        names = np.array([self.atlas.names.get(int(i), "none") for i in self.atlas.labels], dtype=object)
+        return self._concat([m.glm.table(name, coords=self.data.coords(), networks=names)
+                             for name, m in self.models.items()])
+
+    def overlaps_table(self) -> pd.DataFrame:
+        return self._concat([m.overlaps for m in self.models.values()])
+
+    def assignments_table(self) -> pd.DataFrame:
+        return self._concat([m.assignments for m in self.models.values()])
+
+    def consistency_table(self) -> pd.DataFrame:
+        return self._concat([m.consistency for m in self.models.values()])
+
+    def metrics_table(self) -> pd.DataFrame:
+        """One row per model: diversity, coverage, consistency (see :mod:`.metrics`)."""
+        return pd.DataFrame([m.metrics for m in self.models.values()])
+
+    def recovery_table(self) -> pd.DataFrame:
+        """Simulated data: one row per planted group with the pattern of the planted model that best
+        matches its signal (``pattern``, ``pattern_r``), the planted and the assigned network,
+        ``recovered`` (assigned == planted), and member precision/recall of the pattern's primary neurons
+        (``precision``, ``recall``, ``chance`` = group size / neurons)."""
+        if self.simulation is None or self.planted_model not in self.models:
+            return pd.DataFrame()
+        m = self.models[self.planted_model]
+        sim = self.simulation
+        pats = m.patterns.patterns.astype(np.float64)
+        asg = m.assignments.set_index("pattern")
+        prim = m.patterns.primary()
+        rows = []
+        for _, t in sim.truth[sim.truth["kind"] == "neurons"].iterrows():
+            g = int(t["group"])
+            s = sim.signals[:, g].astype(np.float64)
+            r = np.array([np.corrcoef(p, s)[0, 1] for p in pats])
+            k = int(np.abs(r).argmax())
+            members = np.flatnonzero(prim == k)
+            hits = np.intersect1d(members, self.planted_groups[g]).size
+            rows.append({"model": m.model, "group": g, "group_size": len(self.planted_groups[g]),
+                         "planted_network": t["network"], "pattern": k, "pattern_r": float(r[k]),
+                         "assigned_network": asg.loc[k, "assigned_network"], "q_value": float(asg.loc[k, "q_value"]),
+                         "recovered": asg.loc[k, "assigned_network"] == t["network"],
+                         "precision": hits / max(len(members), 1), "recall": hits / len(self.planted_groups[g]),
+                         "chance": len(self.planted_groups[g]) / len(m.neurons)})
+        return pd.DataFrame(rows)
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """All tidy tables by name (``maps`` is one row per pattern × voxel and can be large)."""
+        out = {"patterns": self.patterns_table(), "membership": self.membership_table(),
+               "layers": self.layers_table(), "maps": self.maps_table(), "overlaps": self.overlaps_table(),
+               "assignments": self.assignments_table(), "consistency": self.consistency_table(),
+               "metrics": self.metrics_table()}
+        if self.simulation is not None:
+            out["recovery"] = self.recovery_table()
+            out["truth"] = self.simulation.truth
+        return out
+
+    def figures(self) -> dict[str, object]:
+        """Matplotlib figures by name (see :mod:`.plots`)."""
+        from brainlike.analyses.organization import plots
+
+        tables = self.tables()
+        figs = {"metrics": plots.plot_model_metrics(tables["metrics"])}
+        for name in self.models:
+            sel = {k: v[v["model"] == name] for k, v in tables.items() if "model" in v}
+            figs[f"patterns_{name}"] = plots.plot_patterns(sel["patterns"])
+            figs[f"layers_{name}"] = plots.plot_layer_membership(sel["layers"])
+            figs[f"overlap_{name}"] = plots.plot_overlap(sel["overlaps"], sel["assignments"])
+            figs[f"maps_{name}"] = plots.plot_pattern_maps(sel["maps"])
+        return figs
+
+    def save(self, out_dir: str | Path, figures: bool = True) -> Path:
+        """Write tables (``organization_<name>`` in a :class:`brainlike.store.ResultsStore`), t-maps
+        (``maps/<model>_pattern<k>_t.nii.gz`` for volume data) and figures (``figures/*.png``)."""
+        from brainlike.store import ResultsStore
+
+        out = Path(out_dir)
+        store = ResultsStore(out)
+        for name, df in self.tables().items():
+            if len(df):
+                store.write(f"organization_{name}", df)
+        if self.data.is_volume:
+            (out / "maps").mkdir(parents=True, exist_ok=True)
+            for name, m in self.models.items():
+                for k in range(len(m.glm.t)):
+                    self.data.to_image(m.glm.t[k]).to_filename(str(out / "maps" / f"{name}_pattern{k}_t.nii.gz"))
+        if figures:
+            import matplotlib.pyplot as plt
+
+            (out / "figures").mkdir(parents=True, exist_ok=True)
+            for name, fig in self.figures().items():
+                fig.savefig(out / "figures" / f"{name}.png", dpi=100)
+                plt.close(fig)
+        (out / "organization_config.json").write_text(json.dumps(self.config, indent=2, default=str))
+        return out
+
+
+# ------------------------------------------------------------------------------------------ driver
+def _brain_data(cfg: OrganizationConfig) -> BrainData:
+    d = cfg.data
+    if d.kind == "nifti":
+        return BrainData.from_nifti(d.bold, mask=d.mask, tr=d.tr, tr_offset=d.tr_offset)
+    return BrainData.from_array(d.bold, d.tr, tr_offset=d.tr_offset)
+
+
+def run_organization(
+    config: OrganizationConfig | dict,
+    stimulus: Stimulus | None = None,
+    data: BrainData | None = None,
+    atlas: NetworkAtlas | None = None,
+    device: str = "cpu",
+    progress: bool = True,
+) -> OrganizationResult:
+    """Run the organization analysis for every model of ``config``.
+
+    Args:
+        config: :class:`OrganizationConfig` (or a dict of its fields).
+        stimulus: overrides ``config.stimulus``.
+        data: overrides ``config.data`` (then ``atlas`` or ``config.networks.atlas`` gives the labels).
+        atlas: network labels of ``data``'s columns (overrides ``config.networks.atlas``).
+        device: torch device for the models.
+        progress: progress bars.
+
+    Returns:
+        :class:`OrganizationResult`; written to ``config.output`` when set.
+    """
+    t0 = time.perf_counter()
+    cfg = config if isinstance(config, OrganizationConfig) else OrganizationConfig.parse(dict(config))
+    stim = stimulus or load_stimulus(cfg.stimulus)
+    nopt = NeuronOptions(cfg.neurons.level, cfg.neurons.pooling,
+                         tuple(cfg.neurons.layers) if cfg.neurons.layers else None,
+                         cfg.neurons.max_window, cfg.neurons.chunk_rows)
+    acts = {}
+    for name in cfg.models:
+        acts[name] = extract_neurons(name, stim, nopt, device=device, progress=progress)
+    sim, groups, planted = None, [], None
+    if data is None and cfg.data.kind == "simulated":
+        planted = cfg.data.planted_model or cfg.models[0]
+        tr = cfg.data.tr or 2.0
+        n_trs = int(np.ceil((stim.duration + 20.0) / tr))
+        a = acts[planted]
+        binning = tr_matrix(a.row_onsets(stim), n_trs, tr, cfg.neurons.binning)
+        tc = np.concatenate([b for _, b, _ in iter_timecourses(a, binning, cfg.neurons.block_size)], axis=1)
+        groups, signals = plant_groups(tc, cfg.data.n_groups, seed=cfg.data.seed)
+        sim = simulate_network_fmri(signals, tr, n_networks=cfg.data.n_networks, grid=cfg.data.grid,
+                                    snr=cfg.data.snr, seed=cfg.data.seed)
+        data = sim.data
+        atlas = atlas or NetworkAtlas(sim.atlas[sim.data.mask], sim.names, "simulated")
+    elif data is None:
+        data = _brain_data(cfg)
+    if atlas is None:
+        if not cfg.networks.atlas:
+            raise BrainlikeError("give an atlas (networks.atlas) for these data")
+        atlas = load_atlas(cfg.networks.atlas, data, cfg.networks.names, cfg.networks.group_parcels,
+                           cfg.networks.data_dir)
+    if len(atlas.labels) != data.n_voxels:
+        raise BrainlikeError(f"the atlas labels {len(atlas.labels)} columns, the data have {data.n_voxels}")
+    models = {name: analyse_model(a, stim, data, atlas, cfg, progress) for name, a in acts.items()}
+    result = OrganizationResult(cfg.model_dump(), models, data, atlas,
+                                frame_times(data.n_trs, data.tr, data.tr_offset), sim, groups, planted,
+                                time.perf_counter() - t0)
+    if cfg.output:
+        result.save(cfg.output)
+    return result

@@ -1,0 +1,142 @@
+"""Figures for the skill analyses (tidy table in, matplotlib Figure out; Agg backend)."""
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+_STYLES = {"bound": "-", "simulation_adversarial": "--", "simulation_random": ":", "random_exact": "-.",
+           "markov": (0, (1, 3))}
+_LABELS = {"bound": "bound (worst case)", "simulation_adversarial": "simulation, adversarial",
+           "simulation_random": "simulation, random failures", "random_exact": "exact, random failures",
+           "markov": "Markov"}
+
+
+def _fig_ax(ax, size=(6.4, 4.2)):
+    if ax is None:
+        fig, ax = plt.subplots(figsize=size, dpi=110)
+    else:
+        fig = ax.figure
+    return fig, ax
+
+
+def plot_emergence(emergence: pd.DataFrame, ax=None, methods=("bound", "simulation_adversarial",
+                                                              "simulation_random"), title: str | None = None):
+    """Fraction of skills / ``k'``-tuples competent at level ``1 - gamma`` against model size (log x).
+
+    Args:
+        emergence: :attr:`TheoryResult.emergence` (``n_params, kprime, method, competent_fraction, sd``,
+            ``gamma``).
+        methods: which methods to draw (colour = ``k'``, line style = method).
+    """
+    fig, ax = _fig_ax(ax)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for j, (kp, dk) in enumerate(emergence.groupby("kprime", sort=True)):
+        for method in methods:
+            d = dk[dk["method"] == method].sort_values("n_params")
+            if d.empty:
+                continue
+            c = colors[j % len(colors)]
+            label = f"k'={kp}, {_LABELS.get(method, method)}"
+            ax.plot(d["n_params"], d["competent_fraction"], ls=_STYLES.get(method, "-"), color=c, lw=1.6,
+                    label=label)
+            if d["sd"].notna().any():
+                ax.fill_between(d["n_params"], (d["competent_fraction"] - d["sd"]).clip(0, 1),
+                                (d["competent_fraction"] + d["sd"]).clip(0, 1), color=c, alpha=0.12, lw=0)
+    ax.set_xscale("log")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("model parameters N (D = tokens per parameter × N)")
+    gamma = emergence["gamma"].iloc[0] if "gamma" in emergence and len(emergence) else np.nan
+    ax.set_ylabel(f"fraction competent (≤ {gamma:g} of pieces failed)")
+    ax.set_title(title or "Emergence of skills and skill tuples with scale")
+    ax.legend(fontsize=7, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def plot_competence_curves(curves: pd.DataFrame, ax=None, base_theta: float | None = None):
+    """The paper's competence curves: guaranteed fraction of nodes at least ``competence_level`` competent.
+
+    Single skills at ``theta`` and ``k'``-tuples at ``theta / k'`` (one base ``theta``; default the first).
+    """
+    fig, ax = _fig_ax(ax)
+    base = curves["base_theta"].iloc[0] if base_theta is None else base_theta
+    d0 = curves[np.isclose(curves["base_theta"], base)]
+    for kp, d in d0[d0["method"] == "bound"].groupby("kprime", sort=True):
+        d = d.sort_values("competence_level")
+        th = d["theta"].iloc[0]
+        ax.plot(d["competence_level"], d["competent_fraction"], lw=1.6,
+                label=f"k'={kp} at θ={th:.3g}" + (" (θ/k')" if kp > 1 else ""))
+    dm = d0[(d0["method"] == "markov") & (d0["kprime"] == d0["kprime"].min())].sort_values("competence_level")
+    if not dm.empty:
+        ax.plot(dm["competence_level"], dm["competent_fraction"], color="0.5", ls=":", label="Markov, k'=1")
+    ax.set_xlabel("competence level 1 − γ")
+    ax.set_ylabel("guaranteed fraction of skills / tuples")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title(f"Competence curves (base θ = {base:g})")
+    ax.legend(fontsize=8, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def plot_scaling_fit(points: pd.DataFrame, ax=None, law=None):
+    """Observed losses against model size (colour = log10 tokens) and the fitted law's curves."""
+    fig, ax = _fig_ax(ax)
+    sc = ax.scatter(points["n_params"], points["loss"], c=np.log10(points["n_tokens"]), cmap="viridis", s=18,
+                    label="observed")
+    if law is not None:
+        grid = np.geomspace(points["n_params"].min(), points["n_params"].max(), 100)
+        for d in np.unique(points["n_tokens"]):
+            ax.plot(grid, law.loss(grid, d), color=plt.cm.viridis(
+                (np.log10(d) - np.log10(points["n_tokens"].min()))
+                / max(1e-9, np.ptp(np.log10(points["n_tokens"])))), lw=0.8)
+    fig.colorbar(sc, ax=ax, label="log10 training tokens")
+    ax.set_xscale("log")
+    ax.set_xlabel("model parameters N")
+    ax.set_ylabel("loss (nats/token)")
+    ax.set_title("Scaling-law fit")
+    fig.tight_layout()
+    return fig
+
+
+def plot_skillmix_scores(summary: pd.DataFrame, ax=None, metrics=("full_marks", "all_skills", "skill_fraction")):
+    """Skill-Mix score against k (mean with confidence interval), one line per (generator, metric).
+
+    Args:
+        summary: :attr:`SkillMixResult.summary` (``generator, k, metric, mean, ci_low, ci_high``).
+    """
+    fig, ax = _fig_ax(ax)
+    d = summary[summary["metric"].isin(metrics)]
+    for (gen, metric), g in d.groupby(["generator", "metric"], sort=False):
+        g = g.sort_values("k")
+        y = g["mean"].to_numpy(dtype=float)
+        err = np.vstack([y - g["ci_low"].to_numpy(dtype=float), g["ci_high"].to_numpy(dtype=float) - y])
+        ax.errorbar(g["k"], y, yerr=np.nan_to_num(err), marker="o", ms=4, capsize=3, label=f"{gen}: {metric}")
+    ax.set_xlabel("k (skills per prompt)")
+    ax.set_ylabel("score (mean, 95% CI)")
+    ax.set_ylim(-0.02, 1.02)
+    ks = sorted(d["k"].unique())
+    if ks:
+        ax.set_xticks(ks)
+    ax.set_title("Skill-Mix")
+    ax.legend(fontsize=7, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def plot_skill_usage(skill_points: pd.DataFrame, ax=None, top: int = 30):
+    """Fraction of graded items in which each skill was judged used (``skill, used``; ungraded rows skipped)."""
+    d = skill_points.dropna(subset=["used"]).groupby("skill")["used"].agg(["mean", "count"])
+    d = d.sort_values("mean").tail(top)
+    fig, ax = _fig_ax(ax, size=(6.4, max(2.5, 0.22 * len(d) + 1)))
+    ax.barh(d.index, d["mean"], color="C0")
+    for i, (m, n) in enumerate(zip(d["mean"], d["count"])):
+        ax.text(m + 0.01, i, f"n={n}", va="center", fontsize=6)
+    ax.set_xlim(0, 1.1)
+    ax.set_xlabel("fraction of graded items using the skill")
+    ax.set_title("Skill usage")
+    fig.tight_layout()
+    return fig

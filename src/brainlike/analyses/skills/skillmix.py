@@ -1,0 +1,415 @@
+"""Skill-Mix (Yu et al. 2023): ask a model to combine k random skills on a random topic, grade, aggregate.
+
+Flow of :func:`run_skillmix`: skill and topic lists (package files or the user's) -> seeded draws of ``k``
+distinct skills + 1 topic for every ``k`` in ``ks`` -> generation prompt -> generator client -> the text after
+``Answer:`` -> rubric prompt -> grader client -> :func:`grading.parse_grade` -> per-item scores -> one JSON line
+appended (and fsynced) to ``records.jsonl`` per finished item, so an interrupted run resumes without redoing
+finished items -> tidy parquet tables (items, per-skill points, summary by ``k`` with confidence intervals).
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import math
+import os
+from dataclasses import dataclass
+from importlib.resources import files
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from tqdm.auto import tqdm
+
+from brainlike.analyses.skills.aggregate import summarize_scores
+from brainlike.analyses.skills.clients import ChatClient, ClientConfig, ClientError, Messages, make_client
+from brainlike.analyses.skills.grading import (count_sentences, extract_answer, grading_messages, item_scores,
+                                               parse_grade)
+from brainlike.cache import default_cache_dir
+from brainlike.errors import BrainlikeError
+
+PROMPT_VERSION = "skillmix-v1"
+
+
+@dataclass(frozen=True)
+class Skill:
+    """A skill: short ``name``, a one-sentence ``definition`` and an ``example`` (may be empty)."""
+
+    name: str
+    definition: str
+    example: str = ""
+
+
+def _read_lines(path: Path | None, default: str) -> tuple[list[tuple[int, str]], str]:
+    if path is None:
+        text = files("brainlike.data").joinpath(default).read_text(encoding="utf-8")
+        where = f"brainlike/data/{default}"
+    else:
+        p = Path(path)
+        if not p.exists():
+            raise BrainlikeError(f"file not found: {p}")
+        text, where = p.read_text(encoding="utf-8"), str(p)
+    lines = [(i, ln.strip()) for i, ln in enumerate(text.splitlines(), start=1)]
+    return [(i, ln) for i, ln in lines if ln and not ln.startswith("#")], where
+
+
+def load_skills(path: str | Path | None = None) -> list[Skill]:
+    """Skills from a text file, one per line: ``name | definition | example`` (``#`` comments; tabs also
+    separate). Default: the list shipped with brainlike (45 skills). Names must be unique."""
+    rows, where = _read_lines(Path(path) if path else None, "skills.txt")
+    skills, seen = [], {}
+    for i, line in rows:
+        parts = [p.strip() for p in (line.split("\t") if "\t" in line else line.split("|"))]
+        if len(parts) < 2 or not parts[0] or not parts[1]:
+            raise BrainlikeError(f"{where}, line {i}: expected 'name | definition | example', got {line[:80]!r}")
+        key = parts[0].lower()
+        if key in seen:
+            raise BrainlikeError(f"{where}, line {i}: skill {parts[0]!r} already defined on line {seen[key]}")
+        seen[key] = i
+        skills.append(Skill(parts[0], parts[1], " | ".join(parts[2:]).strip()))
+    if not skills:
+        raise BrainlikeError(f"{where}: no skills")
+    return skills
+
+
+def load_topics(path: str | Path | None = None) -> list[str]:
+    """Topics, one per line (``#`` comments). Default: the list shipped with brainlike. Must be unique."""
+    rows, where = _read_lines(Path(path) if path else None, "topics.txt")
+    topics, seen = [], {}
+    for i, line in rows:
+        if line.lower() in seen:
+            raise BrainlikeError(f"{where}, line {i}: topic {line!r} already listed on line {seen[line.lower()]}")
+        seen[line.lower()] = i
+        topics.append(line)
+    if not topics:
+        raise BrainlikeError(f"{where}: no topics")
+    return topics
+
+
+@dataclass(frozen=True)
+class SkillMixItem:
+    """One evaluation item: ``k`` distinct skills and a topic. ``item_id`` is ``k{k}-{index:04d}``."""
+
+    item_id: str
+    k: int
+    index: int
+    skills: tuple[Skill, ...]
+    topic: str
+
+    @property
+    def skill_names(self) -> list[str]:
+        return [s.name for s in self.skills]
+
+
+def draw_items(skills: list[Skill], topics: list[str], ks, n_per_k: int, seed: int = 0) -> list[SkillMixItem]:
+    """``n_per_k`` items for each ``k``: ``k`` distinct skills and one topic drawn uniformly at random.
+
+    The draws for one ``k`` come from ``numpy.random.default_rng([seed, k])``, so they do not depend on the
+    other ``k`` values and raising ``n_per_k`` keeps the earlier items (a run can be extended).
+    """
+    out = []
+    for k in ks:
+        k = int(k)
+        if not 1 <= k <= len(skills):
+            raise BrainlikeError(f"k={k} needs between 1 and {len(skills)} (the number of skills)")
+        rng = np.random.default_rng([int(seed), k])
+        for i in range(int(n_per_k)):
+            idx = rng.choice(len(skills), size=k, replace=False)
+            t = int(rng.integers(len(topics)))
+            out.append(SkillMixItem(f"k{k}-{i:04d}", k, i, tuple(skills[j] for j in idx), topics[t]))
+    return out
+
+
+def max_sentences_for(k: int, rule: str | int) -> int:
+    """Sentence limit: ``"k-1"`` -> ``max(1, k-1)`` (Skill-Mix), ``"k"`` -> ``k``, or a fixed number."""
+    if rule == "k-1":
+        return max(1, k - 1)
+    if rule == "k":
+        return k
+    return int(rule)
+
+
+def generation_messages(item: SkillMixItem, max_sentences: int) -> Messages:
+    """The generator's prompt for ``item``."""
+    names = ", ".join(item.skill_names)
+    defs = "\n".join(f"- {s.name}: {s.definition}." + (f" Example: {s.example}" if s.example else "")
+                     for s in item.skills)
+    plural = "s" if max_sentences != 1 else ""
+    user = (f"Please write a short, natural piece of text about {item.topic} that illustrates all of the "
+            f"following skill{'s' if item.k > 1 else ''}: {names}.\n\nDefinitions and examples:\n{defs}\n\n"
+            f"Requirements: at most {max_sentences} sentence{plural}; stay on the topic of {item.topic}; do not "
+            "name the skills in the text; the text must make sense.\n"
+            "Begin the text with \"Answer:\" and then, on a new line beginning with \"Explanation:\", say "
+            "briefly how each skill is used.")
+    return [{"role": "system", "content": "You are a skilled writer who follows instructions exactly."},
+            {"role": "user", "content": user}]
+
+
+class SkillMixConfig(BaseModel):
+    """Settings of :func:`run_skillmix`.
+
+    Attributes:
+        generator: the model under test (:class:`ClientConfig`: ``kind`` "openai" with ``base_url``, or "hf").
+        grader: the grading model (default: the generator itself).
+        skills_file / topics_file: user lists (default: the lists shipped with brainlike).
+        ks / n_per_k / seed: ``n_per_k`` seeded draws for every ``k``.
+        max_sentences: ``"k-1"`` (Skill-Mix; at least 1), ``"k"`` or a fixed number.
+        output_dir: where ``records.jsonl`` and the parquet tables go (default: the brainlike cache).
+        resume: reuse finished items found in ``records.jsonl`` (False moves the old log aside).
+        confidence / n_boot / ungradable_as_zero: aggregation settings.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    generator: ClientConfig
+    grader: ClientConfig | None = None
+    skills_file: Path | None = None
+    topics_file: Path | None = None
+    ks: list[int] = Field(default_factory=lambda: [1, 2, 3])
+    n_per_k: int = Field(20, ge=1, le=100_000)
+    seed: int = 0
+    max_sentences: Literal["k-1", "k"] | int = "k-1"
+    output_dir: Path | None = None
+    resume: bool = True
+    confidence: float = Field(0.95, gt=0, lt=1)
+    n_boot: int = Field(2000, ge=100)
+    ungradable_as_zero: bool = False
+    progress: bool = True
+
+    @field_validator("ks")
+    @classmethod
+    def _ks(cls, v: list[int]) -> list[int]:
+        if not v or any(k < 1 for k in v) or len(set(v)) != len(v):
+            raise ValueError(f"ks must be distinct positive integers, got {v}")
+        return sorted(v)
+
+
+@dataclass
+class SkillMixResult:
+    """Results of :func:`run_skillmix` (tables are tidy).
+
+    Attributes:
+        items: one row per item: ``item_key, item_id, k, index, skills`` (list), ``topic, max_sentences,
+            generator, grader, prompt, response, answer, n_sentences, sentence_limit_auto, gen_attempts,
+            gen_latency_s, grade_prompt, grade_response, grade_attempts, grade_latency_s, topic_point,
+            sentence_limit_point, makes_sense_point, ungradable, ungradable_reason, parse_method, points,
+            max_points, score, full_marks, all_skills, skill_fraction, status`` ("done"/"error"), ``error,
+            seed, created_at``.
+        skill_points: one row per (item, skill): ``item_key, item_id, generator, grader, k, skill, used``
+            (1/0, NaN when ungradable), ``ungradable``.
+        summary: one row per (generator, grader, k, metric), see :func:`aggregate.summarize_scores`.
+        output_dir: the folder with ``records.jsonl``, ``items.parquet``, ``skill_points.parquet``,
+            ``summary.parquet`` and ``config.json``.
+        n_reused / n_new: items taken from an earlier run's log / computed now.
+    """
+
+    config: SkillMixConfig
+    items: pd.DataFrame
+    skill_points: pd.DataFrame
+    summary: pd.DataFrame
+    output_dir: Path
+    n_reused: int
+    n_new: int
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        return {"skillmix_items": self.items, "skillmix_skill_points": self.skill_points,
+                "skillmix_summary": self.summary}
+
+    def figures(self) -> dict:
+        from brainlike.analyses.skills.plots import plot_skill_usage, plot_skillmix_scores
+
+        return {"skillmix_scores": plot_skillmix_scores(self.summary),
+                "skillmix_skill_usage": plot_skill_usage(self.skill_points)}
+
+
+def _hash(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _identity(cfg: ClientConfig | None, client: ChatClient) -> dict:
+    return cfg.identity() if cfg is not None else {"client": client.name}
+
+
+def _clean(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+class RecordLog:
+    """Append-only JSON-lines log of finished items (each line written, flushed and fsynced)."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    def read(self) -> list[dict]:
+        """All complete records (a torn last line from a crash is skipped)."""
+        if not self.path.exists():
+            return []
+        out = []
+        with open(self.path, encoding="utf-8") as fh:
+            for line in fh:
+                line = line.strip()
+                if not line:
+                    continue
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                if isinstance(rec, dict) and "item_key" in rec:
+                    out.append(rec)
+        return out
+
+    def append(self, record: dict) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        line = json.dumps({k: _clean(v) for k, v in record.items()}, ensure_ascii=False)
+        needs_newline = self.path.exists() and self.path.stat().st_size > 0 and _last_byte(self.path) != b"\n"
+        with open(self.path, "a", encoding="utf-8") as fh:
+            if needs_newline:
+                fh.write("\n")
+            fh.write(line + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+
+
+def _last_byte(path: Path) -> bytes:
+    with open(path, "rb") as fh:
+        fh.seek(-1, os.SEEK_END)
+        return fh.read(1)
+
+
+def _evaluate(item: SkillMixItem, key: str, cfg: SkillMixConfig, gen: ChatClient, grader: ChatClient,
+              gen_cfg: ClientConfig, grade_cfg: ClientConfig) -> dict:
+    max_sent = max_sentences_for(item.k, cfg.max_sentences)
+    seed = int(cfg.seed) * 1_000_003 + item.k * 10_007 + item.index
+    msgs = generation_messages(item, max_sent)
+    rec = {"item_key": key, "item_id": item.item_id, "k": item.k, "index": item.index,
+           "skills": item.skill_names, "topic": item.topic, "max_sentences": max_sent, "generator": gen.name,
+           "grader": grader.name, "prompt": msgs[-1]["content"], "response": None, "answer": None,
+           "n_sentences": None, "sentence_limit_auto": None, "gen_attempts": None, "gen_latency_s": None,
+           "grade_prompt": None, "grade_response": None, "grade_attempts": None, "grade_latency_s": None,
+           "skill_points": [None] * item.k, "topic_point": None, "sentence_limit_point": None,
+           "makes_sense_point": None, "ungradable": True, "ungradable_reason": "", "parse_method": "none",
+           "points": None, "max_points": item.k + 3, "score": None, "full_marks": None, "all_skills": None,
+           "skill_fraction": None, "status": "error", "error": "", "seed": seed,
+           "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+    try:
+        g = gen.chat(msgs, max_tokens=gen_cfg.max_tokens, temperature=gen_cfg.temperature, seed=seed)
+    except ClientError as exc:
+        rec["error"] = f"generation failed: {exc}"
+        return rec
+    answer = extract_answer(g.text)
+    n_sent = count_sentences(answer)
+    rec.update(response=g.text, answer=answer, n_sentences=n_sent, sentence_limit_auto=int(n_sent <= max_sent),
+               gen_attempts=g.attempts, gen_latency_s=round(g.latency_s, 4))
+    gmsgs = grading_messages(answer, [(s.name, s.definition) for s in item.skills], item.topic, max_sent)
+    rec["grade_prompt"] = gmsgs[-1]["content"]
+    try:
+        r = grader.chat(gmsgs, max_tokens=grade_cfg.max_tokens, temperature=grade_cfg.temperature, seed=seed)
+    except ClientError as exc:
+        rec["error"] = f"grading failed: {exc}"
+        return rec
+    parsed = parse_grade(r.text, item.skill_names)
+    sc = item_scores(parsed, item.k)
+    rec.update(grade_response=r.text, grade_attempts=r.attempts, grade_latency_s=round(r.latency_s, 4),
+               skill_points=[parsed.skill_points[n] for n in item.skill_names], topic_point=parsed.topic,
+               sentence_limit_point=parsed.sentence_limit, makes_sense_point=parsed.makes_sense,
+               ungradable=parsed.ungradable, ungradable_reason=parsed.reason, parse_method=parsed.method,
+               points=sc.points, score=sc.score, full_marks=sc.full_marks, all_skills=sc.all_skills,
+               skill_fraction=sc.skill_fraction, status="done")
+    return rec
+
+
+_FLOAT_COLS = ["points", "score", "full_marks", "all_skills", "skill_fraction", "gen_latency_s", "grade_latency_s",
+               "topic_point", "sentence_limit_point", "makes_sense_point", "n_sentences", "sentence_limit_auto",
+               "gen_attempts", "grade_attempts"]
+
+
+def _tables(records: list[dict], cfg: SkillMixConfig) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    items = pd.DataFrame(records)
+    if items.empty:
+        raise BrainlikeError("no Skill-Mix items were evaluated")
+    for c in _FLOAT_COLS:
+        items[c] = pd.to_numeric(items[c], errors="coerce").astype("float64")
+    items["ungradable"] = items["ungradable"].astype(bool)
+    rows = []
+    for rec in records:
+        for name, pt in zip(rec["skills"], rec["skill_points"] or [None] * len(rec["skills"])):
+            rows.append({"item_key": rec["item_key"], "item_id": rec["item_id"], "generator": rec["generator"],
+                         "grader": rec["grader"], "k": rec["k"], "skill": name,
+                         "used": float(pt) if pt is not None else float("nan"),
+                         "ungradable": bool(rec["ungradable"]), "status": rec["status"]})
+    skill_points = pd.DataFrame(rows)
+    items = items.drop(columns=["skill_points"])
+    summary = summarize_scores(items, confidence=cfg.confidence, ungradable_as_zero=cfg.ungradable_as_zero,
+                               n_boot=cfg.n_boot, seed=cfg.seed)
+    return items, skill_points, summary
+
+
+def _write_parquet(df: pd.DataFrame, path: Path) -> None:
+    tmp = path.with_suffix(".parquet.tmp")
+    df.to_parquet(tmp, index=False)
+    os.replace(tmp, path)
+
+
+def run_skillmix(config: SkillMixConfig | dict, *, generator: ChatClient | None = None,
+                 grader: ChatClient | None = None) -> SkillMixResult:
+    """Run (or resume) a Skill-Mix evaluation and write its tables.
+
+    Args:
+        config: a :class:`SkillMixConfig` (or a dict that validates as one).
+        generator / grader: ready clients that replace the ones the config describes (e.g. a
+            :class:`ScriptedClient` grader); their ``name`` identifies them in tables and resume keys.
+
+    Items whose generation or grading failed after the client's retries are kept with ``status="error"``
+    and retried by the next run; ``KeyboardInterrupt`` stops the run with every finished item saved.
+    """
+    cfg = config if isinstance(config, SkillMixConfig) else SkillMixConfig.model_validate(config)
+    skills = load_skills(cfg.skills_file)
+    topics = load_topics(cfg.topics_file)
+    if max(cfg.ks) > len(skills):
+        raise BrainlikeError(f"k={max(cfg.ks)} is more than the {len(skills)} skills in the list")
+    items = draw_items(skills, topics, cfg.ks, cfg.n_per_k, cfg.seed)
+
+    gen_cfg = cfg.generator
+    grade_cfg = cfg.grader or cfg.generator
+    gen = generator or make_client(gen_cfg)
+    if grader is not None:
+        grd = grader
+    elif cfg.grader is None:
+        grd = gen
+    else:
+        grd = make_client(cfg.grader)
+    gen_id = _identity(gen_cfg if generator is None else None, gen)
+    grade_id = _identity(grade_cfg if grader is None else None, grd)
+
+    run_key = _hash({"v": PROMPT_VERSION, "gen": gen_id, "grader": grade_id, "seed": cfg.seed,
+                     "max_sentences": cfg.max_sentences, "skills": [s.__dict__ for s in skills], "topics": topics})
+    out = Path(cfg.output_dir) if cfg.output_dir else default_cache_dir() / "skillmix" / run_key
+    out.mkdir(parents=True, exist_ok=True)
+    log = RecordLog(out / "records.jsonl")
+    if not cfg.resume and log.path.exists():
+        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        os.replace(log.path, out / f"records-{stamp}.jsonl.bak")
+    done = {r["item_key"]: r for r in log.read() if r.get("status") == "done"} if cfg.resume else {}
+
+    records, n_reused, n_new = [], 0, 0
+    for item in tqdm(items, desc="skill-mix", unit="item", disable=not cfg.progress, leave=False):
+        key = _hash({"run": run_key, "item": item.item_id, "skills": item.skill_names, "topic": item.topic})
+        if key in done:
+            records.append(done[key])
+            n_reused += 1
+            continue
+        rec = _evaluate(item, key, cfg, gen, grd, gen_cfg, grade_cfg)
+        log.append(rec)
+        records.append(json.loads(json.dumps({k: _clean(v) for k, v in rec.items()})))
+        n_new += 1
+
+    items_df, skill_df, summary = _tables(records, cfg)
+    _write_parquet(items_df, out / "items.parquet")
+    _write_parquet(skill_df, out / "skill_points.parquet")
+    _write_parquet(summary, out / "summary.parquet")
+    (out / "config.json").write_text(cfg.model_dump_json(indent=2))
+    return SkillMixResult(cfg, items_df, skill_df, summary, out, n_reused, n_new)

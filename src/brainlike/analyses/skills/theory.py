@@ -1,0 +1,278 @@
+"""Emergence of skills and skill tuples as models scale (Arora & Goyal 2023): configuration, tables, entry point.
+
+Pipeline: model size ``N`` (with ``D = tokens_per_parameter * N``) -> scaling-law excess loss ``delta``
+(nats/token) -> fraction of text pieces failed ``theta = clip(failures_per_nat * delta, 0, 1)`` -> fraction of
+skills and of ``k'``-tuples competent at level ``1 - gamma``, by the paper's worst-case bound, by Markov's
+inequality, by the exact random-failure formula, and by Monte Carlo on explicit random graphs (random and
+adversarial failures). See docs/skills.md for the formulas and assumptions.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from tqdm.auto import tqdm
+
+from brainlike.analyses.skills.bounds import (markov_bound, noncompetent_bound, random_failure_competence)
+from brainlike.analyses.skills.graph import random_skill_graph, simulate_competence
+from brainlike.analyses.skills.scaling import (ScalingLaw, ScalingLawFit, compute_optimal_tokens, failure_fraction,
+                                               fit_scaling_law, scale_for_excess_ratio)
+from brainlike.errors import BrainlikeError
+
+METHODS = ("bound", "markov", "random_exact", "simulation_random", "simulation_adversarial")
+
+
+class ScalingPoint(BaseModel):
+    """One observed training run: parameters, training tokens, final loss (nats/token)."""
+
+    model_config = ConfigDict(extra="forbid")
+    n_params: float = Field(gt=0)
+    n_tokens: float = Field(gt=0)
+    loss: float = Field(gt=0)
+
+
+class TheoryConfig(BaseModel):
+    """Settings of :func:`run_theory` (all optional; defaults reproduce the paper's setting with Chinchilla).
+
+    Attributes:
+        scaling_law: ``L(N, D) = E + A/N^a + B/D^b`` parameters (ignored when points to fit are given).
+        fit_points / fit_points_file: observed ``(n_params, n_tokens, loss)`` runs (a CSV or parquet file with
+            those columns) to fit the law with scipy instead.
+        tokens_per_parameter: ``D / N`` along the scale sweep (Chinchilla-optimal: 20).
+        n_params_min / n_params_max / n_scales: the model sizes swept (log-spaced).
+        failures_per_nat: ``theta = failures_per_nat * excess loss`` (clipped to [0, 1]).
+        gamma: failure rate a competent skill may have (competence level ``1 - gamma``).
+        n_skills / n_pieces / k: the explicit random graphs for Monte Carlo (each piece needs ``k`` skills).
+        kprimes: tuple sizes ``k'`` to report (1 = single skills); each ``<= k``.
+        curve_thetas: failure fractions for the competence-curve figure (single skills at ``theta``,
+            ``k'``-tuples at ``theta / k'``).
+        reference_n_params: model size from which the scale-up table starts.
+        n_graphs: Monte Carlo graphs per scale; ``simulate`` / ``adversarial`` switch simulations off.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    scaling_law: ScalingLaw = Field(default_factory=ScalingLaw)
+    fit_points: list[ScalingPoint] | None = None
+    fit_points_file: Path | None = None
+    tokens_per_parameter: float = Field(20.0, gt=0)
+    n_params_min: float = Field(1e8, gt=0)
+    n_params_max: float = Field(1e14, gt=0)
+    n_scales: int = Field(25, ge=2, le=500)
+    failures_per_nat: float = Field(1.0, gt=0)
+    gamma: float = Field(0.25, gt=0, lt=1)
+    n_skills: int = Field(40, ge=2)
+    n_pieces: int = Field(20000, ge=10)
+    k: int = Field(6, ge=1)
+    kprimes: list[int] = Field(default_factory=lambda: [1, 2, 3])
+    curve_thetas: list[float] = Field(default_factory=lambda: [0.1, 0.05])
+    n_curve_points: int = Field(40, ge=2)
+    reference_n_params: float = Field(7e10, gt=0)
+    n_graphs: int = Field(2, ge=1)
+    simulate: bool = True
+    adversarial: bool = True
+    seed: int = 0
+    progress: bool = True
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "TheoryConfig":
+        if self.k > self.n_skills:
+            raise ValueError(f"k={self.k} skills per text piece but only n_skills={self.n_skills}")
+        bad = [kp for kp in self.kprimes if not 1 <= kp <= self.k]
+        if bad or not self.kprimes:
+            raise ValueError(f"kprimes must be non-empty and within 1..k={self.k}; got {self.kprimes}")
+        if self.n_params_min >= self.n_params_max:
+            raise ValueError("n_params_min must be below n_params_max")
+        if any(not 0 < t < 1 for t in self.curve_thetas):
+            raise ValueError(f"curve_thetas must be in (0, 1); got {self.curve_thetas}")
+        return self
+
+
+@dataclass
+class TheoryResult:
+    """Tables of :func:`run_theory` (tidy, one row per observation).
+
+    Attributes:
+        law: the scaling law used (given or fitted).
+        fit: the fit, when points were given.
+        emergence: one row per (scale, k', method): ``n_params, n_tokens, loss, excess_loss, theta, gamma, k,
+            kprime, method, competent_fraction, sd, n_graphs`` (``sd`` across Monte Carlo graphs, NaN for
+            closed forms).
+        curves: one row per (theta, k', gamma, method): ``theta, kprime, k, gamma, competence_level,
+            method, competent_fraction`` (the paper's competence curves; ``method`` "bound" or "markov").
+        thresholds: one row per (k', method): ``n_params_10, n_params_50, n_params_90`` (where the competent
+            fraction crosses 10/50/90 %, NaN if never) and ``width_decades`` (log10 of 90 % / 10 %).
+        scale_up: one row per k': ``kprime, n_params_ref, excess_ref, n_params_needed, excess_needed,
+            scale_factor`` (size at which the excess loss is ``1/k'`` of the reference's), and
+            ``single_skill_bound_ref`` / ``tuple_bound_needed`` (guaranteed competent fractions).
+    """
+
+    config: TheoryConfig
+    law: ScalingLaw
+    fit: ScalingLawFit | None
+    emergence: pd.DataFrame
+    curves: pd.DataFrame
+    thresholds: pd.DataFrame
+    scale_up: pd.DataFrame
+    extra: dict = field(default_factory=dict)
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        out = {"theory_emergence": self.emergence, "theory_curves": self.curves,
+               "theory_thresholds": self.thresholds, "theory_scale_up": self.scale_up}
+        if self.fit is not None:
+            out["theory_scaling_fit"] = self.fit.points
+        return out
+
+    def figures(self) -> dict:
+        """Matplotlib figures by name (emergence, competence curves, scaling fit when fitted)."""
+        from brainlike.analyses.skills.plots import plot_competence_curves, plot_emergence, plot_scaling_fit
+
+        figs = {"theory_emergence": plot_emergence(self.emergence),
+                "theory_competence_curves": plot_competence_curves(self.curves)}
+        if self.fit is not None:
+            figs["theory_scaling_fit"] = plot_scaling_fit(self.fit.points, law=self.law)
+        return figs
+
+    def save(self, output_dir: str | Path, figures: bool = True) -> Path:
+        """Write every table as parquet (and figures as PNG) into ``output_dir``."""
+        out = Path(output_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        for name, table in self.tables().items():
+            table.to_parquet(out / f"{name}.parquet", index=False)
+        (out / "theory_config.json").write_text(self.config.model_dump_json(indent=2))
+        if figures:
+            import matplotlib.pyplot as plt
+
+            for name, fig in self.figures().items():
+                fig.savefig(out / f"{name}.png")
+                plt.close(fig)
+        return out
+
+
+def _points(config: TheoryConfig) -> pd.DataFrame | None:
+    frames = []
+    if config.fit_points:
+        frames.append(pd.DataFrame([p.model_dump() for p in config.fit_points]))
+    if config.fit_points_file is not None:
+        path = Path(config.fit_points_file)
+        if not path.exists():
+            raise BrainlikeError(f"fit_points_file not found: {path}")
+        df = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+        missing = {"n_params", "n_tokens", "loss"} - set(df.columns)
+        if missing:
+            raise BrainlikeError(f"{path}: missing columns {sorted(missing)} (need n_params, n_tokens, loss)")
+        frames.append(df[["n_params", "n_tokens", "loss"]])
+    return pd.concat(frames, ignore_index=True) if frames else None
+
+
+def competence_curves(thetas, kprimes, k: int, gammas: np.ndarray | None = None) -> pd.DataFrame:
+    """The paper's competence curves: guaranteed fraction of nodes competent at level ``1 - gamma``.
+
+    For each base ``theta`` in ``thetas`` and ``k'`` in ``kprimes``, single skills are evaluated at ``theta`` and
+    ``k'``-tuples at ``theta / k'`` (the excess loss after the scale-up of Corollary 13). Returns one row per
+    (theta, kprime, gamma, method) with ``base_theta, theta, kprime, k, gamma, competence_level, method,
+    competent_fraction``.
+    """
+    rows = []
+    for base in thetas:
+        g = np.linspace(min(0.999, base * 1.05), 0.6, 40) if gammas is None else np.asarray(gammas, float)
+        for kp in kprimes:
+            th = base / kp
+            for gamma in g:
+                if not 0 < gamma < 1:
+                    continue
+                rows.append((base, th, kp, k, gamma, 1 - gamma, "bound",
+                             1 - noncompetent_bound(th, gamma, k, kp)))
+                rows.append((base, th, kp, k, gamma, 1 - gamma, "markov", 1 - markov_bound(th, gamma)))
+    return pd.DataFrame(rows, columns=["base_theta", "theta", "kprime", "k", "gamma", "competence_level", "method",
+                                       "competent_fraction"])
+
+
+def emergence_thresholds(emergence: pd.DataFrame, levels=(0.1, 0.5, 0.9)) -> pd.DataFrame:
+    """Model sizes at which the competent fraction first crosses ``levels`` (log-linear interpolation)."""
+    rows = []
+    for (kp, method), df in emergence.groupby(["kprime", "method"], sort=True):
+        df = df.sort_values("n_params")
+        x, y = np.log10(df["n_params"].to_numpy()), df["competent_fraction"].to_numpy()
+        vals = {}
+        for lev in levels:
+            above = np.flatnonzero(y >= lev)
+            if above.size == 0:
+                vals[lev] = np.nan
+            elif above[0] == 0:
+                vals[lev] = 10 ** x[0] if y[0] == lev else np.nan
+            else:
+                i = above[0]
+                t = (lev - y[i - 1]) / (y[i] - y[i - 1])
+                vals[lev] = 10 ** (x[i - 1] + t * (x[i] - x[i - 1]))
+        rows.append({"kprime": kp, "method": method, **{f"n_params_{int(lev * 100)}": v for lev, v in vals.items()}})
+    out = pd.DataFrame(rows)
+    if {"n_params_10", "n_params_90"} <= set(out.columns):
+        out["width_decades"] = np.log10(out["n_params_90"] / out["n_params_10"])
+    return out
+
+
+def run_theory(config: TheoryConfig | dict | None = None) -> TheoryResult:
+    """Emergence curves for skills and skill tuples as model scale grows (see :class:`TheoryResult`)."""
+    if config is None:
+        config = TheoryConfig()
+    elif isinstance(config, dict):
+        config = TheoryConfig.model_validate(config)
+    pts = _points(config)
+    fit = None
+    law = config.scaling_law
+    if pts is not None:
+        fit = fit_scaling_law(pts["n_params"], pts["n_tokens"], pts["loss"])
+        law = fit.law
+    tpp = config.tokens_per_parameter
+    sizes = np.geomspace(config.n_params_min, config.n_params_max, config.n_scales)
+    tokens = compute_optimal_tokens(sizes, tpp)
+    excess = law.excess(sizes, tokens)
+    thetas = failure_fraction(excess, config.failures_per_nat)
+    gamma, k = config.gamma, config.k
+
+    graphs = []
+    if config.simulate:
+        graphs = [random_skill_graph(config.n_skills, config.n_pieces, k, seed=config.seed + 1000 * g)
+                  for g in range(config.n_graphs)]
+    ids = {(g, kp): graph.tuple_ids(kp) for g, graph in enumerate(graphs) for kp in config.kprimes}
+
+    rows = []
+    base = dict(gamma=gamma, k=k)
+    for i in tqdm(range(len(sizes)), desc="skill theory", unit="scale", disable=not config.progress, leave=False):
+        n, d, ex, th = float(sizes[i]), float(tokens[i]), float(excess[i]), float(thetas[i])
+        common = dict(n_params=n, n_tokens=d, loss=law.E + ex, excess_loss=ex, theta=th, **base)
+        for kp in config.kprimes:
+            closed = {"bound": 1 - noncompetent_bound(th, gamma, k, kp),
+                      "markov": 1 - markov_bound(th, gamma),
+                      "random_exact": random_failure_competence(th, gamma, config.n_skills, config.n_pieces, k, kp)}
+            for method, val in closed.items():
+                rows.append({**common, "kprime": kp, "method": method, "competent_fraction": val, "sd": np.nan,
+                             "n_graphs": 0})
+            modes = ["random"] + (["adversarial"] if config.adversarial else [])
+            for mode in modes if graphs else []:
+                vals = [simulate_competence(graph, th, gamma, kp, mode=mode, seed=config.seed + 7919 * g + i,
+                                            tuple_ids=ids[(g, kp)]).competent_fraction
+                        for g, graph in enumerate(graphs)]
+                rows.append({**common, "kprime": kp, "method": f"simulation_{mode}",
+                             "competent_fraction": float(np.mean(vals)),
+                             "sd": float(np.std(vals, ddof=1)) if len(vals) > 1 else np.nan, "n_graphs": len(vals)})
+    emergence = pd.DataFrame(rows)
+    curves = competence_curves(config.curve_thetas, config.kprimes, k)
+
+    n0 = config.reference_n_params
+    ex0 = float(law.excess(n0, n0 * tpp))
+    th0 = float(failure_fraction(ex0, config.failures_per_nat))
+    su = []
+    for kp in config.kprimes:
+        n1 = scale_for_excess_ratio(law, n0, kp, tpp)
+        ex1 = float(law.excess(n1, n1 * tpp))
+        th1 = float(failure_fraction(ex1, config.failures_per_nat))
+        su.append({"kprime": kp, "n_params_ref": n0, "excess_ref": ex0, "theta_ref": th0, "n_params_needed": n1,
+                   "excess_needed": ex1, "theta_needed": th1, "scale_factor": n1 / n0, "gamma": gamma,
+                   "single_skill_bound_ref": 1 - noncompetent_bound(th0, gamma, k, 1),
+                   "tuple_bound_needed": 1 - noncompetent_bound(th1, gamma, k, kp)})
+    return TheoryResult(config, law, fit, emergence, curves, emergence_thresholds(emergence), pd.DataFrame(su))

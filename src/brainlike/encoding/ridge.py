@@ -1,0 +1,1062 @@
+"""Cross-validated ridge regression with one alpha per target.
+
+The engine behind :class:`RidgeCV` (and :func:`brainlike.encoding.cv.cross_validated_encoding`)
+is built on GEMMs and symmetric eigendecompositions, never on an SVD of the data:
+
+* **One decomposition per training set, reused for all alphas and all targets.** For each
+  inner CV fold the centred training Gram matrix is diagonalised once, in float64:
+  the *primal* ``X_A^T X_A = V diag(s) V^T`` (p x p) when the fold has at least as many
+  samples as features, else the *kernel* ``X_A X_A^T = U diag(s) U^T`` (n_A x n_A).
+  The choice is made per decomposition (``solver="auto"``) or forced (``"primal"``,
+  ``"kernel"``).
+* **Scores for every alpha at the cost of about one.** With validation predictions
+  ``Z (f_a * c)``, where ``f_a = 1 / (s + alpha)``, ``c`` the training cross-products in the
+  eigenbasis and ``M = Z^T Z``, the validation residual sum of squares is
+  ``||y||^2 - 2 sum_i f_i c_i g_i + sum_ik c_i c_k M_ik f_i f_k``. The quadratic term is
+  split exactly by partial fractions,
+  ``f_i f_k = (f_i - f_k) / (s_k - s_i)``, into ``2 sum_i f_i c_i (N c)_i`` with
+  ``N_ik = M_ik / (s_k - s_i)``. One float64 GEMM ``N @ c`` per fold then gives the scores of
+  all alphas (``method="spectral"``). Eigenvalues closer than ``1e-8 (s + min(alpha))`` are
+  merged into clusters (a relative perturbation of the Gram matrix of at most 1e-8,
+  below float32 data resolution) and their block is evaluated directly, which keeps the
+  identity numerically stable. ``method="direct"`` computes every alpha's validation
+  predictions instead (reference implementation, also used when there are very few alphas).
+* **Targets in chunks** whose working memory fits ``memory_budget_gb``; float32 GEMMs on the
+  data (``dtype="float32"``), float64 decompositions and score algebra.
+
+Selection follows himalaya's ``RidgeCV`` exactly: per target, the alpha maximising the mean
+over inner folds of the validation score, ties broken towards larger alphas (a
+``1e-10 * log(alpha)`` slope). With ``fit_intercept=True`` both X and Y are centred with the
+means of each training set (inner folds and refit), i.e. an unpenalised intercept.
+
+Units: X and Y in any units; ``alphas`` in the units of ``X^T X`` (squared X units times
+samples); coefficients in Y units per X unit.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+from sklearn.base import BaseEstimator
+
+from brainlike.encoding.backends import Backend, EncodingError, get_backend
+from brainlike.encoding.metrics import pearson_r
+
+__all__ = [
+    "DEFAULT_ALPHAS",
+    "RidgeCV",
+    "BandedRidgeCV",
+    "EncodingError",
+    "check_xy",
+    "check_alphas",
+    "resolve_cv",
+]
+
+#: Default alpha grid: 17 values, 0.1 to 1e7, half a decade apart (``np.logspace(-1, 7, 17)``).
+#: For z-scored features the eigenvalues of ``X^T X`` are of the order of
+#: ``n_samples * (feature variance along each direction)``, i.e. ~1e2..1e6 for
+#: a few thousand samples; the grid brackets that range on both sides (from "almost OLS" to
+#: "almost constant prediction"), which is what LM-to-brain encoding models select in practice.
+DEFAULT_ALPHAS: np.ndarray = np.logspace(-1, 7, 17)
+
+#: Eigenvalues below ``_EIG_RTOL * max(eigenvalue)`` are treated as exact zeros and their
+#: directions dropped (the data have no variance along them; float64 rounding noise of a
+#: rank-deficient Gram matrix is ~1e-15 of the largest eigenvalue).
+_EIG_RTOL = 1e-11
+#: Eigenvalues closer than ``_CLUSTER_RTOL * (s + min(alphas))`` are merged (see module doc).
+_CLUSTER_RTOL = 1e-8
+#: Tie-breaking slope towards larger alphas, as in himalaya.
+_TIE_SLOPE = 1e-10
+#: The refit uses one Cholesky factorisation per distinct selected alpha up to this many
+#: distinct alphas (a Cholesky costs ~1/15 of an eigendecomposition), else one eigh.
+_MAX_CHOLESKY_ALPHAS = 12
+
+_SCORE_FUNCS = ("r2", "pearson", "neg_mse")
+_SOLVERS = ("auto", "primal", "kernel")
+_METHODS = ("auto", "spectral", "direct")
+
+
+# ---------------------------------------------------------------------------------------
+# input validation
+# ---------------------------------------------------------------------------------------
+def _first_nonfinite(a: np.ndarray) -> tuple[int, ...] | None:
+    """Index of the first NaN/inf entry of ``a`` (checked by row blocks), or None."""
+    if a.ndim == 1:
+        bad = ~np.isfinite(a)
+        return (int(np.argmax(bad)),) if bad.any() else None
+    step = max(1, (1 << 24) // max(1, a.shape[1]))
+    for start in range(0, a.shape[0], step):
+        blk = a[start:start + step]
+        bad = ~np.isfinite(blk)
+        if bad.any():
+            i, j = np.argwhere(bad)[0]
+            return (start + int(i), int(j))
+    return None
+
+
+def _as_float_array(a: Any, name: str) -> np.ndarray:
+    """Convert ``a`` to a float32/float64 numpy array (no copy if already one)."""
+    try:
+        arr = np.asarray(a)
+    except Exception as exc:  # pragma: no cover - exotic inputs
+        raise EncodingError(f"{name} could not be converted to an array: {exc}") from exc
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise EncodingError(f"{name} must be numeric, got dtype {arr.dtype}")
+    if np.iscomplexobj(arr):
+        raise EncodingError(f"{name} must be real-valued, got dtype {arr.dtype}")
+    if arr.dtype not in (np.float32, np.float64):
+        arr = arr.astype(np.float64)
+    return arr
+
+
+def check_xy(
+    X: Any, Y: Any | None = None, *, min_samples: int = 2
+) -> tuple[np.ndarray, np.ndarray | None, bool]:
+    """Validate features and targets.
+
+    Parameters
+    ----------
+    X : array-like, shape (n_samples, n_features)
+        Features (any unit).
+    Y : array-like, shape (n_samples, n_targets) or (n_samples,), or None
+        Targets (any unit).
+    min_samples : int
+        Minimum number of samples.
+
+    Returns
+    -------
+    X : ndarray, shape (n_samples, n_features), float32 or float64
+    Y : ndarray, shape (n_samples, n_targets), float32 or float64, or None
+    y_was_1d : bool
+        True when ``Y`` was given as a 1-D array.
+
+    Raises
+    ------
+    EncodingError (a ValueError)
+        Wrong dimensions, mismatched numbers of samples, fewer than ``min_samples`` samples,
+        zero features or targets, non-numeric data, or NaN/inf values (the message names the
+        array and the first offending row and column).
+    """
+    X = _as_float_array(X, "X")
+    if X.ndim != 2:
+        raise EncodingError(f"X must be a 2-D array (n_samples, n_features), got shape {X.shape}")
+    if X.shape[1] == 0:
+        raise EncodingError("X has 0 features")
+    if X.shape[0] < min_samples:
+        raise EncodingError(
+            f"X has {X.shape[0]} sample(s); at least {min_samples} samples are needed"
+        )
+    bad = _first_nonfinite(X)
+    if bad is not None:
+        raise EncodingError(f"X contains NaN or infinite values (first at row {bad[0]}, column {bad[1]})")
+    if Y is None:
+        return X, None, False
+    Y = _as_float_array(Y, "Y")
+    y_was_1d = Y.ndim == 1
+    if y_was_1d:
+        Y = Y[:, None]
+    if Y.ndim != 2:
+        raise EncodingError(f"Y must be a 1-D or 2-D array (n_samples, n_targets), got shape {Y.shape}")
+    if Y.shape[0] != X.shape[0]:
+        raise EncodingError(
+            f"X and Y have different numbers of samples: X has {X.shape[0]}, Y has {Y.shape[0]}"
+        )
+    if Y.shape[1] == 0:
+        raise EncodingError("Y has 0 targets")
+    bad = _first_nonfinite(Y)
+    if bad is not None:
+        where = f"row {bad[0]}" + (f", column {bad[1]}" if len(bad) > 1 and not y_was_1d else "")
+        raise EncodingError(f"Y contains NaN or infinite values (first at {where})")
+    return X, Y, y_was_1d
+
+
+def check_alphas(alphas: Any) -> np.ndarray:
+    """Validate a grid of ridge penalties; returns a float64 array of shape (n_alphas,).
+
+    Raises EncodingError unless ``alphas`` is a non-empty 1-D (or scalar) array of finite,
+    strictly positive numbers.
+    """
+    a = np.atleast_1d(np.asarray(alphas, dtype=np.float64)) if alphas is not None else DEFAULT_ALPHAS.copy()
+    if a.ndim != 1 or a.size == 0:
+        raise EncodingError(f"alphas must be a non-empty 1-D array, got shape {np.shape(alphas)}")
+    if not np.all(np.isfinite(a)) or np.any(a <= 0):
+        raise EncodingError(f"alphas must be finite and strictly positive, got {a.tolist()}")
+    return a
+
+
+def resolve_cv(
+    cv: int | Iterable[tuple[Any, Any]], n_samples: int, groups: Any | None = None
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Turn ``cv`` into a list of (train, validation) index arrays and validate it.
+
+    Parameters
+    ----------
+    cv : int or iterable of (train, test) index pairs
+        An int means :func:`brainlike.encoding.cv.contiguous_folds` with that many folds
+        (group-aware when ``groups`` is given).
+    n_samples : int
+        Number of samples that the indices refer to.
+    groups : array-like, shape (n_samples,), optional
+        Run / group labels, only used when ``cv`` is an int.
+
+    Returns
+    -------
+    folds : list of (train (n_train_k,), test (n_test_k,)) int64 arrays
+    """
+    from brainlike.encoding.cv import contiguous_folds
+
+    if isinstance(cv, (int, np.integer)) and not isinstance(cv, bool):
+        return contiguous_folds(n_samples, int(cv), groups=groups)
+    if hasattr(cv, "split") and callable(cv.split):  # a scikit-learn splitter
+        cv = list(cv.split(np.zeros((n_samples, 1)), groups=groups))
+    try:
+        pairs = list(cv)  # type: ignore[arg-type]
+    except TypeError as exc:
+        raise EncodingError(f"cv must be an int or a list of (train, test) index pairs, got {cv!r}") from exc
+    if len(pairs) == 0:
+        raise EncodingError("cv is an empty list of folds")
+    folds = []
+    for k, pair in enumerate(pairs):
+        try:
+            tr, te = pair
+        except (TypeError, ValueError) as exc:
+            raise EncodingError(f"cv fold {k} is not a (train, test) pair") from exc
+        tr = np.asarray(tr)
+        te = np.asarray(te)
+        for name, idx in (("train", tr), ("test", te)):
+            if idx.dtype == bool:
+                raise EncodingError(f"cv fold {k}: {name} must hold integer indices, not a boolean mask")
+            if idx.ndim != 1 or idx.size == 0:
+                raise EncodingError(f"cv fold {k}: {name} indices must be a non-empty 1-D array")
+            if not np.issubdtype(idx.dtype, np.integer):
+                raise EncodingError(f"cv fold {k}: {name} indices must be integers, got {idx.dtype}")
+            if idx.min() < 0 or idx.max() >= n_samples:
+                raise EncodingError(
+                    f"cv fold {k}: {name} indices must lie in [0, {n_samples - 1}], got "
+                    f"[{idx.min()}, {idx.max()}]"
+                )
+        folds.append((tr.astype(np.int64), te.astype(np.int64)))
+    return folds
+
+
+# ---------------------------------------------------------------------------------------
+# decompositions
+# ---------------------------------------------------------------------------------------
+@dataclass
+class _Decomposition:
+    """Spectral decomposition of one (centred) training set and, for CV folds, its
+    validation-side quantities. Arrays named ``*_b`` live on the backend.
+
+    Shapes: ``r`` kept eigen-directions, ``p`` features, ``n_A`` training samples,
+    ``n_V`` validation samples.
+    """
+
+    mode: str                       # "primal" or "kernel"
+    train: np.ndarray               # (n_A,) sample indices
+    test: np.ndarray | None         # (n_V,) sample indices, None for the refit
+    complementary: bool             # train and test partition all samples
+    s: np.ndarray                   # (r,) float64 eigenvalues kept (ascending)
+    basis_b: Any                    # primal: V (p, r); kernel: U (n_A, r); compute dtype
+    m_A: np.ndarray | None = None   # (p,) float64 mean of X0 over train (primal, intercept)
+    xbar_V: np.ndarray | None = None  # (p,) float64 mean of X0 over test (primal)
+    XV_b: Any = None                # (n_V, p) X0 rows of test (primal), compute dtype
+    XA_b: Any = None                # (n_A, p) X0 rows of train (primal, non-complementary)
+    U1_b: Any = None                # (r,) U^T 1 (kernel), float64
+    Z_b: Any = None                 # (n_V, r) validation design in the eigenbasis, compute dtype
+    zbar_b: Any = None              # (r,) float64 column means of Z over test
+    # spectral-method quantities
+    s_pf: np.ndarray | None = None  # (r,) float64 cluster-merged eigenvalues
+    N_b: Any = None                 # (r, r) float64 partial-fraction matrix
+    Mdiag_b: Any = None             # (r,) float64 diagonal of M = Z^T Z
+    blocks: list[tuple[int, int, Any]] = field(default_factory=list)  # (start, stop, M block)
+    F_b: Any = None                 # (n_alphas, r) float64 1 / (s_pf + alpha)
+
+    @property
+    def rank(self) -> int:
+        return int(self.s.shape[0])
+
+
+def _keep_mask(w: np.ndarray) -> np.ndarray:
+    smax = float(w.max()) if w.size else 0.0
+    if smax <= 0:
+        return np.zeros(w.shape, dtype=bool)
+    return w > _EIG_RTOL * smax
+
+
+def _clusters(s: np.ndarray, a_min: float) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """Merge ascending eigenvalues closer than ``_CLUSTER_RTOL * (s + a_min)``.
+
+    Returns the merged eigenvalues (r,) and the (start, stop) ranges of clusters of size > 1.
+    """
+    r = s.shape[0]
+    if r <= 1:
+        return s.copy(), []
+    gaps = np.diff(s)
+    new = gaps > _CLUSTER_RTOL * (s[1:] + a_min)
+    starts = np.concatenate([[0], np.flatnonzero(new) + 1])
+    stops = np.concatenate([starts[1:], [r]])
+    s_pf = s.copy()
+    blocks = []
+    for a, b in zip(starts, stops):
+        if b - a > 1:
+            s_pf[a:b] = s[a:b].mean()
+            blocks.append((int(a), int(b)))
+    return s_pf, blocks
+
+
+class _RidgeEngine:
+    """Decompositions of one feature matrix for a set of CV folds, and the per-chunk
+    scoring / refit routines. See the module docstring for the algebra.
+
+    Parameters
+    ----------
+    X : ndarray (n_samples, n_features)
+    folds : list of (train, test) index arrays
+    alphas : ndarray (n_alphas,) float64
+    """
+
+    def __init__(
+        self,
+        X: np.ndarray,
+        folds: Sequence[tuple[np.ndarray, np.ndarray]],
+        alphas: np.ndarray,
+        *,
+        fit_intercept: bool,
+        solver: str,
+        backend: Backend,
+        dtype: str,
+        score_func: str,
+        method: str,
+        need_refit: bool = True,
+        need_cv: bool = True,
+    ) -> None:
+        self.B = backend
+        self.dtype = dtype
+        self.alphas = alphas
+        self.fit_intercept = fit_intercept
+        self.score_func = score_func
+        self.solver = solver
+        self.n, self.p = X.shape
+        self.folds = list(folds)
+        n_alphas = alphas.shape[0]
+        if method == "auto":
+            # spectral: ~2 r^2 float64 flops per target and fold, independent of n_alphas;
+            # direct: ~n_alphas * n_V * r float32 flops.
+            method = "direct" if n_alphas <= 2 else "spectral"
+        self.method = method
+
+        self.x_mean = X.mean(axis=0, dtype=np.float64) if fit_intercept else np.zeros(self.p)
+        X0 = X - self.x_mean if fit_intercept else X
+        X0_64 = np.asarray(X0, dtype=np.float64)
+        self.X_b = backend.asarray(X0, dtype)
+
+        modes = []
+        if need_cv:
+            modes += [self._mode(len(tr)) for tr, _ in self.folds]
+        if need_refit:
+            modes.append(self._mode(self.n))
+        self.K: np.ndarray | None = None
+        self.G: np.ndarray | None = None
+        X64_b = backend.asarray(X0_64, "float64")
+        if "kernel" in modes:
+            self.K = backend.to_numpy(X64_b @ X64_b.T)  # (n, n) float64
+        if "primal" in modes:
+            self.G = backend.to_numpy(X64_b.T @ X64_b)  # (p, p) float64
+        del X64_b
+
+        self.cv_decomps: list[_Decomposition] = []
+        if need_cv:
+            for tr, te in self.folds:
+                self.cv_decomps.append(self._decompose(X0_64, tr, te))
+        # refit: Cholesky solves of (Gram + alpha I) per distinct selected alpha, or one
+        # eigendecomposition (computed lazily) when many distinct alphas are selected.
+        self.refit_mode = self._mode(self.n) if need_refit else None
+        self.refit_decomp: _Decomposition | None = None
+        self._X0_64 = X0_64 if need_refit else None
+        self.needs_T = any(d.mode == "primal" for d in self.cv_decomps) or self.refit_mode == "primal"
+
+    # ------------------------------------------------------------------ setup
+    def _mode(self, n_train: int) -> str:
+        if self.solver == "primal":
+            return "primal"
+        if self.solver == "kernel":
+            return "kernel"
+        return "primal" if n_train >= self.p else "kernel"
+
+    def _decompose(self, X0_64: np.ndarray, tr: np.ndarray, te: np.ndarray | None) -> _Decomposition:
+        B, dt = self.B, self.dtype
+        n_A = tr.shape[0]
+        complementary = te is not None and (n_A + te.shape[0] == self.n) and (
+            np.unique(np.concatenate([tr, te])).shape[0] == self.n
+        )
+        mode = self._mode(n_A)
+        fi = self.fit_intercept
+        is_full = te is None
+        if mode == "primal":
+            assert self.G is not None
+            XA = X0_64 if is_full else X0_64[tr]
+            m_A = XA.mean(axis=0) if fi else np.zeros(self.p)
+            if is_full:
+                G_A = self.G.copy()  # X0 is already centred on all samples
+                XVtXV = None
+            else:
+                XV = X0_64[te]
+                XVtXV = XV.T @ XV
+                if complementary:
+                    G_A = self.G - XVtXV
+                else:
+                    G_A = XA.T @ XA
+                if fi:
+                    G_A -= n_A * np.outer(m_A, m_A)
+            w, v = B.eigh(B.asarray(G_A, "float64"))
+            w = B.to_numpy(w)
+            keep = _keep_mask(w)
+            v = B.to_numpy(v)[:, keep]
+            d = _Decomposition(mode, tr, te, complementary, w[keep].copy(), B.asarray(v, dt))
+            if is_full:
+                return d
+            d.m_A = m_A
+            xbar_V = XV.mean(axis=0)
+            d.xbar_V = xbar_V
+            d.XV_b = B.asarray(XV, dt)
+            if not complementary:
+                d.XA_b = B.asarray(XA, dt)
+            n_V = te.shape[0]
+            # M = V^T (X_V - m_A)^T (X_V - m_A) V
+            XVc_gram = XVtXV
+            if fi:
+                XVc_gram = XVtXV - n_V * (np.outer(xbar_V, m_A) + np.outer(m_A, xbar_V)) + n_V * np.outer(m_A, m_A)
+            M = v.T @ XVc_gram @ v
+            zbar = (xbar_V - m_A) @ v
+            if self.method == "direct":
+                d.Z_b = B.asarray((XV - m_A) @ v, dt)
+        else:
+            assert self.K is not None
+            K_AA = self.K if is_full else self.K[np.ix_(tr, tr)]
+            if fi and not is_full:
+                k_A = K_AA.mean(axis=1)
+                kap = k_A.mean()
+                K_AAc = K_AA - k_A[:, None] - k_A[None, :] + kap
+            else:
+                K_AAc = K_AA  # full X0 already centred
+            w, u = B.eigh(B.asarray(K_AAc, "float64"))
+            w = B.to_numpy(w)
+            keep = _keep_mask(w)
+            u = B.to_numpy(u)[:, keep]
+            d = _Decomposition(mode, tr, te, complementary, w[keep].copy(), B.asarray(u, dt))
+            d.U1_b = B.asarray(u.sum(axis=0), "float64")
+            if is_full:
+                return d
+            K_VA = self.K[np.ix_(te, tr)]
+            if fi:
+                K_VA = K_VA - K_VA.mean(axis=1)[:, None] - k_A[None, :] + kap
+            Z = K_VA @ u  # (n_V, r)
+            M = Z.T @ Z
+            zbar = Z.mean(axis=0)
+            d.Z_b = B.asarray(Z, dt)
+        d.zbar_b = B.asarray(zbar, "float64")
+        if self.method == "spectral":
+            s_pf, blocks = _clusters(d.s, float(self.alphas.min()))
+            d.s_pf = s_pf
+            D = s_pf[None, :] - s_pf[:, None]  # D_ik = s_k - s_i
+            same = D == 0
+            with np.errstate(divide="ignore", invalid="ignore"):
+                N = np.where(same, 0.0, M / np.where(same, 1.0, D))
+            d.N_b = B.asarray(N, "float64")
+            d.Mdiag_b = B.asarray(np.diag(M).copy(), "float64")
+            d.blocks = [(a, b, B.asarray(M[a:b, a:b], "float64")) for a, b in blocks]
+            d.F_b = B.asarray(1.0 / (s_pf[None, :] + self.alphas[:, None]), "float64")
+        else:
+            d.s_pf = d.s
+            d.F_b = B.asarray(1.0 / (d.s[None, :] + self.alphas[:, None]), "float64")
+        return d
+
+    # ------------------------------------------------------------------ memory model
+    def fixed_bytes(self) -> int:
+        """Bytes held independently of the number of targets (decompositions, X copies)."""
+        c = 4 if self.dtype == "float32" else 8
+        total = self.n * self.p * c
+        if self.refit_mode is not None:
+            k = self.p if self.refit_mode == "primal" else self.n
+            total += 2 * k * k * 8
+        for d in self.cv_decomps:
+            r = d.rank
+            total += (self.p if d.mode == "primal" else d.train.shape[0]) * r * c
+            if d.N_b is not None:
+                total += r * r * 8
+            if d.Z_b is not None and d.test is not None:
+                total += d.test.shape[0] * r * c
+            if d.XV_b is not None:
+                total += d.test.shape[0] * self.p * c
+            if d.XA_b is not None:
+                total += d.train.shape[0] * self.p * c
+        return int(total)
+
+    def bytes_per_target(self) -> int:
+        """Working bytes per target of one chunk (upper estimate)."""
+        c = 4 if self.dtype == "float32" else 8
+        r_max = max([d.rank for d in self.cv_decomps] + [1])
+        if self.refit_mode is not None:
+            r_max = max(r_max, self.p if self.refit_mode == "primal" else self.n)
+        n_alphas = self.alphas.shape[0]
+        n_folds = max(1, len(self.cv_decomps))
+        per = 3 * self.n * 8  # Y chunk in float64 + centred compute copy + fold gathers
+        per += 6 * self.p * c  # T, B_A, B_V and rank-one temporaries
+        per += 10 * r_max * 8  # c, g, h, products, refit coefficients
+        per += n_alphas * 8 * (n_folds + 8)  # per-fold and mean scores, F @ (...) results
+        if self.method == "direct":
+            per += 3 * max([d.test.shape[0] for d in self.cv_decomps] + [1]) * c
+        return int(per)
+
+    # ------------------------------------------------------------------ per chunk
+    def center_targets(self, Y: np.ndarray) -> tuple[Any, np.ndarray]:
+        """Centre a target chunk (n, t) and move it to the backend (compute dtype)."""
+        y_mean = Y.mean(axis=0, dtype=np.float64) if self.fit_intercept else np.zeros(Y.shape[1])
+        Y0 = Y.astype(self.dtype, copy=True) if Y.dtype != np.dtype(self.dtype) else Y.copy()
+        if self.fit_intercept:
+            Y0 -= y_mean.astype(self.dtype)
+        return self.B.asarray(Y0, self.dtype), y_mean
+
+    def cv_scores(self, Y0_b: Any, T_b: Any = None) -> np.ndarray:
+        """Mean validation score over folds for every alpha: ndarray (n_alphas, t), float64."""
+        B = self.B
+        if T_b is None and self.needs_T:
+            T_b = self.X_b.T @ Y0_b
+        total = None
+        ysum = B.sum64(Y0_b, 0) if self.fit_intercept else None  # (t,) column sums
+        for d in self.cv_decomps:
+            sc = B.to_numpy(self._fold_scores(d, Y0_b, T_b, ysum))
+            total = sc if total is None else total + sc
+        assert total is not None
+        out = total / len(self.cv_decomps)
+        out[~np.isfinite(out)] = -np.inf
+        return out
+
+    def _fold_scores(self, d: _Decomposition, Y0_b: Any, T_b: Any, ysum: Any) -> Any:
+        B, dt, fi = self.B, self.dtype, self.fit_intercept
+        n_V = d.test.shape[0]
+        n_A = d.train.shape[0]
+        Y_V = B.take(Y0_b, d.test, 0)
+        ybar_V = B.sum64(Y_V, 0) / n_V  # (t,)
+        if fi:
+            if d.complementary:
+                mu_A = (ysum - ybar_V * n_V) / n_A
+            else:
+                mu_A = B.sum64(B.take(Y0_b, d.train, 0), 0) / n_A
+        else:
+            mu_A = None
+        # total sum of squares of the validation targets around their own mean
+        ss_tot = B.sumsq64(Y_V - B.cast(ybar_V, dt)[None, :], 0)
+        ybar_Vc = ybar_V - mu_A if fi else ybar_V  # mean of validation targets centred by train mean
+        ssq = ss_tot + n_V * ybar_Vc * ybar_Vc  # ||y_V - mu_A||^2
+        if d.mode == "primal":
+            B_V = d.XV_b.T @ Y_V  # (p, t)
+            if d.complementary:
+                B_A = T_b - B_V
+            else:
+                B_A = d.XA_b.T @ B.take(Y0_b, d.train, 0)
+            if fi:
+                mA = B.asarray(d.m_A, dt)
+                xV = B.asarray(d.xbar_V, dt)
+                muA = B.cast(mu_A, dt)
+                yV = B.cast(ybar_V, dt)
+                B_A = B_A - (n_A * mA)[:, None] * muA[None, :]
+                B_V = B_V - (n_V * xV)[:, None] * muA[None, :] - (n_V * mA)[:, None] * (yV - muA)[None, :]
+            c = d.basis_b.T @ B_A
+            g = d.basis_b.T @ B_V
+            del B_A, B_V
+        else:
+            Y_A = B.take(Y0_b, d.train, 0)
+            c = d.basis_b.T @ Y_A
+            del Y_A
+            if fi:
+                c = c - B.cast(d.U1_b, dt)[:, None] * B.cast(mu_A, dt)[None, :]
+                Y_Vc = Y_V - B.cast(mu_A, dt)[None, :]
+            else:
+                Y_Vc = Y_V
+            g = d.Z_b.T @ Y_Vc
+            del Y_Vc
+        if self.method == "spectral":
+            return self._spectral_scores(d, B.cast(c, "float64"), B.cast(g, "float64"), ssq, ss_tot, ybar_Vc, n_V)
+        return self._direct_scores(d, c, Y_V, mu_A, ss_tot, n_V)
+
+    def _spectral_scores(self, d: _Decomposition, c: Any, g: Any, ssq: Any, ss_tot: Any,
+                         ybar_Vc: Any, n_V: int) -> Any:
+        B = self.B
+        F = d.F_b  # (n_alphas, r)
+        h = d.N_b @ c  # (r, t)
+        h *= c
+        h *= 2.0
+        w = d.Mdiag_b[:, None] * c * c
+        for a, b, Mblk in d.blocks:
+            w[a:b] = c[a:b] * (Mblk @ c[a:b])
+        quad = F @ h + (F * F) @ w  # ||prediction||^2, (n_alphas, t)
+        del h, w
+        g *= c
+        cross = F @ g  # <y_V - mu_A, prediction>
+        ssres = ssq[None, :] - 2.0 * cross + quad
+        ssres = B.maximum(ssres, 0.0)
+        if self.score_func == "pearson":
+            mp = F @ (d.zbar_b[:, None] * c)  # mean prediction
+            var_p = quad - n_V * mp * mp
+            cov = cross - n_V * ybar_Vc[None, :] * mp
+            return self._pearson_from_moments(cov, var_p, ss_tot, quad)
+        return self._score_from_ssres(ssres, ss_tot, n_V)
+
+    def _direct_scores(self, d: _Decomposition, c: Any, Y_V: Any, mu_A: Any, ss_tot: Any, n_V: int) -> Any:
+        B, dt = self.B, self.dtype
+        F = B.cast(d.F_b, dt)
+        Y_Vc = Y_V - B.cast(mu_A, dt)[None, :] if mu_A is not None else Y_V
+        n_alphas = self.alphas.shape[0]
+        out = B.zeros((n_alphas, Y_V.shape[1]), "float64")
+        for k in range(n_alphas):
+            pred = d.Z_b @ (F[k][:, None] * c)
+            if self.score_func == "pearson":
+                pm = B.mean(B.cast(pred, "float64"), 0)
+                pc = pred - B.cast(pm, dt)[None, :]
+                ym = B.mean(B.cast(Y_Vc, "float64"), 0)
+                yc = Y_Vc - B.cast(ym, dt)[None, :]
+                cov = B.sum(B.cast(pc * yc, "float64"), 0)
+                var_p = B.sumsq64(pc, 0)
+                out[k] = self._pearson_from_moments(cov[None, :], var_p[None, :], ss_tot, var_p[None, :])[0]
+            else:
+                ssres = B.sumsq64(Y_Vc - pred, 0)
+                out[k] = self._score_from_ssres(ssres[None, :], ss_tot, n_V)[0]
+        return out
+
+    def _score_from_ssres(self, ssres: Any, ss_tot: Any, n_V: int) -> Any:
+        if self.score_func == "neg_mse":
+            return -ssres / n_V
+        ok = ss_tot > 0
+        safe = ss_tot + (~ok) * 1.0
+        r2 = 1.0 - ssres / safe[None, :]
+        return r2 * ok[None, :]  # R^2 = 0 where the validation targets are constant (himalaya)
+
+    def _pearson_from_moments(self, cov: Any, var_p: Any, ss_tot: Any, scale: Any) -> Any:
+        B = self.B
+        ok = (ss_tot[None, :] > 0) & (var_p > 1e-12 * B.maximum(scale, 1e-300))
+        denom = B.sqrt(B.maximum(var_p, 1e-300) * B.maximum(ss_tot, 1e-300)[None, :])
+        r = cov / denom
+        return r * ok
+
+    def refit(self, Y0_b: Any, alpha_per_target: np.ndarray, T_b: Any = None) -> Any:
+        """Ridge coefficients on all samples, one alpha per target: backend (p, t), compute dtype.
+
+        ``alpha_per_target`` is (t,). Primal: ``(X^T X + alpha I)^-1 X^T Y``; kernel:
+        ``X^T (X X^T + alpha I)^-1 Y`` (X, Y centred when ``fit_intercept``).
+        """
+        B, dt = self.B, self.dtype
+        assert self.refit_mode is not None
+        primal = self.refit_mode == "primal"
+        if primal and T_b is None:
+            T_b = self.X_b.T @ Y0_b
+        rhs = T_b if primal else Y0_b  # (p, t) or (n, t)
+        uniq = np.unique(alpha_per_target)
+        out = None
+        if uniq.size <= _MAX_CHOLESKY_ALPHAS and self.refit_decomp is None:
+            gram = self.G if primal else self.K
+            assert gram is not None
+            gram_b = B.asarray(gram, "float64")
+            eye = B.asarray(np.eye(gram.shape[0]), "float64")
+            out = B.zeros(tuple(rhs.shape), dt)
+            try:
+                for a in uniq:
+                    cols = np.flatnonzero(alpha_per_target == a)
+                    sol = B.solve_spd(gram_b + float(a) * eye, B.cast(B.take(rhs, cols, 1), "float64"))
+                    out[:, B.index(cols)] = B.cast(sol, dt)
+            except np.linalg.LinAlgError:
+                out = None  # not numerically positive definite: use the eigendecomposition
+            del gram_b, eye
+        if out is None:
+            if self.refit_decomp is None:
+                assert self._X0_64 is not None
+                self.refit_decomp = self._decompose(self._X0_64, np.arange(self.n), None)
+            d = self.refit_decomp
+            if d.rank == 0:
+                return B.zeros((self.p, Y0_b.shape[1]), dt)
+            F = B.asarray(1.0 / (d.s[:, None] + alpha_per_target[None, :]), dt)  # (r, t)
+            c = d.basis_b.T @ rhs
+            c *= F
+            out = d.basis_b @ c
+        return out if primal else self.X_b.T @ out
+
+
+# ---------------------------------------------------------------------------------------
+# estimators
+# ---------------------------------------------------------------------------------------
+def _check_choice(value: str, options: tuple[str, ...], name: str) -> str:
+    if value not in options:
+        raise EncodingError(f"{name} must be one of {options}, got {value!r}")
+    return value
+
+
+def _chunk_size(engine: _RidgeEngine, n_targets: int, memory_budget_gb: float) -> int:
+    budget = float(memory_budget_gb) * (1 << 30)
+    free = budget - engine.fixed_bytes()
+    size = int(free // max(1, engine.bytes_per_target()))
+    if size >= n_targets:
+        return n_targets
+    if size >= 256:
+        size -= size % 64  # friendlier GEMM shapes
+    return max(1, size)
+
+
+class RidgeCV(BaseEstimator):
+    """Ridge regression with one alpha per target chosen by (inner) cross-validation.
+
+    Parameters
+    ----------
+    alphas : array-like, shape (n_alphas,)
+        Candidate penalties (strictly positive), default :data:`DEFAULT_ALPHAS`
+        (``np.logspace(-1, 7, 17)``).
+    cv : int or list of (train, test) index pairs
+        Inner cross-validation. An int means that many contiguous folds
+        (:func:`brainlike.encoding.cv.contiguous_folds`, group-aware when ``groups`` is
+        passed to :meth:`fit`); a list gives explicit splits (indices into the rows of X).
+        A scikit-learn splitter object is accepted too.
+    backend : {"numpy", "torch", "torch_cpu", "torch_cuda"} or Backend
+        Array backend; ``"torch"`` uses CUDA when available.
+    fit_intercept : bool
+        Fit an unpenalised intercept (centre X and Y with each training set's means).
+        If False, X and Y are used as they are.
+    solver : {"auto", "primal", "kernel"}
+        Decomposition: primal (p x p Gram) or kernel (n x n Gram). ``"auto"`` picks, for
+        each training set, primal when it has at least as many samples as features.
+    memory_budget_gb : float
+        Working memory (GiB) for the target chunks, on top of the inputs, the
+        decompositions and the fitted coefficients. Targets are processed in chunks sized
+        to fit it; results do not depend on it.
+    score_func : {"r2", "pearson", "neg_mse"}
+        Inner-CV criterion, averaged over folds: R^2 (as himalaya's ``r2_score``), Pearson
+        r, or negative mean squared error (himalaya's default ``l2_neg_loss``).
+    dtype : {"float32", "float64"}
+        Precision of the large GEMMs on data and targets. Decompositions and score algebra
+        are always float64.
+    method : {"auto", "spectral", "direct"}
+        How the scores of all alphas are computed from one decomposition per fold (see
+        module docstring); both give the same result to rounding.
+
+    Attributes
+    ----------
+    best_alphas_ : ndarray (n_targets,) float64
+        Selected alpha per target.
+    coef_ : ndarray (n_features, n_targets), float32 (float64 if ``dtype="float64"``)
+        Coefficients, in Y units per X unit.
+    intercept_ : ndarray (n_targets,) float64
+        Intercept, in Y units (zeros if ``fit_intercept=False``).
+    cv_scores_ : ndarray (n_alphas, n_targets) float64
+        Inner-CV score of every alpha (mean over folds).
+    n_features_in_ : int
+    solver_ : str
+        Decomposition used for the refit ("primal" or "kernel").
+    """
+
+    def __init__(
+        self,
+        alphas: Any = DEFAULT_ALPHAS,
+        cv: int | list[tuple[Any, Any]] = 5,
+        backend: str | Backend = "numpy",
+        fit_intercept: bool = True,
+        solver: str = "auto",
+        memory_budget_gb: float = 2.0,
+        score_func: str = "r2",
+        dtype: str = "float32",
+        method: str = "auto",
+    ) -> None:
+        self.alphas = alphas
+        self.cv = cv
+        self.backend = backend
+        self.fit_intercept = fit_intercept
+        self.solver = solver
+        self.memory_budget_gb = memory_budget_gb
+        self.score_func = score_func
+        self.dtype = dtype
+        self.method = method
+
+    def __repr__(self, N_CHAR_MAX: int = 700) -> str:
+        # scikit-learn's repr compares parameters with ``==``, which fails for the default
+        # ndarray ``alphas``; list the parameters that differ from their defaults ourselves.
+        import inspect
+
+        sig = inspect.signature(type(self).__init__)
+        parts = []
+        for name, value in self.get_params(deep=False).items():
+            default = sig.parameters[name].default
+            try:
+                same = bool(np.array_equal(np.asarray(value), np.asarray(default))) if (
+                    isinstance(value, np.ndarray) or isinstance(default, np.ndarray)) else value == default
+            except Exception:  # pragma: no cover - exotic parameter values
+                same = False
+            if not same:
+                text = repr(value)
+                if isinstance(value, np.ndarray) and value.size > 6:
+                    text = f"array(shape={value.shape}, min={value.min():.3g}, max={value.max():.3g})"
+                parts.append(f"{name}={text}")
+        out = f"{type(self).__name__}({', '.join(parts)})"
+        return out if len(out) <= N_CHAR_MAX else out[: N_CHAR_MAX - 4] + "...)"
+
+    def _check_params(self) -> None:
+        _check_choice(self.solver, _SOLVERS, "solver")
+        _check_choice(self.score_func, _SCORE_FUNCS, "score_func")
+        _check_choice(self.dtype, ("float32", "float64"), "dtype")
+        _check_choice(self.method, _METHODS, "method")
+        if not (isinstance(self.memory_budget_gb, (int, float)) and self.memory_budget_gb > 0):
+            raise EncodingError(f"memory_budget_gb must be a positive number, got {self.memory_budget_gb!r}")
+
+    def fit(self, X: Any, Y: Any, groups: Any | None = None) -> "RidgeCV":
+        """Select alpha per target by inner CV, then refit on all samples.
+
+        Parameters
+        ----------
+        X : array-like, shape (n_samples, n_features)
+            Features (e.g. language-model activations; any unit).
+        Y : array-like, shape (n_samples, n_targets) or (n_samples,)
+            Targets (electrodes / voxels; any unit).
+        groups : array-like, shape (n_samples,), optional
+            Run labels; with an int ``cv``, inner folds never split a group.
+
+        Returns
+        -------
+        self
+        """
+        self._check_params()
+        X, Y, y1d = check_xy(X, Y)
+        assert Y is not None
+        alphas = check_alphas(self.alphas)
+        folds = resolve_cv(self.cv, X.shape[0], groups)
+        B = get_backend(self.backend)
+        engine = _RidgeEngine(
+            X, folds, alphas, fit_intercept=self.fit_intercept, solver=self.solver, backend=B,
+            dtype=self.dtype, score_func=self.score_func, method=self.method,
+        )
+        n_targets = Y.shape[1]
+        chunk = _chunk_size(engine, n_targets, self.memory_budget_gb)
+        coef = np.empty((X.shape[1], n_targets), dtype=self.dtype)
+        intercept = np.empty(n_targets, dtype=np.float64)
+        best = np.empty(n_targets, dtype=np.float64)
+        cv_scores = np.empty((alphas.shape[0], n_targets), dtype=np.float64)
+        tie = _TIE_SLOPE * np.log(alphas)[:, None]
+        for start in range(0, n_targets, chunk):
+            sl = slice(start, min(n_targets, start + chunk))
+            Y0_b, y_mean = engine.center_targets(Y[:, sl])
+            T_b = engine.X_b.T @ Y0_b if engine.needs_T else None
+            sc = engine.cv_scores(Y0_b, T_b)
+            idx = np.argmax(sc + tie, axis=0)
+            a_sel = alphas[idx]
+            W = B.to_numpy(engine.refit(Y0_b, a_sel, T_b))
+            del Y0_b, T_b
+            coef[:, sl] = W
+            intercept[sl] = y_mean - engine.x_mean @ W.astype(np.float64) if self.fit_intercept else 0.0
+            best[sl] = a_sel
+            cv_scores[:, sl] = sc
+        self.best_alphas_ = best
+        self.coef_ = coef
+        self.intercept_ = intercept
+        self.cv_scores_ = cv_scores
+        self.n_features_in_ = X.shape[1]
+        self.solver_ = engine.refit_mode
+        self.method_ = engine.method
+        self.chunk_size_ = chunk
+        self._y_was_1d = y1d
+        return self
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "coef_"):
+            raise EncodingError(f"this {type(self).__name__} is not fitted yet; call fit(X, Y) first")
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Predict targets.
+
+        Parameters
+        ----------
+        X : array-like, shape (n_samples, n_features)
+
+        Returns
+        -------
+        Y_hat : ndarray, shape (n_samples, n_targets), float32 (``(n_samples,)`` if the model
+            was fitted on a 1-D ``Y``), in Y units.
+        """
+        self._check_fitted()
+        X, _, _ = check_xy(X, None, min_samples=1)
+        if X.shape[1] != self.n_features_in_:
+            raise EncodingError(f"X has {X.shape[1]} features but the model was fitted with {self.n_features_in_}")
+        coef = self.coef_
+        Xc = X.astype(coef.dtype, copy=False)
+        out = Xc @ coef
+        out += self.intercept_.astype(coef.dtype)[None, :]
+        out = out.astype(np.float32, copy=False)
+        return out[:, 0] if getattr(self, "_y_was_1d", False) else out
+
+    def score(self, X: Any, Y: Any) -> np.ndarray:
+        """Pearson r between predictions and ``Y`` per target: ndarray (n_targets,) float64
+        (0.0 for constant columns)."""
+        self._check_fitted()
+        X, Y, _ = check_xy(X, Y)
+        pred = self.predict(X)
+        return pearson_r(Y, pred.reshape(Y.shape))
+
+
+class BandedRidgeCV(RidgeCV):
+    """Banded ridge: one penalty scaling per feature group (band), chosen per target.
+
+    The features of band ``b`` are multiplied by ``sqrt(gamma_b)``, with ``gamma`` on the
+    simplex (sum 1), so that the effective penalty of band ``b`` is ``alpha / gamma_b``
+    (himalaya's ``GroupRidgeCV`` parametrisation). For every candidate ``gamma`` of a small
+    grid (the uniform weighting, the one-band-dominant corners softened by ``1e-3``, and
+    ``n_random`` Dirichlet samples), the full RidgeCV engine selects alpha per target; each
+    target keeps the (gamma, alpha) with the best inner-CV score (ties: earlier candidate).
+
+    Parameters
+    ----------
+    bands : sequence of slices or index arrays, or ndarray (n_features,) of band labels
+        Feature groups (e.g. layers or feature spaces). Every feature must be in one band.
+    n_random : int
+        Number of random Dirichlet(1) band weightings added to the grid.
+    random_state : int
+        Seed of the random weightings.
+    Other parameters: as :class:`RidgeCV`.
+
+    Attributes
+    ----------
+    band_weights_ : ndarray (n_bands, n_targets) float64
+        Selected ``gamma`` per target (columns sum to 1).
+    best_alphas_, coef_, intercept_ : as :class:`RidgeCV` (``coef_`` applies to the
+        unscaled features).
+    cv_scores_ : ndarray (n_targets,) float64
+        Best inner-CV score per target.
+    candidates_ : ndarray (n_candidates, n_bands)
+        Band weightings that were tried.
+    """
+
+    def __init__(
+        self,
+        bands: Any = None,
+        alphas: Any = DEFAULT_ALPHAS,
+        cv: int | list[tuple[Any, Any]] = 5,
+        backend: str | Backend = "numpy",
+        fit_intercept: bool = True,
+        solver: str = "auto",
+        memory_budget_gb: float = 2.0,
+        score_func: str = "r2",
+        dtype: str = "float32",
+        method: str = "auto",
+        n_random: int = 8,
+        random_state: int = 0,
+    ) -> None:
+        super().__init__(alphas=alphas, cv=cv, backend=backend, fit_intercept=fit_intercept, solver=solver,
+                         memory_budget_gb=memory_budget_gb, score_func=score_func, dtype=dtype, method=method)
+        self.bands = bands
+        self.n_random = n_random
+        self.random_state = random_state
+
+    def _band_index(self, p: int) -> list[np.ndarray]:
+        bands = self.bands
+        if bands is None:
+            raise EncodingError("BandedRidgeCV needs `bands` (feature groups)")
+        if isinstance(bands, np.ndarray) and bands.ndim == 1 and bands.shape[0] == p and bands.dtype != object:
+            labels = bands
+            idx = [np.flatnonzero(labels == lab) for lab in list(dict.fromkeys(labels.tolist()))]
+        else:
+            idx = []
+            for b in bands:
+                if isinstance(b, slice):
+                    idx.append(np.arange(p)[b])
+                else:
+                    idx.append(np.asarray(b, dtype=np.int64))
+        allidx = np.concatenate(idx) if idx else np.zeros(0, dtype=np.int64)
+        if len(idx) < 1 or any(i.size == 0 for i in idx):
+            raise EncodingError("every band must contain at least one feature")
+        if allidx.size != p or np.unique(allidx).size != p or allidx.min() < 0 or allidx.max() >= p:
+            raise EncodingError(f"bands must partition the {p} features (each feature in exactly one band)")
+        return idx
+
+    def _candidates(self, n_bands: int) -> np.ndarray:
+        cands = [np.full(n_bands, 1.0 / n_bands)]
+        if n_bands > 1:
+            for b in range(n_bands):
+                g = np.full(n_bands, 1e-3)
+                g[b] = 1.0
+                cands.append(g / g.sum())
+            rng = np.random.default_rng(self.random_state)
+            cands += list(rng.dirichlet(np.ones(n_bands), size=int(self.n_random)))
+        return np.array(cands)
+
+    def fit(self, X: Any, Y: Any, groups: Any | None = None) -> "BandedRidgeCV":
+        """Select (band weights, alpha) per target by inner CV, then refit.
+
+        Shapes as :meth:`RidgeCV.fit`.
+        """
+        self._check_params()
+        X, Y, y1d = check_xy(X, Y)
+        assert Y is not None
+        alphas = check_alphas(self.alphas)
+        folds = resolve_cv(self.cv, X.shape[0], groups)
+        B = get_backend(self.backend)
+        bands = self._band_index(X.shape[1])
+        cands = self._candidates(len(bands))
+        n, p = X.shape
+        t = Y.shape[1]
+        tie = _TIE_SLOPE * np.log(alphas)[:, None]
+        best_score = np.full(t, -np.inf)
+        best_cand = np.zeros(t, dtype=np.int64)
+        best_alpha = np.zeros(t)
+
+        def scaled(g: np.ndarray) -> np.ndarray:
+            Xs = np.array(X, dtype=np.float64 if self.dtype == "float64" else np.float32, copy=True)
+            for gi, bi in zip(g, bands):
+                Xs[:, bi] *= math.sqrt(gi)
+            return Xs
+
+        for ci, g in enumerate(cands):
+            eng = _RidgeEngine(scaled(g), folds, alphas, fit_intercept=self.fit_intercept, solver=self.solver,
+                               backend=B, dtype=self.dtype, score_func=self.score_func, method=self.method,
+                               need_refit=False)
+            chunk = _chunk_size(eng, t, self.memory_budget_gb)
+            for start in range(0, t, chunk):
+                sl = slice(start, min(t, start + chunk))
+                Y0_b, _ = eng.center_targets(Y[:, sl])
+                sc = eng.cv_scores(Y0_b)
+                idx = np.argmax(sc + tie, axis=0)
+                top = sc[idx, np.arange(sc.shape[1])]
+                better = top > best_score[sl]
+                bs = best_score[sl]
+                bs[better] = top[better]
+                best_score[sl] = bs
+                bc = best_cand[sl]
+                bc[better] = ci
+                best_cand[sl] = bc
+                ba = best_alpha[sl]
+                ba[better] = alphas[idx][better]
+                best_alpha[sl] = ba
+            del eng
+
+        coef = np.zeros((p, t), dtype=self.dtype)
+        intercept = np.zeros(t)
+        x_mean = X.mean(axis=0, dtype=np.float64)
+        for ci in np.unique(best_cand):
+            targets = np.flatnonzero(best_cand == ci)
+            g = cands[ci]
+            eng = _RidgeEngine(scaled(g), folds, alphas, fit_intercept=self.fit_intercept, solver=self.solver,
+                               backend=B, dtype=self.dtype, score_func=self.score_func, method=self.method,
+                               need_cv=False)
+            chunk = _chunk_size(eng, targets.size, self.memory_budget_gb)
+            for start in range(0, targets.size, chunk):
+                tg = targets[start:start + chunk]
+                Y0_b, y_mean = eng.center_targets(Y[:, tg])
+                W = B.to_numpy(eng.refit(Y0_b, best_alpha[tg])).astype(np.float64)
+                for gi, bi in zip(g, bands):
+                    W[bi] *= math.sqrt(gi)  # back to the unscaled features
+                coef[:, tg] = W
+                if self.fit_intercept:
+                    intercept[tg] = y_mean - x_mean @ W
+        self.best_alphas_ = best_alpha
+        self.band_weights_ = cands[best_cand].T.copy()
+        self.candidates_ = cands
+        self.coef_ = coef
+        self.intercept_ = intercept
+        self.cv_scores_ = best_score
+        self.n_features_in_ = p
+        self._y_was_1d = y1d
+        return self

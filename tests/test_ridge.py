@@ -1,0 +1,324 @@
+"""Tests of the ridge engine (brainlike.encoding.ridge / metrics / backends).
+
+Small problems only (the suite runs in a few seconds); timings are in benchmarks/.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from brainlike.encoding import (
+    DEFAULT_ALPHAS,
+    BandedRidgeCV,
+    EncodingError,
+    RidgeCV,
+    contiguous_folds,
+    get_backend,
+    pearson_r,
+    r2_score,
+)
+
+ALPHAS = np.logspace(-2, 5, 15)
+
+
+def make_problem(n: int, p: int, t: int, seed: int = 0, noise_frac: float = 0.25) -> tuple[np.ndarray, np.ndarray]:
+    """X (n, p) with a decaying spectrum and offsets; Y (n, t) = X W + noise, some pure noise."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, p)) @ np.diag(np.logspace(0, -1.5, p)) + rng.standard_normal(p)
+    W = rng.standard_normal((p, t)) * (rng.random((p, t)) < 0.5)
+    S = X @ W
+    S /= S.std(axis=0) + 1e-12
+    snr = rng.uniform(0.2, 2.0, t)
+    snr[: max(1, int(noise_frac * t))] = 0.0
+    Y = S * snr + rng.standard_normal((n, t)) + 5.0
+    return X, Y
+
+
+def himalaya_fit(X, Y, folds, alphas, score="r2"):
+    from himalaya.ridge import RidgeCV as HRidgeCV
+    from himalaya.scoring import l2_neg_loss, r2_score as h_r2
+
+    func = {"r2": h_r2, "neg_mse": l2_neg_loss}[score]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return HRidgeCV(alphas=alphas, fit_intercept=True, cv=folds, solver_params=dict(score_func=func)).fit(X, Y)
+
+
+def rel_err(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))) / max(1e-12, np.max(np.abs(b))))
+
+
+# ------------------------------------------------------------------------------ himalaya
+@pytest.mark.parametrize("n,p", [(120, 20), (50, 90)])  # primal (n > p) and kernel (n < p) regimes
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_agrees_with_himalaya_ridgecv(n: int, p: int, dtype: str) -> None:
+    X, Y = make_problem(n, p, 12, seed=1)
+    folds = contiguous_folds(n, 5)
+    h = himalaya_fit(X, Y, folds, ALPHAS)
+    X_te, _ = make_problem(30, p, 1, seed=2)
+    ph = np.asarray(h.predict(X_te))
+    for method in ("spectral", "direct"):
+        m = RidgeCV(alphas=ALPHAS, cv=folds, dtype=dtype, method=method).fit(X, Y)
+        np.testing.assert_allclose(m.best_alphas_, np.asarray(h.best_alphas_), rtol=1e-5)
+        assert rel_err(m.predict(X_te), ph) < 1e-4
+        # himalaya's cv_scores_ is the best mean inner R^2 plus its 1e-10 * log(alpha) tie slope
+        best = m.cv_scores_.max(axis=0) + 1e-10 * np.log(m.best_alphas_)
+        np.testing.assert_allclose(best, np.asarray(h.cv_scores_).ravel(), atol=1e-5)
+
+
+def test_agrees_with_himalaya_neg_mse_criterion() -> None:
+    X, Y = make_problem(100, 15, 8, seed=3)
+    folds = contiguous_folds(100, 4)
+    h = himalaya_fit(X, Y, folds, ALPHAS, score="neg_mse")
+    m = RidgeCV(alphas=ALPHAS, cv=folds, score_func="neg_mse", dtype="float64").fit(X, Y)
+    np.testing.assert_allclose(m.best_alphas_, np.asarray(h.best_alphas_), rtol=1e-5)
+    assert rel_err(m.coef_, np.asarray(h.coef_)) < 1e-6
+
+
+# ------------------------------------------------------------------------------ scikit-learn
+def test_fixed_alpha_equals_sklearn_ridge() -> None:
+    from sklearn.linear_model import Ridge
+
+    X, Y = make_problem(80, 25, 6, seed=4)
+    for solver in ("primal", "kernel"):
+        m = RidgeCV(alphas=[3.0], cv=4, solver=solver, dtype="float64").fit(X, Y)
+        s = Ridge(alpha=3.0, fit_intercept=True).fit(X, Y)
+        np.testing.assert_allclose(m.coef_, s.coef_.T, rtol=1e-6, atol=1e-9)
+        np.testing.assert_allclose(m.intercept_, s.intercept_, rtol=1e-6, atol=1e-9)
+
+
+def test_leave_one_out_equals_sklearn_ridgecv_alpha_per_target() -> None:
+    """sklearn's RidgeCV(alpha_per_target=True) uses exact LOO with squared error."""
+    from sklearn.linear_model import RidgeCV as SRidgeCV
+
+    n = 40
+    X, Y = make_problem(n, 8, 10, seed=5)
+    loo = [(np.delete(np.arange(n), i), np.array([i])) for i in range(n)]
+    m = RidgeCV(alphas=ALPHAS, cv=loo, score_func="neg_mse", dtype="float64").fit(X, Y)
+    s = SRidgeCV(alphas=ALPHAS, alpha_per_target=True, fit_intercept=True).fit(X, Y)
+    np.testing.assert_allclose(m.best_alphas_, s.alpha_, rtol=1e-6)
+    np.testing.assert_allclose(m.coef_, s.coef_.T, rtol=1e-5, atol=1e-8)
+
+
+# ------------------------------------------------------------------------------ internal consistency
+def test_primal_and_kernel_paths_agree() -> None:
+    X, Y = make_problem(70, 40, 10, seed=6)
+    folds = contiguous_folds(70, 5)
+    a = RidgeCV(alphas=ALPHAS, cv=folds, solver="primal", dtype="float64").fit(X, Y)
+    b = RidgeCV(alphas=ALPHAS, cv=folds, solver="kernel", dtype="float64").fit(X, Y)
+    np.testing.assert_array_equal(a.best_alphas_, b.best_alphas_)
+    np.testing.assert_allclose(a.cv_scores_, b.cv_scores_, atol=1e-8)
+    assert rel_err(a.coef_, b.coef_) < 1e-8
+
+
+@pytest.mark.parametrize("score_func", ["r2", "pearson", "neg_mse"])
+def test_spectral_and_direct_methods_agree(score_func: str) -> None:
+    X, Y = make_problem(90, 30, 10, seed=7)
+    kw = dict(alphas=ALPHAS, cv=5, score_func=score_func, dtype="float64")
+    a = RidgeCV(method="spectral", **kw).fit(X, Y)
+    b = RidgeCV(method="direct", **kw).fit(X, Y)
+    np.testing.assert_allclose(a.cv_scores_, b.cv_scores_, atol=1e-9)
+    np.testing.assert_array_equal(a.best_alphas_, b.best_alphas_)
+
+
+def test_repeated_eigenvalues_are_handled() -> None:
+    """An orthogonal design has one eigenvalue of multiplicity p (partial fractions degenerate)."""
+    rng = np.random.default_rng(8)
+    n, p = 64, 8
+    H = np.linalg.qr(rng.standard_normal((n, n)))[0]
+    X = H[:, :p] * 10.0  # orthogonal columns of equal norm (and zero mean is not assumed)
+    Y = X @ rng.standard_normal((p, 5)) + rng.standard_normal((n, 5))
+    folds = contiguous_folds(n, 4)
+    h = himalaya_fit(X, Y, folds, ALPHAS)
+    for method in ("spectral", "direct"):
+        m = RidgeCV(alphas=ALPHAS, cv=folds, method=method, dtype="float64").fit(X, Y)
+        np.testing.assert_allclose(m.best_alphas_, np.asarray(h.best_alphas_), rtol=1e-5)
+        assert rel_err(m.coef_, np.asarray(h.coef_)) < 1e-6
+    # an exactly repeated full-fold spectrum: X_A^T X_A = c I in every fold
+    Xr = np.kron(np.eye(p), np.ones((8, 1)))  # (64, 8) one-hot blocks
+    Yr = Xr @ rng.standard_normal((p, 3)) + rng.standard_normal((n, 3))
+    a = RidgeCV(alphas=ALPHAS, cv=4, method="spectral", dtype="float64", fit_intercept=False).fit(Xr, Yr)
+    b = RidgeCV(alphas=ALPHAS, cv=4, method="direct", dtype="float64", fit_intercept=False).fit(Xr, Yr)
+    np.testing.assert_allclose(a.cv_scores_, b.cv_scores_, atol=1e-9)
+
+
+def test_torch_backend_matches_numpy() -> None:
+    pytest.importorskip("torch")
+    X, Y = make_problem(80, 30, 9, seed=9)
+    a = RidgeCV(alphas=ALPHAS, cv=5, backend="numpy").fit(X, Y)
+    b = RidgeCV(alphas=ALPHAS, cv=5, backend="torch_cpu").fit(X, Y)
+    np.testing.assert_array_equal(a.best_alphas_, b.best_alphas_)
+    np.testing.assert_allclose(a.cv_scores_, b.cv_scores_, atol=1e-5)
+    assert rel_err(b.coef_, a.coef_) < 1e-4
+    Xk, Yk = make_problem(40, 70, 5, seed=10)  # kernel path
+    a = RidgeCV(alphas=ALPHAS, cv=4, backend="numpy", dtype="float64").fit(Xk, Yk)
+    b = RidgeCV(alphas=ALPHAS, cv=4, backend="torch_cpu", dtype="float64", method="direct").fit(Xk, Yk)
+    np.testing.assert_array_equal(a.best_alphas_, b.best_alphas_)
+    assert rel_err(b.coef_, a.coef_) < 1e-8
+
+
+def test_target_chunks_give_identical_results() -> None:
+    X, Y = make_problem(100, 20, 30, seed=11)
+    full = RidgeCV(alphas=ALPHAS, cv=5).fit(X, Y)
+    tiny = RidgeCV(alphas=ALPHAS, cv=5, memory_budget_gb=1e-5).fit(X, Y)
+    assert full.chunk_size_ == 30 and tiny.chunk_size_ < 30
+    np.testing.assert_array_equal(full.best_alphas_, tiny.best_alphas_)
+    np.testing.assert_allclose(full.cv_scores_, tiny.cv_scores_, atol=1e-6)
+    np.testing.assert_allclose(full.coef_, tiny.coef_, rtol=1e-5, atol=1e-6)
+
+
+def test_planted_signal_and_noise_targets() -> None:
+    rng = np.random.default_rng(12)
+    n, p = 600, 30
+    X = rng.standard_normal((n, p))
+    signal = X @ rng.standard_normal(p) + 0.5 * rng.standard_normal(n)
+    Y = np.column_stack([signal, rng.standard_normal((n, 20))])  # 1 planted + 20 pure-noise targets
+    m = RidgeCV(cv=5).fit(X[:450], Y[:450])
+    r = m.score(X[450:], Y[450:])
+    assert r.shape == (21,)
+    assert r[0] > 0.9
+    assert abs(np.mean(r[1:])) < 0.06 and np.max(np.abs(r[1:])) < 0.35  # ~N(0, 1/sqrt(150))
+    assert np.median(m.best_alphas_[1:]) >= 1e4  # noise targets: strong penalties
+
+
+# ------------------------------------------------------------------------------ degenerate inputs
+def test_constant_target_gives_zero_r_and_no_nan() -> None:
+    X, Y = make_problem(60, 10, 3, seed=13)
+    Y[:, 1] = 7.0
+    m = RidgeCV(alphas=ALPHAS, cv=5).fit(X, Y)
+    assert np.all(np.isfinite(m.cv_scores_)) and np.all(np.isfinite(m.coef_))
+    assert m.best_alphas_[1] == ALPHAS.max()  # all scores tie at 0 -> largest alpha (as himalaya)
+    np.testing.assert_allclose(m.predict(X)[:, 1], 7.0, rtol=1e-6)
+    r = m.score(X, Y)
+    assert r[1] == 0.0 and np.all(np.isfinite(r))
+
+
+def test_more_alphas_than_samples() -> None:
+    X, Y = make_problem(12, 4, 2, seed=14)
+    alphas = np.logspace(-3, 6, 40)
+    m = RidgeCV(alphas=alphas, cv=3, dtype="float64").fit(X, Y)
+    h = himalaya_fit(X, Y, contiguous_folds(12, 3), alphas)
+    np.testing.assert_allclose(m.best_alphas_, np.asarray(h.best_alphas_), rtol=1e-5)
+    assert m.cv_scores_.shape == (40, 2)
+
+
+def test_rank_deficient_x() -> None:
+    X, Y = make_problem(60, 6, 4, seed=15)
+    Xd = np.column_stack([X, X[:, :3], X[:, 0] - X[:, 1], np.zeros(60)])  # rank 6 of 11 columns
+    folds = contiguous_folds(60, 5)
+    h = himalaya_fit(Xd, Y, folds, ALPHAS)
+    for solver in ("primal", "kernel"):
+        m = RidgeCV(alphas=ALPHAS, cv=folds, solver=solver, dtype="float64").fit(Xd, Y)
+        np.testing.assert_allclose(m.best_alphas_, np.asarray(h.best_alphas_), rtol=1e-5)
+        assert rel_err(m.predict(Xd), np.asarray(h.predict(Xd))) < 1e-5
+    # all-zero features: predictions are the training mean
+    m = RidgeCV(alphas=ALPHAS, cv=3).fit(np.zeros((30, 4)), Y[:30])
+    np.testing.assert_allclose(m.predict(np.ones((2, 4))), np.tile(Y[:30].mean(0), (2, 1)), rtol=1e-5)
+
+
+def test_one_dimensional_y() -> None:
+    X, Y = make_problem(50, 5, 1, seed=16)
+    m = RidgeCV(alphas=ALPHAS, cv=5).fit(X, Y[:, 0])
+    assert m.predict(X).shape == (50,)
+    assert m.coef_.shape == (5, 1) and m.best_alphas_.shape == (1,)
+    assert m.predict(X).dtype == np.float32
+
+
+@pytest.mark.parametrize(
+    "X,Y,match",
+    [
+        (np.full((10, 3), np.nan), np.zeros((10, 2)), "X contains NaN"),
+        (np.ones((10, 3)), np.r_[np.zeros(9), np.inf], "Y contains NaN"),
+        (np.ones((10, 3)), np.zeros((9, 2)), "different numbers of samples"),
+        (np.ones((1, 3)), np.zeros((1, 2)), "at least 2 samples"),
+        (np.ones(10), np.zeros(10), "X must be a 2-D array"),
+        (np.ones((10, 0)), np.zeros(10), "0 features"),
+    ],
+)
+def test_bad_inputs_raise_clear_errors(X: np.ndarray, Y: np.ndarray, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        RidgeCV(cv=2).fit(X, Y)
+
+
+def test_bad_parameters_raise_clear_errors() -> None:
+    X, Y = make_problem(20, 3, 2)
+    with pytest.raises(ValueError, match="strictly positive"):
+        RidgeCV(alphas=[1.0, -1.0]).fit(X, Y)
+    with pytest.raises(ValueError, match="n_splits"):
+        RidgeCV(cv=50).fit(X, Y)
+    with pytest.raises(ValueError, match="solver"):
+        RidgeCV(solver="svd").fit(X, Y)
+    with pytest.raises(ValueError, match="unknown backend"):
+        RidgeCV(backend="jax").fit(X, Y)
+    with pytest.raises(ValueError, match="indices must lie"):
+        RidgeCV(cv=[(np.arange(10), np.arange(10, 25))]).fit(X, Y)
+    with pytest.raises(ValueError, match="not fitted"):
+        RidgeCV().predict(X)
+    m = RidgeCV(cv=2).fit(X, Y)
+    with pytest.raises(ValueError, match="features"):
+        m.predict(np.ones((4, 5)))
+
+
+def test_sklearn_estimator_api() -> None:
+    from sklearn.base import clone
+
+    m = RidgeCV(alphas=ALPHAS, cv=3, backend="numpy")
+    assert "cv=3" in repr(m)
+    c = clone(m).set_params(score_func="pearson")
+    assert c.get_params()["score_func"] == "pearson"
+    X, Y = make_problem(40, 5, 3)
+    c.fit(X, Y)
+    assert c.cv_scores_.shape == (ALPHAS.size, 3)
+
+
+# ------------------------------------------------------------------------------ banded ridge
+def test_banded_ridge_single_band_equals_ridgecv() -> None:
+    X, Y = make_problem(80, 12, 5, seed=17)
+    a = RidgeCV(alphas=ALPHAS, cv=4, dtype="float64").fit(X, Y)
+    b = BandedRidgeCV(bands=[slice(0, 12)], alphas=ALPHAS, cv=4, dtype="float64").fit(X, Y)
+    np.testing.assert_array_equal(a.best_alphas_, b.best_alphas_)
+    np.testing.assert_allclose(a.coef_, b.coef_, rtol=1e-8, atol=1e-10)
+
+
+def test_banded_ridge_prefers_informative_band() -> None:
+    rng = np.random.default_rng(18)
+    n = 300
+    X1 = rng.standard_normal((n, 10))
+    X2 = rng.standard_normal((n, 60))  # uninformative band
+    Y = X1 @ rng.standard_normal((10, 4)) + rng.standard_normal((n, 4))
+    X = np.hstack([X1, X2])
+    m = BandedRidgeCV(bands=np.r_[np.zeros(10), np.ones(60)], cv=4).fit(X[:240], Y[:240])
+    assert m.band_weights_.shape == (2, 4)
+    assert np.all(m.band_weights_[0] > m.band_weights_[1])
+    r_band = m.score(X[240:], Y[240:])
+    r_plain = RidgeCV(cv=4).fit(X[:240], Y[:240]).score(X[240:], Y[240:])
+    assert np.mean(r_band) >= np.mean(r_plain) - 1e-3
+    with pytest.raises(ValueError, match="partition"):
+        BandedRidgeCV(bands=[slice(0, 5)]).fit(X, Y)
+
+
+# ------------------------------------------------------------------------------ metrics / backends
+def test_metrics() -> None:
+    from sklearn.metrics import r2_score as sk_r2
+
+    rng = np.random.default_rng(19)
+    a, b = rng.standard_normal((30, 4)), rng.standard_normal((30, 4))
+    np.testing.assert_allclose(pearson_r(a, b), [np.corrcoef(a[:, j], b[:, j])[0, 1] for j in range(4)])
+    np.testing.assert_allclose(r2_score(a, b), sk_r2(a, b, multioutput="raw_values"))
+    a[:, 2] = 1.0
+    b[:, 3] = -2.0
+    r = pearson_r(a, b)
+    assert r[2] == 0.0 and r[3] == 0.0
+    assert r2_score(a, b)[2] == 0.0
+    with pytest.raises(ValueError, match="same shape"):
+        pearson_r(a, b[:, :2])
+
+
+def test_get_backend() -> None:
+    assert get_backend("numpy").name == "numpy"
+    be = get_backend("numpy")
+    assert get_backend(be) is be
+    with pytest.raises(EncodingError):
+        get_backend("cupy")
