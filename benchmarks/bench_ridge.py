@@ -116,6 +116,16 @@ def make_data(n: int, p: int, t: int, seed: int = 0) -> tuple[np.ndarray, np.nda
 
 
 # --------------------------------------------------------------------------- methods
+def _pred64(X: np.ndarray, coef: np.ndarray, intercept: np.ndarray) -> np.ndarray:
+    """float64 predictions from fitted coefficients (p, t) and intercepts (t,).
+
+    Scores are compared on float64 predictions: float32 prediction arrays round away the
+    ~1e-6-relative variations of targets that chose alpha ~1e7 around their intercept, which
+    alone moves their Pearson r by up to ~1e-2 (for every method alike).
+    """
+    return X.astype(np.float64) @ np.asarray(coef, dtype=np.float64) + np.asarray(intercept, dtype=np.float64)
+
+
 @dataclass
 class Run:
     method: str
@@ -127,17 +137,40 @@ class Run:
     alphas: np.ndarray | None = None
     targets: np.ndarray | None = None
     note: str = ""
+    total_seconds: float = 0.0
 
 
 def run_method(name: str, fn: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
-               targets: np.ndarray, Y_test: np.ndarray, note: str = "") -> Run:
+               targets: np.ndarray, Y_test: np.ndarray, n_total: int, note: str = "") -> Run:
+    """Run ``fn`` on ``targets``; if they are a subset of ``n_total`` targets, also run it on
+    the first half of the subset and extrapolate the time linearly (fixed + per-target cost)
+    from the two runs to ``n_total`` targets."""
+    half_secs = None
+    if targets.size < n_total:
+        half = targets[::2]
+        t0 = time.perf_counter()
+        fn(half)
+        half_secs = (half.size, time.perf_counter() - t0)
+        gc.collect()
     with PeakRSS() as mem:
         t0 = time.perf_counter()
         pred, alphas = fn(targets)
         secs = time.perf_counter() - t0
     r = pearson_r(Y_test[:, targets], pred)
-    return Run(name, secs, mem.peak / GIB, (mem.peak - mem.base) / GIB, targets.size, r, np.asarray(alphas),
-               targets, note)
+    run = Run(name, secs, mem.peak / GIB, (mem.peak - mem.base) / GIB, targets.size, r, np.asarray(alphas),
+              targets, note)
+    run.total_seconds = secs
+    if half_secs is not None:
+        n1, t1 = half_secs
+        slope = (secs - t1) / max(1, targets.size - n1)
+        how = "extrapolated linearly (fixed + per-target cost)"
+        if slope <= 0:  # timing noise on a shared machine: fall back to proportional scaling
+            slope = secs / targets.size
+            how = "extrapolated proportionally (two-point fit was noisy)"
+        run.total_seconds = secs + slope * (n_total - targets.size)
+        run.note = (note + "; " if note else "") + (
+            f"timed on {n1} and {targets.size} targets ({t1:.1f} s, {secs:.1f} s), {how}")
+    return run
 
 
 def bench_case(label: str, n: int, p: int, t: int, args: argparse.Namespace) -> list[Run]:
@@ -163,13 +196,13 @@ def bench_case(label: str, n: int, p: int, t: int, args: argparse.Namespace) -> 
             Ysub = Y_tr if tg.size == t else Y_tr[:, tg]
             m = RidgeCV(alphas=alphas, cv=folds, backend=backend, memory_budget_gb=args.budget)
             m.fit(X_tr, Ysub)
-            return m.predict(X_te), m.best_alphas_
+            return _pred64(X_te, m.coef_, m.intercept_), m.best_alphas_
         return fn
 
-    runs.append(run_method("brainlike RidgeCV (numpy)", ours("numpy"), all_t, Y_te))
+    runs.append(run_method("brainlike RidgeCV (numpy)", ours("numpy"), all_t, Y_te, t))
     print(f"  [{label}] brainlike numpy: {runs[-1].seconds:.1f} s", flush=True)
-    if "torch" in args.backends:
-        runs.append(run_method("brainlike RidgeCV (torch cpu)", ours("torch_cpu"), all_t, Y_te))
+    if "torch" in args.backends and (label in args.torch_cases):
+        runs.append(run_method("brainlike RidgeCV (torch cpu)", ours("torch_cpu"), all_t, Y_te, t))
         print(f"  [{label}] brainlike torch: {runs[-1].seconds:.1f} s", flush=True)
 
     if not args.no_himalaya:
@@ -193,15 +226,19 @@ def bench_case(label: str, n: int, p: int, t: int, args: argparse.Namespace) -> 
                         m = HRCV(alphas=alphas, fit_intercept=True, cv=folds,
                                  solver_params=dict(score_func=h_r2, **batch))
                     m.fit(X_tr, Ysub)
-                    pred = np.asarray(m.predict(X_te))
+                    if kernel:  # himalaya's predict: linear K(X_te, X_tr) @ dual_coef_ + intercept_
+                        coef = X_tr.astype(np.float64).T @ np.asarray(m.dual_coef_, dtype=np.float64)
+                        pred = _pred64(X_te, coef, np.asarray(m.intercept_))
+                    else:
+                        pred = _pred64(X_te, np.asarray(m.coef_), np.asarray(m.intercept_))
                 return pred, np.asarray(m.best_alphas_)
             return fn
 
-        note = "" if ref_t.size == t else f"{ref_t.size} targets, time x{t / ref_t.size:.1f}"
-        runs.append(run_method("himalaya RidgeCV", him(False), ref_t, Y_te, note))
+        note = ""
+        runs.append(run_method("himalaya RidgeCV", him(False), ref_t, Y_te, t, note))
         print(f"  [{label}] himalaya RidgeCV: {runs[-1].seconds:.1f} s on {ref_t.size} targets", flush=True)
         if label == "b" or args.kernel_all:
-            runs.append(run_method("himalaya KernelRidgeCV", him(True), ref_t, Y_te, note))
+            runs.append(run_method("himalaya KernelRidgeCV", him(True), ref_t, Y_te, t, note))
             print(f"  [{label}] himalaya KernelRidgeCV: {runs[-1].seconds:.1f} s", flush=True)
 
     if not args.no_sklearn:
@@ -213,10 +250,10 @@ def bench_case(label: str, n: int, p: int, t: int, args: argparse.Namespace) -> 
         def skl(tg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             m = SRCV(alphas=alphas, alpha_per_target=True, fit_intercept=True)
             m.fit(X_tr, Y_tr[:, tg])
-            return m.predict(X_te).astype(np.float32), np.asarray(m.alpha_)
+            return _pred64(X_te, m.coef_.T, m.intercept_), np.asarray(m.alpha_)
 
-        note = "LOO (GCV) inner CV" + ("" if sk_t.size == t else f"; {sk_t.size} targets, time x{t / sk_t.size:.1f}")
-        runs.append(run_method("sklearn RidgeCV(alpha_per_target, LOO)", skl, sk_t, Y_te, note))
+        note = "LOO (GCV) inner CV, float64"
+        runs.append(run_method("sklearn RidgeCV(alpha_per_target, LOO)", skl, sk_t, Y_te, t, note))
         print(f"  [{label}] sklearn: {runs[-1].seconds:.1f} s on {sk_t.size} targets", flush=True)
     return runs
 
@@ -248,12 +285,12 @@ def table(label: str, shape: dict[str, int], runs: list[Run]) -> str:
     ref = next((r for r in runs if r.method == "himalaya RidgeCV"), None)
     t = shape["t"]
     lines = [f"### Case ({label}): n={shape['n']}, p={shape['p']}, t={shape['t']}", "",
-             "| method | seconds (all targets) | peak RSS GiB | +RSS GiB | x faster than himalaya RidgeCV "
-             "| max abs(dr) vs himalaya | same alpha vs himalaya | mean test r | note |",
+             "| method | seconds (all targets) | peak RSS GiB (targets run) | +RSS GiB | x faster than himalaya RidgeCV "
+             "| max abs(dr) vs himalaya | same alpha vs himalaya | mean test r (targets run) | note |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
-    ref_secs = ref.seconds * t / ref.n_targets_run if ref else None
+    ref_secs = ref.total_seconds if ref else None
     for r in runs:
-        secs = r.seconds * t / r.n_targets_run
+        secs = r.total_seconds
         speed = f"{ref_secs / secs:.1f}" if ref_secs else "-"
         if ref is not None and r is not ref and r.r is not None:
             common, ia, ib = np.intersect1d(r.targets, ref.targets, return_indices=True)
@@ -273,7 +310,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", type=float, default=1.0, help="scale factor for n, p, t (e.g. 0.1)")
     ap.add_argument("--n-alphas", type=int, default=10, help="alphas in np.logspace(-1, 7, N)")
     ap.add_argument("--budget", type=float, default=2.0, help="brainlike memory_budget_gb")
-    ap.add_argument("--backends", nargs="+", default=["numpy"], choices=["numpy", "torch"])
+    ap.add_argument("--backends", nargs="+", default=["numpy", "torch"], choices=["numpy", "torch"])
+    ap.add_argument("--torch-cases", nargs="+", default=["a"], help="cases on which to also time the torch backend")
     ap.add_argument("--ref-targets", type=int, default=None,
                     help="run himalaya (and sklearn) on this many evenly spaced targets, extrapolate time")
     ap.add_argument("--sk-targets", type=int, default=None, help="targets for sklearn (default: --ref-targets)")
@@ -288,7 +326,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     print(f"# brainlike ridge benchmark\n\nPython {platform.python_version()}, numpy {np.__version__}, "
-          f"torch {torch.__version__}, {os.cpu_count()} CPUs, quick={args.quick}, n_alphas={args.n_alphas}\n",
+          f"torch {torch.__version__}, {os.cpu_count()} CPUs, quick={args.quick}, n_alphas={args.n_alphas}, "
+          f"load average at start {os.getloadavg()[0]:.1f}\n",
           flush=True)
     out = []
     for label in args.cases:
@@ -302,6 +341,7 @@ def main(argv: list[str] | None = None) -> int:
             shape = {k: max(8, int(round(v * args.quick))) for k, v in CASES[label].items()}
             runs = bench_case(label, shape["n"], shape["p"], shape["t"], args)
             txt = table(label, shape, runs)
+        txt += f"\n\n(load average after this case: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)"
         print("\n" + txt + "\n", flush=True)
         out.append(txt)
         gc.collect()

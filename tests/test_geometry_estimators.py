@@ -20,7 +20,8 @@ def test_estimators_recover_known_dimension_in_384d(estimator, name, truth):
          "swiss_roll": lambda: swiss_roll(2000, 384, seed=4),
          "sphere3": lambda: sphere(2000, 3, 384, seed=5)}[name]()
     assert X.shape == (2000, 384) and X.dtype == np.float32
-    assert np.linalg.matrix_rank(X.astype(np.float64), tol=1e-3) == {"subspace5": 5, "swiss_roll": 3, "sphere3": 4}[name]
+    linear_span = {"subspace5": 5, "swiss_roll": 3, "sphere3": 4}[name]  # the ambient 384-d is not the answer
+    assert np.linalg.matrix_rank(X[:200].astype(np.float64), tol=1e-3) == linear_span
     d = estimate_intrinsic_dimension(X, estimator, max_points=2000, seed=0)
     assert abs(d - truth) <= 0.1 * truth, f"{estimator} on {name}: {d:.2f} vs {truth}"
 

@@ -287,9 +287,15 @@ def test_skillmix_run_against_real_local_server(hf_server, tmp_path):
     before = hf_server.n_chat_requests
     cfg = SkillMixConfig(generator=_client_cfg(hf_server.base_url, model="stories260k"), ks=[1, 2, 3],
                          n_per_k=2, output_dir=tmp_path, progress=False, seed=7)
+    first = draw_items(load_skills(), load_topics(), [1], 1, seed=7)[0]
+    # the 2nd request (grading of k1-0000) gets a valid grade with prose around it instead of the model's text
+    hf_server.add_faults(Fault("delay", seconds=0.0), Fault("text", text="Grade: " + json.dumps(
+        {"skills": {first.skill_names[0]: 1}, "topic": 1, "sentence_limit": 0, "makes_sense": 1}) + " Done."))
     res = run_skillmix(cfg)
     assert hf_server.n_chat_requests - before == 12          # 6 generations + 6 gradings
     items = res.items
+    first_row = items.set_index("item_id").loc["k1-0000"]
+    assert not first_row["ungradable"] and first_row["score"] == pytest.approx(3 / 4)
     assert sorted(items["item_id"]) == ["k1-0000", "k1-0001", "k2-0000", "k2-0001", "k3-0000", "k3-0001"]
     assert (items["status"] == "done").all()
     assert items["response"].str.len().gt(0).all() and items["grade_response"].str.len().gt(0).all()
@@ -308,8 +314,9 @@ def test_skillmix_run_against_real_local_server(hf_server, tmp_path):
     again = run_skillmix(cfg)
     assert (again.n_reused, again.n_new) == (6, 0)
     assert hf_server.n_chat_requests - before == 12          # nothing redone
-    figs = res.figures()
-    assert set(figs) == {"skillmix_scores", "skillmix_skill_usage"}
+    paths = res.save_figures()
+    assert sorted(p.name for p in paths) == ["skillmix_scores.png", "skillmix_skill_usage.png"]
+    assert all(p.stat().st_size > 1000 for p in paths)
 
 
 def _planted_grader(calls: list):

@@ -876,7 +876,9 @@ class RidgeCV(BaseEstimator):
         Returns
         -------
         Y_hat : ndarray, shape (n_samples, n_targets), float32 (``(n_samples,)`` if the model
-            was fitted on a 1-D ``Y``), in Y units.
+            was fitted on a 1-D ``Y``), in Y units. Note: with a very large alpha the
+            predictions vary by ~1e-6 of the intercept, below float32 resolution; use
+            ``X @ coef_ + intercept_`` in float64 (as :meth:`score` does) when that matters.
         """
         self._check_fitted()
         X, _, _ = check_xy(X, None, min_samples=1)
@@ -894,8 +896,10 @@ class RidgeCV(BaseEstimator):
         (0.0 for constant columns)."""
         self._check_fitted()
         X, Y, _ = check_xy(X, Y)
-        pred = self.predict(X)
-        return pearson_r(Y, pred.reshape(Y.shape))
+        if X.shape[1] != self.n_features_in_:
+            raise EncodingError(f"X has {X.shape[1]} features but the model was fitted with {self.n_features_in_}")
+        pred = X.astype(np.float64) @ self.coef_.astype(np.float64)  # float64: see predict
+        return pearson_r(Y - self.intercept_, pred)
 
 
 class BandedRidgeCV(RidgeCV):

@@ -267,12 +267,13 @@ class NeuronActivations:
         if layer not in self.layers:
             raise BrainlikeError(f"layer {layer} was not extracted (stored: {list(self.layers)})")
         units = units or slice(None)
+        n_units = len(range(*units.indices(self.layer_sizes[self.layers.index(layer)])))
         key = f"layer_{layer:03d}"
-        parts = []
-        for _, _, file in self._chunks:
+        out = np.empty((self.n_rows, n_units), dtype=np.float32)
+        for r0, r1, file in self._chunks:
             with safe_open(str(file), framework="numpy") as fh:
-                parts.append(fh.get_slice(key)[:, units])
-        return np.ascontiguousarray(np.concatenate(parts, axis=0), dtype=np.float32)
+                out[r0:r1] = fh.get_slice(key)[:, units]
+        return out
 
     def iter_blocks(self, block_size: int = 4096, progress: bool = False) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Yield ``(neurons, activations)``: global neuron indices ``(b,)`` and ``(n_rows, b)`` float32,
@@ -449,18 +450,22 @@ def extract_neurons(
 
     def flush(final: bool = False) -> None:
         nonlocal done_rows, buffer, buffered_rows, n_buffered
+        if not (n_buffered >= options.chunk_rows or (final and n_buffered > 0)):
+            return
+        merged = {s.layer: np.concatenate([b[s.layer] for b in buffer]) for s in sites}
+        rows = np.concatenate(buffered_rows)
+        buffer, buffered_rows = [], []
+        if not np.array_equal(rows, np.arange(done_rows, done_rows + len(rows))):
+            raise RuntimeError("internal error: rows emitted out of order")
         while n_buffered >= options.chunk_rows or (final and n_buffered > 0):
             take = min(options.chunk_rows, n_buffered)
-            rows = np.concatenate(buffered_rows)
-            tensors = {f"layer_{s.layer:03d}": np.concatenate([b[s.layer] for b in buffer])[:take] for s in sites}
-            if rows[0] != done_rows or not np.array_equal(rows[:take], np.arange(done_rows, done_rows + take)):
-                raise RuntimeError("internal error: rows emitted out of order")
-            _atomic_save(tensors, folder / f"chunk_{done_rows:08d}_{done_rows + take:08d}.safetensors")
-            rest = {s.layer: np.concatenate([b[s.layer] for b in buffer])[take:] for s in sites}
-            buffer = [rest] if n_buffered > take else []
-            buffered_rows = [rows[take:]] if n_buffered > take else []
+            _atomic_save({f"layer_{k:03d}": v[:take] for k, v in merged.items()},
+                         folder / f"chunk_{done_rows:08d}_{done_rows + take:08d}.safetensors")
+            merged = {k: v[take:] for k, v in merged.items()}  # views: no copy
             n_buffered -= take
             done_rows += take
+        if n_buffered:
+            buffer, buffered_rows = [merged], [rows[len(rows) - n_buffered:]]
 
     plan = _window_plan(tw.n_tokens, window)
     try:
@@ -482,7 +487,7 @@ def extract_neurons(
                     select["pool"] = _pool_matrix(positions, len(ids))
                 captured.clear()
                 base(input_ids=torch.from_numpy(ids)[None].to(device))
-                buffer.append({s.layer: captured[s.layer].numpy() for s in sites})
+                buffer.append({s.layer: np.array(captured[s.layer].numpy()) for s in sites})  # numpy-owned copy
                 captured.clear()
                 buffered_rows.append(rows)
                 n_buffered += len(rows)

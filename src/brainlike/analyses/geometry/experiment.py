@@ -291,7 +291,8 @@ def _run_model(lm: LoadedModel, config: GeometryConfig, questions: list[Question
                 generated = generate_answer(lm, prompt, config.max_new_tokens)
                 acc_rows.append({"model": lm.name, "condition": condition, "question_id": q.id,
                                  "category": q.category, "n_tokens": len(lm.tokenizer(prompt)["input_ids"]),
-                                 "answer": q.answer, "generated": generated, "correct": exact_match(generated, q.answers)})
+                                 "answer": q.answer, "generated": generated,
+                                 "correct": exact_match(generated, q.answers)})
     elif config.accuracy:
         notes.append(f"{lm.name} is an encoder: no answers generated, accuracy not measured")
     model_row = {"model": lm.name, "kind": lm.kind, "n_layers": lm.n_layers, "n_heads": n_heads,

@@ -46,7 +46,10 @@ def _finish(fig, ax, xlabel: str, ylabel: str, title: str) -> None:
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
-    ax.legend(fontsize=7, frameon=False)
+    if len(ax.get_lines()) > 6:  # many curves: legend beside the axes
+        ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    else:
+        ax.legend(fontsize=7, frameon=False)
     fig.tight_layout()
 
 

@@ -30,6 +30,7 @@ needs surface coordinates and is not implemented here — parcel-level data redu
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -350,6 +351,10 @@ def match_networks(significant: np.ndarray, stat: np.ndarray, atlas: NetworkAtla
     else:
         p_pair = np.full((k, n), np.nan)
         p_best = np.full(k, np.nan)
+    if 0 < n_permutations and k / (n_permutations + 1) > alpha:
+        warnings.warn(f"{n_permutations} permutations cannot reach q < {alpha} for {k} patterns (the smallest "
+                      f"p-value is 1/{n_permutations + 1}); use at least {int(np.ceil(k / alpha))} permutations",
+                      stacklevel=2)
     q_best = stats.false_discovery_control(p_best, method="bh") if n_permutations > 0 else p_best
     names = [atlas.names[i] for i in ids]
     overlaps = pd.DataFrame({

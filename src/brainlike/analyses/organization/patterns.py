@@ -19,9 +19,10 @@ belongs to the sub-group of pattern ``k`` when ``c[i, k] != 0``; its *primary* p
 the largest ``|c|``. Because time courses have unit norm, ``alpha`` is in correlation units: a neuron
 whose correlation with a pattern is below about ``alpha`` gets no code for it.
 
-Streaming: the dictionary is fitted (``fit``) on a random sample of at most ``max_in_memory`` neurons
-drawn from all layers; when the model has more neurons, ``n_epochs`` further passes of mini-batch
-updates (``partial_fit``) stream over all of them. Codes are computed for every neuron in a final pass.
+Streaming: the dictionary is fitted on a uniform random sample (reservoir sampling) of at most
+``max_in_memory`` neurons drawn from all layers; when the model has more neurons, that dictionary
+initialises a fresh online pass (inner statistics reset) of ``n_epochs`` epochs of mini-batch updates
+streaming over all of them. Codes are computed for every neuron in a final pass.
 
 Conventions: patterns are ordered by decreasing share of the codes' energy (``Σ_i c[i, k]²``), and each
 pattern's sign is chosen so that its codes sum to a positive number (the sub-group follows the pattern
@@ -35,6 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from sklearn.decomposition import MiniBatchDictionaryLearning
+from tqdm.auto import tqdm
 
 from brainlike.errors import BrainlikeError
 
@@ -93,7 +95,7 @@ class PatternResult:
 
     def layer_table(self, neurons: pd.DataFrame, model: str = "") -> pd.DataFrame:
         """Tidy: one row per (layer, pattern) with ``n_neurons`` in the layer, ``n_members`` (non-zero
-        code), ``n_primary`` and ``fraction`` = members / neurons of the layer."""
+        code), ``n_primary``, ``fraction`` = members / neurons and ``primary_fraction`` = primary / neurons."""
         layer = neurons["layer"].to_numpy()
         prim = self.primary()
         rows = []
@@ -103,7 +105,8 @@ class PatternResult:
                 nz = int((self.codes[sel, k] != 0).sum())
                 rows.append({"model": model, "layer": int(lay), "pattern": k, "n_neurons": int(sel.sum()),
                              "n_members": nz, "n_primary": int((prim[sel] == k).sum()),
-                             "fraction": nz / max(int(sel.sum()), 1)})
+                             "fraction": nz / max(int(sel.sum()), 1),
+                             "primary_fraction": int((prim[sel] == k).sum()) / max(int(sel.sum()), 1)})
         return pd.DataFrame(rows)
 
 
@@ -185,9 +188,9 @@ class _OnlineDictionary:
             self.D[k] /= max(np.linalg.norm(self.D[k]), 1.0)
         self.step += 1
 
-    def fit(self, X: np.ndarray, n_epochs: int) -> None:
+    def fit(self, X: np.ndarray, n_epochs: int, progress: bool = False) -> None:
         self.init(X)
-        for _ in range(n_epochs):
+        for _ in tqdm(range(n_epochs), desc="dictionary", unit="epoch", disable=not progress, leave=False):
             order = self.rng.permutation(len(X))
             for a in range(0, len(X), self.batch_size):
                 self.partial_fit(X[order[a:a + self.batch_size]])
@@ -265,10 +268,16 @@ class PatternLearner:
             step = est.partial_fit
         else:
             est = _OnlineDictionary(self.n_patterns, self.alpha, self.batch_size, self.positive_code, rng)
-            est.fit(sample, self.n_epochs)
+            est.fit(sample, self.n_epochs, self.progress)
             step = est.partial_fit
-        if seen > len(sample):  # streaming refinement over all neurons
-            for _ in range(self.n_epochs):
+        if seen > len(sample):
+            # streaming over all neurons: the sample's dictionary initialises a fresh online pass
+            if self.backend == "sklearn":
+                est._A[:], est._B[:], est.n_steps_ = 0.0, 0.0, 0  # scikit-learn's inner statistics
+            else:
+                est.A[:], est.B[:], est.step = 0.0, 0.0, 0
+            for _ in tqdm(range(self.n_epochs), desc="dictionary (streaming)", unit="epoch",
+                          disable=not self.progress, leave=False):
                 for _, tc, dead in source():
                     live = tc[:, ~dead].T
                     live = live[rng.permutation(len(live))]

@@ -46,9 +46,9 @@ def plot_patterns(patterns: pd.DataFrame, ax=None):
     return fig
 
 
-def plot_layer_membership(layers: pd.DataFrame, ax=None, value: str = "fraction"):
-    """Heatmap layer × pattern of the fraction of a layer's neurons in each sub-group
-    (table: ``layer, pattern, fraction``)."""
+def plot_layer_membership(layers: pd.DataFrame, ax=None, value: str = "primary_fraction"):
+    """Heatmap layer × pattern of the fraction of a layer's neurons whose primary pattern it is
+    (``value="fraction"``: with any non-zero code) (table: ``layer, pattern, <value>``)."""
     fig, ax = _fig_ax(ax)
     grid = layers.pivot_table(index="layer", columns="pattern", values=value, aggfunc="mean")
     im = ax.imshow(grid.to_numpy(), aspect="auto", cmap="viridis", origin="lower")
@@ -56,7 +56,9 @@ def plot_layer_membership(layers: pd.DataFrame, ax=None, value: str = "fraction"
     ax.set_yticks(range(grid.shape[0]), [str(k) for k in grid.index])
     ax.set_xlabel("pattern")
     ax.set_ylabel("layer (block)")
-    fig.colorbar(im, ax=ax, label="fraction of the layer's neurons" if value == "fraction" else value)
+    labels = {"fraction": "fraction of the layer's neurons (any code)",
+              "primary_fraction": "fraction of the layer's neurons (primary)"}
+    fig.colorbar(im, ax=ax, label=labels.get(value, value))
     ax.set_title(_title(layers, "sub-group membership by layer"))
     fig.tight_layout()
     return fig
@@ -107,7 +109,8 @@ def plot_pattern_maps(maps: pd.DataFrame, ax=None, patterns: list[int] | None = 
         return fig
     shape = (int(maps["i"].max()) + 1, int(maps["j"].max()) + 1)
     if ax is None:
-        fig, axes = plt.subplots(1, len(ks), figsize=(2.2 * len(ks), 2.6), dpi=110, squeeze=False)
+        fig, axes = plt.subplots(1, len(ks), figsize=(2.0 * len(ks) + 1.2, 2.6), dpi=110, squeeze=False,
+                                 layout="constrained")
         axes = axes[0]
     else:
         fig, axes = ax.figure, [ax]
@@ -139,6 +142,7 @@ def plot_model_metrics(metrics: pd.DataFrame, ax=None, x: str = "pattern_diversi
         ax.annotate(str(row["model"]), (row[x], row[y]), textcoords="offset points", xytext=(4, 4), fontsize=8)
     ax.set_xlabel(x.replace("_", " "))
     ax.set_ylabel(y.replace("_", " "))
+    ax.margins(0.2)
     ax.set_title("functional organization across models")
     fig.tight_layout()
     return fig

@@ -323,8 +323,11 @@ class OrganizationResult:
     seconds: float = 0.0
 
     def _concat(self, frames) -> pd.DataFrame:
-        frames = [f for f in frames if len(f)]
-        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+        frames = list(frames)
+        full = [f for f in frames if len(f)]
+        if full:
+            return pd.concat(full, ignore_index=True)
+        return frames[0].iloc[:0].copy() if frames else pd.DataFrame()
 
     def patterns_table(self) -> pd.DataFrame:
         """``model, pattern, volume, time, value``: the patterns on the TR grid (before HRF)."""

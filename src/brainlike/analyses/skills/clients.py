@@ -195,16 +195,18 @@ class HFChatClient:
 
     Args:
         model: a :class:`brainlike.models.LoadedModel` or a name for :func:`brainlike.models.load_model`.
+        dtype / device: used when loading by name (e.g. ``"bfloat16"``, ``"cuda"``).
         max_context: tokens the model sees (default its position limit); long prompts keep their end.
 
     Generation is greedy at ``temperature == 0`` and sampled otherwise (``torch.manual_seed(seed)``); calls
     are serialised with a lock so a threaded server can share one client.
     """
 
-    def __init__(self, model, *, max_context: int | None = None, dtype: str = "float32", name: str | None = None):
+    def __init__(self, model, *, max_context: int | None = None, dtype: str = "float32", device: str = "cpu",
+                 name: str | None = None):
         from brainlike.models import LoadedModel, load_model
 
-        self.loaded = model if isinstance(model, LoadedModel) else load_model(str(model), dtype=dtype)
+        self.loaded = model if isinstance(model, LoadedModel) else load_model(str(model), dtype=dtype, device=device)
         if self.loaded.kind != "causal":
             raise ClientError(f"{self.loaded.name} is an encoder; Skill-Mix needs a causal (generative) model")
         self.max_context = int(max_context or self.loaded.max_tokens)
@@ -233,7 +235,8 @@ class HFChatClient:
         tok = self.loaded.tokenizer
         max_new = max(1, min(int(max_tokens), self.max_context // 2))
         ids = self.format_prompt(messages)[-(self.max_context - max_new):]
-        input_ids = torch.tensor([ids], dtype=torch.long)
+        device = next(self.loaded.model.parameters()).device
+        input_ids = torch.tensor([ids], dtype=torch.long, device=device)
         kwargs = dict(max_new_tokens=max_new, pad_token_id=tok.pad_token_id if tok.pad_token_id is not None
                       else tok.eos_token_id)
         if temperature > 0:
@@ -288,6 +291,7 @@ class ClientConfig(BaseModel):
     max_tokens: int = Field(256, ge=1)
     temperature: float = Field(0.0, ge=0, le=2)
     dtype: str = "float32"
+    device: str = "cpu"
     name: str | None = None
 
     @model_validator(mode="after")
@@ -305,7 +309,7 @@ class ClientConfig(BaseModel):
 def make_client(config: ClientConfig) -> ChatClient:
     """Build the client a :class:`ClientConfig` describes."""
     if config.kind == "hf":
-        return HFChatClient(config.model, dtype=config.dtype, name=config.name)
+        return HFChatClient(config.model, dtype=config.dtype, device=config.device, name=config.name)
     key = None
     if config.api_key_env:
         key = os.environ.get(config.api_key_env)

@@ -223,6 +223,19 @@ class SkillMixResult:
         return {"skillmix_scores": plot_skillmix_scores(self.summary),
                 "skillmix_skill_usage": plot_skill_usage(self.skill_points)}
 
+    def save_figures(self, output_dir: str | Path | None = None) -> list[Path]:
+        """Write the figures as PNG (default: into :attr:`output_dir`); returns the paths."""
+        import matplotlib.pyplot as plt
+
+        out = Path(output_dir) if output_dir is not None else self.output_dir
+        out.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for name, fig in self.figures().items():
+            paths.append(out / f"{name}.png")
+            fig.savefig(paths[-1])
+            plt.close(fig)
+        return paths
+
 
 def _hash(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]

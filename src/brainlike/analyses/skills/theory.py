@@ -104,7 +104,8 @@ class TheoryResult:
         curves: one row per (theta, k', gamma, method): ``theta, kprime, k, gamma, competence_level,
             method, competent_fraction`` (the paper's competence curves; ``method`` "bound" or "markov").
         thresholds: one row per (k', method): ``n_params_10, n_params_50, n_params_90`` (where the competent
-            fraction crosses 10/50/90 %, NaN if never) and ``width_decades`` (log10 of 90 % / 10 %).
+            fraction first crosses 10/50/90 %; NaN if it never does or is already above at the smallest
+            scale) and ``width_decades`` (log10 of 90 % / 10 %).
         scale_up: one row per k': ``kprime, n_params_ref, excess_ref, n_params_needed, excess_needed,
             scale_factor`` (size at which the excess loss is ``1/k'`` of the reference's), and
             ``single_skill_bound_ref`` / ``tuple_bound_needed`` (guaranteed competent fractions).
