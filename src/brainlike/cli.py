@@ -97,6 +97,94 @@ def run(spec: Path = typer.Argument(..., help="experiment spec (YAML)"),
         console.print(f"report: {result.report}")
 
 
+def _section_report(title: str, sections: list[tuple[str, str, dict, dict]], out: Path) -> Path:
+    """A self-contained HTML report from (heading, text, figures, tables) tuples."""
+    from brainlike.report.html import Section, write_report
+
+    return write_report([Section(h, t, list(figs.items()), [(k, v) for k, v in tabs.items() if len(v)])
+                         for h, t, figs, tabs in sections], out / "report.html", title=title)
+
+
+def _load_yaml(path: Path) -> dict:
+    import yaml
+
+    if not path.exists():
+        raise BrainlikeError(f"spec file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise BrainlikeError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise BrainlikeError(f"{path}: the spec must be a mapping")
+    return raw
+
+
+@app.command()
+def geometry(spec: Path = typer.Argument(..., help="geometry config (YAML, e.g. examples/geometry.yaml)"),
+             out: Path = typer.Option(Path("brainlike-out/geometry"), help="output folder")) -> None:
+    """Attention-graph density, intrinsic dimension and linear regions per layer, with and without context."""
+    from brainlike.analyses.geometry import run_geometry
+
+    try:
+        result = run_geometry(spec)
+        result.save(out)
+        tables = {"accuracy by condition": result.accuracy_summary(), "intrinsic dimension": result.intrinsic_dimension,
+                  "linear regions (log10 bound)": result.linear_regions}
+        report = _section_report("brainlike: representation geometry", [
+            ("Geometry per layer", "Attention graph density and intrinsic dimension (TwoNN, MLE) of the MLP input per "
+             "layer, for each context condition.", result.figures(), tables)], out)
+    except BrainlikeError as exc:
+        _fail(exc)
+    console.print(f"[green]done[/]: tables in {out}, report {report}")
+
+
+@app.command()
+def organization(spec: Path = typer.Argument(..., help="organization config (YAML, e.g. examples/organization.yaml)"),
+                 out: Path = typer.Option(Path("brainlike-out/organization"), help="output folder")) -> None:
+    """Sun et al. 2024: neuron sub-groups → temporal patterns → voxel maps → functional networks."""
+    from brainlike.analyses.organization import OrganizationConfig, run_organization
+
+    try:
+        result = run_organization(OrganizationConfig.from_yaml(spec))
+        result.save(out)
+        tabs = result.tables()
+        report = _section_report("brainlike: functional organization", [
+            ("Patterns and networks", "Representative temporal patterns of MLP neurons, their voxel maps and the "
+             "functional network each is assigned to (permutation null, FDR).", result.figures(),
+             {k: tabs[k] for k in ("assignments", "metrics", "consistency", "recovery") if k in tabs})], out)
+    except BrainlikeError as exc:
+        _fail(exc)
+    console.print(f"[green]done[/]: results in {out}, report {report}")
+
+
+@app.command()
+def skills(spec: Path = typer.Argument(..., help="skills spec (YAML with analyses.skill_theory / analyses.skillmix)"),
+           out: Path = typer.Option(Path("brainlike-out/skills"), help="output folder")) -> None:
+    """Arora–Goyal skill-emergence theory and/or a Skill-Mix evaluation."""
+    from brainlike.analyses.skills import run_skillmix, run_theory
+
+    try:
+        raw = _load_yaml(spec).get("analyses", {})
+        if not raw.get("skill_theory") and not raw.get("skillmix"):
+            raise BrainlikeError(f"{spec}: needs analyses.skill_theory and/or analyses.skillmix")
+        sections = []
+        if raw.get("skill_theory"):
+            theory = run_theory(raw["skill_theory"])
+            theory.save(out / "theory")
+            sections.append(("Skill emergence (theory)", "Competence on skills and k-tuples of skills as model scale "
+                             "grows: Monte Carlo on random skill graphs and closed-form bounds.", theory.figures(),
+                             theory.tables()))
+        if raw.get("skillmix"):
+            mix = run_skillmix({**raw["skillmix"], "output_dir": str(out / "skillmix")})
+            tabs = mix.tables()
+            sections.append(("Skill-Mix", "Scores by k with confidence intervals.", mix.figures(),
+                             {k: v for k, v in tabs.items() if "summary" in k}))
+        report = _section_report("brainlike: skills", sections, out)
+    except BrainlikeError as exc:
+        _fail(exc)
+    console.print(f"[green]done[/]: results in {out}, report {report}")
+
+
 results_app = typer.Typer(help="Query a results store with SQL (DuckDB).", no_args_is_help=True)
 app.add_typer(results_app, name="results")
 

@@ -18,7 +18,8 @@ CHANNEL_KEYS = ["model", "subject", "channel"]
 def significant_channels(scores: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
     """Per (model, subject, channel): whether the channel is predicted better than chance.
 
-    With a ``p`` column (permutation p-values per layer): the smallest p over layers, Bonferroni-corrected
+    With a ``p_channel`` column (max-over-layers permutation test from ``score_layers``): that p-value,
+    then Benjamini–Hochberg across the channels of each model and subject. With only ``p`` (per layer): the smallest p over layers, Bonferroni-corrected
     for the number of layers, then Benjamini–Hochberg across the channels of each model and subject.
     Without one: a one-sided test of ``r > 0`` from the Fisher z of the best-layer r (Bonferroni over
     layers, BH across channels), which assumes independent samples and is therefore liberal for
@@ -29,7 +30,10 @@ def significant_channels(scores: pd.DataFrame, alpha: float = 0.05) -> pd.DataFr
     """
     n_layers = scores.groupby(["model", "subject"])["layer"].nunique()
     g = scores.groupby(CHANNEL_KEYS, sort=False)
-    if "p" in scores.columns:
+    if "p_channel" in scores.columns:  # max-over-layers permutation test: already corrected for the layers
+        p = g["p_channel"].first().to_frame("p_min")
+        n_layers = n_layers * 0 + 1
+    elif "p" in scores.columns:
         p = g["p"].min().to_frame("p_min")
     else:
         if "n_samples" not in scores.columns:
@@ -84,7 +88,6 @@ def hierarchy_alignment(
     n_boot: int = 2000,
     ci: float = 0.95,
     seed: int = 0,
-    channels: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Spearman correlation between channels' hierarchy position and their best relative layer, per model.
 
@@ -113,7 +116,7 @@ def hierarchy_alignment(
         lo, hi = np.nanquantile(boots, [(1 - ci) / 2, 1 - (1 - ci) / 2])
         rows.append(dict(model=model, rho=float(rho), p=float(p), ci_low=float(lo), ci_high=float(hi),
                          n_channels=len(df)))
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["model", "rho", "p", "ci_low", "ci_high", "n_channels"])
 
 
 def _spearman(x: np.ndarray, y: np.ndarray) -> float:

@@ -70,6 +70,7 @@ def score_layers(
     layers = list(range(n_layers)) if layers is None else [int(k) for k in layers]
     name = model or (features.model if isinstance(features, Features) else "model")
     frames = []
+    obs_max = null_max = None  # max over layers: a channel-level test free of layer selection
     for k in tqdm(layers, desc=f"encoding {name}", unit="layer", disable=not progress, leave=False):
         res = cross_validated_encoding(arr[k], Y, n_splits=n_splits, inner_splits=inner_splits, alphas=alphas,
                                        groups=groups, backend=backend)
@@ -83,9 +84,16 @@ def score_layers(
             folds = np.empty(Y.shape[0], dtype=np.int64)
             for f, (_, test) in enumerate(contiguous_folds(Y.shape[0], n_splits, groups)):
                 folds[test] = f
-            perm = permutation_test(Y, res.predictions, groups=folds, n_permutations=n_permutations, seed=seed + k)
+            # the same seed for every layer: the same shifts, so the max over layers of the null is valid
+            perm = permutation_test(Y, res.predictions, groups=folds, n_permutations=n_permutations, seed=seed)
             frame["p"] = perm.pvalues.astype(np.float64)
+            obs_max = perm.scores if obs_max is None else np.maximum(obs_max, perm.scores)
+            null_max = perm.null if null_max is None else np.maximum(null_max, perm.null)
         frames.append(frame)
+    if n_permutations > 0:
+        p_channel = (1 + (null_max >= obs_max[None, :]).sum(axis=0)) / (1 + n_permutations)
+        for frame in frames:
+            frame["p_channel"] = p_channel.astype(np.float64)
     return pd.concat(frames, ignore_index=True)
 
 
