@@ -105,20 +105,6 @@ def _section_report(title: str, sections: list[tuple[str, str, dict, dict]], out
                          for h, t, figs, tabs in sections], out / "report.html", title=title)
 
 
-def _load_yaml(path: Path) -> dict:
-    import yaml
-
-    if not path.exists():
-        raise BrainlikeError(f"spec file not found: {path}")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise BrainlikeError(f"{path}: not valid YAML: {exc}") from None
-    if not isinstance(raw, dict):
-        raise BrainlikeError(f"{path}: the spec must be a mapping")
-    return raw
-
-
 @app.command()
 def geometry(spec: Path = typer.Argument(..., help="geometry config (YAML, e.g. examples/geometry.yaml)"),
              out: Path = typer.Option(Path("brainlike-out/geometry"), help="output folder")) -> None:
@@ -162,9 +148,10 @@ def skills(spec: Path = typer.Argument(..., help="skills spec (YAML with analyse
            out: Path = typer.Option(Path("brainlike-out/skills"), help="output folder")) -> None:
     """Arora–Goyal skill-emergence theory and/or a Skill-Mix evaluation."""
     from brainlike.analyses.skills import run_skillmix, run_theory
+    from brainlike.spec import read_yaml_mapping
 
     try:
-        raw = _load_yaml(spec).get("analyses", {})
+        raw = read_yaml_mapping(spec).get("analyses", {})
         if not raw.get("skill_theory") and not raw.get("skillmix"):
             raise BrainlikeError(f"{spec}: needs analyses.skill_theory and/or analyses.skillmix")
         sections = []

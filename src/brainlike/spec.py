@@ -135,8 +135,8 @@ class ExperimentSpec(_Strict):
         return self
 
 
-def load_spec(path: str | Path) -> ExperimentSpec:
-    """Read and validate a YAML spec; errors name the offending field."""
+def read_yaml_mapping(path: str | Path) -> dict:
+    """A YAML file that must hold a mapping; missing files and bad YAML are clear errors."""
     path = Path(path)
     if not path.exists():
         raise BrainlikeError(f"spec file not found: {path}")
@@ -146,7 +146,12 @@ def load_spec(path: str | Path) -> ExperimentSpec:
         raise BrainlikeError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(raw, dict):
         raise BrainlikeError(f"{path}: the spec must be a mapping of fields")
-    return parse_spec(raw, source=str(path))
+    return raw
+
+
+def load_spec(path: str | Path) -> ExperimentSpec:
+    """Read and validate a YAML spec; errors name the offending field."""
+    return parse_spec(read_yaml_mapping(path), source=str(path))
 
 
 def parse_spec(raw: dict, source: str = "spec") -> ExperimentSpec:

@@ -6,13 +6,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from brainlike.report.figures import _fig_ax
+from brainlike.report.figures import fig_ax
 from brainlike.report.html import Section, write_report
 
 
 def plot_layer_curves(curve: pd.DataFrame, ax=None):
     """Mean r over significant channels vs relative layer depth, one line per model (± SE)."""
-    fig, ax = _fig_ax(ax)
+    fig, ax = fig_ax(ax)
     for model, d in curve.groupby("model", sort=False):
         d = d.sort_values("relative_layer")
         ax.plot(d["relative_layer"], d["mean_r"], marker="o", ms=3, label=model)
@@ -28,7 +28,7 @@ def plot_layer_curves(curve: pd.DataFrame, ax=None):
 def plot_score_vs_capability(per_model: pd.DataFrame, capability: pd.DataFrame, metric: str = "brain_score",
                              ax=None):
     """Scatter of a per-model metric against capability, with a least-squares line."""
-    fig, ax = _fig_ax(ax)
+    fig, ax = fig_ax(ax)
     d = per_model.merge(capability[["model", "capability"]], on="model").dropna(subset=[metric, "capability"])
     ax.scatter(d["capability"], d[metric], s=30)
     for _, row in d.iterrows():
@@ -46,7 +46,7 @@ def plot_score_vs_capability(per_model: pd.DataFrame, capability: pd.DataFrame, 
 
 def plot_best_layer_by_region(best: pd.DataFrame, order: list[str] | None = None, ax=None):
     """Best relative layer of significant electrodes, by region (mean ± SE), one marker series per model."""
-    fig, ax = _fig_ax(ax)
+    fig, ax = fig_ax(ax)
     d = best[best.get("significant", True)] if "significant" in best else best
     regions = order or list(d.groupby("region")["hierarchy"].mean().sort_values().index) if "hierarchy" in d else sorted(d["region"].unique())
     models = list(d["model"].unique())
@@ -67,7 +67,7 @@ def plot_best_layer_by_region(best: pd.DataFrame, order: list[str] | None = None
 
 def plot_context_curves(context: pd.DataFrame, ax=None):
     """Mean r (over layers' best) vs context window, per model and region."""
-    fig, ax = _fig_ax(ax)
+    fig, ax = fig_ax(ax)
     best = context.groupby(["model", "region", "context"], as_index=False)["mean_r"].max()
     for (model, region), d in best.groupby(["model", "region"], sort=False):
         d = d.sort_values("context")

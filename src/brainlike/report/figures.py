@@ -17,7 +17,7 @@ def plot_layer_scores(scores: pd.DataFrame, ax=None, x: str = "layer", title: st
             one model (several models: use :func:`plot_models_relative_depth`).
         x: ``"layer"`` or ``"relative_layer"``.
     """
-    fig, ax = _fig_ax(ax)
+    fig, ax = fig_ax(ax)
     for region, df in scores.groupby("region", sort=True):
         g = df.groupby(x)["r"]
         mean, se = g.mean(), g.std(ddof=1) / np.sqrt(g.count())
@@ -34,7 +34,7 @@ def plot_layer_scores(scores: pd.DataFrame, ax=None, x: str = "layer", title: st
 
 def plot_models_relative_depth(scores: pd.DataFrame, ax=None, title: str = "score vs relative layer"):
     """Mean r over channels against relative depth, one line per model."""
-    fig, ax = _fig_ax(ax)
+    fig, ax = fig_ax(ax)
     for model, df in scores.groupby("model", sort=False):
         mean = df.groupby("relative_layer")["r"].mean()
         ax.plot(mean.index, mean.values, marker="o", ms=3, label=model)
@@ -46,9 +46,10 @@ def plot_models_relative_depth(scores: pd.DataFrame, ax=None, title: str = "scor
     return fig
 
 
-def _fig_ax(ax):
+def fig_ax(ax=None, size: tuple[float, float] = (6, 4)):
+    """``(figure, axes)``: a new figure of ``size`` inches at 110 dpi, or the figure of the given axes."""
     if ax is None:
-        fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
+        fig, ax = plt.subplots(figsize=size, dpi=110)
     else:
         fig = ax.figure
     return fig, ax

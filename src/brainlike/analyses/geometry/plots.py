@@ -13,19 +13,13 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from brainlike.errors import BrainlikeError  # noqa: E402
+from brainlike.report.figures import fig_ax  # noqa: E402
 
 _LINESTYLES = {"twonn": "-", "mle": "--"}
 _LABELS = {"density": "attention graph density", "relative_density": "relative attention density",
            "effective_density": "effective density (exp entropy / allowed)", "entropy": "attention entropy (nats)",
            "normalized_entropy": "normalized attention entropy"}
 
-
-def _fig_ax(ax):
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
-    else:
-        fig = ax.figure
-    return fig, ax
 
 
 def _need(table: pd.DataFrame, columns: list[str], what: str) -> None:
@@ -64,7 +58,7 @@ def plot_attention_density(table: pd.DataFrame, ax=None, measure: str = "density
             ``normalized_entropy``.
     """
     _need(table, ["model", "condition", "layer", "relative_layer", "head", measure], "plot_attention_density")
-    fig, ax = _fig_ax(ax)
+    fig, ax = fig_ax(ax)
     x, xlabel = _x(table)
     for (model, condition), df in table.groupby(["model", "condition"], sort=False):
         per_head = df.groupby([x, "head"])[measure].mean().groupby(level=0)
@@ -90,7 +84,7 @@ def plot_attention_heads(table: pd.DataFrame, ax=None, measure: str = "density",
     if df.empty:
         raise BrainlikeError(f"no attention rows for model {model!r} and condition {condition!r}")
     grid = df.pivot_table(index="layer", columns="head", values=measure, aggfunc="mean")
-    fig, ax = _fig_ax(ax)
+    fig, ax = fig_ax(ax)
     im = ax.imshow(grid.values, aspect="auto", origin="lower", cmap="viridis",
                    extent=(-0.5, grid.shape[1] - 0.5, grid.index.min() - 0.5, grid.index.max() + 0.5))
     fig.colorbar(im, ax=ax, label=_LABELS.get(measure, measure))
@@ -115,7 +109,7 @@ def plot_intrinsic_dimension(table: pd.DataFrame, ax=None, estimator: str | None
         table = table[table["estimator"] == estimator]
         if table.empty:
             raise BrainlikeError(f"no rows for estimator {estimator!r}")
-    fig, ax = _fig_ax(ax)
+    fig, ax = fig_ax(ax)
     x, xlabel = _x(table)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for k, ((model, condition), df) in enumerate(table.groupby(["model", "condition"], sort=False)):
@@ -140,7 +134,7 @@ def plot_linear_regions(table: pd.DataFrame, ax=None, estimator: str = "twonn"):
     if estimator not in set(table["estimator"]):
         estimator = table["estimator"].iloc[0]
     table = table[table["estimator"] == estimator]
-    fig, ax = _fig_ax(ax)
+    fig, ax = fig_ax(ax)
     x, xlabel = _x(table)
     for (model, condition), df in table.groupby(["model", "condition"], sort=False):
         df = df.sort_values(x)
@@ -156,7 +150,7 @@ def plot_context_accuracy(table: pd.DataFrame, ax=None):
         table: :attr:`GeometryResult.accuracy` (one row per question: ``model, condition, correct``).
     """
     _need(table, ["model", "condition", "correct"], "plot_context_accuracy")
-    fig, ax = _fig_ax(ax)
+    fig, ax = fig_ax(ax)
     g = table.groupby(["model", "condition"], sort=False)["correct"]
     acc, n = g.mean().astype(float), g.size()
     models = list(dict.fromkeys(table["model"]))
@@ -192,7 +186,7 @@ def plot_context_effect(table: pd.DataFrame, ax=None, measure: str = "id_twonn")
     table = table[table["measure"] == measure]
     if table.empty:
         raise BrainlikeError(f"no rows for measure {measure!r}")
-    fig, ax = _fig_ax(ax)
+    fig, ax = fig_ax(ax)
     x, xlabel = _x(table)
     for (model, condition), df in table.groupby(["model", "condition"], sort=False):
         df = df.sort_values(x)

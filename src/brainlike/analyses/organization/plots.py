@@ -12,16 +12,13 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from brainlike.errors import BrainlikeError  # noqa: E402
+from brainlike.report.figures import fig_ax  # noqa: E402
 
 __all__ = ["plot_layer_membership", "plot_model_metrics", "plot_overlap", "plot_pattern_maps", "plot_patterns"]
 
 
 def _fig_ax(ax, size=(6, 4)):
-    if ax is None:
-        fig, ax = plt.subplots(figsize=size, dpi=110)
-    else:
-        fig = ax.figure
-    return fig, ax
+    return fig_ax(ax, size)
 
 
 def _title(df: pd.DataFrame, what: str) -> str:

@@ -7,6 +7,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from brainlike.report.figures import fig_ax  # noqa: E402
 
 _STYLES = {"bound": "-", "simulation_adversarial": "--", "simulation_random": ":", "random_exact": "-.",
            "markov": (0, (1, 3))}
@@ -16,11 +17,7 @@ _LABELS = {"bound": "bound (worst case)", "simulation_adversarial": "simulation,
 
 
 def _fig_ax(ax, size=(6.4, 4.2)):
-    if ax is None:
-        fig, ax = plt.subplots(figsize=size, dpi=110)
-    else:
-        fig = ax.figure
-    return fig, ax
+    return fig_ax(ax, size)
 
 
 def plot_emergence(emergence: pd.DataFrame, ax=None, methods=("bound", "simulation_adversarial",
