@@ -204,6 +204,14 @@ def bench_case(label: str, n: int, p: int, t: int, args: argparse.Namespace) -> 
     if "torch" in args.backends and (label in args.torch_cases):
         runs.append(run_method("brainlike RidgeCV (torch cpu)", ours("torch_cpu"), all_t, Y_te, t))
         print(f"  [{label}] brainlike torch: {runs[-1].seconds:.1f} s", flush=True)
+    if "cuda" in args.backends:
+        import torch
+
+        if torch.cuda.is_available():
+            ours("torch_cuda")(all_t[: min(t, 256)])  # warm-up: CUDA context, cuBLAS/cuSOLVER handles
+            runs.append(run_method(f"brainlike RidgeCV (torch {torch.cuda.get_device_name(0)})", ours("torch_cuda"),
+                                   all_t, Y_te, t, "includes host-device copies"))
+            print(f"  [{label}] brainlike cuda: {runs[-1].seconds:.1f} s", flush=True)
 
     if not args.no_himalaya:
         from himalaya.backend import set_backend
@@ -310,7 +318,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", type=float, default=1.0, help="scale factor for n, p, t (e.g. 0.1)")
     ap.add_argument("--n-alphas", type=int, default=10, help="alphas in np.logspace(-1, 7, N)")
     ap.add_argument("--budget", type=float, default=2.0, help="brainlike memory_budget_gb")
-    ap.add_argument("--backends", nargs="+", default=["numpy", "torch"], choices=["numpy", "torch"])
+    ap.add_argument("--backends", nargs="+", default=["numpy", "torch"], choices=["numpy", "torch", "cuda"],
+                    help="cuda: also time the torch backend on the GPU (all cases), when one is present")
     ap.add_argument("--torch-cases", nargs="+", default=["a"], help="cases on which to also time the torch backend")
     ap.add_argument("--ref-targets", type=int, default=None,
                     help="run himalaya (and sklearn) on this many evenly spaced targets, extrapolate time")

@@ -123,6 +123,34 @@ def test_spectral_and_direct_methods_agree(score_func: str) -> None:
     np.testing.assert_array_equal(a.best_alphas_, b.best_alphas_)
 
 
+@pytest.mark.parametrize("score_func", ["r2", "neg_mse"])
+def test_mixed_precision_partial_fractions_match_float64(score_func: str, monkeypatch) -> None:
+    """float32 data with rank >= 4 tiles: N @ c runs in float32 off the near-diagonal float64
+    tiles; scores must match the all-float64 product, the float64 direct reference and himalaya."""
+    import brainlike.encoding.ridge as ridge
+
+    X, Y = make_problem(420, 600, 40, seed=11)  # kernel regime, rank of each fold ~335
+    X, Y = X.astype(np.float32), Y.astype(np.float32)
+    folds = contiguous_folds(420, 5)
+    kw = dict(alphas=ALPHAS, cv=folds, score_func=score_func)
+    engine = ridge._RidgeEngine(X, folds, ALPHAS, fit_intercept=True, solver="auto", backend=get_backend("numpy"),
+                                dtype="float32", score_func=score_func, method="spectral", need_refit=False)
+    assert all(d.tiles and d.N_b.dtype == np.float32 for d in engine.cv_decomps)  # the split is in use
+    a = RidgeCV(dtype="float32", **kw).fit(X, Y)
+    ref = RidgeCV(dtype="float64", method="direct", **kw).fit(X, Y)
+    monkeypatch.setattr(ridge, "_TILE", 10**9)  # no split: N @ c all in float64
+    b = RidgeCV(dtype="float32", **kw).fit(X, Y)
+    scale = 1.0 if score_func == "r2" else float(np.abs(ref.cv_scores_).max())
+    np.testing.assert_allclose(a.cv_scores_ / scale, b.cv_scores_ / scale, atol=1e-6)
+    np.testing.assert_allclose(a.cv_scores_ / scale, ref.cv_scores_ / scale, atol=1e-5)
+    np.testing.assert_array_equal(a.best_alphas_, ref.best_alphas_)
+    h = himalaya_fit(X, Y, folds, ALPHAS, score=score_func)
+    np.testing.assert_allclose(a.best_alphas_, np.asarray(h.best_alphas_), rtol=1e-5)
+    pearson = ridge._RidgeEngine(X, folds, ALPHAS, fit_intercept=True, solver="auto", backend=get_backend("numpy"),
+                                 dtype="float32", score_func="pearson", method="spectral", need_refit=False)
+    assert not any(d.tiles for d in pearson.cv_decomps)  # Pearson keeps the float64 product
+
+
 def test_repeated_eigenvalues_are_handled() -> None:
     """An orthogonal design has one eigenvalue of multiplicity p (partial fractions degenerate)."""
     rng = np.random.default_rng(8)

@@ -40,22 +40,35 @@ _DTYPES = ("float32", "float64")
 
 #: BLAS threads used inside LAPACK factorisations (eigh, Cholesky) of the numpy backend
 #: (environment variable ``BRAINLIKE_LAPACK_THREADS``; 0 = leave the BLAS library's setting
-#: alone). GEMMs always use the library's setting.
+#: alone). GEMMs always use the library's setting. The default, 1, avoids a collapse of blocked
+#: LAPACK routines when BLAS threads spin on oversubscribed cores (measured on this 2-core
+#: machine shared with other jobs: a 1920 x 1920 float64 eigendecomposition took 3 s with one
+#: thread and 48 s with two, 4.6 s vs 0.9 s in another run). On a dedicated machine 0 is
+#: faster (1920 x 1920 evd: 0.77 s with 2 threads vs 1.25 s with 1 on a quiet 2-core machine).
 LAPACK_THREADS: int = int(os.environ.get("BRAINLIKE_LAPACK_THREADS", "1"))
+
+
+_CONTROLLER: Any = None
 
 
 @contextlib.contextmanager
 def _blas_threads(n: int) -> Iterator[None]:
-    """Limit BLAS threads to ``n`` inside the block (no-op for n <= 0 or without threadpoolctl)."""
+    """Limit BLAS threads to ``n`` inside the block (no-op for n <= 0 or without threadpoolctl).
+
+    One ``ThreadpoolController`` is kept for the process: building one scans the loaded
+    libraries, ~30 ms per factorisation otherwise (measured: 0.5 s of a 21 s fit)."""
+    global _CONTROLLER
     if n <= 0:
         yield
         return
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl ships with scikit-learn
-        yield
-        return
-    with threadpool_limits(limits=n, user_api="blas"):
+    if _CONTROLLER is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:  # pragma: no cover - threadpoolctl ships with scikit-learn
+            yield
+            return
+        _CONTROLLER = ThreadpoolController()
+    with _CONTROLLER.limit(limits=n, user_api="blas"):
         yield
 
 
@@ -118,6 +131,10 @@ class Backend:
         raise NotImplementedError
 
     # ----- linear algebra
+    def mul64(self, a: Array, b: Array) -> Array:  # pragma: no cover
+        """Element-wise ``a * b`` computed and returned in float64 (exact for float32 inputs)."""
+        raise NotImplementedError
+
     def eigh(self, a: Array) -> tuple[Array, Array]:  # pragma: no cover
         """Eigendecomposition of a symmetric matrix ``a`` (k, k).
 
@@ -187,17 +204,18 @@ class NumpyBackend(Backend):
     def sum64(self, x: np.ndarray, axis: int = 0) -> np.ndarray:
         return x.sum(axis=axis, dtype=np.float64)
 
+    def mul64(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return np.multiply(a, b, dtype=np.float64)
+
     def eigh(self, a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         import scipy.linalg
 
         if a.shape[0] == 0:
             return np.zeros(0, dtype=a.dtype), np.zeros((0, 0), dtype=a.dtype)
         # syevd (divide and conquer): the most robust timing on Gram matrices of language-model
-        # features, whose clustered small eigenvalues can slow syevr (MRRR) down several-fold.
-        # The tridiagonal reduction is memory-bound BLAS-2, which gains little from threads
-        # but collapses when BLAS threads spin on a shared, oversubscribed machine (measured
-        # here: 1920 x 1920 float64, 3 s with one thread vs 48 s with two under load), so the
-        # eigendecomposition runs with LAPACK_THREADS BLAS threads (default 1).
+        # features, whose clustered small eigenvalues can slow syevr (MRRR) down several-fold
+        # (1920 x 1920 float64 here: evd 0.52 s / evr 0.77 s with 2 threads, 0.90 / 1.09 s with 1).
+        # Threads: LAPACK_THREADS (see its comment).
         with _blas_threads(LAPACK_THREADS):
             w, v = scipy.linalg.eigh(a, driver="evd", check_finite=False, overwrite_a=False)
         return w, v
@@ -283,6 +301,9 @@ class TorchBackend(Backend):
 
     def sum64(self, x: Any, axis: int = 0) -> Any:
         return x.sum(dim=axis, dtype=self._torch.float64)
+
+    def mul64(self, a: Any, b: Any) -> Any:
+        return a.to(self._torch.float64) * b.to(self._torch.float64)
 
     def eigh(self, a: Any) -> tuple[Any, Any]:
         if a.shape[0] == 0:

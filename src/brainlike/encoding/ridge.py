@@ -67,6 +67,20 @@ DEFAULT_ALPHAS: np.ndarray = np.logspace(-1, 7, 17)
 _EIG_RTOL = 1e-11
 #: Eigenvalues closer than ``_CLUSTER_RTOL * (s + min(alphas))`` are merged (see module doc).
 _CLUSTER_RTOL = 1e-8
+#: Mixed precision of the partial-fraction product ``N @ c`` (``method="spectral"``, float32
+#: data, R^2 or MSE criterion): float32 rounding of ``N_ik`` is amplified by
+#: ``(max(s_i, s_k) + alpha) / |s_k - s_i|`` relative to that pair's term of the quadratic term.
+#: Pairs closer than ``_F32_RELGAP * (s_i + s_k + 2 min(alpha))`` stay in float64 diagonal tiles
+#: (at least ``_TILE`` eigenvalues, cut only between neighbours at least that far apart, so every
+#: pair outside the tiles is); all other entries go through one float32 GEMM. For small alphas the
+#: error is below ``6e-8 / _F32_RELGAP`` of the pair terms; for alphas far above the eigenvalues it
+#: grows with alpha, but the quadratic term itself shrinks as ``1 / alpha^2``, so the error of R^2
+#: (relative to the validation variance) stays small: tested against the all-float64 product to
+#: 1e-6 (tests/test_ridge.py) and measured on case (b) of benchmarks/bench_ridge.py (max |delta
+#: R^2| 3e-7, identical alphas). Pearson scores divide by the prediction variance, which has no
+#: such damping, so they keep the float64 product.
+_F32_RELGAP = 1e-3
+_TILE = 64
 #: Tie-breaking slope towards larger alphas, as in himalaya.
 _TIE_SLOPE = 1e-10
 #: The refit uses one Cholesky factorisation per distinct selected alpha up to this many
@@ -268,8 +282,9 @@ class _Decomposition:
     zbar_b: Any = None              # (r,) float64 column means of Z over test
     # spectral-method quantities
     s_pf: np.ndarray | None = None  # (r,) float64 cluster-merged eigenvalues
-    N_b: Any = None                 # (r, r) float64 partial-fraction matrix
-    Mdiag_b: Any = None             # (r,) float64 diagonal of M = Z^T Z
+    N_b: Any = None                 # (r, r) partial-fraction matrix: float64, or float32 far part
+    tiles: list[tuple[int, int, Any]] = field(default_factory=list)  # float64 near-diagonal N tiles
+    FFM_b: Any = None               # (n_alphas, r) float64 F^2 * diag(M = Z^T Z) (1 in clusters)
     blocks: list[tuple[int, int, Any]] = field(default_factory=list)  # (start, stop, M block)
     F_b: Any = None                 # (n_alphas, r) float64 1 / (s_pf + alpha)
 
@@ -368,8 +383,7 @@ class _RidgeEngine:
 
         self.cv_decomps: list[_Decomposition] = []
         if need_cv:
-            for tr, te in self.folds:
-                self.cv_decomps.append(self._decompose(X0_64, tr, te))
+            self.cv_decomps = [self._decompose(X0_64, tr, te) for tr, te in self.folds]
         # refit: Cholesky solves of (Gram + alpha I) per distinct selected alpha, or one
         # eigendecomposition (computed lazily) when many distinct alphas are selected.
         self.refit_mode = self._mode(self.n) if need_refit else None
@@ -464,14 +478,46 @@ class _RidgeEngine:
             same = D == 0
             with np.errstate(divide="ignore", invalid="ignore"):
                 N = np.where(same, 0.0, M / np.where(same, 1.0, D))
-            d.N_b = B.asarray(N, "float64")
-            d.Mdiag_b = B.asarray(np.diag(M).copy(), "float64")
+            d.N_b, d.tiles = self._split_n(N, s_pf)
             d.blocks = [(a, b, B.asarray(M[a:b, a:b], "float64")) for a, b in blocks]
-            d.F_b = B.asarray(1.0 / (s_pf[None, :] + self.alphas[:, None]), "float64")
+            F = 1.0 / (s_pf[None, :] + self.alphas[:, None])
+            d.F_b = B.asarray(F, "float64")
+            # quadratic-term weights: F^2 * diag(M), except in clusters whose rows carry c * (M_blk c)
+            mdiag = np.diag(M).copy()
+            for a, b in blocks:
+                mdiag[a:b] = 1.0
+            d.FFM_b = B.asarray(F * F * mdiag[None, :], "float64")
         else:
             d.s_pf = d.s
             d.F_b = B.asarray(1.0 / (d.s[None, :] + self.alphas[:, None]), "float64")
         return d
+
+    def _split_n(self, N: np.ndarray, s_pf: np.ndarray) -> tuple[Any, list[tuple[int, int, Any]]]:
+        """N as one backend matrix (float64, or float32 off the near-diagonal tiles) and the
+        float64 near-diagonal tiles ``(start, stop, N[start:stop, start:stop])``."""
+        B = self.B
+        r = N.shape[0]
+        if self.dtype != "float32" or self.score_func == "pearson" or r < 4 * _TILE:
+            return B.asarray(N, "float64"), []
+        a_min = float(self.alphas.min())
+        # adjacent relative gaps; the smallest relative gap of any pair straddling a cut is the
+        # one of the two eigenvalues next to the cut (the gap grows with distance in sorted order)
+        relgap = np.diff(s_pf) / (s_pf[1:] + s_pf[:-1] + 2 * a_min)
+        cuttable = np.flatnonzero(relgap >= _F32_RELGAP) + 1  # a cut before index j is allowed
+        bounds = [0]
+        for j in cuttable:
+            if j - bounds[-1] >= _TILE and r - j >= _TILE // 2:
+                bounds.append(int(j))
+        bounds.append(r)
+        tiled = sum((b - a) ** 2 for a, b in zip(bounds[:-1], bounds[1:]))
+        if tiled > 0.25 * r * r:  # clustered spectrum: the split would not pay
+            return B.asarray(N, "float64"), []
+        far = N.astype(np.float32)
+        tiles = []
+        for a, b in zip(bounds[:-1], bounds[1:]):
+            tiles.append((a, b, B.asarray(N[a:b, a:b], "float64")))
+            far[a:b, a:b] = 0.0
+        return B.asarray(far, "float32"), tiles
 
     # ------------------------------------------------------------------ memory model
     def fixed_bytes(self) -> int:
@@ -579,27 +625,40 @@ class _RidgeEngine:
             g = d.Z_b.T @ Y_Vc
             del Y_Vc
         if self.method == "spectral":
-            return self._spectral_scores(d, B.cast(c, "float64"), B.cast(g, "float64"), ssq, ss_tot, ybar_Vc, n_V)
+            return self._spectral_scores(d, c, g, ssq, ss_tot, ybar_Vc, n_V)
         return self._direct_scores(d, c, Y_V, mu_A, ss_tot, n_V)
 
     def _spectral_scores(self, d: _Decomposition, c: Any, g: Any, ssq: Any, ss_tot: Any,
                          ybar_Vc: Any, n_V: int) -> Any:
+        """Validation scores of every alpha from ``c`` (r, t) and ``g`` (r, t), compute dtype.
+
+        Element-wise products are formed in float64 straight from the compute-dtype arrays
+        (exact for float32 inputs), one pass each; the alpha-dependent weights (``2F``,
+        ``F^2 diag(M)``) are folded into the small (n_alphas, r) matrices."""
         B = self.B
         F = d.F_b  # (n_alphas, r)
-        h = d.N_b @ c  # (r, t)
-        h *= c
-        h *= 2.0
-        w = d.Mdiag_b[:, None] * c * c
+        if d.tiles:  # mixed precision: float32 far part, float64 near-diagonal tiles
+            hc = B.mul64(d.N_b @ c, c)  # c * (N c), (r, t) float64
+            for a, b, Nt in d.tiles:
+                ca = B.cast(c[a:b], "float64")
+                hc[a:b] += ca * (Nt @ ca)
+        else:
+            c64 = B.cast(c, "float64")
+            hc = (d.N_b @ c64) * c64
+            del c64
+        w = B.mul64(c, c)
         for a, b, Mblk in d.blocks:
-            w[a:b] = c[a:b] * (Mblk @ c[a:b])
-        quad = F @ h + (F * F) @ w  # ||prediction||^2, (n_alphas, t)
-        del h, w
-        g *= c
-        cross = F @ g  # <y_V - mu_A, prediction>
+            ca = B.cast(c[a:b], "float64")
+            w[a:b] = ca * (Mblk @ ca)
+        quad = F @ hc  # ||prediction||^2 = 2 F (c * N c) + F^2 diag(M) c^2, (n_alphas, t)
+        quad *= 2.0
+        quad += d.FFM_b @ w
+        del hc, w
+        cross = F @ B.mul64(g, c)  # <y_V - mu_A, prediction>
         ssres = ssq[None, :] - 2.0 * cross + quad
         ssres = B.maximum(ssres, 0.0)
         if self.score_func == "pearson":
-            mp = F @ (d.zbar_b[:, None] * c)  # mean prediction
+            mp = (F * d.zbar_b[None, :]) @ B.cast(c, "float64")  # mean prediction
             var_p = quad - n_V * mp * mp
             cov = cross - n_V * ybar_Vc[None, :] * mp
             return self._pearson_from_moments(cov, var_p, ss_tot, quad)
