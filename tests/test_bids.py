@@ -23,28 +23,6 @@ from brainlike.neural.bids import find_bids_file, find_sidecar, parse_bids_name,
 
 
 # ---------------------------------------------------------------------------------------------- writers
-def write_edf(path: Path, data: np.ndarray, sfreq: int, names: list[str]) -> None:
-    """A minimal EDF (16-bit, 1-s records) of ``data`` ``(n_channels, n_samples)`` in volts."""
-    n_ch, n = data.shape
-    n_rec = n // sfreq
-    uv = data[:, : n_rec * sfreq] * 1e6
-    pmax = np.abs(uv).max(axis=1) * 1.01 + 1e-3
-
-    def f(value, width):
-        return str(value)[:width].ljust(width).encode("ascii")
-
-    head = f("0", 8) + f("X X X X", 80) + f("Startdate 01-JAN-2020 X X X", 80) + f("01.01.20", 8) + f("00.00.00", 8)
-    head += f(256 + 256 * n_ch, 8) + f("", 44) + f(n_rec, 8) + f(1, 8) + f(n_ch, 4)
-    widths = [16, 80, 8, 8, 8, 8, 8, 80, 8, 32]
-    columns = [names, [""] * n_ch, ["uV"] * n_ch, [f"{-m:.3f}" for m in pmax], [f"{m:.3f}" for m in pmax],
-               [-32768] * n_ch, [32767] * n_ch, [""] * n_ch, [sfreq] * n_ch, [""] * n_ch]
-    for w, col in zip(widths, columns):
-        for v in col:
-            head += f(v, w)
-    dig = np.round((uv + pmax[:, None]) / (2 * pmax[:, None]) * 65535 - 32768).astype("<i2")
-    path.write_bytes(head + dig.reshape(n_ch, n_rec, sfreq).transpose(1, 0, 2).tobytes())
-
-
 def write_textgrid(path: Path, words: list[tuple[float, float, str]], xmax: float) -> None:
     items = []
     t = 0.0
@@ -69,47 +47,6 @@ def story_words(n: int, start: float = 0.5, step: float = 0.4) -> list[tuple[flo
 
 
 # ---------------------------------------------------------------------------------------------- iEEG
-@pytest.fixture(scope="module")
-def ieeg_bids(tmp_path_factory):
-    """A Podcast-like BIDS iEEG dataset written with mne-bids from an EDF file."""
-    import mne
-    import mne_bids
-
-    root = tmp_path_factory.mktemp("ds005574")
-    sf, dur = 512, 20
-    t = np.arange(sf * dur) / sf
-    rng = np.random.default_rng(0)
-    modulation = 1.0 + 0.8 * np.sin(2 * np.pi * 0.3 * t)
-    data = rng.normal(0, 5e-6, (5, len(t)))
-    data[0] += 40e-6 * modulation * np.sin(2 * np.pi * 100 * t)  # G1: 100 Hz carrier, modulated
-    data[3] = 0.0  # G4: flat
-    names = ["G1", "G2", "G3", "G4", "EKG1"]
-    src = root.parent / "src_raw.edf"
-    write_edf(src, data, sf, names)
-    raw = mne.io.read_raw_edf(src, preload=False, verbose="error")
-    raw.set_channel_types({"G1": "ecog", "G2": "ecog", "G3": "ecog", "G4": "ecog", "EKG1": "ecg"})
-    pos = {"G1": [-0.050, 0.010, 0.020], "G2": [-0.055, 0.012, 0.021], "G3": [-0.060, 0.0, 0.0],
-           "G4": [-0.061, 0.0, 0.001]}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        raw.set_montage(mne.channels.make_dig_montage({k: np.array(v) for k, v in pos.items()},
-                                                      coord_frame="mni_tal"), on_missing="ignore")
-    raw.info["bads"] = ["G3"]
-    bp = mne_bids.BIDSPath(subject="01", task="podcast", datatype="ieeg", root=root)
-    mne_bids.write_raw_bids(raw, bp, overwrite=True, verbose="error")
-    ieeg = root / "sub-01" / "ieeg"
-    el = next(ieeg.glob("*_electrodes.tsv"))
-    df = pd.read_csv(el, sep="\t")
-    df["group"] = ["G", "G", "G", "G", "EKG"][: len(df)]
-    df["region"] = ["STG", "STG", "MTG", "IFG", "n/a"][: len(df)]
-    df.to_csv(el, sep="\t", index=False, na_rep="n/a")
-    stim_dir = root / "stimuli"
-    stim_dir.mkdir()
-    pd.DataFrame({"word": ["Act", "one,", "monkey", "lost", ""], "start": [3.71, 3.99, 4.651, np.nan, 6.0],
-                  "end": [3.79, 4.19, 4.931, np.nan, 6.2]}).to_csv(stim_dir / "podcast_transcript.csv", index=False)
-    return root, modulation, sf
-
-
 def test_ieeg_edf_round_trip_with_mne_bids(ieeg_bids):
     root, modulation, sf = ieeg_bids
     with pytest.warns(UserWarning):  # the flat channel and the untimed transcript word are reported
