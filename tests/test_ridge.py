@@ -350,3 +350,18 @@ def test_get_backend() -> None:
     assert get_backend(be) is be
     with pytest.raises(EncodingError):
         get_backend("cupy")
+
+
+def test_lapack_threads_adapt_to_busy_cores(monkeypatch) -> None:
+    from brainlike.encoding import backends
+
+    monkeypatch.setattr(backends.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    monkeypatch.setattr(backends, "LAPACK_THREADS", -1)
+    for runnable, expected in [(1, 4), (2, 3), (4, 1), (9, 1)]:  # the caller itself is one runnable task
+        monkeypatch.setattr(backends, "_runnable_tasks", lambda r=runnable: r)
+        assert backends.lapack_threads() == expected
+    monkeypatch.setattr(backends, "LAPACK_THREADS", 2)
+    assert backends.lapack_threads() == 2
+    assert backends._lapack_env("auto") == -1 and backends._lapack_env(" 3 ") == 3
+    with pytest.warns(UserWarning, match="not a number"):
+        assert backends._lapack_env("many") == -1

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from typing import Any, Iterator
 
 import numpy as np
@@ -39,13 +40,55 @@ Array = Any  # np.ndarray or torch.Tensor
 _DTYPES = ("float32", "float64")
 
 #: BLAS threads used inside LAPACK factorisations (eigh, Cholesky) of the numpy backend
-#: (environment variable ``BRAINLIKE_LAPACK_THREADS``; 0 = leave the BLAS library's setting
-#: alone). GEMMs always use the library's setting. The default, 1, avoids a collapse of blocked
-#: LAPACK routines when BLAS threads spin on oversubscribed cores (measured on this 2-core
-#: machine shared with other jobs: a 1920 x 1920 float64 eigendecomposition took 3 s with one
-#: thread and 48 s with two, 4.6 s vs 0.9 s in another run). On a dedicated machine 0 is
-#: faster (1920 x 1920 evd: 0.77 s with 2 threads vs 1.25 s with 1 on a quiet 2-core machine).
-LAPACK_THREADS: int = int(os.environ.get("BRAINLIKE_LAPACK_THREADS", "1"))
+#: (environment variable ``BRAINLIKE_LAPACK_THREADS``): a number, 0 to leave the BLAS library's
+#: setting alone, or ``auto`` (default: :func:`lapack_threads`). GEMMs always use the library's
+#: setting. Blocked LAPACK routines collapse when BLAS threads spin on oversubscribed cores
+#: (measured on this 2-core machine shared with other jobs: a 1920 x 1920 float64
+#: eigendecomposition took 3 s with one thread and 48 s with two; 4.6 s vs 0.9 s in another
+#: run), while on idle cores more threads are faster (0.77 s with 2 vs 1.25 s with 1).
+def _lapack_env(value: str) -> int:
+    value = value.strip().lower()
+    if value in ("", "auto"):
+        return -1
+    try:
+        return max(0, int(value))
+    except ValueError:
+        import warnings
+
+        warnings.warn(f"BRAINLIKE_LAPACK_THREADS={value!r} is not a number or 'auto'; using 'auto'", stacklevel=2)
+        return -1
+
+
+LAPACK_THREADS: int = _lapack_env(os.environ.get("BRAINLIKE_LAPACK_THREADS", "auto"))
+
+
+def _runnable_tasks() -> int | None:
+    """Tasks running or ready to run system-wide right now (``/proc/loadavg``), None if unknown."""
+    try:
+        with open("/proc/loadavg") as fh:
+            return int(fh.read().split()[3].split("/")[0])
+    except (OSError, ValueError, IndexError):  # pragma: no cover - not Linux
+        return None
+
+
+def lapack_threads() -> int:
+    """Threads for the next factorisation: ``LAPACK_THREADS``, or in ``auto`` mode the cores not
+    busy with other work: this process's cores minus the runnable tasks other than the calling
+    thread (the smallest of three readings 1 ms apart), at least 1."""
+    if LAPACK_THREADS >= 0:
+        return LAPACK_THREADS
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        cores = os.cpu_count() or 1
+    readings = []
+    for _ in range(3):
+        r = _runnable_tasks()
+        if r is None:
+            return 1
+        readings.append(r)
+        time.sleep(0.001)
+    return max(1, min(cores, cores - (min(readings) - 1)))
 
 
 _CONTROLLER: Any = None
@@ -215,15 +258,15 @@ class NumpyBackend(Backend):
         # syevd (divide and conquer): the most robust timing on Gram matrices of language-model
         # features, whose clustered small eigenvalues can slow syevr (MRRR) down several-fold
         # (1920 x 1920 float64 here: evd 0.52 s / evr 0.77 s with 2 threads, 0.90 / 1.09 s with 1).
-        # Threads: LAPACK_THREADS (see its comment).
-        with _blas_threads(LAPACK_THREADS):
+        # Threads: lapack_threads() (see LAPACK_THREADS).
+        with _blas_threads(lapack_threads()):
             w, v = scipy.linalg.eigh(a, driver="evd", check_finite=False, overwrite_a=False)
         return w, v
 
     def solve_spd(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         import scipy.linalg
 
-        with _blas_threads(LAPACK_THREADS):  # see eigh; measured 0.22 s vs 2.5 s under load
+        with _blas_threads(lapack_threads()):  # see eigh; measured 0.22 s vs 2.5 s under load
             c, low = scipy.linalg.cho_factor(a, lower=True, check_finite=False)
         return scipy.linalg.cho_solve((c, low), b, check_finite=False)
 
