@@ -79,7 +79,9 @@ def extract(
 
 @app.command()
 def run(spec: Path = typer.Argument(..., help="experiment spec (YAML)"),
-        output: Optional[Path] = typer.Option(None, help="override the spec's output folder")) -> None:
+        output: Optional[Path] = typer.Option(None, help="override the spec's output folder"),
+        executor: Optional[str] = typer.Option(None, help="override the spec's executor: 'local' (this process) "
+                                               "or 'ray' (a local Ray instance, $RAY_ADDRESS or the spec's ray.address)")) -> None:
     """Run an experiment spec: the model × subject × layer sweep, analyses, store and report (resumable)."""
     from brainlike.experiment import run_experiment
     from brainlike.spec import load_spec
@@ -88,6 +90,10 @@ def run(spec: Path = typer.Argument(..., help="experiment spec (YAML)"),
         s = load_spec(spec)
         if output is not None:
             s = s.model_copy(update={"output": str(output)})
+        if executor is not None:
+            if executor not in ("local", "ray"):
+                raise BrainlikeError(f"--executor must be 'local' or 'ray', not {executor!r}")
+            s = s.model_copy(update={"executor": executor})
         result = run_experiment(s, console=console)
     except BrainlikeError as exc:
         _fail(exc)

@@ -15,11 +15,10 @@ import pandas as pd
 from rich.console import Console
 
 from brainlike.analyses import alignment as al
-from brainlike.analyses.layer_scores import score_layers
 from brainlike.errors import BrainlikeError
-from brainlike.models import ExtractionOptions, Features, extract_features, load_model
+from brainlike.models import ExtractionOptions, Features, load_model
 from brainlike.neural import word_locked_responses
-from brainlike.neural.dataset import NeuralDataset
+from brainlike.neural.sources import SubjectData, hierarchy_positions
 from brainlike.spec import ExperimentSpec
 from brainlike.stimulus import Stimulus
 from brainlike.store import ResultsStore
@@ -83,13 +82,10 @@ def zoo_levels(features: dict[str, Features], planted: dict[str, float]) -> np.n
     return np.concatenate(blocks, axis=2).astype(np.float32)
 
 
-def simulated_subjects(spec: ExperimentSpec, stim: Stimulus, features: dict[str, Features]) -> list[tuple[NeuralDataset, pd.DataFrame]]:
+def simulated_subjects(spec: ExperimentSpec, stim: Stimulus, features: dict[str, Features]) -> list[SubjectData]:
     """Simulated ECoG subjects (with their ground truth tables) for a zoo spec."""
     from brainlike.neural.simulate import default_regions, simulate_ecog
 
-    if spec.dataset.kind != "simulated-ecog":
-        raise BrainlikeError(f"dataset.kind {spec.dataset.kind!r} is not supported by `brainlike run` yet; "
-                             "use simulated-ecog, or the Python loaders in brainlike.neural.bids")
     planted = spec.dataset.planted or {k: 1.0 for k in features}
     levels = zoo_levels(features, planted)
     n_sub = spec.dataset.subjects if isinstance(spec.dataset.subjects, int) else len(spec.dataset.subjects)
@@ -98,61 +94,111 @@ def simulated_subjects(spec: ExperimentSpec, stim: Stimulus, features: dict[str,
     for i, label in enumerate(labels):
         regions = default_regions(levels.shape[0], n_channels=spec.dataset.channels_per_region, snr=spec.dataset.snr)
         sim = simulate_ecog(stim, levels, regions=regions, seed=spec.seed + 1000 * i, subject=label)
-        out.append((sim.dataset, sim.truth))
+        ds = sim.dataset
+        ds.hierarchy = hierarchy_positions(ds, spec.dataset.hierarchy)
+        truth = sim.truth[["channel", "best_layer", "is_noise"]].rename(columns={"best_layer": "planted_level"})
+        out.append(SubjectData(ds, stim, truth))
     return out
 
 
+def recorded_subjects(spec: ExperimentSpec) -> list[SubjectData]:
+    """The recorded subjects of a spec (BIDS iEEG), or [] for a simulated dataset."""
+    d = spec.dataset
+    if d.kind != "bids-ieeg":
+        return []
+    from brainlike.neural.sources import load_bids_ieeg_subjects
+
+    assert d.path is not None and isinstance(d.subjects, list)  # checked by the spec
+    return load_bids_ieeg_subjects(d.path, d.subjects, task=d.task, hierarchy=d.hierarchy, stimulus=d.stimulus,
+                                   region_column=d.region_column)
+
+
 def run_experiment(spec: ExperimentSpec, console: Console | None = None, progress: bool = True) -> RunResult:
-    """Run a spec end to end; returns the store (and report path)."""
+    """Run a spec end to end; returns the store (and report path).
+
+    Feature extraction (one task per model) and encoding fits (one task per model × subject × layer
+    chunk) run on the spec's executor (``local`` or ``ray``); the numbers do not depend on it. Finished
+    pieces are skipped when the run is started again, including the chunks of a half-finished
+    (model, subject) pair (checksummed, under ``<output>/staging``).
+    """
+    from brainlike.cache import default_cache_dir
+    from brainlike.execution import (ChunkStaging, ExtractTask, FitTask, Resources, extract_task, features_digest,
+                                     layer_chunks, make_executor, open_features, responses_digest, run_fits)
+
     console = console or Console(stderr=True)
     t0 = time.time()
     out = Path(spec.output)
     store = ResultsStore(out / "results")
-    stim = load_stimulus(spec)
-    console.print(f"[bold]{spec.name}[/]: {len(spec.models)} models, stimulus {stim.name!r} ({len(stim)} words)")
+    recorded = recorded_subjects(spec)  # recordings bring their own words; features are extracted on them
+    stim = recorded[0].stimulus if recorded else load_stimulus(spec)
+    console.print(f"[bold]{spec.name}[/]: {len(spec.models)} models, stimulus {stim.name!r} ({len(stim)} words), "
+                  f"executor {spec.executor}")
     opts = ExtractionOptions(pooling=spec.features.pooling, dtype=spec.features.dtype,
                              max_window=spec.features.max_window, batch_size=spec.features.batch_size)
-    features: dict[str, Features] = {}
-    for m in spec.models:
-        console.print(f"features: {m.key}")
-        lm = load_model(m.name, dtype=spec.features.dtype, revision=m.revision)
-        f = extract_features(lm, stim, opts, progress=progress)
-        f.model = m.key
-        features[m.key] = f
-    subjects = simulated_subjects(spec, stim, features)
-    enc = spec.encoding
-    channel_rows = []
-    for ds, truth in subjects:
-        ds, dropped = ds.drop_bad_channels()
-        if dropped:
-            console.print(f"[yellow]{ds.subject}: excluded {len(dropped)} NaN/flat channels: {dropped[:8]}[/]")
-        Y = word_locked_responses(ds, stim, window=tuple(enc.window))
-        ct = ds.channel_table().assign(subject=ds.subject)
-        channel_rows.append(ct.merge(truth[["channel", "best_layer", "is_noise"]].rename(
-            columns={"best_layer": "planted_level"}), on="channel", how="left"))
-        for key, f in features.items():
-            if store.has("scores", model=key, subject=ds.subject):
-                continue
-            console.print(f"encoding: {key} × {ds.subject} ({f.n_layers} layers, {ds.n_channels} channels)")
-            sc = score_layers(f, Y, channels=ds.channels, regions=ds.regions, model=key, subject=ds.subject,
-                              n_splits=enc.n_splits, inner_splits=enc.inner_splits,
-                              alphas=None if enc.alphas is None else np.asarray(enc.alphas),
-                              backend=enc.backend, n_permutations=enc.n_permutations, seed=spec.seed,
-                              progress=progress)
-            store.write("scores", sc, model=key, subject=ds.subject)
+    enc, rs = spec.encoding, spec.ray
+    cache = str(default_cache_dir())
+    staging = {t: ChunkStaging(out / "staging", table=t) for t in ("scores", "context_scores")}
+    for st in staging.values():
+        st.clean_tmp()
+    store.clean_tmp()
+    ex = make_executor(spec.executor, address=rs.address, num_cpus=rs.num_cpus, num_gpus=rs.num_gpus)
+    extract_res = Resources(num_cpus=1, num_gpus=rs.gpus_per_extraction)
+    fit_res = Resources(num_cpus=rs.cpus_per_fit)
+    local_bars = progress and spec.executor == "local"
+    with ex:
+        ext_tasks = {m.key: ExtractTask(m.name, m.key, stim, opts, cache, m.revision, progress=local_bars)
+                     for m in spec.models}
+        ext = {k: ex.submit(extract_task, t, resources=extract_res) for k, t in ext_tasks.items()}
+        features: dict[str, Features] = {}
+        for key, fut in ext.items():  # the driver needs them all for the simulated brain
+            console.print(f"features: {key}")
+            features[key] = open_features(fut.result())
+        subjects = recorded or simulated_subjects(spec, stim, features)
+        channel_rows, responses, digests, kept = [], {}, {}, []
+        for sub in subjects:
+            ds, dropped = sub.dataset.drop_bad_channels()
+            if dropped:
+                console.print(f"[yellow]{ds.subject}: excluded {len(dropped)} NaN/flat channels: {dropped[:8]}[/]")
+            Y = word_locked_responses(ds, sub.stimulus, window=tuple(enc.window))
+            ct = ds.channel_table().assign(subject=ds.subject)
+            channel_rows.append(ct if sub.truth is None else ct.merge(sub.truth, on="channel", how="left"))
+            responses[ds.subject] = ex.put(np.ascontiguousarray(Y, dtype=np.float32))
+            digests[ds.subject] = responses_digest(Y)
+            kept.append(ds)
+        alphas = None if enc.alphas is None else tuple(float(a) for a in enc.alphas)
+
+        def plan(key: str, n_layers: int, fdigest: str, chunk: int, n_perm: int, tag: tuple = ()) -> list[FitTask]:
+            return [FitTask(key, ds.subject, layers, tuple(ds.channels), tuple(ds.regions or ["all"] * ds.n_channels), enc.n_splits,
+                            enc.inner_splits, alphas, enc.backend, n_perm, spec.seed, fdigest, digests[ds.subject], tag)
+                    for ds in kept for layers in layer_chunks(n_layers, chunk)]
+
+        tasks = [t for key, f in features.items()
+                 for t in plan(key, f.n_layers, features_digest(ext_tasks[key]), rs.layer_chunk, enc.n_permutations)]
+        n_ch = sum(ds.n_channels for ds in kept)
+        console.print(f"encoding: {len(features)} models × {len(kept)} subjects ({n_ch} channels), "
+                      f"{len(tasks)} layer-chunk fits")
+        rep = run_fits(ex, store, staging["scores"], tasks, {(k, ()): fut for k, fut in ext.items()}, responses,
+                       resources=fit_res, progress=progress)
+        if rep.pieces_skipped or rep.chunks_reused:
+            console.print(f"resumed: {rep.pieces_skipped} finished (model, subject) pieces and {rep.chunks_reused} "
+                          f"finished chunks reused; {rep.chunks_fitted} chunks fitted now")
         if spec.analyses.context:
-            for key in features:
-                lm = load_model(next(m.name for m in spec.models if m.key == key), dtype=spec.features.dtype)
+            # context-length curves: features with exactly N preceding tokens, all layers in one task
+            ctx_tasks, ctx_feats = [], {}
+            for m in spec.models:
+                f = features[m.key]
                 for n_ctx in spec.analyses.context.windows:
-                    if store.has("context_scores", model=key, subject=ds.subject, context=n_ctx):
+                    tag = (("context", n_ctx),)
+                    if all(store.has("context_scores", model=m.key, subject=ds.subject, context=n_ctx) for ds in kept):
                         continue
-                    fc = extract_features(lm, stim, ExtractionOptions(**{**opts.__dict__, "context_tokens": n_ctx}),
-                                          progress=progress)
-                    sc = score_layers(fc, Y, channels=ds.channels, regions=ds.regions, model=key,
-                                      subject=ds.subject, n_splits=enc.n_splits, inner_splits=enc.inner_splits,
-                                      backend=enc.backend, progress=progress)
-                    store.write("context_scores", sc.assign(context=n_ctx), model=key, subject=ds.subject,
-                                context=n_ctx)
+                    et = ExtractTask(m.name, m.key, stim, ExtractionOptions(**{**opts.__dict__, "context_tokens": n_ctx}),
+                                     cache, m.revision, progress=local_bars)
+                    ctx_feats[(m.key, tag)] = ex.submit(extract_task, et, resources=extract_res)
+                    ctx_tasks += plan(m.key, f.n_layers, features_digest(et), f.n_layers, 0, tag)
+            if ctx_tasks:
+                console.print(f"context: {len(ctx_feats)} (model, context) extractions, {len(ctx_tasks)} fits")
+                run_fits(ex, store, staging["context_scores"], ctx_tasks, ctx_feats, responses, resources=fit_res,
+                         progress=progress)
     channels = pd.concat(channel_rows, ignore_index=True)
     store.write("channels", channels)
     tables = analyse(spec, store, channels, console, progress)
@@ -171,7 +217,7 @@ def analyse(spec: ExperimentSpec, store: ResultsStore, channels: pd.DataFrame, c
     from brainlike.analyses.capability import bits_per_byte, read_corpus
 
     scores = store.read("scores")
-    hier_col = spec.dataset.hierarchy
+    hier_col = "hierarchy"  # positions computed from spec.dataset.hierarchy (brainlike.neural.sources)
     scores = scores.merge(channels[["subject", "channel", hier_col]], on=["subject", "channel"], how="left")
     sig = al.significant_channels(scores, alpha=spec.encoding.significance)
     summary, curve = al.brain_scores(scores, sig)

@@ -66,7 +66,12 @@ class DatasetSpec(_Strict):
     snr: tuple[float, float] = (0.3, 1.5)
     path: str | None = Field(None, description="BIDS root for real data")
     task: str | None = None
-    hierarchy: str = Field("hierarchy", description="channel attribute used as hierarchy position")
+    stimulus: str | None = Field(None, description="BIDS: word-timing file shared by all subjects (relative to "
+                                 "the root or absolute); default: the words of each run's events.tsv")
+    region_column: str | None = Field(None, description="BIDS iEEG: electrodes.tsv column with region labels")
+    hierarchy: str = Field("hierarchy", description="hierarchy position of each channel: 'hierarchy' (the "
+                           "dataset's), 'distance:X,Y,Z' (mm from a point), 'order:A>B>C' (region order) or an "
+                           "electrodes.tsv column")
 
 
 class EncodingSpec(_Strict):
@@ -102,11 +107,26 @@ class AnalysesSpec(_Strict):
     hierarchy_bootstrap: int = Field(2000, ge=100)
 
 
+class RaySpec(_Strict):
+    """Where and how tasks run (``executor: ray``); ``layer_chunk`` applies to both executors."""
+
+    address: str | None = Field(None, description="Ray cluster: None = a local instance (or $RAY_ADDRESS), "
+                                "'auto' = the cluster of this machine, 'ray://head:10001' = Ray client")
+    num_cpus: int | None = Field(None, ge=1, description="cores of a local Ray instance (default: all)")
+    num_gpus: int | None = Field(None, ge=0, description="GPUs of a local Ray instance (default: all)")
+    layer_chunk: int = Field(8, ge=1, description="layers per encoding fit task (both executors: also the "
+                             "unit of resume)")
+    cpus_per_fit: float = Field(1.0, gt=0, description="cores reserved by each encoding fit task")
+    gpus_per_extraction: float = Field(1.0, ge=0, description="GPUs per feature extraction task when the "
+                                       "cluster has GPUs (0: extract on CPUs)")
+
+
 class ExperimentSpec(_Strict):
     name: str = "experiment"
     output: str = "brainlike-out"
     seed: int = 0
-    executor: Literal["local"] = "local"
+    executor: Literal["local", "ray"] = Field("local", description="local: in this process; ray: Ray tasks")
+    ray: RaySpec = Field(default_factory=RaySpec)
     models: list[ModelSpec]
     stimulus: StimulusSpec = Field(default_factory=StimulusSpec)
     features: FeatureSpec = Field(default_factory=FeatureSpec)
@@ -132,6 +152,12 @@ class ExperimentSpec(_Strict):
             raise ValueError(f"dataset.planted names models not in the zoo: {sorted(unknown)}")
         if self.dataset.kind.startswith("bids") and not self.dataset.path:
             raise ValueError(f"dataset.kind {self.dataset.kind} needs dataset.path (the BIDS root)")
+        if self.dataset.kind.startswith("bids") and not isinstance(self.dataset.subjects, list):
+            raise ValueError(f"dataset.kind {self.dataset.kind} needs dataset.subjects: a list of BIDS subject labels")
+        if self.dataset.kind.endswith("fmri"):
+            raise ValueError(f"dataset.kind {self.dataset.kind}: `brainlike run` sweeps word-locked (ECoG/iEEG) data "
+                             "so far; fit fMRI with the Python API (brainlike.neural.fmri_design_layers + "
+                             "score_layers, see docs/neural-data.md)")
         return self
 
 

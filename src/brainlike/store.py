@@ -61,6 +61,15 @@ class ResultsStore:
         """Whether a piece was written (a sweep skips it when run again)."""
         return self._piece(table, partition).exists()
 
+    def clean_tmp(self) -> list[Path]:
+        """Delete temporary files left by writes that were killed before their rename; returns them."""
+        if not self.root.exists():
+            return []
+        stale = [p for p in self.root.rglob(".part.parquet.tmp*") if p.is_file()]
+        for p in stale:
+            p.unlink(missing_ok=True)
+        return stale
+
     def tables(self) -> list[str]:
         if not self.root.exists():
             return []

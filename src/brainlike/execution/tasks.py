@@ -1,0 +1,149 @@
+"""The tasks of a sweep: feature extraction per model, encoding fits per (model, subject, layer chunk).
+
+Task functions are module-level and take small frozen dataclasses, so any executor can ship them to
+another process or machine. Features travel as a :class:`FeatureFile` (a path into the on-disk feature
+cache, memory-mapped by the task: only the chunk's layers are read) when the cache memory-maps them, and
+otherwise as the :class:`~brainlike.models.Features` object itself (Ray keeps one copy per node).
+"""
+from __future__ import annotations
+
+import mmap
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from brainlike.analyses.layer_scores import LayerChunk, fit_layer_chunk
+from brainlike.errors import BrainlikeError
+from brainlike.models import ExtractionOptions, Features, extract_features, load_model
+from brainlike.stimulus import Stimulus
+
+
+@dataclass(frozen=True)
+class FeatureFile:
+    """Features that live in one memory-mapped file: ``layers`` = ``shape`` ``dtype`` at ``offset`` bytes.
+
+    Opening it maps the file again (no copy), in whichever process or machine the task runs, so the file
+    must be on storage that machine sees (``$BRAINLIKE_CACHE`` on a shared file system for a cluster).
+    """
+
+    filename: str
+    offset: int
+    shape: tuple[int, int, int]
+    dtype: str
+    model: str
+    words: tuple[str, ...]
+    options: dict = field(default_factory=dict, compare=False)
+
+    @classmethod
+    def of(cls, features: Features) -> "FeatureFile | None":
+        """The file behind ``features.layers`` when it is a whole, C-contiguous memory map; else None."""
+        a = features.layers
+        if not (isinstance(a, np.memmap) and a.filename and isinstance(a.base, mmap.mmap) and a.flags.c_contiguous
+                and a.ndim == 3):
+            return None
+        return cls(str(a.filename), int(a.offset), tuple(int(s) for s in a.shape), a.dtype.str, features.model,
+                   tuple(features.words), dict(features.options))
+
+    def open(self) -> Features:
+        layers = np.memmap(self.filename, dtype=np.dtype(self.dtype), mode="r", offset=self.offset, shape=self.shape)
+        return Features(layers=layers, model=self.model, words=self.words, options=dict(self.options))
+
+
+def open_features(source: Features | FeatureFile) -> Features:
+    """:class:`Features` from what an extraction task returned."""
+    return source.open() if isinstance(source, FeatureFile) else source
+
+
+@dataclass(frozen=True)
+class ExtractTask:
+    """Hidden states of every layer of one model for the stimulus (cached on disk, resumable).
+
+    Attributes:
+        model: registered name, local path or hub id; ``key``: its label in the results.
+        cache_dir: the feature cache root (must be shared storage on a cluster).
+        device: ``"auto"`` (a GPU when the worker has one), ``"cpu"`` or ``"cuda"``.
+    """
+
+    model: str
+    key: str
+    stimulus: Stimulus
+    options: ExtractionOptions
+    cache_dir: str
+    revision: str | None = None
+    device: str = "auto"
+    progress: bool = False
+
+
+def extract_task(task: ExtractTask) -> Features | FeatureFile:
+    """Run one extraction; returns a :class:`FeatureFile` when the features are memory-mapped from disk."""
+    device = task.device
+    if device == "auto":
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    lm = load_model(task.model, dtype=task.options.dtype, revision=task.revision, device=device)
+    feats = extract_features(lm, task.stimulus, task.options, cache_dir=task.cache_dir, device=device,
+                             progress=task.progress)
+    feats.model = task.key
+    return FeatureFile.of(feats) or feats
+
+
+def features_digest(task: ExtractTask) -> str:
+    """Identity of the features an extraction task gives (model, revision, options, words)."""
+    import hashlib
+    import json
+
+    blob = json.dumps({"model": task.model, "revision": task.revision, "options": task.options.__dict__,
+                       "words": task.stimulus.text_hash()}, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:24]
+
+
+def layer_chunks(n_layers: int, chunk: int) -> list[tuple[int, ...]]:
+    """Consecutive layer indices ``0..n_layers-1`` in chunks of at most ``chunk`` layers."""
+    if n_layers < 1 or chunk < 1:
+        raise BrainlikeError(f"need n_layers >= 1 and chunk >= 1, got {n_layers} and {chunk}")
+    return [tuple(range(a, min(a + chunk, n_layers))) for a in range(0, n_layers, chunk)]
+
+
+@dataclass(frozen=True)
+class FitTask:
+    """Cross-validated ridge of one subject's responses on some layers of one model.
+
+    ``features_digest`` and ``responses_digest`` identify the inputs (model and extraction options;
+    sha256 of the responses), so a chunk left by a run on other inputs is never reused. ``tag`` holds
+    extra partition keys of the result piece (``(("context", 8),)`` for a context-length fit).
+    """
+
+    model: str
+    subject: str
+    layers: tuple[int, ...]
+    channels: tuple[str, ...]
+    regions: tuple[str, ...]
+    n_splits: int = 5
+    inner_splits: int = 5
+    alphas: tuple[float, ...] | None = None
+    backend: str = "numpy"
+    n_permutations: int = 0
+    seed: int = 0
+    features_digest: str = ""
+    responses_digest: str = ""
+    tag: tuple[tuple[str, int | str], ...] = ()
+
+    @property
+    def partition(self) -> dict:
+        """Partition keys of the (model, subject[, tag]) piece this chunk belongs to."""
+        return {"model": self.model, "subject": self.subject, **dict(self.tag)}
+
+    @property
+    def chunk_id(self) -> str:
+        """``"003-005"``: first and last layer of the chunk."""
+        return f"{self.layers[0]:03d}-{self.layers[-1]:03d}"
+
+
+def fit_task(task: FitTask, features: Features | FeatureFile, responses: np.ndarray) -> LayerChunk:
+    """Fit the task's layers; ``responses`` ``(n_samples, n_channels)`` float32."""
+    return fit_layer_chunk(open_features(features), responses, channels=task.channels, regions=task.regions,
+                           layers=task.layers, n_splits=task.n_splits, inner_splits=task.inner_splits,
+                           alphas=None if task.alphas is None else np.asarray(task.alphas), backend=task.backend,
+                           model=task.model, subject=task.subject, n_permutations=task.n_permutations,
+                           seed=task.seed, progress=False)
