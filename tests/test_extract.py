@@ -86,8 +86,9 @@ def test_cache_hit_and_resume(stories260k, tmp_path, monkeypatch):
     monkeypatch.setattr(ex, "_forward", flaky)
     with pytest.raises(KeyboardInterrupt):
         extract_features(lm, stim, opts, cache_dir=tmp_path, progress=False)
-    pieces = list(tmp_path.rglob("piece_*.safetensors"))
-    assert len(pieces) == 2 and not list(tmp_path.rglob("*.tmp*"))
+    (journal,) = tmp_path.rglob("journal.txt")
+    assert len(journal.read_text().splitlines()) == 1 + 2  # header + two finished units
+    assert not list(tmp_path.rglob("*.tmp*")) and not list(tmp_path.rglob("features.safetensors"))
     calls["n"] = 0
     monkeypatch.setattr(ex, "_forward", lambda *a: (calls.__setitem__("n", calls["n"] + 1), real_forward(*a))[1])
     resumed = extract_features(lm, stim, opts, cache_dir=tmp_path, progress=False)
@@ -99,7 +100,8 @@ def test_cache_hit_and_resume(stories260k, tmp_path, monkeypatch):
     again = extract_features(lm, stim, opts, cache_dir=tmp_path, progress=False)
     assert calls["n"] == 0 and isinstance(again, Features)
     np.testing.assert_array_equal(again.layers, resumed.layers)
-    assert not any(tmp_path.rglob("piece_*"))  # partial pieces are removed once the entry is complete
+    # the unfinished file and its journal are gone once the entry is complete
+    assert not any(tmp_path.rglob("*.partial")) and not any(tmp_path.rglob("journal.txt"))
 
 
 def test_cache_key_depends_on_options(stories260k, tmp_path):
