@@ -28,7 +28,7 @@
 
 Usage::
 
-    PYTHONPATH=src .venv/bin/python benchmarks/bench_extract.py --repeats 5 --out benchmarks/results_extract.md
+    PYTHONPATH=src .venv/bin/python benchmarks/bench_extract.py --repeats 5 --out /tmp/extract.md
     PYTHONPATH=src .venv/bin/python benchmarks/bench_extract.py --words 300 --repeats 1   # smoke run
 """
 from __future__ import annotations

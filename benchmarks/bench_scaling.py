@@ -18,7 +18,7 @@ cost model of ``docs/scaling.md`` is filled in from the base-case numbers. Write
 
 Usage::
 
-    HF_HUB_OFFLINE=1 PYTHONPATH=src .venv/bin/python benchmarks/bench_scaling.py --out benchmarks/results_scaling.md
+    HF_HUB_OFFLINE=1 PYTHONPATH=src .venv/bin/python benchmarks/bench_scaling.py --out /tmp/scaling.md
     HF_HUB_OFFLINE=1 PYTHONPATH=src .venv/bin/python benchmarks/bench_scaling.py --quick   # smoke run, ~1 min
 """
 from __future__ import annotations

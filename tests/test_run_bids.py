@@ -95,3 +95,14 @@ def test_spec_rejects_incomplete_bids_datasets():
         parse_spec({**base, "dataset": {"kind": "bids-ieeg", "path": "/data", "subjects": 2}})
     with pytest.raises(BrainlikeError, match="fit fMRI with the Python API"):
         parse_spec({**base, "dataset": {"kind": "bids-fmri", "path": "/data", "subjects": ["01"]}})
+
+
+def test_context_depths_pick_layers():
+    from brainlike.errors import BrainlikeError
+
+    ctx = parse_spec({"models": ["stories260k"], "analyses": {"context": {"windows": [0, 8],
+                                                                         "depths": [0, 0.5, 1.0]}}}).analyses.context
+    assert ctx.layers(31) == (0, 15, 30) and ctx.layers(6) == (0, 2, 5)  # round(0.5 * 5) = 2 (banker's)
+    assert parse_spec({"models": ["stories260k"], "analyses": {"context": {}}}).analyses.context.layers(4) == (0, 1, 2, 3)
+    with pytest.raises(BrainlikeError, match="relative depths in"):
+        parse_spec({"models": ["stories260k"], "analyses": {"context": {"depths": [1.5]}}})

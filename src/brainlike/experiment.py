@@ -167,13 +167,15 @@ def run_experiment(spec: ExperimentSpec, console: Console | None = None, progres
             kept.append(ds)
         alphas = None if enc.alphas is None else tuple(float(a) for a in enc.alphas)
 
-        def plan(key: str, n_layers: int, fdigest: str, chunk: int, n_perm: int, tag: tuple = ()) -> list[FitTask]:
-            return [FitTask(key, ds.subject, layers, tuple(ds.channels), tuple(ds.regions or ["all"] * ds.n_channels), enc.n_splits,
-                            enc.inner_splits, alphas, enc.backend, n_perm, spec.seed, fdigest, digests[ds.subject], tag)
-                    for ds in kept for layers in layer_chunks(n_layers, chunk)]
+        def plan(key: str, chunks: list[tuple[int, ...]], fdigest: str, n_perm: int, tag: tuple = ()) -> list[FitTask]:
+            return [FitTask(key, ds.subject, layers, tuple(ds.channels), tuple(ds.regions or ["all"] * ds.n_channels),
+                            enc.n_splits, enc.inner_splits, alphas, enc.backend, n_perm, spec.seed, fdigest,
+                            digests[ds.subject], tag)
+                    for ds in kept for layers in chunks]
 
         tasks = [t for key, f in features.items()
-                 for t in plan(key, f.n_layers, features_digest(ext_tasks[key]), rs.layer_chunk, enc.n_permutations)]
+                 for t in plan(key, layer_chunks(f.n_layers, rs.layer_chunk), features_digest(ext_tasks[key]),
+                               enc.n_permutations)]
         n_ch = sum(ds.n_channels for ds in kept)
         console.print(f"encoding: {len(features)} models × {len(kept)} subjects ({n_ch} channels), "
                       f"{len(tasks)} layer-chunk fits")
@@ -194,7 +196,7 @@ def run_experiment(spec: ExperimentSpec, console: Console | None = None, progres
                     et = ExtractTask(m.name, m.key, stim, ExtractionOptions(**{**opts.__dict__, "context_tokens": n_ctx}),
                                      cache, m.revision, progress=local_bars)
                     ctx_feats[(m.key, tag)] = ex.submit(extract_task, et, resources=extract_res)
-                    ctx_tasks += plan(m.key, f.n_layers, features_digest(et), f.n_layers, 0, tag)
+                    ctx_tasks += plan(m.key, [spec.analyses.context.layers(f.n_layers)], features_digest(et), 0, tag)
             if ctx_tasks:
                 console.print(f"context: {len(ctx_feats)} (model, context) extractions, {len(ctx_tasks)} fits")
                 run_fits(ex, store, staging["context_scores"], ctx_tasks, ctx_feats, responses, resources=fit_res,

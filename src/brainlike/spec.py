@@ -92,6 +92,21 @@ class CapabilitySpec(_Strict):
 
 class ContextSpec(_Strict):
     windows: list[int] = Field(default_factory=lambda: [1, 4, 16, 64], description="preceding tokens per word")
+    depths: list[float] | None = Field(None, description="relative depths (0 = embeddings, 1 = last layer) of the "
+                                       "layers fitted at every context length; None = all layers")
+
+    @field_validator("depths")
+    @classmethod
+    def _unit(cls, v: list[float] | None) -> list[float] | None:
+        if v is not None and (not v or any(not 0.0 <= d <= 1.0 for d in v)):
+            raise ValueError("context depths must be a non-empty list of relative depths in [0, 1]")
+        return v
+
+    def layers(self, n_layers: int) -> tuple[int, ...]:
+        """Layer indices (of ``n_layers`` hidden-state layers) fitted at every context length."""
+        if self.depths is None:
+            return tuple(range(n_layers))
+        return tuple(sorted({int(round(d * (n_layers - 1))) for d in self.depths}))
 
     @field_validator("windows")
     @classmethod
