@@ -29,6 +29,16 @@ def _isolated_cache(tmp_path_factory):
         os.environ["BRAINLIKE_CACHE"] = old
 
 
+@pytest.fixture(autouse=True)
+def _close_figures():
+    """Plot functions return their figures to the caller; close them after each test."""
+    yield
+    import sys
+
+    if "matplotlib.pyplot" in sys.modules:
+        sys.modules["matplotlib.pyplot"].close("all")
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     from brainlike.models.registry import shared_data_dir
