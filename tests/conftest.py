@@ -29,6 +29,18 @@ def _isolated_cache(tmp_path_factory):
         os.environ["BRAINLIKE_CACHE"] = old
 
 
+@pytest.fixture(scope="module")
+def single_torch_thread():
+    """Tiny models run ~50x faster on one torch thread when the 2 shared cores are busy
+    (modules opt in with ``pytestmark = pytest.mark.usefixtures("single_torch_thread")``)."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(autouse=True)
 def _close_figures():
     """Plot functions return their figures to the caller; close them after each test."""

@@ -8,7 +8,6 @@ import matplotlib.figure
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from brainlike.analyses.geometry import (GeometryConfig, GeometryResult, build_prompt, estimate_intrinsic_dimension,
                                          exact_match, generate_answer, load_questions, log10_linear_region_bound,
@@ -21,13 +20,7 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "geometry.yaml"
 CONDITIONS = ["none", "passage", "fewshot"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _single_thread():
-    """Tiny models run ~50x faster on one thread when the 2 shared cores are busy."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 @pytest.fixture(scope="module")

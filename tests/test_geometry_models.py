@@ -11,13 +11,7 @@ from brainlike.errors import ModelError
 TEXT = "Once upon a time there was a little dog who liked to play in the park."
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _single_thread():
-    """Tiny models run ~50x faster on one thread when the 2 shared cores are busy."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 def test_llama_hook_captures_exactly_the_mlp_input(stories260k):

@@ -360,8 +360,9 @@ def test_lapack_threads_adapt_to_busy_cores(monkeypatch) -> None:
     for runnable, expected in [(1, 4), (2, 3), (4, 1), (9, 1)]:  # the caller itself is one runnable task
         monkeypatch.setattr(backends, "_runnable_tasks", lambda r=runnable: r)
         assert backends.lapack_threads() == expected
+    assert backends.lapack_threads(100) == 1  # small matrices: one thread, no probe
     monkeypatch.setattr(backends, "LAPACK_THREADS", 2)
-    assert backends.lapack_threads() == 2
+    assert backends.lapack_threads() == 2 and backends.lapack_threads(100) == 2
     assert backends._lapack_env("auto") == -1 and backends._lapack_env(" 3 ") == 3
     with pytest.warns(UserWarning, match="not a number"):
         assert backends._lapack_env("many") == -1

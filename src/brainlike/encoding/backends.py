@@ -71,12 +71,21 @@ def _runnable_tasks() -> int | None:
         return None
 
 
-def lapack_threads() -> int:
-    """Threads for the next factorisation: ``LAPACK_THREADS``, or in ``auto`` mode the cores not
-    busy with other work: this process's cores minus the runnable tasks other than the calling
-    thread (the smallest of three readings 1 ms apart), at least 1."""
+#: In ``auto`` mode, matrices smaller than this are factorised on one thread without probing the
+#: load: threads gain little there, and the probe (~3 ms) would cost more than the factorisation in
+#: the many small fits of a layer sweep.
+_AUTO_MIN_SIZE = 1024
+
+
+def lapack_threads(size: int = _AUTO_MIN_SIZE) -> int:
+    """Threads for the next factorisation of a ``size`` x ``size`` matrix: ``LAPACK_THREADS``, or in
+    ``auto`` mode one below ``_AUTO_MIN_SIZE``, else the cores not busy with other work: this
+    process's cores minus the runnable tasks other than the calling thread (the smallest of three
+    readings 1 ms apart), at least 1."""
     if LAPACK_THREADS >= 0:
         return LAPACK_THREADS
+    if size < _AUTO_MIN_SIZE:
+        return 1
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
@@ -259,14 +268,14 @@ class NumpyBackend(Backend):
         # features, whose clustered small eigenvalues can slow syevr (MRRR) down several-fold
         # (1920 x 1920 float64 here: evd 0.52 s / evr 0.77 s with 2 threads, 0.90 / 1.09 s with 1).
         # Threads: lapack_threads() (see LAPACK_THREADS).
-        with _blas_threads(lapack_threads()):
+        with _blas_threads(lapack_threads(a.shape[0])):
             w, v = scipy.linalg.eigh(a, driver="evd", check_finite=False, overwrite_a=False)
         return w, v
 
     def solve_spd(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         import scipy.linalg
 
-        with _blas_threads(lapack_threads()):  # see eigh; measured 0.22 s vs 2.5 s under load
+        with _blas_threads(lapack_threads(a.shape[0])):  # see eigh; measured 0.22 s vs 2.5 s under load
             c, low = scipy.linalg.cho_factor(a, lower=True, check_finite=False)
         return scipy.linalg.cho_solve((c, low), b, check_finite=False)
 

@@ -71,7 +71,7 @@ def load_model(
     ``cache`` memoises the loaded model in this process; ``convert_gguf`` loads a GGUF model from a
     converted copy kept in the brainlike cache (made on first use, see :func:`_converted_gguf`).
     """
-    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoConfig, AutoTokenizer
 
     entry = name_or_path if isinstance(name_or_path, ModelEntry) else resolve_model(name_or_path, revision)
     key = (entry, dtype, device, trust_remote_code, attn_implementation, convert_gguf)
@@ -92,8 +92,7 @@ def load_model(
             warnings.simplefilter("ignore")
             config = AutoConfig.from_pretrained(load_entry.path, **kwargs)
             tokenizer = AutoTokenizer.from_pretrained(load_entry.path, **kwargs)
-            kind = entry.kind if entry.kind != "auto" else _guess_kind(config)
-            auto = AutoModelForCausalLM if kind == "causal" else AutoModel
+            kind, auto = _model_class(entry, config)
             model_kwargs = dict(kwargs, dtype=tdtype)
             if attn_implementation:
                 model_kwargs["attn_implementation"] = attn_implementation
@@ -138,7 +137,7 @@ def _converted_gguf(entry: ModelEntry, fingerprint: str) -> ModelEntry:
     """
     import shutil
 
-    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoConfig, AutoTokenizer
 
     from brainlike.cache import default_cache_dir
 
@@ -152,8 +151,7 @@ def _converted_gguf(entry: ModelEntry, fingerprint: str) -> ModelEntry:
             warnings.simplefilter("ignore")
             kw = {"gguf_file": entry.gguf_file}
             config = AutoConfig.from_pretrained(entry.path, **kw)
-            kind = entry.kind if entry.kind != "auto" else _guess_kind(config)
-            auto = AutoModelForCausalLM if kind == "causal" else AutoModel
+            _, auto = _model_class(entry, config)
             model = auto.from_pretrained(entry.path, dtype=torch.float32, **kw)
             tokenizer = AutoTokenizer.from_pretrained(entry.path, **kw)
             # the weights are de-quantised float32 already; transformers only refuses to save a model
@@ -170,6 +168,14 @@ def _converted_gguf(entry: ModelEntry, fingerprint: str) -> ModelEntry:
                       stacklevel=3)
         return entry
     return converted
+
+
+def _model_class(entry: ModelEntry, config) -> tuple[str, type]:
+    """``(kind, transformers auto class)``: a causal LM (with its head, for bits per byte) or an encoder."""
+    from transformers import AutoModel, AutoModelForCausalLM
+
+    kind = entry.kind if entry.kind != "auto" else _guess_kind(config)
+    return kind, (AutoModelForCausalLM if kind == "causal" else AutoModel)
 
 
 def _guess_kind(config) -> str:

