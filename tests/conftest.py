@@ -30,14 +30,16 @@ def _isolated_cache(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def single_torch_thread():
-    """Tiny models run ~50x faster on one torch thread when the 2 shared cores are busy
-    (modules opt in with ``pytestmark = pytest.mark.usefixtures("single_torch_thread")``)."""
+def single_thread():
+    """One torch and one BLAS thread: tiny models run ~10-50x faster so when the 2 shared cores are busy
+    (modules opt in with ``pytestmark = pytest.mark.usefixtures("single_thread")``)."""
     import torch
+    from threadpoolctl import threadpool_limits
 
     n = torch.get_num_threads()
     torch.set_num_threads(1)
-    yield
+    with threadpool_limits(1):
+        yield
     torch.set_num_threads(n)
 
 

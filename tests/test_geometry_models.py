@@ -11,7 +11,7 @@ from brainlike.errors import ModelError
 TEXT = "Once upon a time there was a little dog who liked to play in the park."
 
 
-pytestmark = pytest.mark.usefixtures("single_torch_thread")
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def test_llama_hook_captures_exactly_the_mlp_input(stories260k):

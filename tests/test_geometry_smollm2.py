@@ -9,7 +9,7 @@ import pytest
 from brainlike.analyses.geometry import load_questions, run_geometry
 
 
-pytestmark = pytest.mark.usefixtures("single_torch_thread")
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 @pytest.mark.slow

@@ -12,16 +12,7 @@ from brainlike.models.neurons import NeuronActivations, extract_neurons, find_ne
 
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One BLAS/torch thread: the test machine's cores are shared, and oversubscription slows torch ~10×."""
-    from threadpoolctl import threadpool_limits
-
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(1):
-        yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 SENTENCE = "The little dog ran to the big red barn and barked at the moon all night long"

@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from brainlike.analyses.organization import BrainData, OrganizationConfig, run_organization
 from brainlike.analyses.organization.run import load_stimulus
@@ -19,15 +18,7 @@ from brainlike.errors import BrainlikeError
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "organization.yaml"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    from threadpoolctl import threadpool_limits
-
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(1):
-        yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 BASE = {"models": ["stories260k"], "patterns": {"n_patterns": 8, "alpha": 0.1, "n_epochs": 20},
