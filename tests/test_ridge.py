@@ -187,6 +187,47 @@ def test_torch_backend_matches_numpy() -> None:
     assert rel_err(b.coef_, a.coef_) < 1e-8
 
 
+@pytest.mark.parametrize("n,p", [(160, 40), (40, 160)])  # primal and kernel refit
+def test_refit_paths_agree_and_stay_accurate(n: int, p: int, monkeypatch) -> None:
+    """Cholesky (float64 solves) and eigendecomposition (float32 GEMMs in the eigenbasis) refits
+    give the float64 coefficients to float32 accuracy on an ill-conditioned design, for small
+    and large alphas alike: the eigenbasis path has no condition-number amplification."""
+    import brainlike.encoding.ridge as ridge
+
+    rng = np.random.default_rng(12)
+    k = min(n, p)
+    U = np.linalg.qr(rng.standard_normal((n, k)))[0]
+    V = np.linalg.qr(rng.standard_normal((p, k)))[0]
+    X = 10.0 * (U * np.logspace(0, -3, k)) @ V.T  # singular values over 3 decades: Gram condition ~1e6
+    Y = X @ rng.standard_normal((p, 12)) + 0.05 * rng.standard_normal((n, 12))
+    alphas = np.logspace(-6, 2, 9)
+    ref = RidgeCV(alphas=alphas, cv=5, dtype="float64").fit(X, Y)
+    s = np.linalg.svd(X - X.mean(axis=0), compute_uv=False)[: k - 1] ** 2  # Gram eigenvalues (centred)
+    a = ref.best_alphas_.min()
+    assert (s.max() + a) / (s.min() + a) > 1e4  # ill-conditioned at a selected alpha: the hard case
+    for use_eigh in (False, True):
+        monkeypatch.setattr(ridge._RidgeEngine, "_refit_by_eigh", lambda self, *a, _e=use_eigh: _e)
+        m = RidgeCV(alphas=alphas, cv=5, dtype="float32").fit(X.astype(np.float32), Y.astype(np.float32))
+        assert m.refit_method_ == ("eigh" if use_eigh else "cholesky")
+        np.testing.assert_array_equal(m.best_alphas_, ref.best_alphas_)
+        pred, pred_ref = X @ m.coef_.astype(np.float64), X @ ref.coef_
+        assert rel_err(pred, pred_ref) < 1e-4
+
+
+def test_refit_cost_model() -> None:
+    """Many targets: one eigendecomposition; few targets and alphas: Cholesky solves."""
+    import brainlike.encoding.ridge as ridge
+
+    X, _ = make_problem(300, 100, 1, seed=13)
+    eng = ridge._RidgeEngine(X, contiguous_folds(300, 5), ALPHAS, fit_intercept=True, solver="auto",
+                             backend=get_backend("numpy"), dtype="float32", score_func="r2", method="spectral",
+                             need_cv=False)
+    assert eng.refit_mode == "primal"
+    assert eng._refit_by_eigh(n_targets=50_000, n_distinct=5, n_chunks=1)
+    assert not eng._refit_by_eigh(n_targets=20, n_distinct=3, n_chunks=1)
+    assert eng._refit_by_eigh(n_targets=20, n_distinct=10, n_chunks=20)  # factorisations repeated per chunk
+
+
 def test_target_chunks_give_identical_results() -> None:
     X, Y = make_problem(100, 20, 30, seed=11)
     full = RidgeCV(alphas=ALPHAS, cv=5).fit(X, Y)
@@ -357,8 +398,10 @@ def test_lapack_threads_adapt_to_busy_cores(monkeypatch) -> None:
 
     monkeypatch.setattr(backends.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
     monkeypatch.setattr(backends, "LAPACK_THREADS", -1)
-    for runnable, expected in [(1, 4), (2, 3), (4, 1), (9, 1)]:  # the caller itself is one runnable task
+    # (runnable system-wide, runnable threads of this process incl. the caller) -> threads
+    for runnable, own, expected in [(1, 1, 4), (2, 1, 3), (4, 1, 1), (9, 1, 1), (3, 3, 4), (5, 3, 2)]:
         monkeypatch.setattr(backends, "_runnable_tasks", lambda r=runnable: r)
+        monkeypatch.setattr(backends, "_own_runnable_tasks", lambda o=own: o)
         assert backends.lapack_threads() == expected
     assert backends.lapack_threads(100) == 1  # small matrices: one thread, no probe
     monkeypatch.setattr(backends, "LAPACK_THREADS", 2)
@@ -366,3 +409,28 @@ def test_lapack_threads_adapt_to_busy_cores(monkeypatch) -> None:
     assert backends._lapack_env("auto") == -1 and backends._lapack_env(" 3 ") == 3
     with pytest.warns(UserWarning, match="not a number"):
         assert backends._lapack_env("many") == -1
+
+
+def test_own_runnable_tasks_counts_spinning_threads() -> None:
+    """The probe sees this process's busy threads (so that a BLAS pool spinning after a GEMM is
+    not taken for another process's load)."""
+    import threading
+
+    from brainlike.encoding import backends
+
+    stop = threading.Event()
+
+    def spin() -> None:
+        while not stop.is_set():
+            pass
+
+    base = backends._own_runnable_tasks()
+    assert base >= 1
+    th = threading.Thread(target=spin)
+    th.start()
+    try:
+        seen = max(backends._own_runnable_tasks() for _ in range(50))
+    finally:
+        stop.set()
+        th.join()
+    assert seen >= 2  # the caller and the spinning thread (GIL switches aside, both are runnable)

@@ -71,6 +71,25 @@ def _runnable_tasks() -> int | None:
         return None
 
 
+def _own_runnable_tasks() -> int:
+    """Threads of this process that are running or ready to run (``/proc/self/task/*/stat``),
+    the calling thread included; 1 if unknown. The BLAS library's own worker threads spin for a
+    while after each GEMM and are counted here, so that they are not mistaken for other work."""
+    n = 0
+    try:
+        tasks = os.listdir("/proc/self/task")
+    except OSError:  # pragma: no cover - not Linux
+        return 1
+    for tid in tasks:
+        try:
+            with open(f"/proc/self/task/{tid}/stat") as fh:
+                stat = fh.read()
+        except OSError:  # the thread ended meanwhile
+            continue
+        n += stat[stat.rfind(")") + 2: stat.rfind(")") + 3] == "R"
+    return max(1, n)
+
+
 #: In ``auto`` mode, matrices smaller than this are factorised on one thread without probing the
 #: load: threads gain little there, and the probe (~3 ms) would cost more than the factorisation in
 #: the many small fits of a layer sweep.
@@ -79,9 +98,9 @@ _AUTO_MIN_SIZE = 1024
 
 def lapack_threads(size: int = _AUTO_MIN_SIZE) -> int:
     """Threads for the next factorisation of a ``size`` x ``size`` matrix: ``LAPACK_THREADS``, or in
-    ``auto`` mode one below ``_AUTO_MIN_SIZE``, else the cores not busy with other work: this
-    process's cores minus the runnable tasks other than the calling thread (the smallest of three
-    readings 1 ms apart), at least 1."""
+    ``auto`` mode one below ``_AUTO_MIN_SIZE``, else the cores not busy with other processes: this
+    process's cores minus the runnable tasks that are not threads of this process (the smallest of
+    three readings 1 ms apart), at least 1."""
     if LAPACK_THREADS >= 0:
         return LAPACK_THREADS
     if size < _AUTO_MIN_SIZE:
@@ -95,9 +114,9 @@ def lapack_threads(size: int = _AUTO_MIN_SIZE) -> int:
         r = _runnable_tasks()
         if r is None:
             return 1
-        readings.append(r)
+        readings.append(max(0, r - _own_runnable_tasks()))
         time.sleep(0.001)
-    return max(1, min(cores, cores - (min(readings) - 1)))
+    return max(1, min(cores, cores - min(readings)))
 
 
 _CONTROLLER: Any = None
@@ -260,16 +279,17 @@ class NumpyBackend(Backend):
         return np.multiply(a, b, dtype=np.float64)
 
     def eigh(self, a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        import scipy.linalg
-
         if a.shape[0] == 0:
             return np.zeros(0, dtype=a.dtype), np.zeros((0, 0), dtype=a.dtype)
-        # syevd (divide and conquer): the most robust timing on Gram matrices of language-model
-        # features, whose clustered small eigenvalues can slow syevr (MRRR) down several-fold
-        # (1920 x 1920 float64 here: evd 0.52 s / evr 0.77 s with 2 threads, 0.90 / 1.09 s with 1).
+        # numpy's syevd (divide and conquer): the most robust timing on Gram matrices of
+        # language-model features, whose clustered small eigenvalues can slow syevr (MRRR) down
+        # several-fold (1920 x 1920 float64 here: evd 0.52 s / evr 0.77 s with 2 threads, 0.90 /
+        # 1.09 s with 1). numpy's, not scipy's: scipy bundles a second OpenBLAS whose idle worker
+        # threads spin on the same cores as numpy's after every GEMM (median of 8 eigendecompositions
+        # right after a GEMM: 0.58 s with numpy's LAPACK, 0.68 s with scipy's).
         # Threads: lapack_threads() (see LAPACK_THREADS).
         with _blas_threads(lapack_threads(a.shape[0])):
-            w, v = scipy.linalg.eigh(a, driver="evd", check_finite=False, overwrite_a=False)
+            w, v = np.linalg.eigh(a)
         return w, v
 
     def solve_spd(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:

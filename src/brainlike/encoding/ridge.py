@@ -81,10 +81,14 @@ _CLUSTER_RTOL = 1e-8
 #: such damping, so they keep the float64 product.
 _F32_RELGAP = 1e-3
 _TILE = 64
+#: Rows per block of the element-wise score algebra when there are no tiles (a float64 block
+#: of 128 rows x 5000 targets is 5 MB).
+_ROWS = 128
 #: Tie-breaking slope towards larger alphas, as in himalaya.
 _TIE_SLOPE = 1e-10
-#: The refit uses one Cholesky factorisation per distinct selected alpha up to this many
-#: distinct alphas (a Cholesky costs ~1/15 of an eigendecomposition), else one eigh.
+#: The refit uses one Cholesky factorisation per distinct selected alpha (and target chunk) when
+#: that is cheaper than one eigendecomposition (``_RidgeEngine._refit_by_eigh``), and never for
+#: more than this many distinct alphas.
 _MAX_CHOLESKY_ALPHAS = 12
 
 _SCORE_FUNCS = ("r2", "pearson", "neg_mse")
@@ -293,11 +297,13 @@ class _Decomposition:
         return int(self.s.shape[0])
 
 
-def _keep_mask(w: np.ndarray) -> np.ndarray:
-    smax = float(w.max()) if w.size else 0.0
+def _keep_mask(w: np.ndarray) -> slice:
+    """Eigen-directions kept from ascending eigenvalues ``w``: a slice (the dropped near-zero and
+    negative rounding-noise eigenvalues come first), so that no eigenvector matrix is copied."""
+    smax = float(w[-1]) if w.size else 0.0
     if smax <= 0:
-        return np.zeros(w.shape, dtype=bool)
-    return w > _EIG_RTOL * smax
+        return slice(w.shape[0], w.shape[0])
+    return slice(int(np.searchsorted(w, _EIG_RTOL * smax, side="right")), w.shape[0])
 
 
 def _clusters(s: np.ndarray, a_min: float) -> tuple[np.ndarray, list[tuple[int, int]]]:
@@ -382,12 +388,16 @@ class _RidgeEngine:
         del X64_b
 
         self.cv_decomps: list[_Decomposition] = []
+        self._buffers: dict[str, np.ndarray] = {}
         if need_cv:
             self.cv_decomps = [self._decompose(X0_64, tr, te) for tr, te in self.folds]
+        self._buffers.clear()
         # refit: Cholesky solves of (Gram + alpha I) per distinct selected alpha, or one
-        # eigendecomposition (computed lazily) when many distinct alphas are selected.
+        # eigendecomposition (computed lazily), whichever is cheaper (see refit).
         self.refit_mode = self._mode(self.n) if need_refit else None
         self.refit_decomp: _Decomposition | None = None
+        self._refit_eigh: bool | None = None  # chosen at the first refit call
+        self._XU_b: Any = None  # (p, r) X^T U of the refit (kernel, eigendecomposition path)
         self._X0_64 = X0_64 if need_refit else None
         self.needs_T = any(d.mode == "primal" for d in self.cv_decomps) or self.refit_mode == "primal"
 
@@ -448,14 +458,17 @@ class _RidgeEngine:
                 d.Z_b = B.asarray((XV - m_A) @ v, dt)
         else:
             assert self.K is not None
-            K_AA = self.K if is_full else self.K[np.ix_(tr, tr)]
-            if fi and not is_full:
-                k_A = K_AA.mean(axis=1)
-                kap = k_A.mean()
-                K_AAc = K_AA - k_A[:, None] - k_A[None, :] + kap
+            if is_full:
+                K_AAc = self.K  # full X0 already centred
             else:
-                K_AAc = K_AA  # full X0 already centred
+                K_AAc = self.K[np.ix_(tr, tr)]  # a copy, centred in place
+                if fi:
+                    k_A = K_AAc.mean(axis=1)
+                    kap = k_A.mean()
+                    K_AAc -= k_A[:, None]
+                    K_AAc -= (k_A - kap)[None, :]
             w, u = B.eigh(B.asarray(K_AAc, "float64"))
+            del K_AAc
             w = B.to_numpy(w)
             keep = _keep_mask(w)
             u = B.to_numpy(u)[:, keep]
@@ -467,19 +480,23 @@ class _RidgeEngine:
             if fi:
                 K_VA = K_VA - K_VA.mean(axis=1)[:, None] - k_A[None, :] + kap
             Z = K_VA @ u  # (n_V, r)
-            M = Z.T @ Z
+            M = np.matmul(Z.T, Z, out=self._scratch("M", (Z.shape[1], Z.shape[1])))
             zbar = Z.mean(axis=0)
             d.Z_b = B.asarray(Z, dt)
         d.zbar_b = B.asarray(zbar, "float64")
         if self.method == "spectral":
             s_pf, blocks = _clusters(d.s, float(self.alphas.min()))
             d.s_pf = s_pf
-            D = s_pf[None, :] - s_pf[:, None]  # D_ik = s_k - s_i
-            same = D == 0
+            r = s_pf.shape[0]
+            N = np.subtract(s_pf[None, :], s_pf[:, None], out=self._scratch("N", (r, r)))
+            # N is now D_ik = s_k - s_i, zero only inside clusters
             with np.errstate(divide="ignore", invalid="ignore"):
-                N = np.where(same, 0.0, M / np.where(same, 1.0, D))
+                np.divide(M, N, out=N)  # N_ik = M_ik / (s_k - s_i)
+            np.fill_diagonal(N, 0.0)
+            for a, b in blocks:
+                N[a:b, a:b] = 0.0
             d.N_b, d.tiles = self._split_n(N, s_pf)
-            d.blocks = [(a, b, B.asarray(M[a:b, a:b], "float64")) for a, b in blocks]
+            d.blocks = [(a, b, B.asarray(M[a:b, a:b].copy(), "float64")) for a, b in blocks]
             F = 1.0 / (s_pf[None, :] + self.alphas[:, None])
             d.F_b = B.asarray(F, "float64")
             # quadratic-term weights: F^2 * diag(M), except in clusters whose rows carry c * (M_blk c)
@@ -498,7 +515,7 @@ class _RidgeEngine:
         B = self.B
         r = N.shape[0]
         if self.dtype != "float32" or self.score_func == "pearson" or r < 4 * _TILE:
-            return B.asarray(N, "float64"), []
+            return B.asarray(N.copy(), "float64"), []  # N lives in a scratch buffer
         a_min = float(self.alphas.min())
         # adjacent relative gaps; the smallest relative gap of any pair straddling a cut is the
         # one of the two eigenvalues next to the cut (the gap grows with distance in sorted order)
@@ -511,13 +528,22 @@ class _RidgeEngine:
         bounds.append(r)
         tiled = sum((b - a) ** 2 for a, b in zip(bounds[:-1], bounds[1:]))
         if tiled > 0.25 * r * r:  # clustered spectrum: the split would not pay
-            return B.asarray(N, "float64"), []
+            return B.asarray(N.copy(), "float64"), []
         far = N.astype(np.float32)
         tiles = []
         for a, b in zip(bounds[:-1], bounds[1:]):
-            tiles.append((a, b, B.asarray(N[a:b, a:b], "float64")))
+            tiles.append((a, b, B.asarray(N[a:b, a:b].copy(), "float64")))
             far[a:b, a:b] = 0.0
         return B.asarray(far, "float32"), tiles
+
+    def _scratch(self, name: str, shape: tuple[int, int]) -> np.ndarray:
+        """A float64 work array of ``shape`` reused by all decompositions (fresh large arrays
+        cost page faults on every fold); its content is overwritten by the next use."""
+        size = shape[0] * shape[1]
+        buf = self._buffers.get(name)
+        if buf is None or buf.size < size:
+            buf = self._buffers[name] = np.empty(size)
+        return buf[:size].reshape(shape)
 
     # ------------------------------------------------------------------ memory model
     def fixed_bytes(self) -> int:
@@ -527,6 +553,8 @@ class _RidgeEngine:
         if self.refit_mode is not None:
             k = self.p if self.refit_mode == "primal" else self.n
             total += 2 * k * k * 8
+            if self.refit_mode == "kernel":
+                total += self.p * self.n * c  # X^T U of the eigendecomposition refit
         for d in self.cv_decomps:
             r = d.rank
             total += (self.p if d.mode == "primal" else d.train.shape[0]) * r * c
@@ -618,7 +646,7 @@ class _RidgeEngine:
             c = d.basis_b.T @ Y_A
             del Y_A
             if fi:
-                c = c - B.cast(d.U1_b, dt)[:, None] * B.cast(mu_A, dt)[None, :]
+                c -= B.cast(d.U1_b, dt)[:, None] * B.cast(mu_A, dt)[None, :]
                 Y_Vc = Y_V - B.cast(mu_A, dt)[None, :]
             else:
                 Y_Vc = Y_V
@@ -632,33 +660,51 @@ class _RidgeEngine:
                          ybar_Vc: Any, n_V: int) -> Any:
         """Validation scores of every alpha from ``c`` (r, t) and ``g`` (r, t), compute dtype.
 
-        Element-wise products are formed in float64 straight from the compute-dtype arrays
-        (exact for float32 inputs), one pass each; the alpha-dependent weights (``2F``,
-        ``F^2 diag(M)``) are folded into the small (n_alphas, r) matrices."""
+        One GEMM ``N @ c``; the element-wise products ``c * (N c)``, ``c^2`` and ``g * c`` are
+        formed in float64 (exact for float32 inputs) one block of rows at a time and reduced at
+        once with the alpha-dependent weights (``F``, ``F^2 diag(M)``, (n_alphas, rows)), so
+        that no (r, t) float64 array is ever allocated: the blocks stay in cache."""
         B = self.B
-        F = d.F_b  # (n_alphas, r)
+        F, FFM = d.F_b, d.FFM_b  # (n_alphas, r) float64
+        r, t = int(c.shape[0]), int(c.shape[1])
         if d.tiles:  # mixed precision: float32 far part, float64 near-diagonal tiles
-            hc = B.mul64(d.N_b @ c, c)  # c * (N c), (r, t) float64
-            for a, b, Nt in d.tiles:
-                ca = B.cast(c[a:b], "float64")
-                hc[a:b] += ca * (Nt @ ca)
+            Nc = d.N_b @ c  # (r, t) compute dtype
+            row_blocks = d.tiles
         else:
-            c64 = B.cast(c, "float64")
-            hc = (d.N_b @ c64) * c64
-            del c64
-        w = B.mul64(c, c)
-        for a, b, Mblk in d.blocks:
+            Nc = d.N_b @ B.cast(c, "float64")  # (r, t) float64
+            row_blocks = [(a, min(a + _ROWS, r), None) for a in range(0, r, _ROWS)]
+        pearson = self.score_func == "pearson"
+        n_alphas = int(F.shape[0])
+        quad = B.zeros((n_alphas, t), "float64")   # F (c * N c)
+        sq = B.zeros((n_alphas, t), "float64")     # F^2 diag(M) c^2
+        cross = B.zeros((n_alphas, t), "float64")  # F (g * c): <y_V - mu_A, prediction>
+        mp = B.zeros((n_alphas, t), "float64") if pearson else None
+        FZ = F * d.zbar_b[None, :] if pearson else None
+        for a, b, Nt in row_blocks:
+            cb = B.cast(c[a:b], "float64")
+            nb = B.cast(Nc[a:b], "float64")
+            if Nt is not None:
+                nb = nb + Nt @ cb
+            nb *= cb
+            quad += F[:, a:b] @ nb
+            nb = cb * cb
+            sq += FFM[:, a:b] @ nb
+            nb = B.cast(g[a:b], "float64")
+            nb *= cb
+            cross += F[:, a:b] @ nb
+            if pearson:
+                mp += FZ[:, a:b] @ cb
+            del cb, nb
+        del Nc
+        for a, b, Mblk in d.blocks:  # clusters: c^2 -> c * (M_blk c) (FFM carries F^2 there)
             ca = B.cast(c[a:b], "float64")
-            w[a:b] = ca * (Mblk @ ca)
-        quad = F @ hc  # ||prediction||^2 = 2 F (c * N c) + F^2 diag(M) c^2, (n_alphas, t)
-        quad *= 2.0
-        quad += d.FFM_b @ w
-        del hc, w
-        cross = F @ B.mul64(g, c)  # <y_V - mu_A, prediction>
+            sq += FFM[:, a:b] @ (ca * (Mblk @ ca) - ca * ca)
+        quad *= 2.0  # ||prediction||^2 = 2 F (c * N c) + F^2 diag(M) c^2, (n_alphas, t)
+        quad += sq
+        del sq
         ssres = ssq[None, :] - 2.0 * cross + quad
         ssres = B.maximum(ssres, 0.0)
-        if self.score_func == "pearson":
-            mp = (F * d.zbar_b[None, :]) @ B.cast(c, "float64")  # mean prediction
+        if pearson:
             var_p = quad - n_V * mp * mp
             cov = cross - n_V * ybar_Vc[None, :] * mp
             return self._pearson_from_moments(cov, var_p, ss_tot, quad)
@@ -700,11 +746,33 @@ class _RidgeEngine:
         r = cov / denom
         return r * ok
 
-    def refit(self, Y0_b: Any, alpha_per_target: np.ndarray, T_b: Any = None) -> Any:
+    def _refit_by_eigh(self, n_targets: int, n_distinct: int, n_chunks: int) -> bool:
+        """Cost model of the refit (in float64-GEMM flop equivalents, ratios measured with
+        OpenBLAS on this project's machines): one Cholesky factorisation per distinct alpha and
+        target chunk plus float64 triangular solves, against one eigendecomposition (reused by
+        all chunks) plus float32 GEMMs in its orthonormal basis."""
+        m = self.p if self.refit_mode == "primal" else self.n
+        # potrf runs at about half the GEMM rate; two trsm at ~0.75 of it
+        chol = n_chunks * n_distinct * (2.0 / 3.0) * m**3 + n_targets * 2.7 * m * m
+        eig = 8.0 * m**3  # syevd with eigenvectors, measured 8x a float64 GEMM of size m
+        if self.refit_mode == "primal":
+            eig += n_targets * 2.0 * m * m  # V^T T and V (.), float32 (half the cost)
+        else:
+            eig += n_targets * 1.0 * m * m + self.p * m * m  # U^T Y, and X^T U once
+        return eig < chol
+
+    def refit(self, Y0_b: Any, alpha_per_target: np.ndarray, T_b: Any = None, *,
+              n_targets: int | None = None, n_chunks: int = 1, out: np.ndarray | None = None) -> Any:
         """Ridge coefficients on all samples, one alpha per target: backend (p, t), compute dtype.
 
         ``alpha_per_target`` is (t,). Primal: ``(X^T X + alpha I)^-1 X^T Y``; kernel:
-        ``X^T (X X^T + alpha I)^-1 Y`` (X, Y centred when ``fit_intercept``).
+        ``X^T (X X^T + alpha I)^-1 Y`` (X, Y centred when ``fit_intercept``). ``n_targets`` (all
+        targets of the fit, default t) and ``n_chunks`` (how many calls will be made) feed the
+        choice between Cholesky solves per distinct alpha (float64) and one eigendecomposition
+        of the Gram matrix with float32 GEMMs in its orthonormal eigenbasis (which has no
+        error amplification by the condition number: each eigen-direction is scaled once);
+        the choice is made at the first call and kept. ``out`` (p, t), numpy backend only:
+        written in place (e.g. a column block of the coefficient matrix) and returned.
         """
         B, dt = self.B, self.dtype
         assert self.refit_mode is not None
@@ -713,33 +781,50 @@ class _RidgeEngine:
             T_b = self.X_b.T @ Y0_b
         rhs = T_b if primal else Y0_b  # (p, t) or (n, t)
         uniq = np.unique(alpha_per_target)
-        out = None
-        if uniq.size <= _MAX_CHOLESKY_ALPHAS and self.refit_decomp is None:
+        if self._refit_eigh is None:
+            total = int(rhs.shape[1]) if n_targets is None else int(n_targets)
+            self._refit_eigh = (uniq.size > _MAX_CHOLESKY_ALPHAS
+                                or self._refit_by_eigh(total, uniq.size, max(1, n_chunks)))
+        sol = None
+        if not self._refit_eigh:
             gram = self.G if primal else self.K
             assert gram is not None
             gram_b = B.asarray(gram, "float64")
             eye = B.asarray(np.eye(gram.shape[0]), "float64")
-            out = B.zeros(tuple(rhs.shape), dt)
+            sol = B.zeros(tuple(rhs.shape), dt)
             try:
                 for a in uniq:
                     cols = np.flatnonzero(alpha_per_target == a)
-                    sol = B.solve_spd(gram_b + float(a) * eye, B.cast(B.take(rhs, cols, 1), "float64"))
-                    out[:, B.index(cols)] = B.cast(sol, dt)
+                    x = B.solve_spd(gram_b + float(a) * eye, B.cast(B.take(rhs, cols, 1), "float64"))
+                    sol[:, B.index(cols)] = B.cast(x, dt)
             except np.linalg.LinAlgError:
-                out = None  # not numerically positive definite: use the eigendecomposition
+                sol = None  # not numerically positive definite: use the eigendecomposition
+                self._refit_eigh = True
             del gram_b, eye
-        if out is None:
-            if self.refit_decomp is None:
-                assert self._X0_64 is not None
-                self.refit_decomp = self._decompose(self._X0_64, np.arange(self.n), None)
-            d = self.refit_decomp
-            if d.rank == 0:
-                return B.zeros((self.p, Y0_b.shape[1]), dt)
-            F = B.asarray(1.0 / (d.s[:, None] + alpha_per_target[None, :]), dt)  # (r, t)
-            c = d.basis_b.T @ rhs
-            c *= F
-            out = d.basis_b @ c
-        return out if primal else self.X_b.T @ out
+        if sol is not None:
+            if primal:
+                if out is not None:
+                    out[...] = sol
+                    return out
+                return sol
+            return _matmul(self.X_b.T, sol, out)
+        if self.refit_decomp is None:
+            assert self._X0_64 is not None
+            self.refit_decomp = self._decompose(self._X0_64, np.arange(self.n), None)
+            if not primal and self.refit_decomp.rank:
+                self._XU_b = self.X_b.T @ self.refit_decomp.basis_b  # (p, r): X^T U, once
+        d = self.refit_decomp
+        if d.rank == 0:
+            if out is not None:
+                out[...] = 0.0
+                return out
+            return B.zeros((self.p, Y0_b.shape[1]), dt)
+        s_b = B.asarray(d.s, dt)
+        a_b = B.asarray(alpha_per_target, dt)[None, :]
+        c = d.basis_b.T @ rhs  # (r, t)
+        for i in range(0, d.rank, _ROWS):  # c /= s + alpha, by cache-sized blocks of rows
+            c[i:i + _ROWS] /= s_b[i:i + _ROWS, None] + a_b
+        return _matmul(d.basis_b if primal else self._XU_b, c, out)
 
 
 # ---------------------------------------------------------------------------------------
@@ -749,6 +834,23 @@ def _check_choice(value: str, options: tuple[str, ...], name: str) -> str:
     if value not in options:
         raise EncodingError(f"{name} must be one of {options}, got {value!r}")
     return value
+
+
+def _matmul(a: Any, b: Any, out: np.ndarray | None) -> Any:
+    """``a @ b``, written into ``out`` when given (numpy arrays; BLAS writes a strided column
+    block of a larger matrix directly, no temporary)."""
+    if out is None:
+        return a @ b
+    return np.matmul(a, b, out=out)
+
+
+def _vecmat64(v: np.ndarray, W: np.ndarray, rows: int = 256) -> np.ndarray:
+    """``v @ W`` in float64 for a float64 vector ``v`` (p,) and a matrix ``W`` (p, t) of any float
+    dtype, converting ``W`` by blocks of rows (no float64 copy of ``W``): ndarray (t,)."""
+    out = np.zeros(W.shape[1])
+    for i in range(0, W.shape[0], rows):
+        out += v[i:i + rows] @ np.asarray(W[i:i + rows], dtype=np.float64)
+    return out
 
 
 def _chunk_size(engine: _RidgeEngine, n_targets: int, memory_budget_gb: float) -> int:
@@ -810,6 +912,10 @@ class RidgeCV(BaseEstimator):
     n_features_in_ : int
     solver_ : str
         Decomposition used for the refit ("primal" or "kernel").
+    refit_method_ : str
+        How the refit solved the ridge systems: ``"cholesky"`` (one float64 factorisation per
+        distinct selected alpha and target chunk) or ``"eigh"`` (one eigendecomposition, float32
+        GEMMs in its eigenbasis), whichever the cost model found cheaper.
     """
 
     def __init__(
@@ -904,10 +1010,13 @@ class RidgeCV(BaseEstimator):
             sc = engine.cv_scores(Y0_b, T_b)
             idx = np.argmax(sc + tie, axis=0)
             a_sel = alphas[idx]
-            W = B.to_numpy(engine.refit(Y0_b, a_sel, T_b))
+            W = engine.refit(Y0_b, a_sel, T_b, n_targets=n_targets, n_chunks=-(-n_targets // chunk),
+                             out=coef[:, sl] if isinstance(Y0_b, np.ndarray) else None)
             del Y0_b, T_b
-            coef[:, sl] = W
-            intercept[sl] = y_mean - engine.x_mean @ W.astype(np.float64) if self.fit_intercept else 0.0
+            if not isinstance(W, np.ndarray):
+                W = B.to_numpy(W)
+                coef[:, sl] = W
+            intercept[sl] = y_mean - _vecmat64(engine.x_mean, W) if self.fit_intercept else 0.0
             best[sl] = a_sel
             cv_scores[:, sl] = sc
         self.best_alphas_ = best
@@ -916,6 +1025,7 @@ class RidgeCV(BaseEstimator):
         self.cv_scores_ = cv_scores
         self.n_features_in_ = X.shape[1]
         self.solver_ = engine.refit_mode
+        self.refit_method_ = "eigh" if engine._refit_eigh else "cholesky"
         self.method_ = engine.method
         self.chunk_size_ = chunk
         self._y_was_1d = y1d
@@ -1108,7 +1218,8 @@ class BandedRidgeCV(RidgeCV):
             for start in range(0, targets.size, chunk):
                 tg = targets[start:start + chunk]
                 Y0_b, y_mean = eng.center_targets(Y[:, tg])
-                W = B.to_numpy(eng.refit(Y0_b, best_alpha[tg])).astype(np.float64)
+                W = B.to_numpy(eng.refit(Y0_b, best_alpha[tg], n_targets=targets.size,
+                                         n_chunks=-(-targets.size // chunk))).astype(np.float64)
                 for gi, bi in zip(g, bands):
                     W[bi] *= math.sqrt(gi)  # back to the unscaled features
                 coef[:, tg] = W
