@@ -28,9 +28,10 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# benchmarks/RESULTS.md: the commands behind each table (ridge ~15 min, extraction ~25 min, scaling ~15 min)
+# benchmarks/RESULTS.md: the commands behind each table (ridge ~12 min, extraction ~25 min, scaling ~15 min)
 bench: $(STAMP)
-	$(BIN)/python benchmarks/bench_ridge.py --cases a b c sweep --ref-targets 2000
+	$(BIN)/python benchmarks/bench_ridge.py --cases b --ref-targets 10000 --sk-targets 2000 --backends numpy
+	$(BIN)/python benchmarks/bench_ridge.py --cases a c sweep --ref-targets 2000
 	$(BIN)/python benchmarks/bench_extract.py --words 2000 --repeats 7 --mem-repeats 2
 	$(BIN)/python benchmarks/bench_scaling.py
 

@@ -140,22 +140,34 @@ class Run:
     total_seconds: float = 0.0
 
 
+#: Timed runs per method (``--repeats``); the fastest is reported, for every method alike (the
+#: first call in a process also pays first-touch page faults and thread-pool start-up).
+REPEATS = 1
+
+
+def _timed(fn: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]], targets: np.ndarray) -> tuple[float, Any]:
+    """Fastest of ``REPEATS`` calls of ``fn(targets)``: (seconds, result of the last call)."""
+    best, out = float("inf"), None
+    for _ in range(max(1, REPEATS)):
+        gc.collect()
+        t0 = time.perf_counter()
+        out = fn(targets)
+        best = min(best, time.perf_counter() - t0)
+    return best, out
+
+
 def run_method(name: str, fn: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
                targets: np.ndarray, Y_test: np.ndarray, n_total: int, note: str = "") -> Run:
-    """Run ``fn`` on ``targets``; if they are a subset of ``n_total`` targets, also run it on
-    the first half of the subset and extrapolate the time linearly (fixed + per-target cost)
-    from the two runs to ``n_total`` targets."""
+    """Run ``fn`` on ``targets`` (fastest of ``REPEATS`` runs); if they are a subset of ``n_total``
+    targets, also run it on the first half of the subset and extrapolate the time linearly
+    (fixed + per-target cost) from the two runs to ``n_total`` targets."""
     half_secs = None
     if targets.size < n_total:
         half = targets[::2]
-        t0 = time.perf_counter()
-        fn(half)
-        half_secs = (half.size, time.perf_counter() - t0)
+        half_secs = (half.size, _timed(fn, half)[0])
         gc.collect()
     with PeakRSS() as mem:
-        t0 = time.perf_counter()
-        pred, alphas = fn(targets)
-        secs = time.perf_counter() - t0
+        secs, (pred, alphas) = _timed(fn, targets)
     r = pearson_r(Y_test[:, targets], pred)
     run = Run(name, secs, mem.peak / GIB, (mem.peak - mem.base) / GIB, targets.size, r, np.asarray(alphas),
               targets, note)
@@ -302,8 +314,12 @@ def table(label: str, shape: dict[str, int], runs: list[Run]) -> str:
         speed = f"{ref_secs / secs:.1f}" if ref_secs else "-"
         if ref is not None and r is not ref and r.r is not None:
             common, ia, ib = np.intersect1d(r.targets, ref.targets, return_indices=True)
-            dr = f"{np.max(np.abs(r.r[ia] - ref.r[ib])):.1e}"
-            same = f"{np.mean(np.isclose(r.alphas[ia], ref.alphas[ib], rtol=1e-4)):.3f}"
+            d = np.sort(np.abs(r.r[ia] - ref.r[ib]))[::-1]
+            big = int(np.sum(d > 1e-4))
+            dr = f"{d[0]:.1e}"
+            if big and big < d.size:  # say how far the other targets are
+                dr += f" ({big} target{'s' if big > 1 else ''} > 1e-4; all others <= {d[big]:.1e})"
+            same = f"{int(np.sum(np.isclose(r.alphas[ia], ref.alphas[ib], rtol=1e-4)))}/{ia.size}"
         else:
             dr = same = "-"
         est = "~" if r.n_targets_run != t else ""
@@ -330,12 +346,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--kernel-all", action="store_true", help="also run himalaya KernelRidgeCV on (a) and (c)")
     ap.add_argument("--layers", type=int, default=30)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--repeats", type=int, default=2,
+                    help="timed runs per method and case, the fastest reported (all methods alike)")
     args = ap.parse_args(argv)
+    global REPEATS
+    REPEATS = args.repeats
 
     import torch
 
     print(f"# brainlike ridge benchmark\n\nPython {platform.python_version()}, numpy {np.__version__}, "
           f"torch {torch.__version__}, {os.cpu_count()} CPUs, quick={args.quick}, n_alphas={args.n_alphas}, "
+          f"fastest of {args.repeats} timed run(s) per method, "
           f"load average at start {os.getloadavg()[0]:.1f}\n",
           flush=True)
     out = []
