@@ -214,6 +214,33 @@ def test_refit_paths_agree_and_stay_accurate(n: int, p: int, monkeypatch) -> Non
         assert rel_err(pred, pred_ref) < 1e-4
 
 
+def test_refit_falls_back_to_eigh_when_cholesky_fails(monkeypatch) -> None:
+    """A Cholesky failure part-way (columns of some alphas already written into ``coef_``) falls
+    back to the eigendecomposition, which overwrites every column."""
+    import brainlike.encoding.ridge as ridge
+    from brainlike.encoding.backends import NumpyBackend
+
+    X, Y = make_problem(160, 40, 12, seed=14)
+    monkeypatch.setattr(ridge._RidgeEngine, "_refit_by_eigh", lambda self, *a: True)
+    ref = RidgeCV(alphas=ALPHAS, cv=5).fit(X, Y)
+    monkeypatch.setattr(ridge._RidgeEngine, "_refit_by_eigh", lambda self, *a: False)
+    calls = {"n": 0}
+    solve = NumpyBackend.solve_spd
+
+    def fail_second(self, a, b):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise np.linalg.LinAlgError("not positive definite")
+        return solve(self, a, b)
+
+    monkeypatch.setattr(NumpyBackend, "solve_spd", fail_second)
+    m = RidgeCV(alphas=ALPHAS, cv=5).fit(X, Y)
+    assert calls["n"] == 2 and len(np.unique(m.best_alphas_)) >= 2
+    assert m.refit_method_ == "eigh"
+    np.testing.assert_array_equal(m.coef_, ref.coef_)
+    np.testing.assert_array_equal(m.intercept_, ref.intercept_)
+
+
 def test_refit_cost_model() -> None:
     """Many targets: one eigendecomposition; few targets and alphas: Cholesky solves."""
     import brainlike.encoding.ridge as ridge

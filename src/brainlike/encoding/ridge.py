@@ -791,7 +791,9 @@ class _RidgeEngine:
             assert gram is not None
             gram_b = B.asarray(gram, "float64")
             eye = B.asarray(np.eye(gram.shape[0]), "float64")
-            sol = B.zeros(tuple(rhs.shape), dt)
+            # every column is written (each target's alpha is in uniq): a primal solution goes
+            # straight into out
+            sol = out if primal and out is not None else B.zeros(tuple(rhs.shape), dt)
             try:
                 for a in uniq:
                     cols = np.flatnonzero(alpha_per_target == a)
@@ -802,12 +804,7 @@ class _RidgeEngine:
                 self._refit_eigh = True
             del gram_b, eye
         if sol is not None:
-            if primal:
-                if out is not None:
-                    out[...] = sol
-                    return out
-                return sol
-            return _matmul(self.X_b.T, sol, out)
+            return sol if primal else _matmul(self.X_b.T, sol, out)
         if self.refit_decomp is None:
             assert self._X0_64 is not None
             self.refit_decomp = self._decompose(self._X0_64, np.arange(self.n), None)
