@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from brainlike.data import default_story
+from brainlike.errors import BrainlikeError
 from brainlike.experiment import run_experiment
 from brainlike.models import extract_features
 from brainlike.spec import parse_spec
@@ -86,8 +87,6 @@ def test_run_spec_on_bids_ieeg_recovers_planted_layer(planted_bids, tmp_path):
 
 
 def test_spec_rejects_incomplete_bids_datasets():
-    from brainlike.errors import BrainlikeError
-
     base = {"models": ["stories260k"]}
     with pytest.raises(BrainlikeError, match="needs dataset.path"):
         parse_spec({**base, "dataset": {"kind": "bids-ieeg", "subjects": ["01"]}})
@@ -98,8 +97,6 @@ def test_spec_rejects_incomplete_bids_datasets():
 
 
 def test_context_depths_pick_layers():
-    from brainlike.errors import BrainlikeError
-
     ctx = parse_spec({"models": ["stories260k"], "analyses": {"context": {"windows": [0, 8],
                                                                          "depths": [0, 0.5, 1.0]}}}).analyses.context
     assert ctx.layers(31) == (0, 15, 30) and ctx.layers(6) == (0, 2, 5)  # round(0.5 * 5) = 2 (banker's)
