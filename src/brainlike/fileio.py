@@ -1,0 +1,123 @@
+"""Crash-safe file writes: the one helper every module of brainlike uses to put a file on disk.
+
+A file is written to a temporary name beside its destination, flushed to disk (``fsync``), renamed over
+the destination (atomic on POSIX) and the folder entry is synced too, so a reader sees either the old
+file or the whole new one, also after a crash or ``kill -9``. Temporary names carry :data:`TMP_MARK`
+so that a later run can find and delete the leftovers of a killed one (:func:`clean_tmp`).
+
+This module sits at the bottom of the package: it imports nothing from brainlike but the errors.
+"""
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+from brainlike.errors import BrainlikeError
+
+#: marker in the names of temporary files (``<name>.tmp-<pid>``)
+TMP_MARK = ".tmp-"
+
+
+def sha256_file(path: str | Path, block: int = 1 << 20) -> str:
+    """SHA-256 of a file's bytes, as a hex string (read in ``block``-byte pieces)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for b in iter(lambda: fh.read(block), b""):
+            h.update(b)
+    return h.hexdigest()
+
+
+def fsync_dir(folder: str | Path) -> None:
+    """Flush a folder's entries (a rename in it) to disk; a no-op where the OS does not support it."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # not supported (Windows)
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _io_error(exc: OSError, path: Path) -> BrainlikeError:
+    if exc.errno == errno.ENOSPC:
+        return BrainlikeError(f"no space left on the device while writing {path}; free some space (or choose "
+                              "another output folder) and run the same command again")
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return BrainlikeError(f"cannot write {path}: permission denied (read-only folder?); choose a folder "
+                              "you can write to")
+    return BrainlikeError(f"cannot write {path}: {exc.strerror or exc}")
+
+
+def atomic_write(path: str | Path, write: Callable[[Path], Any]) -> Path:
+    """Write a file crash-safely: ``write(tmp)`` then fsync, rename to ``path`` and sync the folder.
+
+    Parameters
+    ----------
+    path : str or Path
+        The destination; its folder is created when missing.
+    write : callable
+        ``write(tmp)`` writes the whole content to the temporary path ``tmp`` (any writer that takes a
+        path: ``df.to_parquet``, ``save_file``, ``Path.write_text`` ...).
+
+    Returns
+    -------
+    Path
+        ``path``.
+
+    Raises
+    ------
+    BrainlikeError
+        When the folder is read-only or the disk is full (the temporary file is removed and the old
+        file, if any, is left as it was).
+    """
+    path = Path(path)
+    tmp = path.with_name(f"{path.name}{TMP_MARK}{os.getpid()}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write(tmp)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        fsync_dir(path.parent)
+    except OSError as exc:
+        raise _io_error(exc, path) from None
+    finally:
+        try:
+            if tmp.exists():
+                tmp.unlink()
+        except OSError:
+            pass
+    return path
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """:func:`atomic_write` of a bytes object."""
+    return atomic_write(path, lambda p: Path(p).write_bytes(data))
+
+
+def atomic_write_text(path: str | Path, text: str, encoding: str = "utf-8") -> Path:
+    """:func:`atomic_write` of a text (UTF-8 by default)."""
+    return atomic_write(path, lambda p: Path(p).write_text(text, encoding=encoding))
+
+
+def atomic_write_json(path: str | Path, obj: Any, indent: int | None = 1) -> Path:
+    """:func:`atomic_write` of a JSON document (keys sorted, so equal objects give equal bytes)."""
+    return atomic_write_text(path, json.dumps(obj, indent=indent, sort_keys=True, default=str))
+
+
+def clean_tmp(root: str | Path) -> list[Path]:
+    """Delete the temporary files that killed writes left below ``root``; returns them."""
+    root = Path(root)
+    if not root.exists():
+        return []
+    stale = [p for p in root.rglob(f"*{TMP_MARK}*") if p.is_file()]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
