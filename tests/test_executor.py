@@ -143,7 +143,7 @@ def test_executors_map_and_chain_futures(ray_cluster):
 
 @pytest.mark.slow
 def test_ray_executor_gives_the_local_results(tmp_path, shared_data, ray_cluster, monkeypatch):
-    from brainlike.experiment import run_experiment
+    from brainlike.pipelines.alignment import run_experiment
 
     results = {}
     for executor in ("ray", "local"):  # separate feature caches: both executors extract

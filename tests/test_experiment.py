@@ -5,7 +5,7 @@ import shutil
 import pytest
 
 from brainlike.errors import BrainlikeError
-from brainlike.experiment import run_experiment
+from brainlike.pipelines.alignment import run_experiment
 from brainlike.report.html import Section, check_in_browser, write_report
 from brainlike.spec import load_spec, parse_spec
 

@@ -132,7 +132,7 @@ def test_run_aware_folds_never_share_a_run():
         for train, test in folds:
             assert not set(des.runs[train]) & set(des.runs[test])
             assert len(train) + len(test) == des.n_samples
-    assert len(des.folds()) == 5
+    assert len(contiguous_folds(des.n_samples, des.default_n_splits, groups=des.runs)) == 5
 
 
 def test_design_layers_matches_single_layer_and_dataset_input():

@@ -132,7 +132,7 @@ def test_sigkill_mid_fit_resumes_without_refitting(tmp_path, shared_data, monkey
     assert leftovers == [] and not (out / "staging").exists()
 
     # 3. identical to an uninterrupted run
-    from brainlike.experiment import run_experiment
+    from brainlike.pipelines.alignment import run_experiment
     from brainlike.spec import parse_spec
 
     ref = run_experiment(parse_spec(_spec(tmp_path, tmp_path / "reference")), progress=False).store

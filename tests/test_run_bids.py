@@ -14,7 +14,7 @@ import pytest
 
 from brainlike.data import default_story
 from brainlike.errors import BrainlikeError
-from brainlike.experiment import run_experiment
+from brainlike.pipelines.alignment import run_experiment
 from brainlike.models import extract_features
 from brainlike.spec import parse_spec
 from brainlike.stimulus import Stimulus

@@ -16,6 +16,20 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 console = Console(stderr=True)
 
 
+def _version(value: bool) -> None:
+    if value:
+        from brainlike import __version__
+
+        print(f"brainlike {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="print the version and exit")) -> None:
+    """How brain-like is this language model, where, and why?"""
+
+
 def _fail(exc: Exception) -> None:
     console.print(f"[bold red]error:[/] {exc}")
     raise typer.Exit(code=2)
@@ -77,105 +91,66 @@ def extract(
     console.print(f"{feats.n_layers} layers × {feats.n_words} words × {feats.hidden_size} features → {out}")
 
 
-@app.command()
-def run(spec: Path = typer.Argument(..., help="experiment spec (YAML)"),
-        output: Optional[Path] = typer.Option(None, help="override the spec's output folder"),
-        executor: Optional[str] = typer.Option(None, help="override the spec's executor: 'local' (this process) "
-                                               "or 'ray' (a local Ray instance, $RAY_ADDRESS or the spec's ray.address)")) -> None:
-    """Run an experiment spec: the model × subject × layer sweep, analyses, store and report (resumable)."""
-    from brainlike.experiment import run_experiment
-    from brainlike.spec import load_spec
+def _run_and_report(spec: Path, output: Optional[Path], overrides: dict | None = None) -> None:
+    """Run a spec through the one runner; print where everything went; exit non-zero on failures."""
+    from brainlike.runner import run_spec
 
     try:
-        s = load_spec(spec)
-        if output is not None:
-            s = s.model_copy(update={"output": str(output)})
-        if executor is not None:
-            if executor not in ("local", "ray"):
-                raise BrainlikeError(f"--executor must be 'local' or 'ray', not {executor!r}")
-            s = s.model_copy(update={"executor": executor})
-        result = run_experiment(s, console=console)
+        outcome = run_spec(spec, output=output, overrides=overrides, console=console)
     except BrainlikeError as exc:
         _fail(exc)
-    console.print(f"[green]done[/] in {result.seconds:.0f} s; tables in {result.store.root}: "
-                  f"{', '.join(result.store.tables())}")
-    if result.report:
-        console.print(f"report: {result.report}")
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/]; rerun the same command to resume (finished pieces are kept)")
+        raise typer.Exit(code=130) from None
+    tables = outcome.store.tables()
+    console.print(f"[green]done[/] in {outcome.seconds:.0f} s; {len(tables)} tables in {outcome.store.root}: "
+                  f"{', '.join(tables)}")
+    if outcome.report:
+        console.print(f"report: {outcome.report}")
+    if outcome.result.failures:
+        console.print(f"[bold red]{outcome.result.failures} failed:[/] {outcome.result.message}")
+        raise typer.Exit(code=1)
 
 
-def _section_report(title: str, sections: list[tuple[str, str, dict, dict]], out: Path) -> Path:
-    """A self-contained HTML report from (heading, text, figures, tables) tuples."""
-    from brainlike.report.html import Section, write_report
-
-    return write_report([Section(h, t, list(figs.items()), [(k, v) for k, v in tabs.items() if len(v)])
-                         for h, t, figs, tabs in sections], out / "report.html", title=title)
+_OUTPUT_HELP = "output folder (overrides the spec's `output`)"
 
 
 @app.command()
-def geometry(spec: Path = typer.Argument(..., help="geometry config (YAML, e.g. examples/geometry.yaml)"),
-             out: Path = typer.Option(Path("brainlike-out/geometry"), help="output folder")) -> None:
-    """Attention-graph density, intrinsic dimension and linear regions per layer, with and without context."""
-    from brainlike.analyses.geometry import run_geometry
-
-    try:
-        result = run_geometry(spec)
-        result.save(out)
-        tables = {"accuracy by condition": result.accuracy_summary(), "intrinsic dimension": result.intrinsic_dimension,
-                  "linear regions (log10 bound)": result.linear_regions}
-        report = _section_report("brainlike: representation geometry", [
-            ("Geometry per layer", "Attention graph density and intrinsic dimension (TwoNN, MLE) of the MLP input per "
-             "layer, for each context condition.", result.figures(), tables)], out)
-    except BrainlikeError as exc:
-        _fail(exc)
-    console.print(f"[green]done[/]: tables in {out}, report {report}")
+def run(spec: Path = typer.Argument(..., help="spec (YAML); its `analysis:` picks the analysis (default alignment)"),
+        output: Optional[Path] = typer.Option(None, "--output", "-o", "--out", help=_OUTPUT_HELP),
+        executor: Optional[str] = typer.Option(None, help="alignment: override the spec's executor: 'local' (this "
+                                               "process) or 'ray' (a local Ray instance, $RAY_ADDRESS or the "
+                                               "spec's ray.address)")) -> None:
+    """Run any spec: alignment, organization, geometry, skill-theory or skillmix (resumable)."""
+    if executor is not None and executor not in ("local", "ray"):
+        _fail(BrainlikeError(f"--executor must be 'local' or 'ray', not {executor!r}"))
+    _run_and_report(spec, output, {"executor": executor} if executor is not None else None)
 
 
-@app.command()
-def organization(spec: Path = typer.Argument(..., help="organization config (YAML, e.g. examples/organization.yaml)"),
-                 out: Path = typer.Option(Path("brainlike-out/organization"), help="output folder")) -> None:
-    """Sun et al. 2024: neuron sub-groups → temporal patterns → voxel maps → functional networks."""
-    from brainlike.analyses.organization import OrganizationConfig, run_organization
+def _alias(analysis: str):
+    def command(spec: Path = typer.Argument(..., help=f"{analysis} spec (YAML, e.g. examples/{analysis}.yaml)"),
+                output: Optional[Path] = typer.Option(None, "--output", "-o", "--out", help=_OUTPUT_HELP)) -> None:
+        _run_and_report(spec, output, {"analysis": analysis})
 
-    try:
-        result = run_organization(OrganizationConfig.from_yaml(spec))
-        result.save(out)
-        tabs = result.tables()
-        report = _section_report("brainlike: functional organization", [
-            ("Patterns and networks", "Representative temporal patterns of MLP neurons, their voxel maps and the "
-             "functional network each is assigned to (permutation null, FDR).", result.figures(),
-             {k: tabs[k] for k in ("assignments", "metrics", "consistency", "recovery") if k in tabs})], out)
-    except BrainlikeError as exc:
-        _fail(exc)
-    console.print(f"[green]done[/]: results in {out}, report {report}")
+    command.__doc__ = f"`brainlike run` for a {analysis} spec (the spec's `analysis:` may be left out)."
+    return command
+
+
+app.command("geometry")(_alias("geometry"))
+app.command("organization")(_alias("organization"))
+app.command("skill-theory")(_alias("skill-theory"))
+app.command("skillmix")(_alias("skillmix"))
 
 
 @app.command()
-def skills(spec: Path = typer.Argument(..., help="skills spec (YAML with analyses.skill_theory / analyses.skillmix)"),
-           out: Path = typer.Option(Path("brainlike-out/skills"), help="output folder")) -> None:
-    """Arora–Goyal skill-emergence theory and/or a Skill-Mix evaluation."""
-    from brainlike.analyses.skills import run_skillmix, run_theory
-    from brainlike.spec import read_yaml_mapping
+def plugins() -> None:
+    """List the registered datasets, analyses and metrics (models: `brainlike models`)."""
+    from brainlike.registry import ANALYSES, DATASETS, METRICS
 
-    try:
-        raw = read_yaml_mapping(spec).get("analyses", {})
-        if not raw.get("skill_theory") and not raw.get("skillmix"):
-            raise BrainlikeError(f"{spec}: needs analyses.skill_theory and/or analyses.skillmix")
-        sections = []
-        if raw.get("skill_theory"):
-            theory = run_theory(raw["skill_theory"])
-            theory.save(out / "theory")
-            sections.append(("Skill emergence (theory)", "Competence on skills and k-tuples of skills as model scale "
-                             "grows: Monte Carlo on random skill graphs and closed-form bounds.", theory.figures(),
-                             theory.tables()))
-        if raw.get("skillmix"):
-            mix = run_skillmix({**raw["skillmix"], "output_dir": str(out / "skillmix")})
-            tabs = mix.tables()
-            sections.append(("Skill-Mix", "Scores by k with confidence intervals.", mix.figures(),
-                             {k: v for k, v in tabs.items() if "summary" in k}))
-        report = _section_report("brainlike: skills", sections, out)
-    except BrainlikeError as exc:
-        _fail(exc)
-    console.print(f"[green]done[/]: results in {out}, report {report}")
+    for title, reg in (("analyses", ANALYSES), ("datasets", DATASETS), ("metrics", METRICS)):
+        console.print(f"[bold]{title}[/]")
+        for name, desc in reg.describe().items():
+            console.print(f"  [bold]{name}[/]: {desc}")
 
 
 results_app = typer.Typer(help="Query a results store with SQL (DuckDB).", no_args_is_help=True)

@@ -2,8 +2,10 @@
 
 A file is written to a temporary name beside its destination, flushed to disk (``fsync``), renamed over
 the destination (atomic on POSIX) and the folder entry is synced too, so a reader sees either the old
-file or the whole new one, also after a crash or ``kill -9``. Temporary names carry :data:`TMP_MARK`
-so that a later run can find and delete the leftovers of a killed one (:func:`clean_tmp`).
+file or the whole new one, also after a crash or ``kill -9``. Temporary names start with
+:data:`TMP_MARK` and end with the destination's name (so writers that choose a format by the file
+extension, like nibabel, still work), and a later run can find and delete the leftovers of a killed one
+(:func:`clean_tmp`).
 
 This module sits at the bottom of the package: it imports nothing from brainlike but the errors.
 """
@@ -13,13 +15,14 @@ import errno
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from brainlike.errors import BrainlikeError
 
-#: marker in the names of temporary files (``<name>.tmp-<pid>``)
-TMP_MARK = ".tmp-"
+#: prefix of the names of temporary files (``.brainlike-tmp-<pid>-<name>``)
+TMP_MARK = ".brainlike-tmp-"
 
 
 def sha256_file(path: str | Path, block: int = 1 << 20) -> str:
@@ -43,6 +46,11 @@ def fsync_dir(folder: str | Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def tmp_name(name: str) -> str:
+    """The temporary name under which this process writes the file ``name``."""
+    return f"{TMP_MARK}{os.getpid()}-{name}"
 
 
 def _io_error(exc: OSError, path: Path) -> BrainlikeError:
@@ -78,7 +86,7 @@ def atomic_write(path: str | Path, write: Callable[[Path], Any]) -> Path:
         file, if any, is left as it was).
     """
     path = Path(path)
-    tmp = path.with_name(f"{path.name}{TMP_MARK}{os.getpid()}")
+    tmp = path.with_name(tmp_name(path.name))
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         write(tmp)
@@ -117,7 +125,7 @@ def clean_tmp(root: str | Path) -> list[Path]:
     root = Path(root)
     if not root.exists():
         return []
-    stale = [p for p in root.rglob(f"*{TMP_MARK}*") if p.is_file()]
+    stale = [p for p in root.rglob(f"{TMP_MARK}*") if p.is_file()]
     for p in stale:
         p.unlink(missing_ok=True)
     return stale

@@ -1,6 +1,10 @@
-"""Experiment specs: one YAML file, validated by pydantic, shared by the CLI and the Python API.
+"""Specs of ``brainlike run``: one YAML file, validated by pydantic, shared by the CLI and the Python API.
 
-Example (see ``examples/zoo.yaml``)::
+:func:`load_spec` / :func:`parse_spec` read any spec: its ``analysis:`` (default ``alignment``) names the
+registered analysis (:data:`brainlike.registry.ANALYSES`) whose ``Config`` validates the rest. This module
+also holds the alignment analysis's spec (:class:`ExperimentSpec`) and its sections.
+
+Example of an alignment spec (see ``examples/zoo.yaml``)::
 
     name: zoo
     output: brainlike-out/zoo
@@ -17,16 +21,16 @@ Example (see ``examples/zoo.yaml``)::
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 
+from brainlike.config import RunConfig, StimulusSpec, read_yaml_mapping, validate_config
+from brainlike.config import StrictModel as _Strict
 from brainlike.errors import BrainlikeError
 
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+__all__ = ["AnalysesSpec", "CapabilitySpec", "ContextSpec", "EncodingSpec", "ExperimentSpec", "FeatureSpec",
+           "ModelSpec", "RaySpec", "StimulusSpec", "load_spec", "parse_spec", "read_yaml_mapping"]
 
 
 class ModelSpec(_Strict):
@@ -42,36 +46,11 @@ class ModelSpec(_Strict):
         return self.label or self.name
 
 
-class StimulusSpec(_Strict):
-    source: str = Field("builtin:aesop", description="builtin:aesop, or a .tsv / .TextGrid / .txt file")
-    words_per_second: float = Field(2.5, gt=0, description="speech rate for plain text sources")
-    n_words: int | None = Field(None, gt=10, description="use only the first N words")
-
-
 class FeatureSpec(_Strict):
     pooling: Literal["last", "mean"] = "last"
     dtype: Literal["float32", "float16", "bfloat16"] = "float32"
     max_window: int | None = Field(None, ge=2)
     batch_size: int = Field(16, ge=1)
-
-
-class DatasetSpec(_Strict):
-    """The neural data: a simulation, or real recordings in BIDS."""
-
-    kind: Literal["simulated-ecog", "simulated-fmri", "bids-ieeg", "bids-fmri"] = "simulated-ecog"
-    subjects: int | list[str] = Field(2, description="number of simulated subjects, or BIDS subject labels")
-    planted: dict[str, float] = Field(default_factory=dict,
-                                      description="simulation: how strongly each model's features drive the brain")
-    channels_per_region: int = Field(12, ge=2)
-    snr: tuple[float, float] = (0.3, 1.5)
-    path: str | None = Field(None, description="BIDS root for real data")
-    task: str | None = None
-    stimulus: str | None = Field(None, description="BIDS: word-timing file shared by all subjects (relative to "
-                                 "the root or absolute); default: the words of each run's events.tsv")
-    region_column: str | None = Field(None, description="BIDS iEEG: electrodes.tsv column with region labels")
-    hierarchy: str = Field("hierarchy", description="hierarchy position of each channel: 'hierarchy' (the "
-                           "dataset's), 'distance:X,Y,Z' (mm from a point), 'order:A>B>C' (region order) or an "
-                           "electrodes.tsv column")
 
 
 class EncodingSpec(_Strict):
@@ -136,19 +115,25 @@ class RaySpec(_Strict):
                                        "cluster has GPUs (0: extract on CPUs)")
 
 
-class ExperimentSpec(_Strict):
+class ExperimentSpec(RunConfig):
+    """The spec of the alignment analysis (``analysis: alignment``, the default).
+
+    ``dataset`` is a mapping whose ``kind`` names a registered dataset (:data:`brainlike.registry.DATASETS`);
+    the rest of it is validated by that dataset's ``Config`` (:attr:`dataset_config`).
+    """
+
+    analysis: Literal["alignment"] = "alignment"
     name: str = "experiment"
-    output: str = "brainlike-out"
-    seed: int = 0
     executor: Literal["local", "ray"] = Field("local", description="local: in this process; ray: Ray tasks")
     ray: RaySpec = Field(default_factory=RaySpec)
     models: list[ModelSpec]
     stimulus: StimulusSpec = Field(default_factory=StimulusSpec)
     features: FeatureSpec = Field(default_factory=FeatureSpec)
-    dataset: DatasetSpec = Field(default_factory=DatasetSpec)
+    dataset: dict[str, Any] = Field(default_factory=lambda: {"kind": "simulated-ecog"},
+                                    description="kind: a registered dataset; the other keys: its config")
     encoding: EncodingSpec = Field(default_factory=EncodingSpec)
     analyses: AnalysesSpec = Field(default_factory=AnalysesSpec)
-    report: bool = True
+    _dataset: Any = PrivateAttr(None)
 
     @field_validator("models", mode="before")
     @classmethod
@@ -157,50 +142,51 @@ class ExperimentSpec(_Strict):
             raise ValueError("list at least one model")
         return [{"name": m} if isinstance(m, str) else m for m in v]
 
+    @field_validator("dataset", mode="before")
+    @classmethod
+    def _dataset_kind(cls, v):
+        if not isinstance(v, dict):
+            raise ValueError("dataset must be a mapping with a `kind` (a registered dataset)")
+        return {"kind": "simulated-ecog", **v}
+
     @model_validator(mode="after")
-    def _check(self) -> "ExperimentSpec":
+    def _check(self) -> ExperimentSpec:
+        from brainlike.datasets import validate_dataset
+
         keys = [m.key for m in self.models]
         if len(set(keys)) != len(keys):
             raise ValueError(f"model names/labels must be unique: {keys}")
-        unknown = set(self.dataset.planted) - set(keys)
+        try:
+            _, self._dataset = validate_dataset(self.dataset, source="dataset")
+        except BrainlikeError as exc:
+            raise ValueError(str(exc)) from None
+        unknown = set(getattr(self._dataset, "planted", {}) or {}) - set(keys)
         if unknown:
             raise ValueError(f"dataset.planted names models not in the zoo: {sorted(unknown)}")
-        if self.dataset.kind.startswith("bids") and not self.dataset.path:
-            raise ValueError(f"dataset.kind {self.dataset.kind} needs dataset.path (the BIDS root)")
-        if self.dataset.kind.startswith("bids") and not isinstance(self.dataset.subjects, list):
-            raise ValueError(f"dataset.kind {self.dataset.kind} needs dataset.subjects: a list of BIDS subject labels")
-        if self.dataset.kind.endswith("fmri"):
-            raise ValueError(f"dataset.kind {self.dataset.kind}: `brainlike run` sweeps word-locked (ECoG/iEEG) data "
-                             "so far; fit fMRI with the Python API (brainlike.neural.fmri_design_layers + "
-                             "score_layers, see docs/neural-data.md)")
         return self
 
+    @property
+    def dataset_kind(self) -> str:
+        """The registered dataset kind of ``dataset``."""
+        return str(self.dataset["kind"])
 
-def read_yaml_mapping(path: str | Path) -> dict:
-    """A YAML file that must hold a mapping; missing files and bad YAML are clear errors."""
-    path = Path(path)
-    if not path.exists():
-        raise BrainlikeError(f"spec file not found: {path}")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise BrainlikeError(f"{path}: not valid YAML: {exc}") from None
-    if not isinstance(raw, dict):
-        raise BrainlikeError(f"{path}: the spec must be a mapping of fields")
-    return raw
+    @property
+    def dataset_config(self) -> Any:
+        """``dataset`` validated by its plugin's ``Config``."""
+        return self._dataset
 
 
-def load_spec(path: str | Path) -> ExperimentSpec:
-    """Read and validate a YAML spec; errors name the offending field."""
+def load_spec(path: str | Path) -> RunConfig:
+    """Read and validate a YAML spec of any registered analysis; errors name the offending field."""
     return parse_spec(read_yaml_mapping(path), source=str(path))
 
 
-def parse_spec(raw: dict, source: str = "spec") -> ExperimentSpec:
-    try:
-        return ExperimentSpec.model_validate(raw)
-    except ValidationError as exc:
-        lines = []
-        for err in exc.errors():
-            loc = ".".join(str(x) for x in err["loc"]) or "(top level)"
-            lines.append(f"  {loc}: {err['msg']}")
-        raise BrainlikeError(f"{source}: invalid spec\n" + "\n".join(lines)) from None
+def parse_spec(raw: dict, source: str = "spec") -> RunConfig:
+    """Validate a spec mapping with the ``Config`` of its ``analysis`` (default ``alignment``)."""
+    from brainlike.registry import ANALYSES
+
+    if not isinstance(raw, dict):
+        raise BrainlikeError(f"{source}: the spec must be a mapping of fields")
+    name = raw.get("analysis", "alignment")
+    plugin = ANALYSES.get(name)
+    return validate_config(plugin.Config, raw, source=source, what=f"{name} spec")

@@ -230,15 +230,11 @@ class FMRIDesign:
     def n_samples(self) -> int:
         return int(self.runs.shape[0])
 
-    def folds(self, n_splits: int | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Run-aware folds ``[(train_idx, test_idx)]`` from ``brainlike.encoding.contiguous_folds``.
-
-        ``n_splits`` defaults to the number of runs (leave-one-run-out), at most 5.
-        """
-        from brainlike.encoding import contiguous_folds
-
-        k = n_splits if n_splits is not None else min(len(self.run_labels), 5)
-        return contiguous_folds(self.n_samples, n_splits=k, groups=self.runs)
+    @property
+    def default_n_splits(self) -> int:
+        """Folds for run-aware CV: the number of runs (leave-one-run-out), at most 5; use with
+        ``brainlike.encoding.contiguous_folds(design.n_samples, design.default_n_splits, groups=design.runs)``."""
+        return min(len(self.run_labels), 5)
 
     def layer(self, index: int) -> np.ndarray:
         """The ``(n_kept, n_features * n_delays)`` design of one layer (a view, no copy)."""

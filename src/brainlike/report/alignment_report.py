@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from brainlike.report.figures import fig_ax
+from brainlike.plotting import fig_ax
 from brainlike.report.html import Section, write_report
 
 
@@ -80,8 +80,8 @@ def plot_context_curves(context: pd.DataFrame, ax=None):
     return fig
 
 
-def alignment_report(spec, tables: dict[str, pd.DataFrame], path: str | Path) -> Path:
-    """Write the HTML report of a run from its tables."""
+def alignment_sections(tables: dict[str, pd.DataFrame]) -> list[Section]:
+    """The report sections of an alignment run, from its tables."""
     sections = [
         Section("Brain score by layer", "Mean held-out Pearson r over significant electrodes against relative layer "
                 "depth; the brain score of a model is the peak of its curve.",
@@ -107,5 +107,10 @@ def alignment_report(spec, tables: dict[str, pd.DataFrame], path: str | Path) ->
         sections.append(Section("Context length", "Encoding performance when every word is processed with exactly "
                                 "N preceding tokens.", [("context curves", plot_context_curves(ctx))],
                                 [("peak-layer mean r by context", pivot)]))
-    return write_report(sections, path, title=f"brainlike: {spec.name}",
-                        subtitle=f"{len(spec.models)} models, dataset {spec.dataset.kind}")
+    return sections
+
+
+def alignment_report(spec, tables: dict[str, pd.DataFrame], path: str | Path) -> Path:
+    """Write the HTML report of a run from its tables."""
+    return write_report(alignment_sections(tables), path, title=f"brainlike: {spec.name}",
+                        subtitle=f"{len(spec.models)} models, dataset {spec.dataset_kind}")

@@ -8,6 +8,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from brainlike.plotting import fig_ax  # noqa: E402
+
 
 def plot_layer_scores(scores: pd.DataFrame, ax=None, x: str = "layer", title: str | None = None):
     """Mean held-out r (± standard error across channels) against layer, one line per region.
@@ -44,12 +46,3 @@ def plot_models_relative_depth(scores: pd.DataFrame, ax=None, title: str = "scor
     ax.legend(fontsize=8, frameon=False)
     fig.tight_layout()
     return fig
-
-
-def fig_ax(ax=None, size: tuple[float, float] = (6, 4)):
-    """``(figure, axes)``: a new figure of ``size`` inches at 110 dpi, or the figure of the given axes."""
-    if ax is None:
-        fig, ax = plt.subplots(figsize=size, dpi=110)
-    else:
-        fig = ax.figure
-    return fig, ax

@@ -13,7 +13,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from brainlike.errors import BrainlikeError  # noqa: E402
-from brainlike.report.figures import fig_ax  # noqa: E402
+from brainlike.plotting import fig_ax  # noqa: E402
 
 _LINESTYLES = {"twonn": "-", "mle": "--"}
 _LABELS = {"density": "attention graph density", "relative_density": "relative attention density",

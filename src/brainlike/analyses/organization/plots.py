@@ -12,7 +12,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from brainlike.errors import BrainlikeError  # noqa: E402
-from brainlike.report.figures import fig_ax  # noqa: E402
+from brainlike.plotting import fig_ax  # noqa: E402
 
 __all__ = ["plot_layer_membership", "plot_model_metrics", "plot_overlap", "plot_pattern_maps", "plot_patterns"]
 

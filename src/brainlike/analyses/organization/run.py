@@ -20,7 +20,7 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
 from brainlike.analyses.organization.brain import BrainData
 from brainlike.analyses.organization.glm import GLMResult, design_matrix, fit_glm, hrf_regressors
@@ -30,6 +30,8 @@ from brainlike.analyses.organization.networks import NetworkAtlas, load_atlas, m
 from brainlike.analyses.organization.patterns import PatternLearner, PatternResult
 from brainlike.analyses.organization.simulate import SimulatedOrganization, plant_groups, simulate_network_fmri
 from brainlike.analyses.organization.timecourses import frame_times, iter_timecourses, tr_matrix
+from brainlike.config import StimulusSpec, format_validation_error, resolve_stimulus
+from brainlike.config import StrictModel as _Strict
 from brainlike.errors import BrainlikeError
 from brainlike.models.neurons import NeuronActivations, NeuronOptions, extract_neurons
 from brainlike.stimulus import Stimulus
@@ -38,16 +40,8 @@ __all__ = ["ModelOrganization", "OrganizationConfig", "OrganizationResult", "loa
            "run_organization"]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class StimulusConfig(_Strict):
-    """The story: ``builtin:aesop``, or a ``.tsv`` / ``.TextGrid`` (word timing) / ``.txt`` file."""
-
-    source: str = "builtin:aesop"
-    words_per_second: float = Field(2.5, gt=0, description="speech rate for plain-text sources")
-    n_words: int | None = Field(None, gt=10, description="use only the first N words")
+#: the story of the analysis: the same reader and word times as every other analysis
+StimulusConfig = StimulusSpec
 
 
 class DataConfig(_Strict):
@@ -137,7 +131,6 @@ class OrganizationConfig(_Strict):
     glm: GLMConfig = Field(default_factory=GLMConfig)
     networks: NetworksConfig = Field(default_factory=NetworksConfig)
     consistency: ConsistencyConfig = Field(default_factory=ConsistencyConfig)
-    output: str | None = Field(None, description="folder for tables (parquet), maps (NIfTI) and figures")
 
     @model_validator(mode="after")
     def _check(self) -> "OrganizationConfig":
@@ -152,47 +145,27 @@ class OrganizationConfig(_Strict):
     @classmethod
     def from_yaml(cls, path: str | Path) -> "OrganizationConfig":
         """Read a YAML file (the whole file, or its ``organization:`` section); errors name the field."""
-        import yaml
+        from brainlike.config import read_yaml_mapping
 
-        path = Path(path)
-        if not path.exists():
-            raise BrainlikeError(f"config file not found: {path}")
-        raw = yaml.safe_load(path.read_text()) or {}
-        if isinstance(raw, dict) and "organization" in raw and isinstance(raw["organization"], dict):
+        raw = read_yaml_mapping(path)
+        if "organization" in raw and isinstance(raw["organization"], dict):
             raw = raw["organization"]
+        raw = {k: v for k, v in raw.items() if k not in ("analysis", "output", "seed", "report")}
         return cls.parse(raw, source=str(path))
 
     @classmethod
     def parse(cls, raw: dict, source: str = "config") -> "OrganizationConfig":
+        from pydantic import ValidationError
+
         try:
             return cls.model_validate(raw)
         except ValidationError as exc:
-            lines = [f"  {'.'.join(str(x) for x in e['loc']) or '(top level)'}: {e['msg']}" for e in exc.errors()]
-            raise BrainlikeError(f"{source}: invalid organization config\n" + "\n".join(lines)) from None
+            raise format_validation_error(exc, source, "organization config") from None
 
 
-def load_stimulus(cfg: StimulusConfig) -> Stimulus:
-    """The stimulus named by the config."""
-    src = cfg.source
-    if src == "builtin:aesop":
-        from brainlike.data import default_story
-
-        stim = Stimulus.from_text(default_story(), words_per_second=cfg.words_per_second, name="aesop")
-    elif src.startswith("builtin:"):
-        raise BrainlikeError(f"unknown built-in stimulus {src!r}; available: builtin:aesop")
-    else:
-        path = Path(src)
-        if not path.exists():
-            raise BrainlikeError(f"stimulus file not found: {path}")
-        suffix = path.suffix.lower()
-        if suffix == ".txt":
-            stim = Stimulus.from_text(path.read_text(encoding="utf-8"), words_per_second=cfg.words_per_second,
-                                      name=path.stem)
-        elif suffix == ".textgrid":
-            stim = Stimulus.from_textgrid(path)
-        else:
-            stim = Stimulus.from_tsv(path)
-    return stim.subset(0, cfg.n_words) if cfg.n_words else stim
+def load_stimulus(cfg: StimulusSpec, seed: int = 0) -> Stimulus:
+    """The stimulus named by the config (:func:`brainlike.config.resolve_stimulus`)."""
+    return resolve_stimulus(cfg, seed=seed)
 
 
 # ------------------------------------------------------------------------------------------ per model
@@ -413,31 +386,6 @@ class OrganizationResult:
             figs[f"maps_{name}"] = plots.plot_pattern_maps(sel["maps"])
         return figs
 
-    def save(self, out_dir: str | Path, figures: bool = True) -> Path:
-        """Write tables (``organization_<name>`` in a :class:`brainlike.store.ResultsStore`), t-maps
-        (``maps/<model>_pattern<k>_t.nii.gz`` for volume data) and figures (``figures/*.png``)."""
-        from brainlike.store import ResultsStore
-
-        out = Path(out_dir)
-        store = ResultsStore(out)
-        for name, df in self.tables().items():
-            if len(df):
-                store.write(f"organization_{name}", df)
-        if self.data.is_volume:
-            (out / "maps").mkdir(parents=True, exist_ok=True)
-            for name, m in self.models.items():
-                for k in range(len(m.glm.t)):
-                    self.data.to_image(m.glm.t[k]).to_filename(str(out / "maps" / f"{name}_pattern{k}_t.nii.gz"))
-        if figures:
-            import matplotlib.pyplot as plt
-
-            (out / "figures").mkdir(parents=True, exist_ok=True)
-            for name, fig in self.figures().items():
-                fig.savefig(out / "figures" / f"{name}.png", dpi=100)
-                plt.close(fig)
-        (out / "organization_config.json").write_text(json.dumps(self.config, indent=2, default=str))
-        return out
-
 
 # ------------------------------------------------------------------------------------------ driver
 def _brain_data(cfg: OrganizationConfig) -> BrainData:
@@ -466,7 +414,8 @@ def run_organization(
         progress: progress bars.
 
     Returns:
-        :class:`OrganizationResult`; written to ``config.output`` when set.
+        :class:`OrganizationResult` (write it with ``brainlike run``: tables to the results store, maps
+        under the output folder).
     """
     t0 = time.perf_counter()
     cfg = config if isinstance(config, OrganizationConfig) else OrganizationConfig.parse(dict(config))
@@ -503,6 +452,4 @@ def run_organization(
     result = OrganizationResult(cfg.model_dump(), models, data, atlas,
                                 frame_times(data.n_trs, data.tr, data.tr_offset), sim, groups, planted,
                                 time.perf_counter() - t0)
-    if cfg.output:
-        result.save(cfg.output)
     return result

@@ -1,8 +1,9 @@
-"""`brainlike run SPEC.yaml`: the layer-wise alignment sweep over a model zoo (Mischler et al. 2024).
+"""The ``alignment`` analysis: the layer-wise alignment sweep over a model zoo (Mischler et al. 2024).
 
-models × subjects × layers are scored with cross-validated ridge; every table goes to a
+models × subjects × layers are scored with cross-validated ridge; every table goes to the run's
 :class:`~brainlike.store.ResultsStore` under ``<output>/results``; finished (model, subject) pieces are
-skipped when the run is started again, and features come from the feature cache.
+skipped when the run is started again, and features come from the feature cache. The subjects come from
+the spec's registered dataset (:mod:`brainlike.datasets`).
 """
 from __future__ import annotations
 
@@ -15,16 +16,14 @@ import pandas as pd
 from rich.console import Console
 
 from brainlike.analyses import alignment as al
-from brainlike.errors import BrainlikeError
+from brainlike.config import resolve_stimulus
+from brainlike.datasets import DatasetContext, dataset_plugin
 from brainlike.models import ExtractionOptions, Features, load_model
 from brainlike.neural import word_locked_responses
-from brainlike.neural.sources import SubjectData, hierarchy_positions
+from brainlike.pipelines import AnalysisOutput, RunContext
 from brainlike.spec import ExperimentSpec
 from brainlike.stimulus import Stimulus
 from brainlike.store import ResultsStore
-
-#: relative depths of the hierarchy levels of the simulated brain (see :func:`simulate_zoo_subject`)
-LEVEL_DEPTHS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
 @dataclass
@@ -36,81 +35,8 @@ class RunResult:
 
 
 def load_stimulus(spec: ExperimentSpec) -> Stimulus:
-    from brainlike.cli import read_stimulus
-    from brainlike.data import default_story
-
-    src = spec.stimulus.source
-    if src == "builtin:aesop":
-        stim = Stimulus.from_text(default_story(), words_per_second=spec.stimulus.words_per_second, jitter=0.2,
-                                  seed=spec.seed, name="aesop")
-    elif src.startswith("builtin:"):
-        raise BrainlikeError(f"unknown built-in stimulus {src!r}; available: builtin:aesop")
-    else:
-        path = Path(src)
-        stim = read_stimulus(path) if path.suffix.lower() != ".txt" else Stimulus.from_text(
-            path.read_text(encoding="utf-8"), words_per_second=spec.stimulus.words_per_second, name=path.stem)
-    if spec.stimulus.n_words:
-        stim = stim.subset(0, spec.stimulus.n_words)
-    return stim
-
-
-def _zscore(x: np.ndarray) -> np.ndarray:
-    sd = x.std(axis=0)
-    return (x - x.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
-
-
-def zoo_levels(features: dict[str, Features], planted: dict[str, float]) -> np.ndarray:
-    """Pseudo-features of a simulated brain whose representations mix the models' layers.
-
-    Level ``j`` (relative depth ``LEVEL_DEPTHS[j]``) concatenates, for every model ``m``, its z-scored layer
-    at that relative depth scaled by ``sqrt(w_m / p_m)``: a random projection of level ``j`` then draws
-    variance ``∝ w_m`` from model ``m``. Models with larger planted weight are therefore more brain-like.
-
-    Returns:
-        ``(len(LEVEL_DEPTHS), n_words, Σ p_m)`` float32.
-    """
-    blocks = []
-    for name, feats in features.items():
-        w = float(planted.get(name, 0.0))
-        if w <= 0:
-            continue
-        layers = [int(round(d * (feats.n_layers - 1))) for d in LEVEL_DEPTHS]
-        scale = np.sqrt(w / feats.hidden_size)
-        blocks.append(np.stack([_zscore(feats.layers[k].astype(np.float64)) * scale for k in layers]))
-    if not blocks:
-        raise BrainlikeError("dataset.planted gives no model a positive weight")
-    return np.concatenate(blocks, axis=2).astype(np.float32)
-
-
-def simulated_subjects(spec: ExperimentSpec, stim: Stimulus, features: dict[str, Features]) -> list[SubjectData]:
-    """Simulated ECoG subjects (with their ground truth tables) for a zoo spec."""
-    from brainlike.neural.simulate import default_regions, simulate_ecog
-
-    planted = spec.dataset.planted or {k: 1.0 for k in features}
-    levels = zoo_levels(features, planted)
-    n_sub = spec.dataset.subjects if isinstance(spec.dataset.subjects, int) else len(spec.dataset.subjects)
-    labels = spec.dataset.subjects if isinstance(spec.dataset.subjects, list) else [f"sim-{i + 1:02d}" for i in range(n_sub)]
-    out = []
-    for i, label in enumerate(labels):
-        regions = default_regions(levels.shape[0], n_channels=spec.dataset.channels_per_region, snr=spec.dataset.snr)
-        sim = simulate_ecog(stim, levels, regions=regions, seed=spec.seed + 1000 * i, subject=label)
-        ds = sim.dataset
-        ds.hierarchy = hierarchy_positions(ds, spec.dataset.hierarchy)
-        truth = sim.truth[["channel", "best_layer", "is_noise"]].rename(columns={"best_layer": "planted_level"})
-        out.append(SubjectData(ds, stim, truth))
-    return out
-
-
-def recorded_subjects(spec: ExperimentSpec) -> list[SubjectData]:
-    """The recorded subjects of a spec (BIDS iEEG), or [] for a simulated dataset."""
-    d = spec.dataset
-    if d.kind != "bids-ieeg":
-        return []
-    from brainlike.neural.sources import load_bids_ieeg_subjects
-
-    assert d.path is not None and isinstance(d.subjects, list)  # checked by the spec
-    return load_bids_ieeg_subjects(d.path, d.subjects, task=d.task, hierarchy=d.hierarchy, stimulus=d.stimulus,
-                                   region_column=d.region_column)
+    """The spec's own story (:func:`brainlike.config.resolve_stimulus`, seeded by the spec's seed)."""
+    return resolve_stimulus(spec.stimulus, seed=spec.seed)
 
 
 def run_experiment(spec: ExperimentSpec, console: Console | None = None, progress: bool = True) -> RunResult:
@@ -122,14 +48,28 @@ def run_experiment(spec: ExperimentSpec, console: Console | None = None, progres
     (model, subject) pair (checksummed, under ``<output>/staging``).
     """
     from brainlike.cache import default_cache_dir
-    from brainlike.execution import (ChunkStaging, ExtractTask, FitTask, Resources, extract_task, features_digest,
-                                     layer_chunks, make_executor, open_features, responses_digest, run_fits)
+    from brainlike.execution import (
+        ChunkStaging,
+        ExtractTask,
+        FitTask,
+        Resources,
+        extract_task,
+        features_digest,
+        layer_chunks,
+        make_executor,
+        open_features,
+        responses_digest,
+        run_fits,
+    )
 
     console = console or Console(stderr=True)
     t0 = time.time()
     out = Path(spec.output)
     store = ResultsStore(out / "results")
-    recorded = recorded_subjects(spec)  # recordings bring their own words; features are extracted on them
+    plugin = dataset_plugin(spec.dataset_kind)
+    recorded = []  # recordings bring their own words; features are extracted on them
+    if not plugin.needs_features:
+        recorded = plugin.load(spec.dataset_config, DatasetContext(seed=spec.seed))
     stim = recorded[0].stimulus if recorded else load_stimulus(spec)
     console.print(f"[bold]{spec.name}[/]: {len(spec.models)} models, stimulus {stim.name!r} ({len(stim)} words), "
                   f"executor {spec.executor}")
@@ -153,7 +93,7 @@ def run_experiment(spec: ExperimentSpec, console: Console | None = None, progres
         for key, fut in ext.items():  # the driver needs them all for the simulated brain
             console.print(f"features: {key}")
             features[key] = open_features(fut.result())
-        subjects = recorded or simulated_subjects(spec, stim, features)
+        subjects = recorded or plugin.load(spec.dataset_config, DatasetContext(stim, features, spec.seed))
         channel_rows, responses, digests, kept = [], {}, {}, []
         for sub in subjects:
             ds, dropped = sub.dataset.drop_bad_channels()
@@ -213,6 +153,24 @@ def run_experiment(spec: ExperimentSpec, console: Console | None = None, progres
     return RunResult(store, report, time.time() - t0, tables)
 
 
+class Alignment:
+    """The ``alignment`` analysis plugin (registered in :data:`brainlike.registry.ANALYSES`)."""
+
+    Config = ExperimentSpec
+    title = "layer-wise brain alignment"
+
+    def run(self, config: ExperimentSpec, context: RunContext) -> AnalysisOutput:
+        from brainlike.report.alignment_report import alignment_sections
+
+        spec = config.model_copy(update={"output": str(context.output), "report": False})
+        res = run_experiment(spec, console=context.console, progress=context.progress)
+        return AnalysisOutput(tables={}, sections=alignment_sections(res.tables),  # tables: stored by analyse()
+                              subtitle=f"{len(config.models)} models, dataset {config.dataset_kind}")
+
+
+ALIGNMENT = Alignment()
+
+
 def analyse(spec: ExperimentSpec, store: ResultsStore, channels: pd.DataFrame, console: Console,
             progress: bool = True) -> dict[str, pd.DataFrame]:
     """Brain scores, best layers, hierarchy alignment, capability and context tables (all stored)."""
@@ -236,7 +194,8 @@ def analyse(spec: ExperimentSpec, store: ResultsStore, channels: pd.DataFrame, c
             cap_rows.append({"model": m.key, "capability": m.capability, "bits_per_byte": np.nan, "source": "spec"})
         elif cap_spec is not None and cap_spec.corpus:
             if store.has("capability_cache", model=m.key):
-                cap_rows.append(store.read("capability_cache", where=f"model = '{m.key}'").iloc[0].to_dict())
+                cap = store.read("capability_cache")
+                cap_rows.append(cap[cap["model"] == m.key].iloc[0].to_dict())
                 continue
             lm = load_model(m.name, dtype=spec.features.dtype)
             if lm.kind != "causal":

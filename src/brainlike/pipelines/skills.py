@@ -1,0 +1,79 @@
+"""The ``skill-theory`` (Arora & Goyal 2023) and ``skillmix`` (Yu et al. 2023) analyses."""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from brainlike.analyses.skills import run_skillmix, run_theory
+from brainlike.analyses.skills.skillmix import SkillMixConfig
+from brainlike.analyses.skills.theory import TheoryConfig
+from brainlike.config import RunConfig
+from brainlike.pipelines import AnalysisOutput, RunContext, Section
+
+
+class SkillTheorySpec(RunConfig):
+    """``analysis: skill-theory`` with the theory's settings under ``theory:``."""
+
+    analysis: Literal["skill-theory"] = "skill-theory"
+    name: str = "skill-theory"
+    output: str = "brainlike-out/skill-theory"
+    theory: TheoryConfig = Field(default_factory=TheoryConfig)
+
+
+class SkillTheory:
+    """The ``skill-theory`` analysis plugin."""
+
+    Config = SkillTheorySpec
+    title = "skill emergence under scaling laws (theory)"
+
+    def run(self, config: SkillTheorySpec, context: RunContext) -> AnalysisOutput:
+        theory = config.theory.model_copy(update={"progress": context.progress and config.theory.progress})
+        result = run_theory(theory)
+        tables = {f"skill_{k}": v for k, v in result.tables().items()}
+        section = Section("Skill emergence (theory)", "Competence on skills and k-tuples of skills as model scale "
+                          "grows: Monte Carlo on random skill graphs and closed-form bounds.",
+                          list(result.figures().items()), [(k, v) for k, v in result.tables().items() if len(v)])
+        return AnalysisOutput(tables=tables, sections=[section])
+
+
+class SkillMixSpec(RunConfig):
+    """``analysis: skillmix`` with the evaluation's settings under ``skillmix:``.
+
+    ``skillmix.output_dir`` is ignored: the log of finished items (``records.jsonl``, for resume) lives in
+    ``<output>/skillmix``.
+    """
+
+    analysis: Literal["skillmix"] = "skillmix"
+    name: str = "skillmix"
+    output: str = "brainlike-out/skillmix"
+    skillmix: SkillMixConfig
+
+
+class SkillMix:
+    """The ``skillmix`` analysis plugin; items that failed make the run fail (after the others are saved)."""
+
+    Config = SkillMixSpec
+    title = "Skill-Mix evaluation"
+
+    def run(self, config: SkillMixSpec, context: RunContext) -> AnalysisOutput:
+        cfg = config.skillmix.model_copy(update={"output_dir": context.output / "skillmix",
+                                                 "progress": context.progress and config.skillmix.progress})
+        result = run_skillmix(cfg)
+        tables = result.tables()
+        items = result.items
+        failed = int((items["status"] != "done").sum()) if "status" in items else 0
+        message = ""
+        if failed:
+            reasons = items.loc[items["status"] != "done", "error"].astype(str).value_counts().head(3)
+            message = (f"{failed} of {len(items)} Skill-Mix items failed ("
+                       + "; ".join(f"{n}× {r[:160]}" for r, n in reasons.items())
+                       + "); fix the endpoint and run the same command again to retry them")
+        section = Section("Skill-Mix", "Scores by k with confidence intervals.", list(result.figures().items()),
+                          [(k, v) for k, v in tables.items() if "summary" in k and len(v)])
+        return AnalysisOutput(tables=tables, sections=[section], failures=failed, message=message,
+                              files=[result.output_dir / "records.jsonl"])
+
+
+SKILL_THEORY = SkillTheory()
+SKILLMIX = SkillMix()
