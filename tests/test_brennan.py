@@ -27,7 +27,7 @@ from brainlike.neural.brennan import (
     shipped_copy_dir,
     write_compact_copy,
 )
-from brainlike.neural.stats import loo_isc, spearman_brown, split_half_ceiling
+from brainlike.neural.stats import add_ceiling_columns, loo_isc, spearman_brown, split_half_ceiling
 
 REPO = Path(__file__).resolve().parents[1]
 EXPECTED_LOO_ISC_6MM = {"LATL": 0.31, "RATL": 0.20, "LPTL": 0.38, "LIPL": 0.28, "LPreM": 0.22, "LIFG": 0.14}
@@ -309,6 +309,31 @@ def test_spearman_brown_and_subject_ceilings_recover_planted_reliability():
     with pytest.raises(NeuralDataError, match="ci must be in"):
         split_half_ceiling(data, ci=1.5)
 
+
+
+def test_ceiling_normalised_scores_sit_beside_the_raw_ones(rec):
+    import pandas as pd
+
+    nc = rec.noise_ceilings(n_splits=20)
+    scores = pd.DataFrame({"model": "m", "subject": np.repeat(["s18", "s22"], 6), "channel": list(rec.rois) * 2,
+                           "r": np.linspace(0.01, 0.3, 12), "alpha": 1.0})
+    out = add_ceiling_columns(scores, dict(zip(nc["roi"], nc["loo_isc"])), min_ceiling=0.15)
+    assert list(out.columns) == ["model", "subject", "channel", "r", "ceiling", "r_normalized", "alpha"]
+    pd.testing.assert_frame_equal(out[scores.columns], scores)  # the raw scores are kept as they were
+    want = scores["r"] / scores["channel"].map(dict(zip(nc["roi"], nc["loo_isc"])))
+    lifg = (scores["channel"] == "LIFG").to_numpy()  # LOO ISC .14 < min_ceiling: not normalised
+    assert np.all(np.isnan(out["r_normalized"][lifg]))
+    np.testing.assert_allclose(out["r_normalized"][~lifg], want[~lifg])
+    # per (subject, channel) ceilings from a table
+    isc = loo_isc(rec.data)
+    table = pd.DataFrame({"subject": np.repeat(rec.subjects, 6), "channel": list(rec.rois) * rec.n_subjects,
+                          "ceiling": isc.per_subject.reshape(-1)})
+    out2 = add_ceiling_columns(scores, table, on=["subject", "channel"], min_ceiling=0.0)
+    np.testing.assert_allclose(out2["ceiling"][:6], isc.per_subject[0])
+    with pytest.raises(NeuralDataError, match="no column"):
+        add_ceiling_columns(scores, table, on=["subject", "roi"])
+    with pytest.raises(NeuralDataError, match="duplicate"):
+        add_ceiling_columns(scores, pd.concat([table, table]), on=["subject", "channel"])
 
 # ---------------------------------------------------------------------------------------------- registry hook
 def test_registry_hook_builds_the_recording_and_names_bad_fields():

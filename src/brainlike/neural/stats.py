@@ -6,7 +6,8 @@
   subjects heard the same stimulus (an estimate of the best achievable r, see the docstring).
 * :func:`loo_isc` / :func:`split_half_ceiling` — the two subject-level noise ceilings of a dataset in which
   many subjects heard one stimulus (each subject vs the mean of the others; random halves of the subjects,
-  Spearman–Brown corrected, with the spread over splits); :func:`spearman_brown` the prophecy formula.
+  Spearman–Brown corrected, with the spread over splits); :func:`spearman_brown` the prophecy formula;
+  :func:`add_ceiling_columns` puts ceiling-normalised scores beside the raw ones in a score table.
 * :func:`permutation_test` — p-values for channel scores by circularly shifting (or block-permuting) the
   held-out predictions against the recordings, which keeps the autocorrelation of both series intact
   (shuffling single samples would not, and gives far too small p-values for fMRI/ECoG).
@@ -29,6 +30,7 @@ __all__ = [
     "NoiseCeiling",
     "PermutationResult",
     "SplitHalfCeiling",
+    "add_ceiling_columns",
     "block_bootstrap_ci",
     "fdr_correction",
     "fold_labels",
@@ -129,7 +131,8 @@ def spearman_brown(r, factor: float = 2.0) -> np.ndarray:
     Returns
     -------
     np.ndarray
-        ``factor * r / (1 + (factor - 1) * r)``, same shape as ``r`` (-1 where ``r`` is -1).
+        ``factor * r / (1 + (factor - 1) * r)``, same shape as ``r``; -1 where the denominator is not
+        positive (``r <= -1 / (factor - 1)``, e.g. ``r = -1`` for ``factor = 2``).
     """
     r = np.asarray(r, dtype=np.float64)
     if not factor > 0:
@@ -391,6 +394,66 @@ def normalize_scores(scores, ceiling, *, min_ceiling: float = 0.1) -> np.ndarray
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(c >= min_ceiling, s / c, np.nan)
 
+
+
+def add_ceiling_columns(scores, ceilings, *, on: str | Sequence[str] = "channel", score: str = "r",
+                        min_ceiling: float = 0.1):
+    """A copy of a score table with ``ceiling`` and ``<score>_normalized`` columns **beside** the raw score.
+
+    Parameters
+    ----------
+    scores : pandas.DataFrame
+        A tidy score table (e.g. ``model, subject, layer, channel, region, r, ...``); left unchanged.
+    ceilings : mapping or pandas.DataFrame
+        Ceiling per target: a mapping ``{channel: ceiling}`` (keyed by the single ``on`` column), or a
+        table with the ``on`` columns and a ``ceiling`` column (e.g. per ``subject`` and ``channel`` from
+        :func:`loo_isc`'s ``per_subject``).
+    on : str or sequence of str
+        Column(s) identifying a target in both tables.
+    score : str
+        The score column to normalise.
+    min_ceiling : float
+        Below this ceiling the normalised score is NaN (dividing by an unreliable ceiling inflates it).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``scores`` with ``ceiling`` (NaN for targets without one) and ``<score>_normalized`` =
+        ``score / ceiling`` inserted right after ``score``; the raw score stays.
+
+    Raises
+    ------
+    NeuralDataError
+        A missing column, or a table of ceilings with duplicate keys.
+    """
+    import pandas as pd
+
+    keys = [on] if isinstance(on, str) else list(on)
+    missing = [c for c in keys + [score] if c not in scores.columns]
+    if missing:
+        raise NeuralDataError(f"the score table has no column(s) {missing}; columns: {list(scores.columns)}")
+    if isinstance(ceilings, pd.DataFrame):
+        table = ceilings
+    else:
+        if len(keys) != 1:
+            raise NeuralDataError("a mapping of ceilings needs a single key column (on=...); pass a table instead")
+        table = pd.DataFrame({keys[0]: list(ceilings.keys()), "ceiling": list(ceilings.values())})
+    bad = [c for c in keys + ["ceiling"] if c not in table.columns]
+    if bad:
+        raise NeuralDataError(f"the table of ceilings has no column(s) {bad}; columns: {list(table.columns)}")
+    table = table[keys + ["ceiling"]]
+    if table.duplicated(keys).any():
+        raise NeuralDataError(f"the table of ceilings has duplicate keys {keys}")
+    out = scores.drop(columns=[c for c in ("ceiling", f"{score}_normalized") if c in scores.columns])
+    merged = out.merge(table, on=keys, how="left", validate="many_to_one")
+    merged.index = out.index
+    ceiling = merged["ceiling"].to_numpy(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        norm = np.where(ceiling >= min_ceiling, out[score].to_numpy(np.float64) / ceiling, np.nan)
+    pos = list(out.columns).index(score) + 1
+    out.insert(pos, "ceiling", ceiling)
+    out.insert(pos + 1, f"{score}_normalized", norm)
+    return out
 
 # ---------------------------------------------------------------------------------------------- permutation
 @dataclass
