@@ -674,12 +674,18 @@ def _load_compact(folder: Path, radius: str, *, verify: bool, shipped: bool) -> 
     try:
         manifest = json.loads(mpath.read_text())
         files_ = dict(manifest["files"])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise BrainlikeError(f"{what} is damaged: cannot read {mpath} ({exc}); {fix}") from None
+        subjects = tuple(str(s) for s in manifest["subjects"])
+        excluded = {str(k): str(v) for k, v in dict(manifest.get("excluded", {})).items()}
+        rois, tr = tuple(str(r) for r in manifest["rois"]), float(manifest["tr"])
+        n_v, t0 = int(manifest["n_volumes"]), float(manifest["first_volume_time"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise BrainlikeError(f"{what} is damaged: cannot read {mpath} ({type(exc).__name__}: {exc}); {fix}") from None
     if manifest.get("format") != _FORMAT:
         raise BrainlikeError(f"{mpath}: format {manifest.get('format')!r}, this brainlike reads {_FORMAT}; {fix}")
-    needed = [_npy_files((radius,))[k] for k in _npy_files((radius,))] + ["words.tsv", "LICENSE.txt", "CITATION.txt"]
-    for f in needed:
+    if rois != BRENNAN_ROIS:
+        raise BrainlikeError(f"{what} is damaged: {mpath} lists ROIs {rois}, expected {BRENNAN_ROIS}; {fix}")
+    names = _npy_files((radius,))
+    for f in list(names.values()) + ["words.tsv", "LICENSE.txt", "CITATION.txt"]:
         p = folder / f
         if f not in files_:
             raise BrainlikeError(f"{what} is damaged: {mpath} does not list {f}; {fix}")
@@ -687,15 +693,13 @@ def _load_compact(folder: Path, radius: str, *, verify: bool, shipped: bool) -> 
             raise BrainlikeError(f"{what} is damaged: {p} is missing; {fix}")
         if verify and sha256_file(p) != files_[f]:
             raise BrainlikeError(f"{what} is damaged: {p} does not match its SHA-256 in {mpath}; {fix}")
-    names = _npy_files((radius,))
-    subjects = tuple(manifest["subjects"])
     tc = _load_npy(folder / names[f"timecourses_{radius}"])
-    n_s, n_v = len(subjects), int(manifest["n_volumes"])
+    n_s = len(subjects)
     arrays = {k: _load_npy(folder / names[k]) for k in ("word_rate", "sound_power", "motion", "group_predictors")}
-    shapes = {"tc": (tc.shape, (n_s, n_v, len(BRENNAN_ROIS))), "word_rate": (arrays["word_rate"].shape, (n_s, n_v)),
-              "sound_power": (arrays["sound_power"].shape, (n_s, n_v)), "motion": (arrays["motion"].shape, (n_s, n_v, 6)),
-              "group_predictors": (arrays["group_predictors"].shape, (n_v, len(BRENNAN_GROUP_PREDICTORS)))}
-    for k, (got, want) in shapes.items():
+    want_shapes = {"timecourses": (n_s, n_v, len(BRENNAN_ROIS)), "word_rate": (n_s, n_v), "sound_power": (n_s, n_v),
+                   "motion": (n_s, n_v, 6), "group_predictors": (n_v, len(BRENNAN_GROUP_PREDICTORS))}
+    for k, want in want_shapes.items():
+        got = tc.shape if k == "timecourses" else arrays[k].shape
         if got != want:
             raise BrainlikeError(f"{what} is damaged: {k} has shape {got}, the manifest implies {want}; {fix}")
     try:
@@ -703,9 +707,8 @@ def _load_compact(folder: Path, radius: str, *, verify: bool, shipped: bool) -> 
     except BrainlikeError as exc:
         raise BrainlikeError(f"{what} is damaged: {exc}; {fix}") from None
     return Brennan2016(
-        data=tc, subjects=subjects, excluded=dict(manifest.get("excluded", {})), rois=tuple(manifest["rois"]),
-        tr=float(manifest["tr"]), volume_times=float(manifest["first_volume_time"]) + float(manifest["tr"]) *
-        np.arange(n_v, dtype=np.float64), stimulus=stim,
+        data=tc, subjects=subjects, excluded=excluded, rois=rois, tr=tr,
+        volume_times=t0 + tr * np.arange(n_v, dtype=np.float64), stimulus=stim,
         controls={"word_rate": arrays["word_rate"], "sound_power": arrays["sound_power"], "motion": arrays["motion"]},
         group_predictors=_group_frame(arrays["group_predictors"]), radius=radius, source=str(folder),
         license=(folder / "LICENSE.txt").read_text(), citation=CITATION)
