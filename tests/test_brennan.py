@@ -265,6 +265,24 @@ def test_volume_i_is_at_textgrid_time_20_plus_2i(rec):
         assert np.all(rs[d] < rs[0] - 0.01), (d, rs[d].max(), rs[0].min())
 
 
+
+def test_motion_row_i_plus_10_is_volume_i(rec, authors_root):
+    """The 372-row motion files include the 10 discarded volumes: head jerks (framewise displacement) line
+    up with jumps of the ROI signals when motion row k + 10 is taken as volume k, and at no other offset."""
+    d = authors_root / "alice_data_shared"
+    b = np.arange(10, 341)  # volume-to-volume changes compared at offsets -10..20
+    offsets = np.arange(-10, 21)
+    r = np.zeros((rec.n_subjects, len(offsets)))
+    for i, s in enumerate(rec.subjects):
+        (rp,) = d.glob(f"{s}-rp_*.txt")
+        m = np.loadtxt(rp)
+        fd = np.abs(np.diff(m[:, :3], axis=0)).sum(1) + 50 * np.abs(np.diff(m[:, 3:], axis=0)).sum(1)  # Power 2012
+        jump = np.abs(np.diff(sstats.zscore(rec.data[i], axis=0), axis=0)).mean(1)
+        r[i] = [np.corrcoef(fd[b + o], jump[b])[0, 1] for o in offsets]
+    mean = r.mean(axis=0)
+    assert offsets[np.argmax(mean)] == 10, dict(zip(offsets.tolist(), mean.round(3)))
+    assert mean[offsets == 10][0] > 0.15
+
 # ---------------------------------------------------------------------------------------------- noise ceilings
 def test_loo_isc_of_brennan_6mm(rec):
     isc = loo_isc(rec.data)

@@ -42,6 +42,7 @@ import pandas as pd
 from brainlike.errors import BrainlikeError
 from brainlike.fileio import atomic_write, atomic_write_json, atomic_write_text, sha256_file
 from brainlike.neural.dataset import NeuralDataset
+from brainlike.neural.stats import loo_isc, split_half_ceiling
 from brainlike.stimulus import Stimulus
 
 __all__ = [
@@ -235,8 +236,6 @@ class Brennan2016:
             ``group_ceiling`` = sqrt(reliability) (the ceiling for scores against :meth:`mean`);
             ``n_subjects``, ``radius``. Subjects are z-scored per ROI first.
         """
-        from brainlike.neural.stats import loo_isc, split_half_ceiling
-
         isc = loo_isc(self.data)
         sh = split_half_ceiling(self.data, n_splits=n_splits, seed=seed)
         return pd.DataFrame({
@@ -658,7 +657,8 @@ float32 keeps 7 (relative error below 6e-8 on the time courses). Subjects, in ar
 Timing: volume row i (0-based) was acquired at TextGrid time 20 + 2 i s (TR 2 s; the 10 volumes the
 authors discarded are the 20 s of silence that pad the audio). This is not stated by the authors; it
 is checked in tests/test_brennan.py (word rate from the TextGrid, convolved with SPM's HRF, correlates
-best with the authors' sNN-rate.txt at this offset).
+best with the authors' sNN-rate.txt at this offset). The motion files' row i + 10 is volume i (checked
+too: head jerks line up with jumps of the ROI signals at this offset and at no other).
 
 Source files (SHA-256, as in the shared copy's SHA256SUMS):
 
