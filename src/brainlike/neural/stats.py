@@ -4,6 +4,10 @@
   Spearman–Brown corrected).
 * :func:`inter_subject_correlation` / :func:`isc_ceiling` — leave-one-subject-out correlation when several
   subjects heard the same stimulus (an estimate of the best achievable r, see the docstring).
+* :func:`loo_isc` / :func:`split_half_ceiling` — the two subject-level noise ceilings of a dataset in which
+  many subjects heard one stimulus (each subject vs the mean of the others; random halves of the subjects,
+  Spearman–Brown corrected, with the spread over splits); :func:`spearman_brown` the prophecy formula;
+  :func:`add_ceiling_columns` puts ceiling-normalised scores beside the raw ones in a score table.
 * :func:`permutation_test` — p-values for channel scores by circularly shifting (or block-permuting) the
   held-out predictions against the recordings, which keeps the autocorrelation of both series intact
   (shuffling single samples would not, and gives far too small p-values for fMRI/ECoG).
@@ -22,15 +26,21 @@ from brainlike.errors import NeuralDataError
 
 __all__ = [
     "FDRResult",
+    "ISCResult",
     "NoiseCeiling",
     "PermutationResult",
+    "SplitHalfCeiling",
+    "add_ceiling_columns",
     "block_bootstrap_ci",
     "fdr_correction",
     "fold_labels",
     "inter_subject_correlation",
     "isc_ceiling",
+    "loo_isc",
     "normalize_scores",
     "permutation_test",
+    "spearman_brown",
+    "split_half_ceiling",
     "split_half_reliability",
 ]
 
@@ -102,12 +112,41 @@ def split_half_reliability(repeats, *, n_splits: int = 100, seed: int = 0) -> No
         raise NeuralDataError(f"a split-half noise ceiling needs at least 2 repeats, got {k}")
     if not np.all(np.isfinite(arr)):
         raise NeuralDataError("repeats contain NaN or inf; exclude those channels first")
-    splits = _splits(k, n_splits, seed)
-    rs = [_colwise_r(arr[list(a)].mean(axis=0), arr[list(b)].mean(axis=0)) for a, b in splits]
-    r = np.mean(rs, axis=0)
-    rel = 2 * r / (1 + r)
-    rel = np.where(r <= -1, -1.0, rel)
+    r = _split_half_rs(arr, n_splits, seed).mean(axis=0)
+    rel = spearman_brown(r)
     return NoiseCeiling(split_half_r=r, reliability=rel, ceiling=np.sqrt(np.clip(rel, 0, 1)), n_repeats=k)
+
+
+def spearman_brown(r, factor: float = 2.0) -> np.ndarray:
+    """Spearman–Brown prophecy: the reliability of a measure ``factor`` times as long as one of reliability ``r``.
+
+    Parameters
+    ----------
+    r : array_like
+        Reliability (correlation between two parallel measures), any shape, in [-1, 1].
+    factor : float
+        Length ratio; 2 turns the correlation between two half-averages into the reliability of the
+        average over all (``2 r / (1 + r)``).
+
+    Returns
+    -------
+    np.ndarray
+        ``factor * r / (1 + (factor - 1) * r)``, same shape as ``r``; -1 where the denominator is not
+        positive (``r <= -1 / (factor - 1)``, e.g. ``r = -1`` for ``factor = 2``).
+    """
+    r = np.asarray(r, dtype=np.float64)
+    if not factor > 0:
+        raise NeuralDataError(f"factor must be positive, got {factor}")
+    den = 1.0 + (factor - 1.0) * r
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.where(den > 0, factor * r / np.where(den > 0, den, 1.0), -1.0)
+    return out
+
+
+def _split_half_rs(arr: np.ndarray, n_splits: int, seed: int) -> np.ndarray:
+    """``(n_used_splits, n_channels)`` r between the two half-averages of ``arr`` ``(k, n, c)`` per split."""
+    splits = _splits(arr.shape[0], n_splits, seed)
+    return np.stack([_colwise_r(arr[list(a)].mean(axis=0), arr[list(b)].mean(axis=0)) for a, b in splits])
 
 
 def _splits(k: int, n_splits: int, seed: int) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
@@ -175,6 +214,177 @@ def isc_ceiling(data) -> np.ndarray:
     return inter_subject_correlation(data, method="loo").mean(axis=0)
 
 
+def _subjects_array(data, name: str = "data") -> np.ndarray:
+    """``(n_subjects, n_samples, n_targets)`` float64 from an array or a list of ``(n_samples, n_targets)``."""
+    arr = np.asarray([np.asarray(d, dtype=np.float64) for d in data]) if isinstance(data, (list, tuple)) \
+        else np.asarray(data, dtype=np.float64)
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    if arr.ndim != 3:
+        raise NeuralDataError(f"{name} must be (n_subjects, n_samples, n_targets); got shape {arr.shape}")
+    if arr.shape[0] < 2:
+        raise NeuralDataError(f"{name}: a subject-level noise ceiling needs at least 2 subjects, got {arr.shape[0]}")
+    if arr.shape[1] < 3:
+        raise NeuralDataError(f"{name}: need at least 3 samples per subject, got {arr.shape[1]}")
+    if not np.all(np.isfinite(arr)):
+        raise NeuralDataError(f"{name} contains NaN or inf; exclude those subjects or targets first")
+    return arr
+
+
+def _zscore_subjects(arr: np.ndarray) -> np.ndarray:
+    """z-score every subject's time course per target (a constant course stays 0)."""
+    centred = arr - arr.mean(axis=1, keepdims=True)
+    sd = centred.std(axis=1, keepdims=True)
+    return centred / np.where(sd > 0, sd, 1.0)
+
+
+@dataclass(frozen=True)
+class ISCResult:
+    """Leave-one-subject-out inter-subject correlation.
+
+    Attributes
+    ----------
+    per_subject : np.ndarray
+        ``(n_subjects, n_targets)`` Pearson r of each subject with the mean of all the others.
+    mean : np.ndarray
+        ``(n_targets,)`` mean over subjects.
+    sem : np.ndarray
+        ``(n_targets,)`` standard deviation over subjects / sqrt(n_subjects). The leave-one-out values
+        share subjects, so this understates the uncertainty; use it to compare targets, not as a test.
+    n_subjects : int
+        Number of subjects.
+    zscored : bool
+        Whether each subject was z-scored per target before the others were averaged.
+    """
+
+    per_subject: np.ndarray
+    mean: np.ndarray
+    sem: np.ndarray
+    n_subjects: int
+    zscored: bool
+
+
+def loo_isc(data, *, zscore: bool = True) -> ISCResult:
+    """Leave-one-subject-out inter-subject correlation of every target.
+
+    Each subject's time course is correlated with the mean of the other subjects' (Nastase et al. 2019's
+    leave-one-out ISC). It is the ceiling to put beside **per-subject** encoding scores: a model of the
+    stimulus can at most predict what a subject shares with the others (see :func:`isc_ceiling`).
+
+    Parameters
+    ----------
+    data : array_like
+        ``(n_subjects, n_samples, n_targets)`` (or a list of ``(n_samples, n_targets)``) responses to one
+        stimulus, aligned sample by sample, any unit.
+    zscore : bool
+        z-score each subject per target first (default), so that subjects recorded in larger raw units
+        (another scanner protocol) do not dominate the mean of the others. A subject's own r does not
+        depend on its scale.
+
+    Returns
+    -------
+    ISCResult
+        ``per_subject`` ``(n_subjects, n_targets)``, ``mean`` and ``sem`` ``(n_targets,)``.
+
+    Raises
+    ------
+    NeuralDataError
+        Fewer than 2 subjects, a wrong shape, or NaN/inf values.
+    """
+    arr = _subjects_array(data)
+    if zscore:
+        arr = _zscore_subjects(arr)
+    per = inter_subject_correlation(arr, method="loo")
+    n = arr.shape[0]
+    return ISCResult(per_subject=per, mean=per.mean(axis=0), sem=per.std(axis=0, ddof=1) / np.sqrt(n) if n > 1
+                     else np.zeros(per.shape[1]), n_subjects=n, zscored=zscore)
+
+
+@dataclass(frozen=True)
+class SplitHalfCeiling:
+    """Split-half (Spearman–Brown) reliability of the mean over subjects.
+
+    Attributes
+    ----------
+    split_half_r : np.ndarray
+        ``(n_targets,)`` mean over splits of the Pearson r between the means of the two halves.
+    reliability : np.ndarray
+        ``(n_targets,)`` Spearman–Brown corrected reliability of the mean over all subjects,
+        ``2 r / (1 + r)`` of ``split_half_r`` (negative for unreliable targets).
+    ceiling : np.ndarray
+        ``(n_targets,)`` ``sqrt(max(reliability, 0))``: the highest r a perfect model can reach against the
+        **group mean** time course.
+    low, high : np.ndarray
+        ``(n_targets,)`` percentile interval (level ``ci``) of the per-split corrected reliabilities: how much
+        the estimate depends on which subjects fall in which half. It is not a sampling interval of the
+        population reliability (the time points are shared by all splits).
+    split_r : np.ndarray
+        ``(n_splits, n_targets)`` r of every split (before correction).
+    n_subjects : int
+        Number of subjects.
+    ci : float
+        Level of ``low``/``high``.
+    """
+
+    split_half_r: np.ndarray
+    reliability: np.ndarray
+    ceiling: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+    split_r: np.ndarray
+    n_subjects: int
+    ci: float
+
+
+def split_half_ceiling(data, n_splits: int = 100, seed: int = 0, *, ci: float = 0.95,
+                       zscore: bool = True) -> SplitHalfCeiling:
+    """Noise ceiling of the group mean from random halves of the subjects, Spearman–Brown corrected.
+
+    The subjects are split at random into two halves (``n_splits`` times; every distinct split when there
+    are fewer), each half is averaged, the two half-means are correlated per target, the r are averaged
+    over splits and corrected with :func:`spearman_brown` to the reliability of the mean over all
+    subjects. With an odd number of subjects the halves differ by one subject and the factor-2 correction
+    is a close approximation. It is the ceiling to put beside scores against the **group mean**.
+
+    Parameters
+    ----------
+    data : array_like
+        ``(n_subjects, n_samples, n_targets)`` (or a list of ``(n_samples, n_targets)``) responses to one
+        stimulus, any unit.
+    n_splits : int
+        Random splits to average over.
+    seed : int
+        Seed of the random splits.
+    ci : float
+        Level of the interval over splits, in (0, 1).
+    zscore : bool
+        z-score each subject per target first (default; see :func:`loo_isc`).
+
+    Returns
+    -------
+    SplitHalfCeiling
+        All arrays ``(n_targets,)`` except ``split_r`` ``(n_splits, n_targets)``.
+
+    Raises
+    ------
+    NeuralDataError
+        Fewer than 2 subjects, a wrong shape, NaN/inf values, or ``ci``/``n_splits`` out of range.
+    """
+    if not 0 < ci < 1:
+        raise NeuralDataError(f"ci must be in (0, 1), got {ci}")
+    if n_splits < 1:
+        raise NeuralDataError(f"n_splits must be >= 1, got {n_splits}")
+    arr = _subjects_array(data)
+    if zscore:
+        arr = _zscore_subjects(arr)
+    rs = _split_half_rs(arr, n_splits, seed)
+    r = rs.mean(axis=0)
+    rel = spearman_brown(r)
+    lo, hi = np.quantile(spearman_brown(rs), [(1 - ci) / 2, (1 + ci) / 2], axis=0)
+    return SplitHalfCeiling(split_half_r=r, reliability=rel, ceiling=np.sqrt(np.clip(rel, 0, 1)), low=lo, high=hi,
+                            split_r=rs, n_subjects=arr.shape[0], ci=float(ci))
+
+
 def normalize_scores(scores, ceiling, *, min_ceiling: float = 0.1) -> np.ndarray:
     """``scores / ceiling`` per channel; NaN where the ceiling is below ``min_ceiling`` (unreliable)."""
     s = np.asarray(scores, dtype=np.float64)
@@ -184,6 +394,66 @@ def normalize_scores(scores, ceiling, *, min_ceiling: float = 0.1) -> np.ndarray
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(c >= min_ceiling, s / c, np.nan)
 
+
+
+def add_ceiling_columns(scores, ceilings, *, on: str | Sequence[str] = "channel", score: str = "r",
+                        min_ceiling: float = 0.1):
+    """A copy of a score table with ``ceiling`` and ``<score>_normalized`` columns **beside** the raw score.
+
+    Parameters
+    ----------
+    scores : pandas.DataFrame
+        A tidy score table (e.g. ``model, subject, layer, channel, region, r, ...``); left unchanged.
+    ceilings : mapping or pandas.DataFrame
+        Ceiling per target: a mapping ``{channel: ceiling}`` (keyed by the single ``on`` column), or a
+        table with the ``on`` columns and a ``ceiling`` column (e.g. per ``subject`` and ``channel`` from
+        :func:`loo_isc`'s ``per_subject``).
+    on : str or sequence of str
+        Column(s) identifying a target in both tables.
+    score : str
+        The score column to normalise.
+    min_ceiling : float
+        Below this ceiling the normalised score is NaN (dividing by an unreliable ceiling inflates it).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``scores`` with ``ceiling`` (NaN for targets without one) and ``<score>_normalized`` =
+        ``score / ceiling`` inserted right after ``score``; the raw score stays.
+
+    Raises
+    ------
+    NeuralDataError
+        A missing column, or a table of ceilings with duplicate keys.
+    """
+    import pandas as pd
+
+    keys = [on] if isinstance(on, str) else list(on)
+    missing = [c for c in keys + [score] if c not in scores.columns]
+    if missing:
+        raise NeuralDataError(f"the score table has no column(s) {missing}; columns: {list(scores.columns)}")
+    if isinstance(ceilings, pd.DataFrame):
+        table = ceilings
+    else:
+        if len(keys) != 1:
+            raise NeuralDataError("a mapping of ceilings needs a single key column (on=...); pass a table instead")
+        table = pd.DataFrame({keys[0]: list(ceilings.keys()), "ceiling": list(ceilings.values())})
+    bad = [c for c in keys + ["ceiling"] if c not in table.columns]
+    if bad:
+        raise NeuralDataError(f"the table of ceilings has no column(s) {bad}; columns: {list(table.columns)}")
+    table = table[keys + ["ceiling"]]
+    if table.duplicated(keys).any():
+        raise NeuralDataError(f"the table of ceilings has duplicate keys {keys}")
+    out = scores.drop(columns=[c for c in ("ceiling", f"{score}_normalized") if c in scores.columns])
+    merged = out.merge(table, on=keys, how="left", validate="many_to_one")
+    merged.index = out.index
+    ceiling = merged["ceiling"].to_numpy(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        norm = np.where(ceiling >= min_ceiling, out[score].to_numpy(np.float64) / ceiling, np.nan)
+    pos = list(out.columns).index(score) + 1
+    out.insert(pos, "ceiling", ceiling)
+    out.insert(pos + 1, f"{score}_normalized", norm)
+    return out
 
 # ---------------------------------------------------------------------------------------------- permutation
 @dataclass
