@@ -143,7 +143,7 @@ def _builtins() -> None:
     d("bids-ieeg", "brainlike.datasets.bids:BIDS_IEEG", "a BIDS iEEG/ECoG dataset (e.g. the Podcast ECoG, ds005574)")
     d("bids-fmri", "brainlike.datasets.bids:BIDSfMRI",
       "a BIDS fMRI dataset (NIfTI/GIfTI runs with events; e.g. Narratives ds002345, LeBel ds003020)")
-    d("brennan2016", "brainlike.datasets.brennan:Brennan2016Dataset",
+    d("brennan2016", "brainlike.datasets.brennan:BRENNAN2016",
       "REAL fMRI: Brennan et al. 2016, 27 listeners, 6 language ROIs (shipped in the package, CC BY 4.0)")
     a = ANALYSES.register
     a("alignment", "brainlike.pipelines.alignment:ALIGNMENT",
