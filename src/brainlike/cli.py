@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from brainlike.errors import BrainlikeError
+from brainlike.stimulus import read_stimulus  # noqa: F401 - the one stimulus reader (used by `extract`)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="How brain-like is this language model, where, and why?")
@@ -134,10 +135,19 @@ def geometry(spec: Path = typer.Argument(..., help="geometry config (YAML, e.g. 
 def organization(spec: Path = typer.Argument(..., help="organization config (YAML, e.g. examples/organization.yaml)"),
                  out: Path = typer.Option(Path("brainlike-out/organization"), help="output folder")) -> None:
     """Sun et al. 2024: neuron sub-groups → temporal patterns → voxel maps → functional networks."""
+    import click
+
     from brainlike.analyses.organization import OrganizationConfig, run_organization
+    from brainlike.fileio import ensure_writable_dir
 
     try:
-        result = run_organization(OrganizationConfig.from_yaml(spec))
+        cfg = OrganizationConfig.from_yaml(spec)
+        # one output folder: --out when given, else the spec's `output:`, else the default of --out
+        explicit = click.get_current_context().get_parameter_source("out") not in (
+            click.core.ParameterSource.DEFAULT, None)
+        out = out if explicit or not cfg.output else Path(cfg.output)
+        ensure_writable_dir(out, "organization output folder")  # fail now, not after the models ran
+        result = run_organization(cfg.model_copy(update={"output": None}))
         result.save(out)
         tabs = result.tables()
         report = _section_report("brainlike: functional organization", [
@@ -154,12 +164,15 @@ def skills(spec: Path = typer.Argument(..., help="skills spec (YAML with analyse
            out: Path = typer.Option(Path("brainlike-out/skills"), help="output folder")) -> None:
     """Arora–Goyal skill-emergence theory and/or a Skill-Mix evaluation."""
     from brainlike.analyses.skills import run_skillmix, run_theory
+    from brainlike.fileio import ensure_writable_dir
     from brainlike.spec import read_yaml_mapping
 
+    mix = None
     try:
         raw = read_yaml_mapping(spec).get("analyses", {})
-        if not raw.get("skill_theory") and not raw.get("skillmix"):
+        if not isinstance(raw, dict) or (not raw.get("skill_theory") and not raw.get("skillmix")):
             raise BrainlikeError(f"{spec}: needs analyses.skill_theory and/or analyses.skillmix")
+        ensure_writable_dir(out, "skills output folder")  # fail now, not after the evaluation ran
         sections = []
         if raw.get("skill_theory"):
             theory = run_theory(raw["skill_theory"])
@@ -168,6 +181,8 @@ def skills(spec: Path = typer.Argument(..., help="skills spec (YAML with analyse
                              "grows: Monte Carlo on random skill graphs and closed-form bounds.", theory.figures(),
                              theory.tables()))
         if raw.get("skillmix"):
+            if not isinstance(raw["skillmix"], dict):
+                raise BrainlikeError(f"{spec}: analyses.skillmix must be a mapping of settings")
             mix = run_skillmix({**raw["skillmix"], "output_dir": str(out / "skillmix")})
             tabs = mix.tables()
             sections.append(("Skill-Mix", "Scores by k with confidence intervals.", mix.figures(),
@@ -175,6 +190,9 @@ def skills(spec: Path = typer.Argument(..., help="skills spec (YAML with analyse
         report = _section_report("brainlike: skills", sections, out)
     except BrainlikeError as exc:
         _fail(exc)
+    if mix is not None and mix.n_failed:
+        console.print(f"[bold red]error:[/] {mix.failure_message()} (partial results in {out}, report {report})")
+        raise typer.Exit(code=1)
     console.print(f"[green]done[/]: results in {out}, report {report}")
 
 
@@ -203,20 +221,6 @@ def results_tables(store: Path = typer.Option(Path("brainlike-out/results"), hel
 
     for t in ResultsStore(store).tables():
         print(t)
-
-
-def read_stimulus(path: Path):
-    """A Stimulus from a .tsv / .TextGrid timing file or a .txt text (constant-rate timing)."""
-    from brainlike.stimulus import Stimulus
-
-    suffix = path.suffix.lower()
-    if suffix == ".textgrid":
-        return Stimulus.from_textgrid(path)
-    if suffix == ".txt":
-        if not path.exists():
-            raise BrainlikeError(f"text file not found: {path}")
-        return Stimulus.from_text(path.read_text(encoding="utf-8"), name=path.stem)
-    return Stimulus.from_tsv(path)
 
 
 def main() -> None:  # pragma: no cover - console entry

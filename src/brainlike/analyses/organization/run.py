@@ -32,7 +32,7 @@ from brainlike.analyses.organization.simulate import SimulatedOrganization, plan
 from brainlike.analyses.organization.timecourses import frame_times, iter_timecourses, tr_matrix
 from brainlike.errors import BrainlikeError
 from brainlike.models.neurons import NeuronActivations, NeuronOptions, extract_neurons
-from brainlike.stimulus import Stimulus
+from brainlike.stimulus import Stimulus, read_stimulus
 
 __all__ = ["ModelOrganization", "OrganizationConfig", "OrganizationResult", "load_stimulus",
            "run_organization"]
@@ -181,17 +181,7 @@ def load_stimulus(cfg: StimulusConfig) -> Stimulus:
     elif src.startswith("builtin:"):
         raise BrainlikeError(f"unknown built-in stimulus {src!r}; available: builtin:aesop")
     else:
-        path = Path(src)
-        if not path.exists():
-            raise BrainlikeError(f"stimulus file not found: {path}")
-        suffix = path.suffix.lower()
-        if suffix == ".txt":
-            stim = Stimulus.from_text(path.read_text(encoding="utf-8"), words_per_second=cfg.words_per_second,
-                                      name=path.stem)
-        elif suffix == ".textgrid":
-            stim = Stimulus.from_textgrid(path)
-        else:
-            stim = Stimulus.from_tsv(path)
+        stim = read_stimulus(Path(src), words_per_second=cfg.words_per_second)
     return stim.subset(0, cfg.n_words) if cfg.n_words else stim
 
 
@@ -413,30 +403,70 @@ class OrganizationResult:
             figs[f"maps_{name}"] = plots.plot_pattern_maps(sel["maps"])
         return figs
 
+    def file_stems(self) -> dict[str, str]:
+        """Model name -> the name used for its files: safe characters only (a model given as a folder path
+        such as ``/models/llama`` becomes ``models_llama``), unique among the models."""
+        return _file_stems(list(self.models))
+
     def save(self, out_dir: str | Path, figures: bool = True) -> Path:
         """Write tables (``organization_<name>`` in a :class:`brainlike.store.ResultsStore`), t-maps
-        (``maps/<model>_pattern<k>_t.nii.gz`` for volume data) and figures (``figures/*.png``)."""
+        (``maps/<model>_pattern<k>_t.nii.gz`` for volume data) and figures (``figures/*.png``), every file
+        inside ``out_dir`` (model names are turned into safe file names, :meth:`file_stems`) and written
+        crash-safely (:mod:`brainlike.fileio`).
+
+        Raises:
+            BrainlikeError: ``out_dir`` cannot be written (read-only, not a folder, disk full).
+        """
+        import gzip
+
+        from brainlike.fileio import atomic_write, atomic_write_bytes, atomic_write_text, ensure_writable_dir
         from brainlike.store import ResultsStore
 
-        out = Path(out_dir)
+        out = ensure_writable_dir(out_dir, "organization output folder")
+        stems = self.file_stems()
         store = ResultsStore(out)
         for name, df in self.tables().items():
             if len(df):
                 store.write(f"organization_{name}", df)
         if self.data.is_volume:
-            (out / "maps").mkdir(parents=True, exist_ok=True)
             for name, m in self.models.items():
                 for k in range(len(m.glm.t)):
-                    self.data.to_image(m.glm.t[k]).to_filename(str(out / "maps" / f"{name}_pattern{k}_t.nii.gz"))
+                    img = self.data.to_image(m.glm.t[k])
+                    atomic_write_bytes(_inside(out, "maps", f"{stems[name]}_pattern{k}_t.nii.gz"),
+                                       gzip.compress(img.to_bytes(), mtime=0))
         if figures:
             import matplotlib.pyplot as plt
 
-            (out / "figures").mkdir(parents=True, exist_ok=True)
-            for name, fig in self.figures().items():
-                fig.savefig(out / "figures" / f"{name}.png", dpi=100)
+            figs = self.figures()
+            for key, fig in figs.items():
+                model = max((n for n in self.models if key.endswith("_" + n)), key=len, default=None)
+                fname = key if model is None else key[: -len(model)] + stems[model]
+                atomic_write(_inside(out, "figures", f"{fname}.png"),
+                             lambda p, fig=fig: fig.savefig(p, dpi=100, format="png"))
                 plt.close(fig)
-        (out / "organization_config.json").write_text(json.dumps(self.config, indent=2, default=str))
+        atomic_write_text(out / "organization_config.json", json.dumps(self.config, indent=2, default=str))
         return out
+
+
+def _file_stems(names: list[str]) -> dict[str, str]:
+    import hashlib
+    import re
+
+    out: dict[str, str] = {}
+    for name in names:
+        stem = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._-") or "model"
+        if stem in out.values():
+            stem = f"{stem}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+        out[name] = stem
+    return out
+
+
+def _inside(root: Path, *parts: str) -> Path:
+    """``root / parts``, refusing any path that would leave ``root``."""
+    path = root.joinpath(*parts)
+    if root.resolve() not in path.resolve().parents:
+        raise BrainlikeError(f"refusing to write {path}: it is outside the output folder {root}")
+    return path
 
 
 # ------------------------------------------------------------------------------------------ driver
