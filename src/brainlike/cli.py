@@ -133,19 +133,16 @@ def geometry(spec: Path = typer.Argument(..., help="geometry config (YAML, e.g. 
 
 @app.command()
 def organization(spec: Path = typer.Argument(..., help="organization config (YAML, e.g. examples/organization.yaml)"),
-                 out: Path = typer.Option(Path("brainlike-out/organization"), help="output folder")) -> None:
+                 out: Optional[Path] = typer.Option(None, help="output folder (default: the config's `output:`, "
+                                                    "else brainlike-out/organization)")) -> None:
     """Sun et al. 2024: neuron sub-groups → temporal patterns → voxel maps → functional networks."""
-    import click
-
     from brainlike.analyses.organization import OrganizationConfig, run_organization
     from brainlike.fileio import ensure_writable_dir
 
     try:
         cfg = OrganizationConfig.from_yaml(spec)
-        # one output folder: --out when given, else the spec's `output:`, else the default of --out
-        explicit = click.get_current_context().get_parameter_source("out") not in (
-            click.core.ParameterSource.DEFAULT, None)
-        out = out if explicit or not cfg.output else Path(cfg.output)
+        # one output folder: --out when given, else the config's `output:`, else brainlike-out/organization
+        out = out or Path(cfg.output or "brainlike-out/organization")
         ensure_writable_dir(out, "organization output folder")  # fail now, not after the models ran
         result = run_organization(cfg.model_copy(update={"output": None}))
         result.save(out)
@@ -170,17 +167,17 @@ def skills(spec: Path = typer.Argument(..., help="skills spec (YAML with analyse
     mix = None
     try:
         raw = read_yaml_mapping(spec).get("analyses", {})
-        if not isinstance(raw, dict) or (not raw.get("skill_theory") and not raw.get("skillmix")):
+        if not isinstance(raw, dict) or (raw.get("skill_theory") is None and raw.get("skillmix") is None):
             raise BrainlikeError(f"{spec}: needs analyses.skill_theory and/or analyses.skillmix")
         ensure_writable_dir(out, "skills output folder")  # fail now, not after the evaluation ran
         sections = []
-        if raw.get("skill_theory"):
+        if raw.get("skill_theory") is not None:
             theory = run_theory(raw["skill_theory"])
             theory.save(out / "theory")
             sections.append(("Skill emergence (theory)", "Competence on skills and k-tuples of skills as model scale "
                              "grows: Monte Carlo on random skill graphs and closed-form bounds.", theory.figures(),
                              theory.tables()))
-        if raw.get("skillmix"):
+        if raw.get("skillmix") is not None:
             if not isinstance(raw["skillmix"], dict):
                 raise BrainlikeError(f"{spec}: analyses.skillmix must be a mapping of settings")
             mix = run_skillmix({**raw["skillmix"], "output_dir": str(out / "skillmix")})

@@ -155,11 +155,26 @@ def _numeric(values, field: str, dtype) -> np.ndarray:
         raise NeuralDataError(f"{field} is complex ({arr.dtype}); pass real numbers (e.g. np.abs or .real)")
     if arr.dtype.kind in "OUS":
         flat = arr.reshape(-1)
-        for i, v in enumerate(flat):
-            if isinstance(v, (str, bytes)) or not isinstance(v, (int, float, np.number, bool, np.bool_)):
-                where = np.unravel_index(i, arr.shape) if arr.ndim > 1 else (i,)
-                raise NeuralDataError(
-                    f"{field} must be numbers, but element {tuple(int(x) for x in where)} is {v!r} "
-                    f"({type(v).__name__}); convert it first (e.g. np.asarray(x, dtype=float) or pd.to_numeric)")
+
+        def where(i: int) -> tuple[int, ...]:
+            return tuple(int(x) for x in np.unravel_index(i, arr.shape))
+
+        def is_number(v) -> bool:
+            try:
+                float(v)
+                return True
+            except (TypeError, ValueError):
+                return False
+
+        # the first element that is not a number at all, else the first string (strings are never parsed)
+        bad = next((i for i, v in enumerate(flat) if not is_number(v)), None)
+        if bad is None:
+            bad = next((i for i, v in enumerate(flat) if isinstance(v, (str, bytes))), None)
+        if bad is not None:
+            v = flat[bad]
+            shown = repr(v.item() if isinstance(v, np.generic) else v)
+            raise NeuralDataError(
+                f"{field} must be numbers, but element {where(bad)} is {shown} ({type(v).__name__}); convert "
+                "the values to numbers first (np.asarray(x, dtype=float) or pd.to_numeric)")
         return arr.astype(dtype)
     raise NeuralDataError(f"{field} must be numbers, not {arr.dtype} values")
