@@ -17,7 +17,6 @@ was expected. Channels that are NaN or flat are excluded and reported (``warning
 from __future__ import annotations
 
 import json
-import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
