@@ -175,6 +175,15 @@ def test_connections_beyond_the_limit_get_503():
         assert status == 200
 
 
+def test_request_log_is_bounded():
+    with ChatServer(ScriptedClient(lambda m: "x"), max_log=5) as srv:
+        for _ in range(12):
+            assert _exchange(srv, _request(srv, _chat_body()))[0] == 200
+        assert len(srv.requests) == 5 and srv.n_chat_requests == 12
+        srv.clear()
+        assert len(srv.requests) == 0 and srv.n_chat_requests == 0
+
+
 @pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.10", "example.org"])
 def test_listens_on_loopback_only(host):
     with pytest.raises(BrainlikeError, match="loopback only"):

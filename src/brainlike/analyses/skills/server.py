@@ -79,6 +79,8 @@ class ChatServer:
         max_body_bytes: largest request body accepted (bytes).
         max_json_depth: deepest nesting of arrays/objects accepted in a request body.
         max_connections: connections served at once (each has a thread); more get HTTP 503.
+        max_log: requests kept in :attr:`requests` (the newest; bodies included), so that memory stays
+            bounded however many requests the server answers.
 
     Raises:
         BrainlikeError: ``host`` is not a loopback address (the server has no authentication).
@@ -88,7 +90,8 @@ class ChatServer:
 
     def __init__(self, backend: ChatClient, *, host: str = "127.0.0.1", port: int = 0,
                  model_name: str | None = None, max_tokens_cap: int = 1024, read_timeout_s: float = 10.0,
-                 max_body_bytes: int = 4 * 1024 * 1024, max_json_depth: int = 64, max_connections: int = 32):
+                 max_body_bytes: int = 4 * 1024 * 1024, max_json_depth: int = 64, max_connections: int = 32,
+                 max_log: int = 1000):
         if not _is_loopback(host):
             raise BrainlikeError(f"the chat server has no authentication and listens on loopback only "
                                  f"(127.0.0.1, ::1 or localhost), not {host!r}; use host='127.0.0.1'")
@@ -104,7 +107,8 @@ class ChatServer:
         self.port = int(port)
         self.model_name = model_name or getattr(backend, "name", "local")
         self.max_tokens_cap = int(max_tokens_cap)
-        self.requests: list[RequestRecord] = []
+        self.requests: collections.deque[RequestRecord] = collections.deque(maxlen=max(1, int(max_log)))
+        self._n_chat = 0
         self._faults: collections.deque[Fault] = collections.deque()
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
@@ -165,10 +169,13 @@ class ChatServer:
         with self._lock:
             self._faults.clear()
             self.requests.clear()
+            self._n_chat = 0
 
     @property
     def n_chat_requests(self) -> int:
-        return sum(r.path.endswith("/chat/completions") for r in self.requests)
+        """Chat requests seen since the start (or :meth:`clear`), also those no longer in :attr:`requests`."""
+        with self._lock:
+            return self._n_chat
 
     def _next_fault(self) -> Fault | None:
         with self._lock:
@@ -177,6 +184,7 @@ class ChatServer:
     def _log(self, rec: RequestRecord) -> None:
         with self._lock:
             self.requests.append(rec)
+            self._n_chat += rec.path.endswith("/chat/completions")
 
     # -- request handling --------------------------------------------------------------------------------------
     def completion(self, body: dict, fault: Fault | None) -> dict:
