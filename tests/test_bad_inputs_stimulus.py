@@ -215,3 +215,12 @@ def test_unknown_format_and_missing_file(tmp_path, run_cli):
         read_stimulus(wav)
     code, out, _ = run_cli("extract", "stories260k", tmp_path / "nope.txt", "--out", tmp_path / "f.safetensors")
     assert code == 2 and f"text file not found: {tmp_path / 'nope.txt'}" in out
+
+
+def test_an_entry_with_several_words_is_joined_and_reported(tmp_path):
+    tsv = tmp_path / "w.tsv"
+    tsv.write_text("word\tonset\toffset\nNew York\t0.0\t0.5\ncity\t0.6\t0.9\n")
+    with pytest.warns(UserWarning, match=r"1 entries hold several words \(first: row 1 \(word 'New York'\)\)"):
+        assert read_stimulus(tsv).words == ("New_York", "city")
+    with pytest.raises(StimulusError, match="whitespace"):
+        Stimulus.from_tsv(tsv)

@@ -75,6 +75,33 @@ def test_truncated_body_gets_408_within_the_timeout(server):
     assert TIMEOUT * 0.8 <= seconds < TIMEOUT + 2.0
 
 
+def test_body_dripped_slowly_gets_408_after_the_total_timeout(server):
+    body = _chat_body()
+    t0 = time.monotonic()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
+        s.sendall(_request(server, b"", length=str(len(body))))
+        answer = b""
+        for byte in body:                      # one byte every 0.1 s: each read is quick, the whole is not
+            try:
+                s.sendall(bytes([byte]))
+            except OSError:
+                break
+            time.sleep(0.1)
+            s.setblocking(False)
+            try:
+                answer += s.recv(4096)
+            except BlockingIOError:
+                pass
+            except OSError:
+                break
+            finally:
+                s.setblocking(True)
+            if answer or time.monotonic() - t0 > TIMEOUT + 3:
+                break
+    assert answer.startswith(b"HTTP/1.1 408")
+    assert time.monotonic() - t0 < TIMEOUT + 1.5
+
+
 def test_truncated_connections_free_their_threads(server):
     body = _chat_body()
     before = threading.active_count()
