@@ -151,6 +151,15 @@ def test_organization_read_only_out_fails_before_any_model_runs(tmp_path, readon
     assert code == 2 and "is a file" in text
 
 
+def test_organization_api_checks_its_output_before_running(tmp_path, readonly):
+    from brainlike.analyses.organization import run_organization
+
+    ro = readonly(tmp_path / "ro")
+    cfg = yaml.safe_load(_org_spec(tmp_path, "no-such-model-is-ever-loaded", ro / "o").read_text())
+    with pytest.raises(BrainlikeError, match="cannot create the organization output folder"):
+        run_organization(cfg, progress=False)
+
+
 def test_organization_save_refuses_paths_outside_out(tmp_path):
     from brainlike.analyses.organization.run import _file_stems, _inside
 

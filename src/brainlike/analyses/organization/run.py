@@ -500,6 +500,10 @@ def run_organization(
     """
     t0 = time.perf_counter()
     cfg = config if isinstance(config, OrganizationConfig) else OrganizationConfig.parse(dict(config))
+    if cfg.output:
+        from brainlike.fileio import ensure_writable_dir
+
+        ensure_writable_dir(cfg.output, "organization output folder")  # fail now, not after the models ran
     stim = stimulus or load_stimulus(cfg.stimulus)
     nopt = NeuronOptions(cfg.neurons.level, cfg.neurons.pooling,
                          tuple(cfg.neurons.layers) if cfg.neurons.layers else None,

@@ -240,11 +240,10 @@ class SkillMixResult:
         """Write the figures as PNG (default: into :attr:`output_dir`); returns the paths."""
         import matplotlib.pyplot as plt
 
-        out = Path(output_dir) if output_dir is not None else self.output_dir
-        out.mkdir(parents=True, exist_ok=True)
-        from brainlike.fileio import atomic_write, ensure_writable_dir
+        from brainlike.fileio import atomic_write
 
-        ensure_writable_dir(out, "Skill-Mix output folder")
+        out = ensure_writable_dir(Path(output_dir) if output_dir is not None else self.output_dir,
+                                  "Skill-Mix output folder")
         paths = []
         for name, fig in self.figures().items():
             paths.append(atomic_write(out / f"{name}.png", lambda p, fig=fig: fig.savefig(p, format="png")))
