@@ -64,8 +64,14 @@ class CacheEntry:
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
         """Hold an exclusive lock on the entry (blocks while another process holds it; released by the
-        kernel if the holder dies). A no-op where ``fcntl`` is unavailable."""
-        self.dir.mkdir(parents=True, exist_ok=True)
+        kernel if the holder dies). A no-op where ``fcntl`` is unavailable.
+
+        Raises:
+            BrainlikeError: the cache folder cannot be created or written (names it and ``$BRAINLIKE_CACHE``).
+        """
+        from brainlike.fileio import ensure_writable_dir
+
+        ensure_writable_dir(self.dir, "feature cache folder (set $BRAINLIKE_CACHE to a writable folder)")
         try:
             import fcntl
         except ImportError:  # Windows

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from brainlike.errors import BrainlikeError
+from brainlike.stimulus import read_stimulus  # noqa: F401 - the one stimulus reader (used by `extract`)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="How brain-like is this language model, where, and why?")
@@ -178,20 +179,6 @@ def results_tables(store: Path = typer.Option(Path("brainlike-out/results"), hel
 
     for t in ResultsStore(store).tables():
         print(t)
-
-
-def read_stimulus(path: Path):
-    """A Stimulus from a .tsv / .TextGrid timing file or a .txt text (constant-rate timing)."""
-    from brainlike.stimulus import Stimulus
-
-    suffix = path.suffix.lower()
-    if suffix == ".textgrid":
-        return Stimulus.from_textgrid(path)
-    if suffix == ".txt":
-        if not path.exists():
-            raise BrainlikeError(f"text file not found: {path}")
-        return Stimulus.from_text(path.read_text(encoding="utf-8"), name=path.stem)
-    return Stimulus.from_tsv(path)
 
 
 def main() -> None:  # pragma: no cover - console entry

@@ -14,7 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from brainlike.errors import BrainlikeError
-from brainlike.stimulus import Stimulus
+from brainlike.stimulus import Stimulus, read_stimulus
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -81,19 +81,22 @@ def read_yaml_mapping(path: str | Path) -> dict:
     return raw
 
 
-def format_validation_error(exc: ValidationError, source: str, what: str = "spec") -> BrainlikeError:
-    """One error for all problems of a config: ``<source>: invalid <what>`` and a line per field."""
+def format_validation_error(exc: ValidationError, source: str, what: str = "spec",
+                            prefix: str = "") -> BrainlikeError:
+    """One error for all problems of a config: ``<source>: invalid <what>`` and a line per field
+    (``<prefix>.<field>.<subfield>: what is wrong (got ...)``)."""
     lines = []
     for err in exc.errors():
-        loc = ".".join(str(x) for x in err["loc"]) or "(top level)"
+        loc = ".".join([prefix] * bool(prefix) + [str(x) for x in err["loc"]]) or "(top level)"
         got = err.get("input")
         shown = "" if isinstance(got, (dict, list)) or got is None else f" (got {got!r})"
         lines.append(f"  {loc}: {err['msg']}{shown}")
     return BrainlikeError(f"{source}: invalid {what}\n" + "\n".join(lines))
 
 
-def validate_config(cls: type[M], raw: Any, source: str = "spec", what: str = "spec") -> M:
-    """Validate ``raw`` (a mapping, or an instance already) as ``cls``; errors name every field."""
+def validate_config(cls: type[M], raw: Any, source: str = "spec", what: str = "spec", prefix: str = "") -> M:
+    """Validate ``raw`` (a mapping, or an instance already) as ``cls``; errors name every field (after
+    ``prefix``, the section the mapping came from)."""
     if isinstance(raw, cls):
         return raw
     if not isinstance(raw, dict):
@@ -101,22 +104,7 @@ def validate_config(cls: type[M], raw: Any, source: str = "spec", what: str = "s
     try:
         return cls.model_validate(raw)
     except ValidationError as exc:
-        raise format_validation_error(exc, source, what) from None
-
-
-def read_stimulus_file(path: str | Path, words_per_second: float = 2.5, jitter: float = 0.0,
-                       seed: int = 0) -> Stimulus:
-    """A Stimulus from a ``.tsv`` / ``.TextGrid`` timing file or a ``.txt`` text (constant rate + jitter)."""
-    path = Path(path)
-    if not path.exists():
-        raise BrainlikeError(f"stimulus file not found: {path}")
-    suffix = path.suffix.lower()
-    if suffix == ".txt":
-        return Stimulus.from_text(path.read_text(encoding="utf-8"), words_per_second=words_per_second,
-                                  jitter=jitter, seed=seed, name=path.stem)
-    if suffix == ".textgrid":
-        return Stimulus.from_textgrid(path)
-    return Stimulus.from_tsv(path)
+        raise format_validation_error(exc, source, what, prefix) from None
 
 
 def resolve_stimulus(spec: StimulusSpec, seed: int = 0) -> Stimulus:
@@ -143,7 +131,7 @@ def resolve_stimulus(spec: StimulusSpec, seed: int = 0) -> Stimulus:
     elif src.startswith("builtin:"):
         raise BrainlikeError(f"unknown built-in stimulus {src!r}; available: {', '.join(BUILTIN_STIMULI)}")
     else:
-        stim = read_stimulus_file(src, spec.words_per_second, spec.jitter, seed)
+        stim = read_stimulus(src, words_per_second=spec.words_per_second, jitter=spec.jitter, seed=seed)
     if spec.n_words:
         stim = stim.subset(0, spec.n_words)
     return stim

@@ -40,8 +40,9 @@ def run_demo(out: str | Path = "brainlike-demo", model: str = "smollm2-135m", n_
 
     console = console or Console(stderr=True)
     t0 = time.time()
-    out_dir = Path(out).resolve()
-    out_dir.mkdir(parents=True, exist_ok=True)
+    from brainlike.fileio import atomic_write, ensure_writable_dir
+
+    out_dir = ensure_writable_dir(Path(out).resolve(), "demo output folder")  # fail now, not after the fit
     text = default_story()
     if n_words:
         text = " ".join(text.split()[:n_words])
@@ -63,12 +64,10 @@ def run_demo(out: str | Path = "brainlike-demo", model: str = "smollm2-135m", n_
     best = best_layers(scores)
     files = []
     for name, df in [("scores", scores), ("best_layers", best), ("truth", sim.truth)]:
-        path = out_dir / f"{name}.parquet"
-        df.to_parquet(path, index=False)
+        path = atomic_write(out_dir / f"{name}.parquet", lambda p, df=df: df.to_parquet(p, index=False))
         files.append(path)
     fig = plot_layer_scores(scores, title=f"{lm.name}: encoding performance by layer and region")
-    fig_path = out_dir / "score_vs_layer.png"
-    fig.savefig(fig_path, dpi=120)
+    fig_path = atomic_write(out_dir / "score_vs_layer.png", lambda p: fig.savefig(p, dpi=120, format="png"))
     files.append(fig_path)
     truth = sim.truth[["channel", "best_layer"]].rename(columns={"best_layer": "planted_layer"})
     check = best.merge(truth, on="channel")

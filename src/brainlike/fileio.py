@@ -105,6 +105,53 @@ def atomic_write(path: str | Path, write: Callable[[Path], Any]) -> Path:
     return path
 
 
+def ensure_writable_dir(folder: str | Path, what: str = "output folder") -> Path:
+    """Create ``folder`` when missing and check, by writing and deleting a probe file, that files can be
+    written in it: call it before long work so that a read-only folder fails at once, not at the end.
+
+    Returns
+    -------
+    Path
+        ``folder``.
+
+    Raises
+    ------
+    BrainlikeError
+        ``folder`` (or one of its parents) is a file, or it is read-only / not permitted / on a full disk;
+        the message names the folder and ``what`` it is for.
+    """
+    folder = Path(folder)
+    hint = "choose a folder you can write to"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise BrainlikeError(f"cannot use {folder} as the {what}: it (or a folder above it) is a file; "
+                             f"{hint}") from None
+    except OSError as exc:
+        raise BrainlikeError(f"cannot create the {what} {folder}: {_reason(exc)}; {hint}") from None
+    if not folder.is_dir():
+        raise BrainlikeError(f"cannot use {folder} as the {what}: it is not a folder; {hint}")
+    probe = folder / f".brainlike-write-probe{TMP_MARK}{os.getpid()}"
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, b"x")
+        finally:
+            os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise BrainlikeError(f"cannot write in the {what} {folder}: {_reason(exc)}; {hint}") from None
+    return folder
+
+
+def _reason(exc: OSError) -> str:
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return "permission denied (read-only folder?)"
+    if exc.errno == errno.ENOSPC:
+        return "no space left on the device"
+    return exc.strerror or str(exc)
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     """:func:`atomic_write` of a bytes object."""
     return atomic_write(path, lambda p: Path(p).write_bytes(data))

@@ -25,7 +25,7 @@ from rich.console import Console
 
 from brainlike.config import RunConfig, read_yaml_mapping
 from brainlike.errors import BrainlikeError
-from brainlike.fileio import atomic_write_text
+from brainlike.fileio import atomic_write_text, ensure_writable_dir
 from brainlike.pipelines import AnalysisOutput, RunContext
 from brainlike.registry import ANALYSES
 from brainlike.spec import parse_spec
@@ -113,9 +113,7 @@ def run_spec(spec: str | Path | dict | RunConfig, *, output: str | Path | None =
         raw[key] = value
     config = parse_spec(raw, source=source)
     plugin = ANALYSES.get(config.analysis)
-    out = Path(config.output).expanduser().resolve()
-    if out.exists() and not out.is_dir():
-        raise BrainlikeError(f"output {out} exists and is not a folder; choose another output folder")
+    out = ensure_writable_dir(Path(config.output).expanduser().resolve(), "run output folder")
     store = ResultsStore(out / "results")
     t0 = time.time()
     atomic_write_text(out / "spec.yaml", yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))

@@ -4,13 +4,21 @@ A :class:`Stimulus` holds ``n_words`` words with onset and offset times in secon
 recording. It can be read from a TSV file (columns ``word``, ``onset``, ``offset`` — or BIDS-style
 ``onset``, ``duration`` and a word column), from a Praat TextGrid (a word tier), or made from plain text
 with a constant speech rate (for simulations and demos).
+
+Files are read by one reader everywhere (the command line, specs, the organization analysis and the BIDS
+loaders): :func:`read_word_timings` for word-timing files of every format the public datasets use, and
+:func:`read_stimulus` (the same, plus plain ``.txt`` text with constant-rate timing). The constructors
+:meth:`Stimulus.from_tsv` / :meth:`Stimulus.from_textgrid` are the strict readers of the canonical forms
+(every row timed, no overlap at all).
 """
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import math
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -86,9 +94,10 @@ class Stimulus:
         return pd.DataFrame({"word": list(self.words), "onset": self.onsets, "offset": self.offsets})
 
     def to_tsv(self, path: str | Path) -> Path:
-        path = Path(path)
-        self.to_frame().to_csv(path, sep="\t", index=False)
-        return path
+        """Write ``word, onset, offset`` as a TSV file (crash-safe, see :mod:`brainlike.fileio`)."""
+        from brainlike.fileio import atomic_write
+
+        return atomic_write(path, lambda p: self.to_frame().to_csv(p, sep="\t", index=False))
 
     def subset(self, start: int, stop: int) -> "Stimulus":
         """Words ``start:stop`` (timing kept)."""
@@ -178,33 +187,16 @@ class Stimulus:
     def from_textgrid(cls, path: str | Path, tier: str | None = None, name: str | None = None) -> "Stimulus":
         """Read a word tier of a Praat TextGrid (long or short text format).
 
-        ``tier`` defaults to the first interval tier whose name contains "word" (else the first interval
-        tier). Intervals whose text is empty or a silence mark (``sp``, ``sil``, ...) are skipped.
+        ``tier`` defaults to the first interval tier whose name contains "word" (``word``, ``words``,
+        ``Speaker - words``); a TextGrid without such a tier is an error naming the tiers it has (a phones
+        tier is never read as words unless named by ``tier``). Intervals whose text is empty or a silence
+        mark (``sp``, ``sil``, ...) are skipped.
         """
         path = Path(path)
-        if not path.exists():
-            raise StimulusError(f"TextGrid file not found: {path}")
-        raw = path.read_bytes()
-        for enc in ("utf-8-sig", "utf-16", "latin-1"):
-            try:
-                content = raw.decode(enc)
-                if "TextGrid" in content or "IntervalTier" in content:
-                    break
-            except UnicodeDecodeError:
-                continue
-        tiers = _parse_textgrid(content, path)
-        if not tiers:
-            raise StimulusError(f"{path}: no interval tier found")
-        if tier is None:
-            chosen = next((t for t in tiers if "word" in t[0].lower()), tiers[0])
-        else:
-            matches = [t for t in tiers if t[0] == tier]
-            if not matches:
-                raise StimulusError(f"{path}: no tier named {tier!r}; tiers: {[t[0] for t in tiers]}")
-            chosen = matches[0]
-        rows = [(xmin, xmax, text) for xmin, xmax, text in chosen[1] if text.strip().lower() not in SILENCE_MARKS]
+        tier_name, intervals = _textgrid_tier(path, tier)
+        rows = [(xmin, xmax, text) for xmin, xmax, text in intervals if text.strip().lower() not in SILENCE_MARKS]
         if not rows:
-            raise StimulusError(f"{path}: tier {chosen[0]!r} has no words")
+            raise StimulusError(f"{path}: tier {tier_name!r} has no words")
         on, off, words = zip(*rows)
         return cls(tuple(w.strip() for w in words), np.array(on), np.array(off), name or path.stem)
 
@@ -286,3 +278,293 @@ def _parse_textgrid(content: str, path: Path) -> list[tuple[str, list[tuple[floa
         return tiers
     except (IndexError, ValueError, TypeError) as exc:
         raise StimulusError(f"{path}: not a readable Praat TextGrid ({exc})") from None
+
+
+def _textgrid_tier(path: Path, tier: str | None) -> tuple[str, list[tuple[float, float, str]]]:
+    """The chosen interval tier of a TextGrid: (name, [(xmin, xmax, text)])."""
+    if not path.exists():
+        raise StimulusError(f"TextGrid file not found: {path}")
+    raw = path.read_bytes()
+    content = None
+    for enc in ("utf-8-sig", "utf-16", "latin-1"):  # Praat writes UTF-8 or UTF-16; old files latin-1
+        try:
+            text = raw.decode(enc)
+        except UnicodeDecodeError:
+            continue
+        if "TextGrid" in text or "IntervalTier" in text:
+            content = text
+            break
+    if content is None:
+        raise StimulusError(f"{path}: not a Praat TextGrid (no 'TextGrid' header in UTF-8, UTF-16 or latin-1)")
+    tiers = _parse_textgrid(content, path)
+    if not tiers:
+        raise StimulusError(f"{path}: no interval tier found")
+    names = [t[0] for t in tiers]
+    if tier is not None:
+        matches = [t for t in tiers if t[0] == tier]
+        if not matches:
+            raise StimulusError(f"{path}: no tier named {tier!r}; tiers: {names}")
+        return matches[0]
+    chosen = next((t for t in tiers if "word" in t[0].lower()), None)
+    if chosen is None:
+        raise StimulusError(
+            f"{path}: no word tier (no interval tier named like 'words'); tiers found: {names}. Name the tier that "
+            "holds the words with tier='<name>' (Python: read_stimulus(path, tier=...)), or rename it to 'words'")
+    return chosen
+
+
+# ------------------------------------------------------------------------------------ the one file reader
+_WORD_COLS = ("word", "words", "text", "token", "trial_type", "value")
+_NA = ["n/a", "N/A", "NaN", "nan", ""]
+
+#: overlaps between consecutive words up to this many seconds are clipped (forced aligners overlap words by
+#: a frame or two); larger ones are an error naming the row.
+MAX_OVERLAP_S = 0.05
+
+
+def read_text_file(path: str | Path, encoding: str = "utf-8", what: str = "text file") -> str:
+    """The text of a file, with a clear error for a missing file or bytes that are not ``encoding``.
+
+    Raises:
+        StimulusError: the file is missing, or a byte is not valid in ``encoding`` (the message gives the
+            byte's offset and line, and how to convert the file or pass another encoding).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise StimulusError(f"{what} not found: {path}")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode(encoding)
+    except LookupError:
+        raise StimulusError(f"unknown text encoding {encoding!r} for {path}") from None
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise StimulusError(
+            f"{path} is not {encoding} text: byte 0x{raw[exc.start]:02x} at offset {exc.start} (line {line}) is "
+            f"invalid; convert the file (e.g. `iconv -f latin1 -t utf-8 {path.name} > {path.stem}-utf8"
+            f"{path.suffix}`) or pass its encoding (encoding='latin-1')") from None
+    return text[1:] if text.startswith("\ufeff") else text
+
+
+def read_word_timings(
+    path: str | Path,
+    *,
+    onset_shift: float = 0.0,
+    name: str | None = None,
+    word_column: str | None = None,
+    tier: str | None = None,
+    encoding: str = "utf-8",
+    max_overlap: float = MAX_OVERLAP_S,
+) -> Stimulus:
+    """Read words with onset/offset times from any of the public datasets' formats (the one reader).
+
+    * ``.TextGrid`` — Praat (LeBel ds003020 ``derivative/TextGrids/<story>.TextGrid``); the word tier (a
+      tier named like ``words``, or ``tier``); a TextGrid without one is an error naming its tiers.
+    * ``.tsv`` — BIDS ``events.tsv`` with a word column, or any TSV with ``onset`` and ``offset`` or
+      ``duration``.
+    * ``.csv`` — a table with a header (``word,start,end`` as in Podcast's ``podcast_transcript.csv``, or
+      ``word,onset,offset``), or Gentle's header-less ``align.csv`` (``word,aligned_word,onset,offset``,
+      as in Narratives ``stimuli/gentle/<task>/align.csv``).
+    * ``.json`` — Gentle ``align.json`` (``{"words": [{"word", "start", "end", "case"}, ...]}``).
+
+    Policy (the same for every format and every caller): words without an onset (not found by the
+    aligner) or without text are dropped and counted in a ``warnings.warn``; a missing offset becomes the
+    onset; an offset before its onset, onsets out of order, or an overlap of more than ``max_overlap``
+    seconds with the next word are errors naming the row; smaller overlaps are clipped to the next onset
+    (counted in a warning). Times are then shifted by ``onset_shift`` seconds onto the recording's clock.
+
+    Args:
+        path: the file.
+        onset_shift: seconds added to every time.
+        name: the stimulus label (default the file's stem).
+        word_column: the table column with the words (default ``word``/``words``/``text``/``token``/
+            ``trial_type``/``value``).
+        tier: the TextGrid tier with the words.
+        encoding: text encoding of ``.tsv`` / ``.csv`` / ``.json`` files.
+        max_overlap: the largest overlap (s) between consecutive words that is clipped.
+
+    Returns:
+        Stimulus: the timed words, ``onsets``/``offsets`` in seconds, ``(n_words,)`` each.
+
+    Raises:
+        StimulusError: missing file, unknown format, undecodable bytes, no word/time columns, bad timing.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise StimulusError(f"word-timing file not found: {path}")
+    label = name or path.stem
+    suffix = path.name.lower()
+    if suffix.endswith(".textgrid"):
+        _, intervals = _textgrid_tier(path, tier)
+        rows = [(a, b, t) for a, b, t in intervals if t.strip().lower() not in SILENCE_MARKS]
+        words = [t for _, _, t in rows]
+        on = np.array([a for a, _, _ in rows], dtype=float)
+        off = np.array([b for _, b, _ in rows], dtype=float)
+    elif suffix.endswith(".json"):
+        words, on, off = _read_gentle_json(path, encoding)
+    elif suffix.endswith(".tsv") or suffix.endswith(".csv"):
+        words, on, off = _read_word_table(path, word_column, encoding)
+    else:
+        raise StimulusError(f"{path}: unknown word-timing format; expected .TextGrid, .tsv, .csv or Gentle .json "
+                            "(or .txt plain text)")
+    return _timed_stimulus(words, on, off, onset_shift, label, path, max_overlap)
+
+
+def read_stimulus(
+    path: str | Path,
+    *,
+    words_per_second: float = 2.5,
+    jitter: float = 0.0,
+    seed: int = 0,
+    encoding: str = "utf-8",
+    word_column: str | None = None,
+    tier: str | None = None,
+    name: str | None = None,
+) -> Stimulus:
+    """A Stimulus from any word-timing file (:func:`read_word_timings`) or a ``.txt`` text.
+
+    A ``.txt`` file is plain text given a constant-rate timing (:meth:`Stimulus.from_text` at
+    ``words_per_second``, with a seeded ``jitter`` of word durations); it must be ``encoding`` (UTF-8 by default; a latin-1 file is an error that says
+    where the first bad byte is and how to convert it, or pass ``encoding="latin-1"``).
+
+    Raises:
+        StimulusError: see :func:`read_word_timings` and :func:`read_text_file`.
+    """
+    path = Path(path)
+    if path.suffix.lower() == ".txt":
+        text = read_text_file(path, encoding, what="text file")
+        return Stimulus.from_text(text, words_per_second=words_per_second, jitter=jitter, seed=seed,
+                                  name=name or path.stem)
+    if not path.exists():
+        raise StimulusError(f"stimulus file not found: {path}")
+    return read_word_timings(path, word_column=word_column, tier=tier, name=name, encoding=encoding)
+
+
+def _read_gentle_json(path: Path, encoding: str):
+    text = read_text_file(path, encoding, what="word-timing file")
+    try:
+        doc = json.loads(text)
+        entries = doc["words"]
+        if not isinstance(entries, list):
+            raise TypeError("'words' is not a list")
+    except (ValueError, KeyError, TypeError) as exc:
+        raise StimulusError(f"{path}: not a Gentle alignment (expected a 'words' list): {exc}") from None
+    words, on, off = [], [], []
+    for i, e in enumerate(entries, start=1):
+        if not isinstance(e, dict):
+            raise StimulusError(f"{path}: words[{i - 1}] is not an object")
+        ok = e.get("case", "success") == "success" and "start" in e and "end" in e
+        words.append(str(e.get("word", "")))
+        try:
+            on.append(float(e["start"]) if ok else math.nan)
+            off.append(float(e["end"]) if ok else math.nan)
+        except (TypeError, ValueError):
+            raise StimulusError(f"{path}: words[{i - 1}] has a start/end that is not a number") from None
+    return words, np.array(on, dtype=float), np.array(off, dtype=float)
+
+
+def _read_word_table(path: Path, word_column: str | None, encoding: str):
+    sep = "\t" if path.name.lower().endswith(".tsv") else ","
+    text = read_text_file(path, encoding, what="word-timing file")
+
+    def parse(**kw):
+        try:
+            return pd.read_csv(io.StringIO(text), sep=sep, na_values=_NA, keep_default_na=False, dtype=str, **kw)
+        except Exception as exc:  # pandas raises many kinds
+            raise StimulusError(f"cannot read {path} as a {'TSV' if sep == chr(9) else 'CSV'} table: {exc}") from None
+
+    df = parse()
+    cols = {str(c).lower().strip(): c for c in df.columns}
+    has_header = any(k in cols for k in ("onset", "start", "offset", "end", "duration")) or word_column
+    if not has_header:
+        # Gentle align.csv: word, aligned word, onset, offset (no header)
+        df = parse(header=None)
+        if df.shape[1] < 4:
+            raise StimulusError(
+                f"{path}: no header with onset/start columns, and not a Gentle align.csv "
+                f"(4 columns: word, aligned word, onset, offset); found {df.shape[1]} columns")
+        df = df.iloc[:, :4]
+        df.columns = ["word", "aligned", "onset", "offset"]
+        cols = {c: c for c in df.columns}
+    on_col = cols.get("onset") or cols.get("start")
+    if on_col is None:
+        raise StimulusError(f"{path}: no 'onset' or 'start' column (columns: {list(df.columns)})")
+    wcol = word_column or next((cols[c] for c in _WORD_COLS if c in cols), None)
+    if wcol is None or wcol not in df.columns:
+        raise StimulusError(f"{path}: no word column; expected one of {_WORD_COLS} (columns: {list(df.columns)})")
+
+    def numbers(col) -> np.ndarray:
+        vals = pd.to_numeric(df[col], errors="coerce").to_numpy(float)
+        bad = np.flatnonzero(np.isnan(vals) & df[col].notna().to_numpy())
+        if bad.size:
+            i = int(bad[0])
+            raise StimulusError(f"{path}: row {i + 1}: {col!r} is {df[col].iloc[i]!r}, not a number of seconds")
+        return vals
+
+    on = numbers(on_col)
+    if "offset" in cols or "end" in cols:
+        off = numbers(cols.get("offset") or cols.get("end"))
+    elif "duration" in cols:
+        off = on + numbers(cols["duration"])
+    else:
+        raise StimulusError(f"{path}: needs an offset/end or a duration column (columns: {list(df.columns)})")
+    words = ["" if not isinstance(w, str) else w.strip() for w in df[wcol].tolist()]
+    return words, on, off
+
+
+def _timed_stimulus(words, on, off, shift: float, name: str, path: Path, max_overlap: float) -> Stimulus:
+    """Apply the one timing policy (see :func:`read_word_timings`) to parsed rows."""
+    words = [str(w).strip() for w in words]
+    on = np.asarray(on, dtype=float)
+    off = np.asarray(off, dtype=float)
+    keep = np.isfinite(on) & np.array([bool(w) for w in words], dtype=bool)
+    dropped = int((~keep).sum())
+    if dropped:
+        first = int(np.flatnonzero(~keep)[0])
+        warnings.warn(f"{path}: {dropped} of {len(words)} words have no timing (not aligned) or no text and were "
+                      f"dropped (first: row {first + 1})", stacklevel=3)
+    rows = np.flatnonzero(keep) + 1  # 1-based rows of the file (after a header)
+    words = [w for w, k in zip(words, keep) if k]
+    on, off = on[keep], off[keep]
+    if not words:
+        raise StimulusError(f"{path}: no timed words")
+    off = np.where(np.isfinite(off), off, on)
+
+    def row(i: int) -> str:
+        return f"row {rows[i]} (word {words[i]!r})"
+
+    back = np.flatnonzero(off < on)
+    if back.size:
+        i = int(back[0])
+        raise StimulusError(f"{path}: {row(i)} ends ({off[i]} s) before it starts ({on[i]} s)")
+    unsorted = np.flatnonzero(np.diff(on) < 0)
+    if unsorted.size:
+        i = int(unsorted[0]) + 1
+        raise StimulusError(f"{path}: onsets are not monotonic: {row(i)} starts at {on[i]} s, before the previous "
+                            f"word ({on[i - 1]} s); the words must be in the order they were heard")
+    overlap = off[:-1] - on[1:]
+    big = np.flatnonzero(overlap > max_overlap + 1e-9)
+    if big.size:
+        i = int(big[0])
+        raise StimulusError(
+            f"{path}: {row(i + 1)} starts at {on[i + 1]} s, {overlap[i]:.3f} s before the previous word ends "
+            f"({off[i]} s): overlapping words (overlaps up to max_overlap={max_overlap} s are clipped; fix the "
+            "times or raise max_overlap)")
+    clip = np.flatnonzero(overlap > 1e-9)
+    if clip.size:
+        warnings.warn(f"{path}: {clip.size} word offsets overlapped the next word by at most "
+                      f"{overlap[clip].max() * 1000:.0f} ms and were clipped to its onset", stacklevel=3)
+        off = off.copy()
+        off[clip] = on[clip + 1]
+    spaced = [i for i, w in enumerate(words) if any(ch.isspace() for ch in w)]
+    if spaced:
+        warnings.warn(f"{path}: {len(spaced)} entries hold several words (first: {row(spaced[0])}); their spaces "
+                      "became '_' (one timed entry is one word)", stacklevel=3)
+        words = ["_".join(w.split()) for w in words]
+    on, off = on + shift, off + shift
+    if on[0] < 0:
+        raise StimulusError(f"{path}: shifting by {shift} s puts the first word at {on[0]:.2f} s, before the recording")
+    try:
+        return Stimulus(tuple(words), on, off, name)
+    except StimulusError as exc:
+        raise StimulusError(f"{path}: {exc}") from None

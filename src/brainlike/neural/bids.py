@@ -17,7 +17,6 @@ was expected. Channels that are NaN or flat are excluded and reported (``warning
 from __future__ import annotations
 
 import json
-import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ import pandas as pd
 from brainlike.errors import NeuralDataError, StimulusError
 from brainlike.neural.dataset import NeuralDataset
 from brainlike.stimulus import Stimulus
+from brainlike.stimulus import read_word_timings as _read_word_timings
 
 __all__ = [
     "BIDSName",
@@ -255,9 +255,6 @@ def _loose_entities(path: Path, suffix: str, extension: str) -> dict | None:
 
 
 # ---------------------------------------------------------------------------------------------- words
-_WORD_COLS = ("word", "words", "text", "token", "trial_type", "value")
-
-
 def read_word_timings(
     path: str | Path,
     *,
@@ -266,123 +263,17 @@ def read_word_timings(
     word_column: str | None = None,
     tier: str | None = None,
 ) -> Stimulus:
-    """Read words with onset/offset times from any of the public datasets' formats.
-
-    * ``.TextGrid`` — Praat (LeBel ds003020 ``derivative/TextGrids/<story>.TextGrid``); ``tier`` picks
-      the word tier.
-    * ``.tsv`` — BIDS ``events.tsv`` with a word column, or any TSV with ``onset`` and ``offset`` or
-      ``duration``.
-    * ``.csv`` — a table with a header (``word,start,end`` as in Podcast's ``podcast_transcript.csv``, or
-      ``word,onset,offset``), or Gentle's header-less ``align.csv`` (``word,aligned_word,onset,offset``,
-      as in Narratives ``stimuli/gentle/<task>/align.csv``).
-    * ``.json`` — Gentle ``align.json`` (``{"words": [{"word", "start", "end", "case"}, ...]}``).
-
-    Words without timing (not found by the aligner) are dropped and their number reported with
-    ``warnings.warn``; an offset past the next onset is clipped to it (aligners overlap words by a few
-    ms). Times are then shifted by ``onset_shift`` seconds onto the recording's clock.
+    """Read words with onset/offset times: :func:`brainlike.stimulus.read_word_timings` (the one reader of
+    every format: TextGrid, TSV, CSV with a header or Gentle's ``align.csv``, Gentle ``align.json``; one
+    timing policy), with its errors raised as :class:`NeuralDataError` for the loaders.
 
     Raises:
-        NeuralDataError: missing file, unknown format, no word/time columns.
+        NeuralDataError: missing file, unknown format, no word/time columns, bad timing.
     """
-    path = Path(path)
-    if not path.exists():
-        raise NeuralDataError(f"word-timing file not found: {path}")
-    label = name or path.stem
-    suffix = path.name.lower()
     try:
-        if suffix.endswith(".textgrid"):
-            stim = Stimulus.from_textgrid(path, tier=tier, name=label)
-            words, on, off = list(stim.words), stim.onsets, stim.offsets
-        elif suffix.endswith(".json"):
-            words, on, off = _read_gentle_json(path)
-        elif suffix.endswith(".tsv") or suffix.endswith(".csv"):
-            words, on, off = _read_word_table(path, word_column)
-        else:
-            raise NeuralDataError(
-                f"{path}: unknown word-timing format; expected .TextGrid, .tsv, .csv or Gentle .json")
+        return _read_word_timings(path, onset_shift=onset_shift, name=name, word_column=word_column, tier=tier)
     except StimulusError as exc:
         raise NeuralDataError(str(exc)) from None
-    return _make_stimulus(words, on, off, onset_shift, label, path)
-
-
-def _read_gentle_json(path: Path):
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-        entries = doc["words"]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise NeuralDataError(f"{path}: not a Gentle alignment (expected a 'words' list): {exc}") from None
-    words, on, off = [], [], []
-    for e in entries:
-        ok = e.get("case", "success") == "success" and "start" in e and "end" in e
-        words.append(str(e.get("word", "")))
-        on.append(float(e["start"]) if ok else math.nan)
-        off.append(float(e["end"]) if ok else math.nan)
-    return words, np.array(on, dtype=float), np.array(off, dtype=float)
-
-
-def _read_word_table(path: Path, word_column: str | None):
-    sep = "\t" if path.name.lower().endswith(".tsv") else ","
-    na = ["n/a", "N/A", "NaN", "nan", ""]
-    try:
-        df = pd.read_csv(path, sep=sep, na_values=na, keep_default_na=False, dtype=str)
-    except Exception as exc:  # pandas raises many kinds
-        raise NeuralDataError(f"cannot read {path}: {exc}") from None
-    cols = {c.lower().strip(): c for c in df.columns}
-    has_header = any(k in cols for k in ("onset", "start", "offset", "end", "duration")) or word_column
-    if not has_header:
-        # Gentle align.csv: word, aligned word, onset, offset (no header)
-        df = pd.read_csv(path, sep=sep, header=None, na_values=na, keep_default_na=False, dtype=str)
-        if df.shape[1] < 4:
-            raise NeuralDataError(
-                f"{path}: no header with onset/start columns, and not a Gentle align.csv "
-                f"(4 columns: word, aligned word, onset, offset); found {df.shape[1]} columns")
-        df = df.iloc[:, :4]
-        df.columns = ["word", "aligned", "onset", "offset"]
-        cols = {c: c for c in df.columns}
-    on_col = cols.get("onset") or cols.get("start")
-    if on_col is None:
-        raise NeuralDataError(f"{path}: no 'onset' or 'start' column (columns: {list(df.columns)})")
-    wcol = word_column or next((cols[c] for c in _WORD_COLS if c in cols), None)
-    if wcol is None or wcol not in df.columns:
-        raise NeuralDataError(f"{path}: no word column; expected one of {_WORD_COLS} (columns: {list(df.columns)})")
-    on = pd.to_numeric(df[on_col], errors="coerce").to_numpy(float)
-    if "offset" in cols or "end" in cols:
-        off = pd.to_numeric(df[cols.get("offset") or cols.get("end")], errors="coerce").to_numpy(float)
-    elif "duration" in cols:
-        off = on + pd.to_numeric(df[cols["duration"]], errors="coerce").to_numpy(float)
-    else:
-        raise NeuralDataError(f"{path}: needs an offset/end or a duration column (columns: {list(df.columns)})")
-    words = ["" if not isinstance(w, str) else w.strip() for w in df[wcol].tolist()]
-    return words, on, off
-
-
-def _make_stimulus(words, on, off, shift: float, name: str, path: Path) -> Stimulus:
-    words = [str(w).strip() for w in words]
-    on = np.asarray(on, dtype=float)
-    off = np.asarray(off, dtype=float)
-    keep = np.isfinite(on) & np.array([bool(w) for w in words])
-    off = np.where(np.isfinite(off), off, on)
-    dropped = int((~keep).sum())
-    if dropped:
-        warnings.warn(f"{path}: {dropped} of {len(words)} words have no timing (not aligned) and were dropped",
-                      stacklevel=3)
-    words = [w.replace(" ", "_") for w, k in zip(words, keep) if k]
-    on, off = on[keep], off[keep]
-    if not len(words):
-        raise NeuralDataError(f"{path}: no timed words")
-    order = np.argsort(on, kind="stable")
-    if np.any(order != np.arange(len(on))):
-        warnings.warn(f"{path}: word onsets were not sorted; sorted them", stacklevel=3)
-        words, on, off = [words[i] for i in order], on[order], off[order]
-    off = np.maximum(off, on)
-    off[:-1] = np.minimum(off[:-1], on[1:])
-    on, off = on + shift, off + shift
-    if on[0] < 0:
-        raise NeuralDataError(f"{path}: shifting by {shift} s puts the first word at {on[0]:.2f} s, before the recording")
-    try:
-        return Stimulus(tuple(words), on, off, name)
-    except StimulusError as exc:
-        raise NeuralDataError(f"{path}: {exc}") from None
 
 
 def stimulus_onset_from_events(events_path: str | Path, trial_type: str | None = None) -> float:
@@ -418,8 +309,7 @@ def _events_stimulus(events: Path, shift: float, word_column: str | None = None)
     wcol = word_column or next((cols[c] for c in ("word", "words", "text", "token") if c in cols), None)
     if wcol is None or "onset" not in cols:
         return None
-    words, on, off = _read_word_table(events, wcol)
-    return _make_stimulus(words, on, off, shift, events.stem, events)
+    return read_word_timings(events, onset_shift=shift, name=events.stem, word_column=wcol)
 
 
 @dataclass

@@ -39,15 +39,20 @@ class NeuralDataset:
     meta: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.data = np.asarray(self.data, dtype=np.float32)
+        self.data = _numeric(self.data, "data", np.float32)
         if self.data.ndim == 1:
             self.data = self.data[:, None]
         if self.data.ndim != 2:
             raise NeuralDataError(f"data must be (n_samples, n_channels); got shape {self.data.shape}")
         n, c = self.data.shape
-        self.times = np.asarray(self.times, dtype=np.float64).reshape(-1)
+        self.times = _numeric(self.times, "times", np.float64).reshape(-1)
         if len(self.times) != n:
             raise NeuralDataError(f"{n} samples in data but {len(self.times)} sample times")
+        bad_t = np.flatnonzero(~np.isfinite(self.times))
+        if bad_t.size:
+            i = int(bad_t[0])
+            raise NeuralDataError(f"times: sample {i} is {self.times[i]} ({bad_t.size} of {n} sample times are NaN "
+                                  "or infinite); every sample needs a finite time in seconds")
         if n > 1 and not np.all(np.diff(self.times) > 0):
             i = int(np.flatnonzero(np.diff(self.times) <= 0)[0]) + 1
             raise NeuralDataError(f"sample times must increase; sample {i} ({self.times[i]} s) does not")
@@ -57,7 +62,7 @@ class NeuralDataset:
         if len(set(self.channels)) != c:
             raise NeuralDataError("channel names must be unique")
         if self.coords is not None:
-            self.coords = np.asarray(self.coords, dtype=np.float64)
+            self.coords = _numeric(self.coords, "coords", np.float64)
             if self.coords.shape != (c, 3):
                 raise NeuralDataError(f"coords must be (n_channels, 3) = ({c}, 3); got {self.coords.shape}")
         if self.regions is not None:
@@ -65,7 +70,7 @@ class NeuralDataset:
             if len(self.regions) != c:
                 raise NeuralDataError(f"{c} channels but {len(self.regions)} region labels")
         if self.hierarchy is not None:
-            self.hierarchy = np.asarray(self.hierarchy, dtype=np.float64).reshape(-1)
+            self.hierarchy = _numeric(self.hierarchy, "hierarchy", np.float64).reshape(-1)
             if len(self.hierarchy) != c:
                 raise NeuralDataError(f"{c} channels but {len(self.hierarchy)} hierarchy positions")
         if self.runs is not None:
@@ -135,3 +140,41 @@ class NeuralDataset:
         if self.coords is not None:
             df["x"], df["y"], df["z"] = self.coords.T
         return df
+
+
+def _numeric(values, field: str, dtype) -> np.ndarray:
+    """``values`` as a ``dtype`` array, or a :class:`NeuralDataError` naming ``field`` and the first value
+    that is not a number (strings are refused even when they look like numbers: convert them first)."""
+    try:
+        arr = np.asarray(values)
+    except ValueError as exc:  # ragged nested lists
+        raise NeuralDataError(f"{field} must be a rectangular array of numbers ({exc})") from None
+    if arr.dtype.kind in "biuf":
+        return arr.astype(dtype, copy=False)
+    if arr.dtype.kind == "c":
+        raise NeuralDataError(f"{field} is complex ({arr.dtype}); pass real numbers (e.g. np.abs or .real)")
+    if arr.dtype.kind in "OUS":
+        flat = arr.reshape(-1)
+
+        def where(i: int) -> tuple[int, ...]:
+            return tuple(int(x) for x in np.unravel_index(i, arr.shape))
+
+        def is_number(v) -> bool:
+            try:
+                float(v)
+                return True
+            except (TypeError, ValueError):
+                return False
+
+        # the first element that is not a number at all, else the first string (strings are never parsed)
+        bad = next((i for i, v in enumerate(flat) if not is_number(v)), None)
+        if bad is None:
+            bad = next((i for i, v in enumerate(flat) if isinstance(v, (str, bytes))), None)
+        if bad is not None:
+            v = flat[bad]
+            shown = repr(v.item() if isinstance(v, np.generic) else v)
+            raise NeuralDataError(
+                f"{field} must be numbers, but element {where(bad)} is {shown} ({type(v).__name__}); convert "
+                "the values to numbers first (np.asarray(x, dtype=float) or pd.to_numeric)")
+        return arr.astype(dtype)
+    raise NeuralDataError(f"{field} must be numbers, not {arr.dtype} values")

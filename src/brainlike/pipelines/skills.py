@@ -61,14 +61,7 @@ class SkillMix:
                                                  "progress": context.progress and config.skillmix.progress})
         result = run_skillmix(cfg)
         tables = result.tables()
-        items = result.items
-        failed = int((items["status"] != "done").sum()) if "status" in items else 0
-        message = ""
-        if failed:
-            reasons = items.loc[items["status"] != "done", "error"].astype(str).value_counts().head(3)
-            message = (f"{failed} of {len(items)} Skill-Mix items failed ("
-                       + "; ".join(f"{n}× {r[:160]}" for r, n in reasons.items())
-                       + "); fix the endpoint and run the same command again to retry them")
+        failed, message = result.n_failed, result.failure_message()
         section = Section("Skill-Mix", "Scores by k with confidence intervals.", list(result.figures().items()),
                           [(k, v) for k, v in tables.items() if "summary" in k and len(v)])
         return AnalysisOutput(tables=tables, sections=[section], failures=failed, message=message,

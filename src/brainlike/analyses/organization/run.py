@@ -386,6 +386,24 @@ class OrganizationResult:
             figs[f"maps_{name}"] = plots.plot_pattern_maps(sel["maps"])
         return figs
 
+    def file_stems(self) -> dict[str, str]:
+        """Model name -> the name used for its files: safe characters only (a model given as a folder path
+        such as ``/models/llama`` becomes ``models_llama``), unique among the models."""
+        return _file_stems(list(self.models))
+
+
+def _file_stems(names: list[str]) -> dict[str, str]:
+    import hashlib
+    import re
+
+    out: dict[str, str] = {}
+    for name in names:
+        stem = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._-") or "model"
+        if stem in out.values():
+            stem = f"{stem}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+        out[name] = stem
+    return out
+
 
 # ------------------------------------------------------------------------------------------ driver
 def _brain_data(cfg: OrganizationConfig) -> BrainData:
@@ -419,6 +437,10 @@ def run_organization(
     """
     t0 = time.perf_counter()
     cfg = config if isinstance(config, OrganizationConfig) else OrganizationConfig.parse(dict(config))
+    if cfg.output:
+        from brainlike.fileio import ensure_writable_dir
+
+        ensure_writable_dir(cfg.output, "organization output folder")  # fail now, not after the models ran
     stim = stimulus or load_stimulus(cfg.stimulus)
     nopt = NeuronOptions(cfg.neurons.level, cfg.neurons.pooling,
                          tuple(cfg.neurons.layers) if cfg.neurons.layers else None,

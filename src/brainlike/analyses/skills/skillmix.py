@@ -28,7 +28,9 @@ from brainlike.analyses.skills.clients import ChatClient, ClientConfig, ClientEr
 from brainlike.analyses.skills.grading import (count_sentences, extract_answer, grading_messages, item_scores,
                                                parse_grade)
 from brainlike.cache import default_cache_dir
+from brainlike.config import validate_config
 from brainlike.errors import BrainlikeError
+from brainlike.fileio import atomic_write_text, ensure_writable_dir
 
 PROMPT_VERSION = "skillmix-v1"
 
@@ -159,6 +161,8 @@ class SkillMixConfig(BaseModel):
         output_dir: where ``records.jsonl`` and the parquet tables go (default: the brainlike cache).
         resume: reuse finished items found in ``records.jsonl`` (False moves the old log aside).
         confidence / n_boot / ungradable_as_zero: aggregation settings.
+        stop_after_failures: stop the run (:class:`BrainlikeError`, finished items kept for the next run)
+            when this many items in a row failed (an unreachable or broken endpoint); 0 never stops.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -177,6 +181,7 @@ class SkillMixConfig(BaseModel):
     n_boot: int = Field(2000, ge=100)
     ungradable_as_zero: bool = False
     progress: bool = True
+    stop_after_failures: int = Field(5, ge=0)
 
     @field_validator("ks")
     @classmethod
@@ -217,6 +222,15 @@ class SkillMixResult:
         return {"skillmix_items": self.items, "skillmix_skill_points": self.skill_points,
                 "skillmix_summary": self.summary}
 
+    @property
+    def n_failed(self) -> int:
+        """Items whose generation or grading failed (``status == "error"``); a rerun retries them."""
+        return int((self.items["status"] != "done").sum())
+
+    def failure_message(self) -> str:
+        """One sentence: how many items failed and why (the distinct errors with their counts), or ""."""
+        return _failure_message(self.items.to_dict("records"), self.output_dir)
+
     def figures(self) -> dict:
         from brainlike.analyses.skills.plots import plot_skill_usage, plot_skillmix_scores
 
@@ -227,14 +241,34 @@ class SkillMixResult:
         """Write the figures as PNG (default: into :attr:`output_dir`); returns the paths."""
         import matplotlib.pyplot as plt
 
-        out = Path(output_dir) if output_dir is not None else self.output_dir
-        out.mkdir(parents=True, exist_ok=True)
+        from brainlike.fileio import atomic_write
+
+        out = ensure_writable_dir(Path(output_dir) if output_dir is not None else self.output_dir,
+                                  "Skill-Mix output folder")
         paths = []
         for name, fig in self.figures().items():
-            paths.append(out / f"{name}.png")
-            fig.savefig(paths[-1])
+            paths.append(atomic_write(out / f"{name}.png", lambda p, fig=fig: fig.savefig(p, format="png")))
             plt.close(fig)
         return paths
+
+
+def _reasons(failed: list[dict]) -> str:
+    """The distinct errors of failed records with their counts, most frequent first."""
+    counts: dict[str, int] = {}
+    for r in failed:
+        why = str(r.get("error") or "unknown error").split(" (gave up")[0]
+        counts[why] = counts.get(why, 0) + 1
+    top = sorted(counts.items(), key=lambda kv: -kv[1])
+    return "; ".join(f"{n}x {text}" for text, n in top[:3]) + ("; ..." if len(top) > 3 else "")
+
+
+def _failure_message(records: list[dict], out: Path) -> str:
+    failed = [r for r in records if r.get("status") != "done"]
+    if not failed:
+        return ""
+    return (f"{len(failed)} of {len(records)} Skill-Mix items failed ({_reasons(failed)}); fix the endpoint and "
+            f"run the same command again: finished items in {out / 'records.jsonl'} are kept and the failed ones "
+            "retried")
 
 
 def _hash(obj) -> str:
@@ -276,15 +310,19 @@ class RecordLog:
         return out
 
     def append(self, record: dict) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         line = json.dumps({k: _clean(v) for k, v in record.items()}, ensure_ascii=False)
-        needs_newline = self.path.exists() and self.path.stat().st_size > 0 and _last_byte(self.path) != b"\n"
-        with open(self.path, "a", encoding="utf-8") as fh:
-            if needs_newline:
-                fh.write("\n")
-            fh.write(line + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            needs_newline = self.path.exists() and self.path.stat().st_size > 0 and _last_byte(self.path) != b"\n"
+            with open(self.path, "a", encoding="utf-8") as fh:
+                if needs_newline:
+                    fh.write("\n")
+                fh.write(line + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+        except OSError as exc:
+            raise BrainlikeError(f"cannot append to {self.path}: {exc.strerror or exc}; choose an output folder "
+                                 "you can write to") from None
 
 
 def _last_byte(path: Path) -> bytes:
@@ -379,7 +417,8 @@ def run_skillmix(config: SkillMixConfig | dict, *, generator: ChatClient | None 
     Items whose generation or grading failed after the client's retries are kept with ``status="error"``
     and retried by the next run; ``KeyboardInterrupt`` stops the run with every finished item saved.
     """
-    cfg = config if isinstance(config, SkillMixConfig) else SkillMixConfig.model_validate(config)
+    cfg = config if isinstance(config, SkillMixConfig) else validate_config(SkillMixConfig, config, source="skillmix",
+                                                                             what="skillmix settings", prefix="skillmix")
     skills = load_skills(cfg.skills_file)
     topics = load_topics(cfg.topics_file)
     if max(cfg.ks) > len(skills):
@@ -401,15 +440,16 @@ def run_skillmix(config: SkillMixConfig | dict, *, generator: ChatClient | None 
     run_key = _hash({"v": PROMPT_VERSION, "gen": gen_id, "grader": grade_id, "seed": cfg.seed,
                      "max_sentences": cfg.max_sentences, "skills": [s.__dict__ for s in skills], "topics": topics})
     out = Path(cfg.output_dir) if cfg.output_dir else default_cache_dir() / "skillmix" / run_key
-    out.mkdir(parents=True, exist_ok=True)
+    ensure_writable_dir(out, "Skill-Mix output folder")
     log = RecordLog(out / "records.jsonl")
     if not cfg.resume and log.path.exists():
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         os.replace(log.path, out / f"records-{stamp}.jsonl.bak")
     done = {r["item_key"]: r for r in log.read() if r.get("status") == "done"} if cfg.resume else {}
 
-    records, n_reused, n_new = [], 0, 0
-    for item in tqdm(items, desc="skill-mix", unit="item", disable=not cfg.progress, leave=False):
+    records, n_reused, n_new, in_a_row = [], 0, 0, 0
+    for n_seen, item in enumerate(tqdm(items, desc="skill-mix", unit="item", disable=not cfg.progress,
+                                       leave=False)):
         key = _hash({"run": run_key, "item": item.item_id, "skills": item.skill_names, "topic": item.topic})
         if key in done:
             records.append(done[key])
@@ -419,10 +459,16 @@ def run_skillmix(config: SkillMixConfig | dict, *, generator: ChatClient | None 
         log.append(rec)
         records.append(json.loads(json.dumps({k: _clean(v) for k, v in rec.items()})))
         n_new += 1
+        in_a_row = in_a_row + 1 if rec["status"] != "done" else 0
+        if cfg.stop_after_failures and in_a_row >= cfg.stop_after_failures and n_seen + 1 < len(items):
+            raise BrainlikeError(
+                f"stopped the Skill-Mix run after {in_a_row} failed items in a row ({len(items) - n_seen - 1} of "
+                f"{len(items)} not tried): {_reasons(records[-in_a_row:])}; fix the endpoint (is the server "
+                "running? is base_url right?) and run the same command again (finished items are kept)")
 
     items_df, skill_df, summary = _tables(records, cfg)
     _write_parquet(items_df, out / "items.parquet")
     _write_parquet(skill_df, out / "skill_points.parquet")
     _write_parquet(summary, out / "summary.parquet")
-    (out / "config.json").write_text(cfg.model_dump_json(indent=2))
+    atomic_write_text(out / "config.json", cfg.model_dump_json(indent=2))
     return SkillMixResult(cfg, items_df, skill_df, summary, out, n_reused, n_new)

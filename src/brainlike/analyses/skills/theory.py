@@ -138,17 +138,22 @@ class TheoryResult:
         return figs
 
     def save(self, output_dir: str | Path, figures: bool = True) -> Path:
-        """Write every table as parquet (and figures as PNG) into ``output_dir``."""
-        out = Path(output_dir)
-        out.mkdir(parents=True, exist_ok=True)
+        """Write every table as parquet (and figures as PNG) into ``output_dir`` (crash-safe writes).
+
+        Raises:
+            BrainlikeError: ``output_dir`` cannot be written (read-only, a file, disk full).
+        """
+        from brainlike.fileio import atomic_write, atomic_write_text, ensure_writable_dir
+
+        out = ensure_writable_dir(output_dir, "skill-theory output folder")
         for name, table in self.tables().items():
-            table.to_parquet(out / f"{name}.parquet", index=False)
-        (out / "theory_config.json").write_text(self.config.model_dump_json(indent=2))
+            atomic_write(out / f"{name}.parquet", lambda p, t=table: t.to_parquet(p, index=False))
+        atomic_write_text(out / "theory_config.json", self.config.model_dump_json(indent=2))
         if figures:
             import matplotlib.pyplot as plt
 
             for name, fig in self.figures().items():
-                fig.savefig(out / f"{name}.png")
+                atomic_write(out / f"{name}.png", lambda p, fig=fig: fig.savefig(p, format="png"))
                 plt.close(fig)
         return out
 
@@ -220,8 +225,11 @@ def run_theory(config: TheoryConfig | dict | None = None) -> TheoryResult:
     """Emergence curves for skills and skill tuples as model scale grows (see :class:`TheoryResult`)."""
     if config is None:
         config = TheoryConfig()
-    elif isinstance(config, dict):
-        config = TheoryConfig.model_validate(config)
+    elif not isinstance(config, TheoryConfig):
+        from brainlike.config import validate_config
+
+        config = validate_config(TheoryConfig, config, source="skill_theory", what="skill_theory settings",
+                                 prefix="skill_theory")
     pts = _points(config)
     fit = None
     law = config.scaling_law
