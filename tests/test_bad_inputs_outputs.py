@@ -127,7 +127,7 @@ def test_organization_with_a_model_folder_writes_only_inside_out(tmp_path, share
     assert img.shape == (12, 12, 12) and float(abs(img.get_fdata()).max()) > 0
     figs = {p.name for p in (out / "figures").iterdir()}
     assert f"patterns_{stem}.png" in figs and "metrics.png" in figs
-    assert (out / "report.html").exists() and (out / "organization_config.json").exists()
+    assert (out / "report.html").exists() and (out / "spec.yaml").exists()
     # without --out the spec's output folder is the one
     code, text, exc = run_cli("organization", spec)
     assert code == 0, (text, exc)
@@ -145,23 +145,27 @@ def test_organization_read_only_out_fails_before_any_model_runs(tmp_path, readon
     ro = readonly(tmp_path / "ro")
     code, text, exc = run_cli("organization", _org_spec(tmp_path, "stories260k", None), "--out", ro / "org")
     assert code == 2 and not isinstance(exc, (PermissionError, AssertionError))
-    assert f"cannot create the organization output folder {ro / 'org'}: permission denied" in text
+    assert f"cannot create the run output folder {ro / 'org'}: permission denied" in text
     (tmp_path / "afile").write_text("x")
     code, text, _ = run_cli("organization", _org_spec(tmp_path, "stories260k", None), "--out", tmp_path / "afile" / "o")
     assert code == 2 and "is a file" in text
 
 
-def test_organization_api_checks_its_output_before_running(tmp_path, readonly):
+def test_organization_api_writes_nothing(tmp_path, shared_data, monkeypatch):
+    """run_organization computes; only `brainlike run` (the runner) writes, below its output folder."""
     from brainlike.analyses.organization import run_organization
 
-    ro = readonly(tmp_path / "ro")
-    cfg = yaml.safe_load(_org_spec(tmp_path, "no-such-model-is-ever-loaded", ro / "o").read_text())
-    with pytest.raises(BrainlikeError, match="cannot create the organization output folder"):
-        run_organization(cfg, progress=False)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("BRAINLIKE_CACHE", str(tmp_path / "cache"))
+    cfg = yaml.safe_load(_org_spec(tmp_path, "stories260k", None).read_text())
+    before = _tree(tmp_path)
+    run_organization(cfg, progress=False)
+    assert {p for p in _tree(tmp_path) - before if not p.startswith("cache")} == set()
 
 
 def test_organization_save_refuses_paths_outside_out(tmp_path):
-    from brainlike.analyses.organization.run import _file_stems, _inside
+    from brainlike.analyses.organization.run import _file_stems
+    from brainlike.pipelines.organization import _inside
 
     stems = _file_stems(["/abs/model", "abs/model", "../../etc", "a b/c:d"])
     assert stems["/abs/model"] == "abs_model" and stems["abs/model"].startswith("abs_model-")
@@ -183,13 +187,13 @@ def _skills_spec(tmp_path: Path, **skillmix) -> Path:
                          "timeout_s": 1, "max_retries": 0, "backoff_s": 0},
            "ks": [1, 2], "n_per_k": 2, "progress": False, "n_boot": 100, **skillmix}
     path = tmp_path / "skills.yaml"
-    path.write_text(yaml.safe_dump({"analyses": {"skillmix": mix}}))
+    path.write_text(yaml.safe_dump({"analysis": "skillmix", "skillmix": mix}))
     return path
 
 
 def test_skillmix_with_an_unreachable_endpoint_exits_nonzero(tmp_path, run_cli):
     out = tmp_path / "out"
-    code, text, exc = run_cli("skills", _skills_spec(tmp_path, stop_after_failures=0), "--out", out)
+    code, text, exc = run_cli("skillmix", _skills_spec(tmp_path, stop_after_failures=0), "--out", out)
     assert code == 1, (text, exc)
     assert "done" not in text.split("error:")[0]
     assert "4 of 4 Skill-Mix items failed (4x generation failed: cannot reach http://127.0.0.1:" in text
@@ -200,7 +204,7 @@ def test_skillmix_with_an_unreachable_endpoint_exits_nonzero(tmp_path, run_cli):
 
 
 def test_skillmix_stops_early_on_a_dead_endpoint(tmp_path, run_cli):
-    code, text, exc = run_cli("skills", _skills_spec(tmp_path, n_per_k=10, stop_after_failures=3), "--out",
+    code, text, exc = run_cli("skillmix", _skills_spec(tmp_path, n_per_k=10, stop_after_failures=3), "--out",
                               tmp_path / "out")
     assert code == 2, (text, exc)
     assert "stopped the Skill-Mix run after 3 failed items in a row (17 of 20 not tried)" in text
@@ -224,21 +228,21 @@ def test_skillmix_partial_failures_are_counted(tmp_path):
 
 def test_skills_bad_settings_are_one_sentence(tmp_path, run_cli):
     spec = tmp_path / "s.yaml"
-    spec.write_text(yaml.safe_dump({"analyses": {"skillmix": {"generator": {"kind": "openai"}, "ks": [0]}}}))
-    code, text, exc = run_cli("skills", spec, "--out", tmp_path / "out")
-    assert code == 2 and "invalid skillmix settings" in text and "skillmix.generator" in text
+    spec.write_text(yaml.safe_dump({"analysis": "skillmix", "skillmix": {"generator": {"kind": "openai"}, "ks": [0]}}))
+    code, text, exc = run_cli("skillmix", spec, "--out", tmp_path / "out")
+    assert code == 2 and "invalid skillmix spec" in text and "skillmix.generator" in text
     assert "skillmix.ks" in text and not isinstance(exc, ValueError)
 
 
 def test_skills_read_only_out(tmp_path, readonly, run_cli):
     ro = readonly(tmp_path / "ro")
-    code, text, exc = run_cli("skills", _skills_spec(tmp_path), "--out", ro)
+    code, text, exc = run_cli("skillmix", _skills_spec(tmp_path), "--out", ro)
     assert code == 2 and not isinstance(exc, PermissionError)
-    assert f"cannot write in the skills output folder {ro}: permission denied" in text
+    assert f"cannot write in the run output folder {ro}: permission denied" in text
     spec = tmp_path / "theory.yaml"
-    spec.write_text(yaml.safe_dump({"analyses": {"skill_theory": {"n_scales": 4, "simulate": False}}}))
-    code, text, _ = run_cli("skills", spec, "--out", ro / "sub")
-    assert code == 2 and "cannot create the skills output folder" in text
+    spec.write_text(yaml.safe_dump({"analysis": "skill-theory", "theory": {"n_scales": 4, "simulate": False}}))
+    code, text, _ = run_cli("skill-theory", spec, "--out", ro / "sub")
+    assert code == 2 and "cannot create the run output folder" in text
     from brainlike.analyses.skills import run_theory
 
     with pytest.raises(BrainlikeError, match="skill-theory output folder"):

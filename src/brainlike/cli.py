@@ -104,13 +104,14 @@ def _run_and_report(spec: Path, output: Optional[Path], overrides: dict | None =
         console.print("[yellow]interrupted[/]; rerun the same command to resume (finished pieces are kept)")
         raise typer.Exit(code=130) from None
     tables = outcome.store.tables()
+    if outcome.result.failures:  # never "done" when items failed
+        console.print(f"[bold red]error:[/] {outcome.result.message} (partial results: {len(tables)} tables in "
+                      f"{outcome.store.root}{f', report {outcome.report}' if outcome.report else ''})")
+        raise typer.Exit(code=1)
     console.print(f"[green]done[/] in {outcome.seconds:.0f} s; {len(tables)} tables in {outcome.store.root}: "
                   f"{', '.join(tables)}")
     if outcome.report:
         console.print(f"report: {outcome.report}")
-    if outcome.result.failures:
-        console.print(f"[bold red]{outcome.result.failures} failed:[/] {outcome.result.message}")
-        raise typer.Exit(code=1)
 
 
 _OUTPUT_HELP = "output folder (overrides the spec's `output`)"

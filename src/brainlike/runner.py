@@ -8,12 +8,14 @@ the error format. Output folder::
     <output>/spec.yaml     the validated spec, every default filled in
     <output>/results/      the results store: every table of the run (``brainlike results tables``)
     <output>/report.html   the self-contained report (unless ``report: false``)
+    <output>/figures/      every figure of the report as a PNG file (for papers)
     <output>/...           whatever else the analysis writes (maps, figures, logs), never outside
 
 Nothing is written outside the output folder.
 """
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +27,7 @@ from rich.console import Console
 
 from brainlike.config import RunConfig, read_yaml_mapping
 from brainlike.errors import BrainlikeError
-from brainlike.fileio import atomic_write_text, ensure_writable_dir
+from brainlike.fileio import atomic_write, atomic_write_text, ensure_writable_dir
 from brainlike.pipelines import AnalysisOutput, RunContext
 from brainlike.registry import ANALYSES
 from brainlike.spec import parse_spec
@@ -122,10 +124,26 @@ def run_spec(spec: str | Path | dict | RunConfig, *, output: str | Path | None =
     result = plugin.run(config, ctx)
     for name, df in result.tables.items():
         store.write(name, df)
+    figures = _write_figures(result, out / "figures")
     report = None
     if config.report:
         from brainlike.report.html import write_report
 
         report = write_report(result.sections, out / "report.html", title=f"brainlike: {config.name}",
                               subtitle=result.subtitle or plugin.title)
+    result.files.extend(figures)
     return RunOutcome(config, out, store, report, time.time() - t0, result, dict(result.tables))
+
+
+def _write_figures(result: AnalysisOutput, folder: Path, dpi: int = 150) -> list[Path]:
+    """Every figure of the report sections as ``<folder>/<caption made safe>.png``."""
+    paths: list[Path] = []
+    for section in result.sections:
+        for caption, fig in section.figures:
+            stem = re.sub(r"[^A-Za-z0-9._-]+", "_", str(caption)).strip("._-") or "figure"
+            name, i = f"{stem}.png", 1
+            while folder / name in paths:
+                i += 1
+                name = f"{stem}-{i}.png"
+            paths.append(atomic_write(folder / name, lambda p, fig=fig: fig.savefig(p, dpi=dpi, format="png")))
+    return paths

@@ -2,15 +2,22 @@
 regressors of fMRI encoding → the functional network each pattern maps onto."""
 from __future__ import annotations
 
-import re
+from pathlib import Path
 from typing import Literal
 
 from brainlike.analyses.organization import OrganizationConfig, run_organization
 from brainlike.config import RunConfig, resolve_stimulus
+from brainlike.errors import BrainlikeError
 from brainlike.fileio import atomic_write
 from brainlike.pipelines import AnalysisOutput, RunContext, Section
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9._+-]")
+
+def _inside(root: Path, *parts: str) -> Path:
+    """``root / parts``, refusing any path that would leave ``root``."""
+    path = root.joinpath(*parts)
+    if root.resolve() not in path.resolve().parents:
+        raise BrainlikeError(f"refusing to write {path}: it is outside the output folder {root}")
+    return path
 
 
 class OrganizationSpec(RunConfig, OrganizationConfig):
@@ -33,18 +40,21 @@ class Organization:
         result = run_organization(cfg, stimulus=resolve_stimulus(config.stimulus, seed=config.seed),
                                   progress=context.progress)
         tables = {f"organization_{name}": df for name, df in result.tables().items() if len(df)}
-        files = []
+        files, stems = [], result.file_stems()  # a model given as a folder path gets a safe file name
         if result.data.is_volume:
-            for i, (name, m) in enumerate(result.models.items()):
-                stem = _UNSAFE.sub("_", name).strip("._") or f"model{i}"
+            for name, m in result.models.items():
                 for k in range(len(m.glm.t)):
                     img = result.data.to_image(m.glm.t[k])
-                    path = context.output / "maps" / f"{i:02d}-{stem}_pattern{k}_t.nii.gz"
+                    path = _inside(context.output, "maps", f"{stems[name]}_pattern{k}_t.nii.gz")
                     files.append(atomic_write(path, lambda p, img=img: img.to_filename(str(p))))
+        figures = []
+        for key, fig in result.figures().items():  # figure names become file names: model names made safe
+            model = max((n for n in result.models if key.endswith("_" + n)), key=len, default=None)
+            figures.append((key if model is None else key[: -len(model)] + stems[model], fig))
         shown = result.tables()
         section = Section("Patterns and networks", "Representative temporal patterns of MLP neurons, their maps "
                           "and the functional network each is assigned to (permutation null, FDR).",
-                          list(result.figures().items()),
+                          figures,
                           [(k, shown[k]) for k in ("assignments", "metrics", "consistency", "recovery")
                            if k in shown and len(shown[k])])
         return AnalysisOutput(tables=tables, sections=[section], subtitle=", ".join(config.models), files=files)

@@ -12,7 +12,6 @@ sub-group → network assignment is known and the ``recovery`` table says whethe
 """
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -437,10 +436,6 @@ def run_organization(
     """
     t0 = time.perf_counter()
     cfg = config if isinstance(config, OrganizationConfig) else OrganizationConfig.parse(dict(config))
-    if cfg.output:
-        from brainlike.fileio import ensure_writable_dir
-
-        ensure_writable_dir(cfg.output, "organization output folder")  # fail now, not after the models ran
     stim = stimulus or load_stimulus(cfg.stimulus)
     nopt = NeuronOptions(cfg.neurons.level, cfg.neurons.pooling,
                          tuple(cfg.neurons.layers) if cfg.neurons.layers else None,
