@@ -52,6 +52,10 @@ class RunConfig(StrictModel):
     report: bool = True
 
 
+#: the fields :class:`RunConfig` adds to an analysis' own settings
+RUN_FIELDS = ("analysis", "name", "output", "seed", "report")
+
+
 class StimulusSpec(StrictModel):
     """A story: ``builtin:aesop`` (shipped) or a word-timing file (``.tsv``, ``.TextGrid``) or a ``.txt`` text.
 

@@ -19,8 +19,7 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from brainlike.analyses.geometry.attention import ATTENTION_MEASURES
 from brainlike.analyses.geometry.capture import measure_prompts
@@ -29,6 +28,7 @@ from brainlike.analyses.geometry.intrinsic_dimension import (MIN_POINTS, estimat
 from brainlike.analyses.geometry.linear_regions import integer_dimension, log10_linear_region_bound
 from brainlike.analyses.geometry.modules import attention_heads, mlp_modules, mlp_width
 from brainlike.analyses.geometry.questions import Question, build_prompt, exact_match, generate_answer, load_questions
+from brainlike.config import RUN_FIELDS, read_yaml_mapping, validate_config
 from brainlike.errors import BrainlikeError
 from brainlike.models.loading import LoadedModel, load_model
 
@@ -99,23 +99,14 @@ class GeometryConfig(BaseModel):
             return data
         source = "geometry config"
         if isinstance(data, (str, Path)):
-            path = Path(data).expanduser()
-            if not path.is_file():
-                raise BrainlikeError(f"config file not found: {path}")
-            source = str(path)
-            try:
-                data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-            except yaml.YAMLError as exc:
-                raise BrainlikeError(f"{path} is not valid YAML: {exc}") from None
+            source = str(data)
+            data = read_yaml_mapping(Path(data).expanduser())
         if not isinstance(data, dict):
             raise BrainlikeError(f"{source}: expected a mapping of settings")
         if set(data) == {"geometry"}:
             data = data["geometry"]
-        try:
-            return cls.model_validate(data)
-        except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'config'}: {e['msg']}" for e in exc.errors())
-            raise BrainlikeError(f"{source}: {problems}") from None
+        data = {k: v for k, v in data.items() if k not in RUN_FIELDS}  # a `brainlike run` spec's own fields
+        return validate_config(cls, data, source=source, what="geometry config")
 
 
 @dataclass

@@ -29,7 +29,7 @@ from brainlike.analyses.organization.networks import NetworkAtlas, load_atlas, m
 from brainlike.analyses.organization.patterns import PatternLearner, PatternResult
 from brainlike.analyses.organization.simulate import SimulatedOrganization, plant_groups, simulate_network_fmri
 from brainlike.analyses.organization.timecourses import frame_times, iter_timecourses, tr_matrix
-from brainlike.config import StimulusSpec, format_validation_error, resolve_stimulus
+from brainlike.config import RUN_FIELDS, StimulusSpec, format_validation_error, resolve_stimulus
 from brainlike.config import StrictModel as _Strict
 from brainlike.errors import BrainlikeError
 from brainlike.models.neurons import NeuronActivations, NeuronOptions, extract_neurons
@@ -149,7 +149,7 @@ class OrganizationConfig(_Strict):
         raw = read_yaml_mapping(path)
         if "organization" in raw and isinstance(raw["organization"], dict):
             raw = raw["organization"]
-        raw = {k: v for k, v in raw.items() if k not in ("analysis", "output", "seed", "report")}
+        raw = {k: v for k, v in raw.items() if k not in RUN_FIELDS}  # a `brainlike run` spec's own fields
         return cls.parse(raw, source=str(path))
 
     @classmethod
