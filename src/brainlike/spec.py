@@ -162,6 +162,14 @@ class ExperimentSpec(_Strict):
         keys = [m.key for m in self.models]
         if len(set(keys)) != len(keys):
             raise ValueError(f"model names/labels must be unique: {keys}")
+        from brainlike.store import partition_dirname  # results folders: one per label, also ignoring case
+
+        folders: dict[str, str] = {}
+        for k in keys:
+            other = folders.setdefault(partition_dirname(k).casefold(), k)
+            if other != k:
+                raise ValueError(f"model labels {other!r} and {k!r} would share one results folder (they differ "
+                                 "only in case); give one of them another `label:`")
         unknown = set(self.dataset.planted) - set(keys)
         if unknown:
             raise ValueError(f"dataset.planted names models not in the zoo: {sorted(unknown)}")
