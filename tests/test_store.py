@@ -107,6 +107,17 @@ def test_queries_give_the_pandas_answer_with_parameters(store):
     assert store.query("SELECT count(*) AS n FROM scores WHERE model = ?", ["a' OR '1'='1"])["n"].item() == 0
 
 
+def test_query_connection_is_locked_down(store):
+    got = store.query("SELECT current_setting('enable_external_access') AS ext, "
+                      "current_setting('lock_configuration') AS locked, current_setting('temp_directory') AS tmp")
+    assert got.iloc[0].tolist() == [False, True, ""]
+
+
+def test_output_folder_instead_of_store_gets_a_hint(store):
+    with pytest.raises(BrainlikeError, match="did you mean --store"):
+        ResultsStore(store.root.parent).query("SELECT * FROM scores")
+
+
 def test_query_loads_only_the_tables_it_names(store, monkeypatch):
     loaded = []
     real = ResultsStore._load

@@ -260,18 +260,24 @@ class ResultsStore:
         """Whether a verified piece is stored (a sweep skips it when run again, and refits it otherwise)."""
         return self.piece_status(table, **partition) == "ok"
 
+    def _pieces(self, table: str) -> list[Path]:
+        """The piece files of ``table``: ``<table>[/<key>=<value>...]/part.parquet``, sorted."""
+        base = self.root / table
+        return sorted(p for p in base.rglob(PIECE)
+                      if p.is_file() and all("=" in part for part in p.relative_to(base).parts[:-1]))
+
     def tables(self) -> list[str]:
         """Names of the tables that have at least one piece (``[]`` when the folder does not exist)."""
         if not self.root.is_dir():
             return []
         return sorted(p.name for p in self.root.iterdir()
-                      if p.is_dir() and _IDENT.fullmatch(p.name) and next(p.rglob(PIECE), None) is not None)
+                      if p.is_dir() and _IDENT.fullmatch(p.name) and self._pieces(p.name))
 
     # ------------------------------------------------------------------ reading
     def _load(self, table: str) -> pa.Table:
         """All verified pieces of ``table`` as one Arrow table (columns united by name)."""
         parts = []
-        for path in sorted((self.root / table).rglob(PIECE)):
+        for path in self._pieces(table):
             man = self._manifest(path.parent)
             try:
                 data = path.read_bytes()
@@ -315,13 +321,21 @@ class ResultsStore:
             with self._lock(shared=True):
                 for t in (self.tables() if tables is None else tables):
                     con.register(t, self._load(t))
-            for setting in ("SET enable_external_access = false", "SET autoinstall_known_extensions = false",
+            for setting in ("SET temp_directory = ''",  # no spill files: nothing is written anywhere
+                            "SET enable_external_access = false", "SET autoinstall_known_extensions = false",
                             "SET autoload_known_extensions = false", "SET lock_configuration = true"):
                 con.execute(setting)
         except BaseException:
             con.close()
             raise
         return con
+
+    def _hint(self) -> str:
+        """A pointer to ``<root>/results`` when the root looks like a run's output folder instead of its store."""
+        inner = ResultsStore(self.root / "results")
+        if not self.tables() and inner.tables():
+            return f" ({self.root} looks like a run's output folder: did you mean --store {inner.root}?)"
+        return ""
 
     def _referenced(self, sql: str) -> list[str]:
         """The store tables a query names (all of them when DuckDB cannot tell)."""
@@ -362,7 +376,7 @@ class ResultsStore:
             raise BrainlikeError("the query tried to read or write a file: queries may read only the store's "
                                  f"tables ({', '.join(self.tables()) or 'none'})") from None
         except duckdb.Error as exc:
-            raise BrainlikeError(f"query failed: {exc}\ntables: {self.tables()}") from None
+            raise BrainlikeError(f"query failed: {exc}\ntables: {self.tables()}{self._hint()}") from None
         finally:
             con.close()
 
@@ -381,7 +395,7 @@ class ResultsStore:
             raise TypeError("where is a dict {column: value} (values are passed as SQL parameters)")
         self.require()
         if table not in self.tables():
-            raise BrainlikeError(f"no table {table!r} in {self.root}; tables: {self.tables()}")
+            raise BrainlikeError(f"no table {table!r} in {self.root}; tables: {self.tables()}{self._hint()}")
         sql = f"SELECT * FROM {quote_ident(table)}"
         if where:
             sql += " WHERE " + " AND ".join(f"{quote_ident(k)} IS NOT DISTINCT FROM ?" for k in where)
