@@ -278,6 +278,5 @@ def test_lock_is_released_when_its_holder_dies(tmp_path):
 
 def test_lock_timeout_from_the_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("BRAINLIKE_LOCK_TIMEOUT", "soon")
-    with pytest.raises(BrainlikeError, match="BRAINLIKE_LOCK_TIMEOUT"):
-        with output_lock(tmp_path):
-            pass
+    with pytest.raises(BrainlikeError, match="BRAINLIKE_LOCK_TIMEOUT"), output_lock(tmp_path):
+        pass

@@ -162,7 +162,8 @@ class ExperimentSpec(_Strict):
         keys = [m.key for m in self.models]
         if len(set(keys)) != len(keys):
             raise ValueError(f"model names/labels must be unique: {keys}")
-        from brainlike.store import partition_dirname  # results folders: one per label, also ignoring case
+        # one results folder per label, also on case-insensitive file systems
+        from brainlike.store import partition_dirname
 
         folders: dict[str, str] = {}
         for k in keys:

@@ -215,7 +215,7 @@ class ResultsStore:
         df.to_parquet(buf, index=False)
         data = buf.getvalue()
         manifest = {"format": 1, "table": table, "file": PIECE, "partition": {k: _plain(v) for k, v in partition.items()},
-                    "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data), "rows": int(len(df))}
+                    "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data), "rows": len(df)}
         with self._lock():
             self._check_owner(self._manifest(path.parent), table, partition, path.parent)
             atomic_write_bytes(path, data)  # the piece first: an old manifest never vouches for new bytes
