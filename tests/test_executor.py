@@ -93,8 +93,10 @@ def test_staging_detects_corrupt_and_stale_chunks(tmp_path, planted):
     perm.write_bytes(bytes(raw))
     assert not st.is_done(task)
     # temporary files of a killed write are cleaned
-    (st.chunk_dir(task) / "scores.parquet.tmp-123").write_bytes(b"partial")
-    assert [p.name for p in st.clean_tmp()] == ["scores.parquet.tmp-123"]
+    from brainlike.fileio import TMP_MARK
+
+    (st.chunk_dir(task) / f"{TMP_MARK}123-scores.parquet").write_bytes(b"partial")  # a killed write's leftover
+    assert [p.name for p in st.clean_tmp()] == [f"{TMP_MARK}123-scores.parquet"]
 
 
 def _tiny_spec(out, executor):

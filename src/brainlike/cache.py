@@ -7,14 +7,16 @@ serialises processes working on the same entry.
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
 import re
 import shutil
 from pathlib import Path
-from typing import Iterator
+from typing import ContextManager
+
+from brainlike.fileio import atomic_write_json, atomic_write_text
+from brainlike.locking import file_lock
 
 
 def default_cache_dir() -> Path:
@@ -50,10 +52,7 @@ class CacheEntry:
         return self.final.exists()
 
     def write_meta(self, meta: dict) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.dir / f"meta.json.tmp{os.getpid()}"
-        tmp.write_text(json.dumps(meta, indent=2, sort_keys=True, default=str))
-        os.replace(tmp, self.dir / "meta.json")
+        atomic_write_json(self.dir / "meta.json", meta, indent=2)
 
     def clear_partial(self) -> None:
         """Remove the unfinished file, its journal and any leftovers of an older format."""
@@ -61,8 +60,7 @@ class CacheEntry:
         for p in (self.partial_file, self.journal_path):
             p.unlink(missing_ok=True)
 
-    @contextlib.contextmanager
-    def lock(self) -> Iterator[None]:
+    def lock(self) -> ContextManager[None]:
         """Hold an exclusive lock on the entry (blocks while another process holds it; released by the
         kernel if the holder dies). A no-op where ``fcntl`` is unavailable.
 
@@ -72,17 +70,7 @@ class CacheEntry:
         from brainlike.fileio import ensure_writable_dir
 
         ensure_writable_dir(self.dir, "feature cache folder (set $BRAINLIKE_CACHE to a writable folder)")
-        try:
-            import fcntl
-        except ImportError:  # Windows
-            yield
-            return
-        fd = os.open(self.dir / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)  # closing releases the lock
+        return file_lock(self.dir / ".lock", what=f"the cache entry {self.dir}")
 
 
 _LINE = re.compile(r"^unit (\d+) (\d+) (\d+) ([0-9a-f]{64})$")
@@ -121,10 +109,7 @@ class Journal:
         """Open for appending; ``fresh`` starts a new journal (header only)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if fresh or not self._header_matches():
-            with open(self.path, "w") as fh:
-                fh.write(self.header + "\n")
-                fh.flush()
-                os.fsync(fh.fileno())
+            atomic_write_text(self.path, self.header + "\n")
         with open(self.path, "rb") as fh:
             fh.seek(-1, os.SEEK_END)
             torn = fh.read(1) != b"\n"

@@ -163,7 +163,11 @@ app.add_typer(results_app, name="results")
 def results_query(sql: str = typer.Argument(..., help="SQL over the store's tables, e.g. 'SELECT * FROM brain_scores'"),
                   store: Path = typer.Option(Path("brainlike-out/results"), help="results folder"),
                   csv: bool = typer.Option(False, help="print CSV instead of a table")) -> None:
-    """Run SQL over the parquet tables of a results store."""
+    """Run one read-only SQL statement (SELECT / WITH ... SELECT) over the parquet tables of a results store.
+
+    The query cannot read or write other files, attach databases, install extensions or change settings;
+    a damaged piece of a table is refused (rerun `brainlike run`), never read.
+    """
     from brainlike.store import ResultsStore
 
     try:
@@ -178,7 +182,15 @@ def results_tables(store: Path = typer.Option(Path("brainlike-out/results"), hel
     """List the tables of a results store."""
     from brainlike.store import ResultsStore
 
-    for t in ResultsStore(store).tables():
+    rs = ResultsStore(store)
+    try:
+        rs.require()
+    except BrainlikeError as exc:
+        _fail(exc)
+    names = rs.tables()
+    if not names:
+        console.print(f"[yellow]{store} holds no tables yet[/]")
+    for t in names:
         print(t)
 
 

@@ -28,6 +28,7 @@ from rich.console import Console
 from brainlike.config import RunConfig, read_yaml_mapping
 from brainlike.errors import BrainlikeError
 from brainlike.fileio import atomic_write, atomic_write_text, ensure_writable_dir
+from brainlike.locking import output_lock
 from brainlike.pipelines import AnalysisOutput, RunContext
 from brainlike.registry import ANALYSES
 from brainlike.spec import parse_spec
@@ -116,6 +117,11 @@ def run_spec(spec: str | Path | dict | RunConfig, *, output: str | Path | None =
     config = parse_spec(raw, source=source)
     plugin = ANALYSES.get(config.analysis)
     out = ensure_writable_dir(Path(config.output).expanduser().resolve(), "run output folder")
+    with output_lock(out):  # one run at a time per output folder; a second one names the holder
+        return _run_locked(config, plugin, out, console, progress)
+
+
+def _run_locked(config: RunConfig, plugin, out: Path, console: Console, progress: bool) -> RunOutcome:
     store = ResultsStore(out / "results")
     t0 = time.time()
     atomic_write_text(out / "spec.yaml", yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))

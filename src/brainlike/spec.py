@@ -156,6 +156,15 @@ class ExperimentSpec(RunConfig):
         keys = [m.key for m in self.models]
         if len(set(keys)) != len(keys):
             raise ValueError(f"model names/labels must be unique: {keys}")
+        # one results folder per label, also on case-insensitive file systems
+        from brainlike.store import partition_dirname
+
+        folders: dict[str, str] = {}
+        for k in keys:
+            other = folders.setdefault(partition_dirname(k).casefold(), k)
+            if other != k:
+                raise ValueError(f"model labels {other!r} and {k!r} would share one results folder (they differ "
+                                 "only in case); give one of them another `label:`")
         try:
             _, self._dataset = validate_dataset(self.dataset, source="dataset")
         except BrainlikeError as exc:

@@ -7,20 +7,19 @@ Layout (under ``<output>/staging``)::
         perm.safetensors     obs_max (n_channels,), null_max (n_permutations, n_channels) — with permutations
         manifest.json        written last: sha256 of both files and the task's configuration
 
-Every file is written to a temporary name, flushed to disk and renamed, and the manifest comes last, so
-a chunk either has a manifest whose checksums match its files or it is not finished; a run that finds a
-missing, mismatching or corrupt chunk fits it again. Temporary files of a killed run are removed by
-:meth:`ChunkStaging.clean_tmp`.
+Every file is written with :func:`brainlike.fileio.atomic_write` (temporary name, fsync, rename, folder
+sync; checksums by :func:`brainlike.fileio.sha256_file`, as for the pieces of the results store), and the
+manifest comes last, so a chunk either has a manifest whose checksums match its files or it is not
+finished; a run that finds a missing, mismatching or corrupt chunk fits it again. Temporary files of a
+killed run are removed by :meth:`ChunkStaging.clean_tmp`.
 """
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import json
-import os
 import shutil
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -28,32 +27,8 @@ from safetensors.numpy import load_file, save_file
 
 from brainlike.analyses.layer_scores import LayerChunk
 from brainlike.execution.tasks import FitTask
-from brainlike.store import _part
-
-TMP_MARK = ".tmp-"
-
-
-def sha256_file(path: Path, block: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for b in iter(lambda: fh.read(block), b""):
-            h.update(b)
-    return h.hexdigest()
-
-
-def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
-    """``write(tmp)`` then fsync and rename to ``path``: readers see the old file or the whole new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}{TMP_MARK}{os.getpid()}")
-    try:
-        write(tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+from brainlike.fileio import atomic_write, atomic_write_json, clean_tmp, sha256_file
+from brainlike.store import partition_dirname
 
 
 def task_config(task: FitTask) -> str:
@@ -77,7 +52,7 @@ class ChunkStaging:
         """The folder of one (model, subject[, tag]) piece's chunks."""
         path = self.root / self.table
         for k, v in partition.items():
-            path = path / f"{k}={_part(v)}"
+            path = path / f"{k}={partition_dirname(v)}"
         return path
 
     def chunk_dir(self, task: FitTask) -> Path:
@@ -95,7 +70,7 @@ class ChunkStaging:
         sums = {name: sha256_file(atomic_write(d / name, fn)) for name, fn in files.items()}
         manifest = {"config": task_config(task), "layers": list(task.layers), "n_permutations": chunk.n_permutations,
                     "sha256": sums}
-        return atomic_write(d / "manifest.json", lambda p: p.write_text(json.dumps(manifest, indent=1)))
+        return atomic_write_json(d / "manifest.json", manifest)
 
     def _manifest(self, task: FitTask) -> dict | None:
         path = self.chunk_dir(task) / "manifest.json"
@@ -146,9 +121,4 @@ class ChunkStaging:
 
     def clean_tmp(self) -> list[Path]:
         """Delete temporary files left by a killed run; returns them."""
-        if not self.root.exists():
-            return []
-        stale = [p for p in self.root.rglob(f"*{TMP_MARK}*") if p.is_file()]
-        for p in stale:
-            p.unlink(missing_ok=True)
-        return stale
+        return clean_tmp(self.root)

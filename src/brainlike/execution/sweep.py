@@ -4,7 +4,8 @@ One task per (model, subject, layer chunk). The driver writes each finished chun
 :class:`~brainlike.execution.staging.ChunkStaging` as it arrives; when the last chunk of a (model,
 subject) is in, the chunks are combined (max-over-layers ``p_channel``) into one piece of the results
 store and the staging folder of that pair is removed. A run started again skips pairs whose piece
-exists and chunks whose checksummed staging files match.
+is stored and matches its checksum (a damaged piece is fitted again) and chunks whose checksummed
+staging files match.
 """
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ class FitReport:
     """What :func:`run_fits` did."""
 
     pieces_skipped: int = 0     # (model, subject[, tag]) pieces already in the results store
+    pieces_damaged: int = 0     # pieces found cut short, changed or without checksum: fitted again
     chunks_reused: int = 0      # chunks finished by an earlier, interrupted run
     chunks_discarded: int = 0   # unfinished / stale / corrupt chunk folders found and fitted again
     fitted: list[tuple[str, str, str]] = field(default_factory=list)  # (model, subject, chunk id) fitted now
@@ -75,10 +77,13 @@ def run_fits(
     todo: list[FitTask] = []
     for g, ts in groups.items():
         part = ts[0].partition
-        if store.has(table, **part):
+        status = store.piece_status(table, **part)
+        if status == "ok":
             staging.remove_group(part)  # combined already; chunks may be left from a kill after the write
             report.pieces_skipped += 1
             continue
+        if status != "missing":  # damaged or unverified: never trusted, fitted again
+            report.pieces_damaged += 1
         done[g] = set()
         for t in ts:
             if staging.is_done(t):

@@ -18,6 +18,7 @@ from rich.console import Console
 from brainlike.analyses import alignment as al
 from brainlike.config import resolve_stimulus
 from brainlike.datasets import DatasetContext, dataset_plugin
+from brainlike.locking import locks_output
 from brainlike.models import ExtractionOptions, Features, load_model
 from brainlike.neural import word_locked_responses
 from brainlike.pipelines import AnalysisOutput, RunContext
@@ -39,6 +40,7 @@ def load_stimulus(spec: ExperimentSpec) -> Stimulus:
     return resolve_stimulus(spec.stimulus, seed=spec.seed)
 
 
+@locks_output  # one run at a time per output folder; a second one names the holder ($BRAINLIKE_LOCK_TIMEOUT)
 def run_experiment(spec: ExperimentSpec, console: Console | None = None, progress: bool = True) -> RunResult:
     """Run a spec end to end; returns the store (and report path).
 
@@ -194,8 +196,7 @@ def analyse(spec: ExperimentSpec, store: ResultsStore, channels: pd.DataFrame, c
             cap_rows.append({"model": m.key, "capability": m.capability, "bits_per_byte": np.nan, "source": "spec"})
         elif cap_spec is not None and cap_spec.corpus:
             if store.has("capability_cache", model=m.key):
-                cap = store.read("capability_cache")
-                cap_rows.append(cap[cap["model"] == m.key].iloc[0].to_dict())
+                cap_rows.append(store.read("capability_cache", where={"model": m.key}).iloc[0].to_dict())
                 continue
             lm = load_model(m.name, dtype=spec.features.dtype)
             if lm.kind != "causal":

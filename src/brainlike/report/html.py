@@ -4,12 +4,13 @@ from __future__ import annotations
 import base64
 import html
 import io
-import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
+
+from brainlike.fileio import atomic_write_text
 
 
 @dataclass
@@ -75,9 +76,8 @@ def _table_html(caption: str, df: pd.DataFrame, max_rows: int = 200) -> str:
 
 def write_report(sections: list[Section], path: str | Path, title: str = "brainlike report",
                  subtitle: str = "") -> Path:
-    """Write one self-contained HTML file (atomic) and return its path."""
+    """Write one self-contained HTML file (crash-safe, :func:`brainlike.fileio.atomic_write_text`); returns its path."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
              f"<style>{_CSS}</style><script>{_SELF_CHECK}</script></head><body>",
              f"<h1>{html.escape(title)}</h1>"]
@@ -97,10 +97,7 @@ def write_report(sections: list[Section], path: str | Path, title: str = "brainl
             parts.append(_table_html(caption, df))
         parts.append("</section>")
     parts.append("</body></html>")
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_text("\n".join(parts), encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(path, "\n".join(parts))
 
 
 def check_in_browser(path: str | Path, chromium: str | None = None, timeout: float = 60.0) -> dict:

@@ -105,7 +105,7 @@ class GeometryConfig(BaseModel):
             raise BrainlikeError(f"{source}: expected a mapping of settings")
         if set(data) == {"geometry"}:
             data = data["geometry"]
-        data = {k: v for k, v in data.items() if k not in RUN_FIELDS}  # a `brainlike run` spec's own fields
+        data = {k: v for k, v in data.items() if k not in RUN_FIELDS or k in cls.model_fields}  # a `brainlike run` spec's own fields
         return validate_config(cls, data, source=source, what="geometry config")
 
 

@@ -149,7 +149,7 @@ class OrganizationConfig(_Strict):
         raw = read_yaml_mapping(path)
         if "organization" in raw and isinstance(raw["organization"], dict):
             raw = raw["organization"]
-        raw = {k: v for k, v in raw.items() if k not in RUN_FIELDS}  # a `brainlike run` spec's own fields
+        raw = {k: v for k, v in raw.items() if k not in RUN_FIELDS or k in cls.model_fields}  # a `brainlike run` spec's own fields
         return cls.parse(raw, source=str(path))
 
     @classmethod

@@ -30,7 +30,7 @@ from brainlike.analyses.skills.grading import (count_sentences, extract_answer, 
 from brainlike.cache import default_cache_dir
 from brainlike.config import validate_config
 from brainlike.errors import BrainlikeError
-from brainlike.fileio import atomic_write_text, ensure_writable_dir
+from brainlike.fileio import atomic_write, atomic_write_text, ensure_writable_dir
 
 PROMPT_VERSION = "skillmix-v1"
 
@@ -400,9 +400,7 @@ def _tables(records: list[dict], cfg: SkillMixConfig) -> tuple[pd.DataFrame, pd.
 
 
 def _write_parquet(df: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_suffix(".parquet.tmp")
-    df.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
+    atomic_write(path, lambda p: df.to_parquet(p, index=False))
 
 
 def run_skillmix(config: SkillMixConfig | dict, *, generator: ChatClient | None = None,
