@@ -178,7 +178,8 @@ def _assert_twin(trained, twin, twin_again, other_seed):
     big = [k for k in t if t[k].numel() > 100 and t[k].dtype.is_floating_point and t[k].std() > 0]
     assert big and all(torch.equal(a[k], b[k]) for k in a)  # deterministic for a seed
     assert all(not torch.equal(a[k], t[k]) for k in big)  # not the trained weights
-    assert all(not torch.equal(a[k], c[k]) for k in big)  # another seed, other weights
+    drawn = [k for k in big if a[k].std() > 0]  # (norm weights start as constants whatever the seed)
+    assert drawn and all(not torch.equal(a[k], c[k]) for k in drawn)  # another seed, other weights
 
 
 def test_stories260k_twin_features(stories260k, tmp_path):
