@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 
 import numpy as np
 import pytest
@@ -48,3 +49,48 @@ def test_gemma3_loads_offline_and_matches_published_capability():
     # ../shared/data/README: 1.12 bits per byte on the 2009 inaugural address (SmolLM2 1.04)
     bpb = bits_per_byte(lm, read_corpus("shared:inaugural-2009", 3000), window=256, progress=False)["bits_per_byte"]
     assert 0.85 < bpb < 1.35
+
+
+def _replace_with(path, data: bytes) -> None:
+    """Put damaged bytes at ``path`` as a new file (a new inode: models loaded earlier may map the old one)."""
+    tmp = path.with_name(path.name + ".damaged")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("damage", ["flip256", "truncate", "delete_manifest"])
+def test_damaged_converted_copy_is_rebuilt(smollm2, tmp_path, damage):
+    """Issue 19: 256 changed bytes in the converted copy used to change every feature silently (and cache
+    them under the clean key); a truncated copy gave a traceback on every run. Now the copy's SHA-256
+    manifest catches both: it is rebuilt with a warning and the features equal the clean ones."""
+    from brainlike import Stimulus
+    from brainlike.models import extract_features
+    from brainlike.models.loading import CONVERSION_MANIFEST
+
+    stim = Stimulus.from_text(TEXT)
+    clean = extract_features(smollm2, stim, cache_dir=tmp_path, progress=False)
+    clean_layers = np.array(clean.layers)
+    folder = default_cache_dir() / "models" / "from-gguf" / smollm2.fingerprint.replace(":", "-")
+    weights = folder / "model.safetensors"
+    assert (folder / CONVERSION_MANIFEST).exists()
+    data = bytearray(weights.read_bytes())
+    if damage == "flip256":
+        mid = len(data) // 2
+        data[mid:mid + 256] = bytes(b ^ 0x5A for b in data[mid:mid + 256])
+        _replace_with(weights, bytes(data))
+    elif damage == "truncate":
+        _replace_with(weights, bytes(data[: len(data) // 3]))
+    else:
+        (folder / CONVERSION_MANIFEST).unlink()
+    del data
+    with pytest.warns(RuntimeWarning, match="damaged.*rebuilding"):
+        lm = load_model("smollm2-135m", cache=False)
+    assert lm.fingerprint == smollm2.fingerprint  # the feature cache key names the GGUF content
+    sa, sb = smollm2.model.state_dict(), lm.model.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    fresh = extract_features(lm, stim, use_cache=False, progress=False)
+    np.testing.assert_array_equal(fresh.layers, clean_layers)
+    cached = extract_features(lm, stim, cache_dir=tmp_path, progress=False)  # the clean key, clean values
+    np.testing.assert_array_equal(np.asarray(cached.layers), clean_layers)
+    assert (folder / CONVERSION_MANIFEST).exists()

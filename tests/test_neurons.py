@@ -178,3 +178,62 @@ def test_memory_stays_bounded(minilm, story_text, tmp_path):
     assert peak_extract < 0.1 * full, (peak_extract, full)
     assert peak_read < 0.1 * full, (peak_read, full)
     assert np.isclose(total, float(act.to_array().sum(dtype=np.float64)), rtol=1e-6)
+
+
+# ------------------------------------------------------------------------------ the checksummed cache
+def test_user_folder_is_never_cleaned(stories260k, tmp_path):
+    """A folder the user passes in: their own files survive a recompute, and a folder holding another
+    extraction is refused (nothing in it changes), never emptied."""
+    stim = Stimulus.from_text(SENTENCE)
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("keep me")
+    first = extract_neurons(stories260k, stim, out_dir=folder, progress=False, chunk_rows=5)
+    want = first.to_array()
+    again = extract_neurons(stories260k, stim, out_dir=folder, progress=False, chunk_rows=5, use_cache=False)
+    np.testing.assert_array_equal(again.to_array(), want)
+    assert (folder / "notes.txt").read_text() == "keep me"
+    before = {p.name: (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.iterdir()}
+    with pytest.raises(BrainlikeError, match="another extraction.*new or empty folder"):
+        extract_neurons(stories260k, stim, out_dir=folder, progress=False, chunk_rows=5, pooling="mean")
+    assert {p.name: (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.iterdir()} == before
+    with pytest.raises(BrainlikeError, match="is a file"):
+        extract_neurons(stories260k, stim, out_dir=folder / "notes.txt", progress=False)
+
+
+@pytest.mark.parametrize("fault", ["flip", "truncate", "delete_checksums", "delete_chunk"])
+def test_fault_injection_ends_correct(stories260k, tmp_path, fault):
+    """Damaged chunks are caught by their SHA-256 (reading raises, never a wrong number); extracting again
+    recomputes what is damaged and ends equal to a clean run."""
+    from brainlike.models.neurons import CorruptNeuronsError
+
+    stim = Stimulus.from_text(SENTENCE)
+    want = extract_neurons(stories260k, stim, out_dir=tmp_path / "ref", progress=False, chunk_rows=5).to_array()
+    folder = tmp_path / "hurt"
+    extract_neurons(stories260k, stim, out_dir=folder, progress=False, chunk_rows=5)
+    chunk = sorted(folder.glob("chunk_*.safetensors"))[1]
+    if fault == "flip":
+        with open(chunk, "r+b") as fh:
+            fh.seek(chunk.stat().st_size - 300)
+            data = bytearray(fh.read(256))
+            fh.seek(chunk.stat().st_size - 300)
+            fh.write(bytes(b ^ 0xFF for b in data))
+    elif fault == "truncate":
+        with open(chunk, "r+b") as fh:
+            fh.truncate(chunk.stat().st_size // 2)
+    elif fault == "delete_chunk":
+        chunk.unlink()
+    else:
+        (folder / "done.json").unlink()
+        (folder / "journal.txt").unlink()
+    if fault != "delete_checksums":
+        with pytest.raises(CorruptNeuronsError, match=chunk.name):
+            NeuronActivations(folder)
+        with pytest.warns(RuntimeWarning, match="damaged"):
+            fixed = extract_neurons(stories260k, stim, out_dir=folder, progress=False, chunk_rows=5)
+    else:
+        with pytest.raises(BrainlikeError, match="incomplete"):
+            NeuronActivations(folder)
+        fixed = extract_neurons(stories260k, stim, out_dir=folder, progress=False, chunk_rows=5)
+    np.testing.assert_array_equal(fixed.to_array(), want)
+    np.testing.assert_array_equal(NeuronActivations(folder).to_array(), want)

@@ -84,6 +84,9 @@ def extract(
     from brainlike.stimulus import Stimulus
 
     try:
+        if out.is_dir():  # checked before the (long) extraction; nothing is written next to the folder
+            raise BrainlikeError(f"--out {out} is a folder; give the feature file's name, e.g. "
+                                 f"--out {out / 'features.safetensors'}")
         stim = read_stimulus(stimulus)
         feats = extract_features(model, stim, context_tokens=context_tokens, pooling=pooling, dtype=dtype)
         feats.save(out)

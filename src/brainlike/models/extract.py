@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import inspect
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,13 +40,13 @@ from brainlike.errors import BrainlikeError, ModelError
 from brainlike.models.alignment import TokenizedWords, tokenize_words
 from brainlike.models.features import (CorruptFeaturesError, FeatureFileWriter, Features, checksum_path,
                                        feature_metadata)
+from brainlike.models.hooks import BLOCK_LIST_NAMES, HookSet, base_module, forward, transformer_blocks, window_plan
 from brainlike.models.loading import LoadedModel, load_model
 from brainlike.stimulus import Stimulus
 
 FEATURE_FORMAT_VERSION = 2
 
-#: Names of the ``ModuleList`` holding the transformer blocks, preferred when several lists qualify.
-BLOCK_LIST_NAMES = {"layers", "layer", "h", "blocks", "block"}
+__all__ = ["BLOCK_LIST_NAMES", "ExtractionOptions", "extract_features", "transformer_blocks"]
 
 
 @dataclass(frozen=True)
@@ -95,50 +94,12 @@ class _Unit:
 
 
 # --------------------------------------------------------------------------------------- model plumbing
-def _base_module(model: torch.nn.Module) -> torch.nn.Module:
-    """The transformer body (skips the LM head so no vocabulary-sized logits are computed)."""
-    base = getattr(model, "base_model", None)
-    return base if isinstance(base, torch.nn.Module) else model
+_base_module = base_module
 
 
-def transformer_blocks(model: torch.nn.Module, n_layers: int) -> torch.nn.ModuleList | None:
-    """The ``ModuleList`` of the model's ``n_layers`` transformer blocks (Llama/Gemma ``layers``, BERT
-    ``encoder.layer``, GPT-2 ``h``), or ``None`` when there is no such list (then extraction falls back to
-    ``output_hidden_states``)."""
-    found = [(name, mod) for name, mod in model.named_modules()
-             if isinstance(mod, torch.nn.ModuleList) and len(mod) == n_layers > 0
-             and not any(x in name for x in ("vision", "visual", "image", "audio"))]
-    preferred = [f for f in found if f[0].split(".")[-1] in BLOCK_LIST_NAMES]
-    return (preferred or found or [(None, None)])[0][1]
-
-
-@functools.lru_cache(maxsize=64)
-def _accepts_use_cache(cls: type) -> bool:
-    return "use_cache" in inspect.signature(cls.forward).parameters
-
-
-@torch.inference_mode()
 def _forward(lm: LoadedModel, batch: list[np.ndarray], device: str, all_hidden: bool = False):
-    """Run right-padded sequences through the transformer body (no LM head, no KV cache).
-
-    Returns the model output; with ``all_hidden`` it also carries ``hidden_states`` (the fallback for
-    architectures without a findable block list). Layer hooks of :class:`_LayerTap` fire during the call.
-    """
-    lengths = np.array([len(s) for s in batch])
-    width = int(lengths.max())
-    pad = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
-    ids = np.full((len(batch), width), pad, dtype=np.int64)
-    mask = np.zeros((len(batch), width), dtype=np.int64)
-    for i, s in enumerate(batch):  # right padding: real tokens never attend to pads (causal or masked)
-        ids[i, : len(s)] = s
-        mask[i, : len(s)] = 1
-    base = _base_module(lm.model)
-    kwargs: dict = {"input_ids": torch.from_numpy(ids).to(device), "attention_mask": torch.from_numpy(mask).to(device)}
-    if _accepts_use_cache(type(base)):
-        kwargs["use_cache"] = False  # a KV cache would hold keys/values of every layer
-    if all_hidden:
-        kwargs["output_hidden_states"] = True
-    return base(**kwargs)
+    """:func:`brainlike.models.hooks.forward` of ``lm`` (layer hooks of :class:`_LayerTap` fire during it)."""
+    return forward(lm.model, lm.tokenizer.pad_token_id, batch, device, all_hidden)
 
 
 class _Pooler:
@@ -195,19 +156,17 @@ class _LayerTap:
         self._pooler: _Pooler | None = None
         self._emit: Callable[[int, np.ndarray], None] | None = None
         self._emitted: list[int] = []
-        self._handles: list = []
+        self._hooks = HookSet()
 
     def __enter__(self) -> "_LayerTap":
         if self.blocks is not None:
-            self._handles.append(self.blocks[0].register_forward_pre_hook(self._on_input, with_kwargs=True))
+            self._hooks.pre(self.blocks[0], self._on_input, with_kwargs=True)
             for i, block in enumerate(self.blocks):
-                self._handles.append(block.register_forward_hook(functools.partial(self._on_output, i)))
+                self._hooks.post(block, functools.partial(self._on_output, i))
         return self
 
     def __exit__(self, *exc) -> None:
-        for h in self._handles:
-            h.remove()
-        self._handles.clear()
+        self._hooks.remove()
 
     def _take(self, k: int, h: torch.Tensor) -> None:
         if self._emit is None:  # the model runs outside a unit (not ours): ignore
@@ -263,20 +222,8 @@ class _LayerTap:
 
 # ------------------------------------------------------------------------------------------- planning
 def _window_plan(tw: TokenizedWords, window: int) -> list[tuple[int, int, int]]:
-    """Windows ``(start, stop, emit_from)`` over tokens: emit tokens ``[emit_from, stop)`` from window
-    ``[start, stop)``; consecutive windows overlap by half a window."""
-    n = tw.n_tokens
-    if n <= window:
-        return [(0, n, 0)]
-    step = max(window // 2, 1)
-    plan = [(0, window, 0)]
-    emitted = window
-    while emitted < n:
-        stop = min(emitted + step, n)
-        start = max(stop - window, 0)
-        plan.append((start, stop, emitted))
-        emitted = stop
-    return plan
+    """Windows ``(start, stop, emit_from)`` over the story's tokens (:func:`~brainlike.models.hooks.window_plan`)."""
+    return window_plan(tw.n_tokens, window)
 
 
 def _plan_units(tw: TokenizedWords, options: ExtractionOptions, window: int, n_prefix: int) -> list[_Unit]:

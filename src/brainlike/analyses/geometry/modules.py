@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 
 from brainlike.errors import ModelError
+from brainlike.models.hooks import find_blocks
 
 #: Child names of a transformer block that hold its feed-forward sub-layer, in order of preference.
 #: ``intermediate`` is BERT-style (its input is the post-attention hidden state); ``fc1`` is OPT-style
@@ -31,13 +32,11 @@ def transformer_blocks(model: torch.nn.Module, n_layers: int) -> tuple[str, torc
     Raises:
         ModelError: no ``ModuleList`` of length ``n_layers`` exists.
     """
-    candidates = [(name, mod) for name, mod in model.named_modules()
-                  if isinstance(mod, torch.nn.ModuleList) and len(mod) == n_layers and n_layers > 0]
-    if not candidates:
+    found = find_blocks(model, n_layers)  # the one block finder that extraction uses too
+    if found is None:
         raise ModelError(f"{type(model).__name__}: no list of {n_layers} transformer blocks found; "
                          "pass the MLP module path explicitly (mlp_path='model.layers.{i}.mlp')")
-    preferred = [c for c in candidates if c[0].split(".")[-1] in {"layers", "layer", "h", "blocks", "block"}]
-    return (preferred or candidates)[0]
+    return found
 
 
 def mlp_modules(model: torch.nn.Module, n_layers: int, mlp_path: str | None = None) -> list[torch.nn.Module]:
