@@ -15,7 +15,7 @@ For every model: the group, single-subject and between-subject fits of every lay
     PYTHONPATH=src .venv/bin/python benchmarks/bench_fmri_null.py --models stories260k smollm2-135m
     PYTHONPATH=src .venv/bin/python benchmarks/bench_fmri_null.py --components-sweep 5 10 20 40 0
 
-Writes ``summary.json`` and ``null_vs_observed.png`` to ``--out``.
+Writes ``summary.json`` and ``null_vs_observed.png`` to ``--out`` (default brainlike-out/bench/fmri_null).
 """
 from __future__ import annotations
 
@@ -200,7 +200,7 @@ def main(argv=None) -> None:
     ap.add_argument("--threads", type=int, default=1, help="BLAS threads (1 on a shared machine)")
     ap.add_argument("--no-variance-partition", action="store_true")
     ap.add_argument("--components-sweep", type=int, nargs="*", default=None)
-    ap.add_argument("--out", type=Path, default=Path("benchmarks/out/fmri_null"))
+    ap.add_argument("--out", type=Path, default=Path("brainlike-out/bench/fmri_null"))
     args = ap.parse_args(argv)
     from threadpoolctl import threadpool_limits
 

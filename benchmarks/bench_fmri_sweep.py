@@ -74,7 +74,7 @@ def main(argv=None) -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--layers", type=int, default=None, help="first N layers per model only (quick runs)")
     ap.add_argument("--modes", nargs="+", default=["batched", "per-subject"])
-    ap.add_argument("--out", type=Path, default=Path("benchmarks/out/fmri_sweep"))
+    ap.add_argument("--out", type=Path, default=Path("brainlike-out/bench/fmri_sweep"))
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     ctx = mp.get_context("spawn")

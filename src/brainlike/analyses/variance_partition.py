@@ -9,8 +9,12 @@ volumes, FIR delays after the reduction):
 * joint: :class:`brainlike.encoding.BandedRidgeCV` with the bands [controls, LM] (each band its own
   penalty scaling, chosen per target), so a weak band does not drag the other's penalty.
 
-Each fit is scored by the fold-mean R^2 (``1 - SS_res / SS_tot`` inside each test block, averaged over
-blocks) and the fold-mean Pearson r. The LM's unique contribution is ``R2_joint - R2_controls``, the
+Each fit is scored by the fold-mean R^2 and the fold-mean Pearson r. The R^2 of a test block is
+``1 - SS_res / SS_tot`` after centring the predictions on the block's own mean, i.e. without the offset
+between the training mean (the intercept) and the block's mean: that offset is slow drift that no
+stimulus model predicts, and on the Brennan ROIs it alone drives the plain block R^2 to -1 and below
+(it is the same fold-wise mean shift that biases the pooled r, see
+:mod:`brainlike.analyses.fmri_encoding`). The LM's unique contribution is ``R2_joint - R2_controls``, the
 controls' ``R2_joint - R2_lm``, the shared part ``R2_controls + R2_lm - R2_joint`` (the usual set
 algebra; a part can be slightly negative from estimation noise).
 """
@@ -66,8 +70,10 @@ class VariancePartition:
 
 
 def _r2(y: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """Offset-free R^2 inside one test block: both series centred on their own block means."""
     y = np.asarray(y, dtype=np.float64)
     p = np.asarray(p, dtype=np.float64)
+    p = p - p.mean(axis=0) + y.mean(axis=0)
     ss_res = ((y - p) ** 2).sum(axis=0)
     ss_tot = ((y - y.mean(axis=0)) ** 2).sum(axis=0)
     out = np.zeros(y.shape[1])
