@@ -8,8 +8,9 @@ with ``--n-shifts`` refitted circular shifts (:func:`brainlike.analyses.fmri_enc
 * per subject: the same call with one subject's 6 ROIs x (1 + shifts) targets, 27 times.
 
 Both modes use the same shifts and give the same scores (checked: max |difference|); each mode runs in
-its own process so that its peak resident memory (``ru_maxrss``) is its own. Features are extracted
-(cached) before timing.
+its own process so that its peak resident memory (``ru_maxrss``) is its own; CPU time (user + system)
+is reported beside the wall time because on a shared machine the wall time mostly measures the other
+jobs. Features are extracted (cached) before timing.
 
     PYTHONPATH=src .venv/bin/python benchmarks/bench_fmri_sweep.py --models stories260k minilm-l6 smollm2-135m gemma3-270m
 """
@@ -32,6 +33,11 @@ from _brennan import load, layer_design  # noqa: E402
 ZOO = ("stories260k", "minilm-l6", "smollm2-135m", "gemma3-270m")
 
 
+def _cpu_s() -> float:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
 def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # kB on Linux
 
@@ -49,6 +55,7 @@ def _worker(mode: str, models: list[str], n_shifts: int, threads: int, out: str,
         base = _rss_mb()
         opt = FMRIEncodingOptions(n_shifts=n_shifts)
         res = {}
+        c0 = _cpu_s()
         t0 = time.perf_counter()
         for m, X in designs.items():
             tm = time.perf_counter()
@@ -59,12 +66,14 @@ def _worker(mode: str, models: list[str], n_shifts: int, threads: int, out: str,
                 parts = [encode_single(X, data[i:i + 1], opt) for i in range(data.shape[0])]
                 scores = np.concatenate([p.unfold(p.scores) for p in parts], axis=1)
                 null = np.concatenate([p.unfold(p.null) for p in parts], axis=2)
-            res[m] = {"seconds": time.perf_counter() - tm, "n_layers": int(X.shape[0])}
+            res[m] = {"seconds": time.perf_counter() - tm, "n_layers": int(X.shape[0]),
+                      "targets_per_fit": int((1 + n_shifts) * data.shape[2] * (data.shape[0] if mode == "batched" else 1))}
             np.save(Path(out) / f"{mode}-{m}-scores.npy", scores)
             np.save(Path(out) / f"{mode}-{m}-null.npy", null)
         wall = time.perf_counter() - t0
+        cpu = _cpu_s() - c0
     Path(out, f"{mode}.json").write_text(json.dumps(
-        {"wall_s": wall, "peak_rss_mb": _rss_mb(), "rss_before_fit_mb": base, "models": res}))
+        {"wall_s": wall, "cpu_s": cpu, "peak_rss_mb": _rss_mb(), "rss_before_fit_mb": base, "models": res}))
 
 
 def main(argv=None) -> None:
@@ -100,6 +109,7 @@ def main(argv=None) -> None:
             diffs.append(max(float(np.abs(a - b).max()), float(np.abs(sa - sb).max())))
         rep["max_abs_diff"] = max(diffs)
         rep["time_ratio_per_subject_over_batched"] = rep["per-subject"]["wall_s"] / rep["batched"]["wall_s"]
+        rep["cpu_ratio_per_subject_over_batched"] = rep["per-subject"]["cpu_s"] / rep["batched"]["cpu_s"]
         rep["memory_ratio_per_subject_over_batched"] = (rep["per-subject"]["peak_rss_mb"]
                                                         / rep["batched"]["peak_rss_mb"])
     rep["n_shifts"] = args.n_shifts

@@ -212,6 +212,7 @@ def _brennan_design(n_subjects=None):
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("single_thread")
 def test_null_calibration_on_the_brennan_recording():
     """On circularly shifted targets of the real recording (27 subjects x 6 ROIs, 100 refitted shifts, 2
     layers of stories260k): the headline score's null mean is within +-0.02 of 0 and the single-subject and
