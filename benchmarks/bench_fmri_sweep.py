@@ -28,7 +28,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _brennan import load, layer_design  # noqa: E402
+from _brennan import layer_design, load  # noqa: E402
 
 ZOO = ("stories260k", "minilm-l6", "smollm2-135m", "gemma3-270m")
 
@@ -42,14 +42,23 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # kB on Linux
 
 
+def _prepare(models: list[str], out: str) -> None:
+    """Extract (cached) features and write every model's TR design and the data as .npy files, so that
+    the timed processes never import torch or load a model."""
+    data, stim, _ = load()
+    np.save(Path(out) / "data.npy", data)
+    for m in models:
+        np.save(Path(out) / f"design-{m}.npy", layer_design(m, stim, data.shape[1]))
+
+
 def _worker(mode: str, models: list[str], n_shifts: int, threads: int, out: str, layers: int | None) -> None:
     from threadpoolctl import threadpool_limits
 
     from brainlike.analyses.fmri_encoding import FMRIEncodingOptions, encode_single
 
     with threadpool_limits(threads):
-        data, stim, _ = load()
-        designs = {m: layer_design(m, stim, data.shape[1]) for m in models}
+        data = np.load(Path(out) / "data.npy")
+        designs = {m: np.load(Path(out) / f"design-{m}.npy") for m in models}
         if layers:
             designs = {m: x[:layers] for m, x in designs.items()}
         base = _rss_mb()
@@ -88,7 +97,7 @@ def main(argv=None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     ctx = mp.get_context("spawn")
     # extract (and cache) the features first, outside the timed runs
-    p = ctx.Process(target=_worker, args=("batched", args.models, 0, args.threads, str(args.out), 1))
+    p = ctx.Process(target=_prepare, args=(args.models, str(args.out)))
     p.start()
     p.join()
     for mode in args.modes:

@@ -17,6 +17,7 @@ from brainlike.analyses.fmri_encoding import (
     encode_layers,
     encode_single,
     gapped_folds,
+    highpass_dct,
     reduce_and_delay,
 )
 from brainlike.analyses.inference import null_calibration
@@ -75,6 +76,17 @@ def test_circular_shifts_respect_min_shift_and_seed():
     assert not np.array_equal(s, circular_shifts(362, 200, 20, seed=4))
 
 
+def test_highpass_dct_removes_slow_drift_and_keeps_fast_signal():
+    n, tr = 362, 2.0
+    t = np.arange(n) * tr
+    fast = np.sin(2 * np.pi * t / 20.0)                      # 20 s period: kept
+    slow = 3.0 + 0.01 * t + np.cos(np.pi * 2 * (np.arange(n) + 0.5) / n)  # offset, linear drift, DCT k=2
+    out = highpass_dct(np.c_[fast + slow, slow], tr, 128.0)
+    assert np.corrcoef(out[:, 0], fast)[0, 1] > 0.99
+    assert np.abs(out[:, 1]).max() < 0.1 * np.abs(slow - slow.mean()).max()
+    assert abs(out[:, 0].mean()) < 1e-5
+
+
 def test_reduce_and_delay_is_pca_of_training_rows_then_make_delayed():
     from sklearn.decomposition import PCA
     from sklearn.preprocessing import StandardScaler
@@ -108,6 +120,7 @@ def test_fold_scores_match_sklearn_pipeline():
     opt = FMRIEncodingOptions(n_splits=4, gap=3, delays=(0,), n_components=6, alphas=ALPHAS, n_shifts=0,
                               inner_splits=4)
     res = encode_layers(X[None], Y, opt)
+    Y = highpass_dct(Y, opt.tr, opt.highpass)  # the targets encode_layers fits (128 s DCT high-pass)
     folds = gapped_folds(np.arange(240), 4, 3)
     for k, (train, test) in enumerate(folds):
         inner = gapped_folds(train, 4, 3)
@@ -187,7 +200,7 @@ def test_variance_partitioning_separates_controls_from_lm():
     l_sig /= l_sig.std()
     noise = _ar1(rng, n, 2, 0.5)
     Y = np.stack([c_sig + noise[:, 0], c_sig + l_sig + noise[:, 1]], axis=1)
-    opt = FMRIEncodingOptions(n_components=20, alphas=ALPHAS, n_shifts=0)
+    opt = FMRIEncodingOptions(n_components=20, alphas=ALPHAS, n_shifts=0, highpass=None)  # no drift here
     vp = variance_partitioning(lm, rate, Y, opt, n_random=4)
     assert vp.r2_controls[0] > 0.3 and vp.r2_controls[1] > 0.1
     assert abs(vp.unique_lm[0]) < 0.05            # target 0 is driven by the controls only

@@ -2,6 +2,8 @@
 
 Per layer, for each outer fold (contiguous test block, ``gap`` volumes dropped from training on each side):
 
+0. the targets are high-pass filtered (SPM's DCT filter, 128 s by default: slow drifts would survive the
+   circular shifts and bias the null upwards);
 1. the layer's *undelayed* TR-level features ``(n_volumes, p)`` (Lanczos-downsampled word features,
    e.g. ``fmri_design_layers(..., delays=(0,), trim_start=0, trim_end=0).X``) are z-scored with the
    training volumes' statistics and reduced by PCA fitted on the training volumes only;
@@ -45,6 +47,7 @@ __all__ = [
     "encode_layers",
     "encode_single",
     "gapped_folds",
+    "highpass_dct",
     "reduce_and_delay",
     "zscore_subjects",
 ]
@@ -68,6 +71,16 @@ class FMRIEncodingOptions:
         removes); measured null mean of the headline score on 27 subjects x 6 ROIs x 200 shifts
         (stories260k layer 4): +0.0037 with gap 0, +0.0026 with 2, +0.0015 with 5, +0.0005 with 10,
         false-positive rate .052-.053 in all four.
+    tr : float
+        Repetition time, seconds (only used to turn ``highpass`` into a number of DCT regressors).
+    highpass : float or None
+        High-pass cutoff of the targets, seconds (SPM's discrete-cosine filter, :func:`highpass_dct`;
+        default 128 s as in SPM; None: off). Needed on the Brennan recording: slow drifts shared by the targets and
+        the features survive a circular shift (a shifted trend is still a trend) and give the null a
+        positive mean (SmolLM2-135M, group level, 200 shifts: +0.032 and +0.060 at layers 6 and 30
+        without the filter, -0.005 and -0.004 with it; false-positive rate .062/.066 -> .050/.048).
+        The filter is a fixed projection of the whole series (11 cosines for 362 volumes at TR 2 s),
+        applied before the shifts.
     delays : tuple of int
         FIR delays in volumes, applied after the reduction (default 1-4: 2-8 s at TR = 2 s).
     reduction : {"pca", None}
@@ -99,6 +112,8 @@ class FMRIEncodingOptions:
 
     n_splits: int = 5
     gap: int = 5
+    tr: float = 2.0
+    highpass: float | None = 128.0
     delays: tuple[int, ...] = (1, 2, 3, 4)
     reduction: str | None = "pca"
     n_components: int = 20
@@ -114,6 +129,8 @@ class FMRIEncodingOptions:
     def __post_init__(self) -> None:
         if self.reduction not in ("pca", None):
             raise BrainlikeError(f"FMRIEncodingOptions.reduction must be 'pca' or None, not {self.reduction!r}")
+        if self.highpass is not None and not (self.highpass > 0 and self.tr > 0):
+            raise BrainlikeError("FMRIEncodingOptions.highpass and tr must be positive seconds (or highpass None)")
         if self.n_splits < 2 or self.inner_splits < 2:
             raise BrainlikeError("FMRIEncodingOptions.n_splits and inner_splits must be at least 2")
         if self.gap < 0 or self.min_shift < 1 or self.n_shifts < 0 or self.n_components < 1:
@@ -253,6 +270,31 @@ def circular_shifts(n_volumes: int, n_shifts: int, min_shift: int, seed: int) ->
     return np.sort(rng.choice(pool, size=n_shifts, replace=replace)).astype(np.int64)
 
 
+def highpass_dct(Y: np.ndarray, tr: float, cutoff: float) -> np.ndarray:
+    """Remove slow drifts: project out the constant and the DCT-II cosines of period >= ``cutoff`` (SPM).
+
+    Parameters
+    ----------
+    Y : ndarray (n_volumes, n_targets)
+        Time series (any unit).
+    tr : float
+        Repetition time, seconds.
+    cutoff : float
+        Cutoff period, seconds (SPM default 128): cosines ``k = 1 .. floor(2 n tr / cutoff)``.
+
+    Returns
+    -------
+    ndarray (n_volumes, n_targets) float32: the residuals (zero mean).
+    """
+    Y = np.asarray(Y, dtype=np.float64)
+    n = Y.shape[0]
+    K = int(np.floor(2.0 * n * tr / cutoff))
+    t = np.arange(n)
+    B = np.column_stack([np.ones(n)] + [np.cos(np.pi * k * (t + 0.5) / n) for k in range(1, K + 1)])
+    Q, _ = np.linalg.qr(B)
+    return (Y - Q @ (Q.T @ Y)).astype(np.float32)
+
+
 def _with_shifts(Y: np.ndarray, shifts: np.ndarray) -> np.ndarray:
     """``[Y, roll(Y, s_1), ...]`` along the columns: (n, (1 + S) * t) float32."""
     n, t = Y.shape
@@ -383,10 +425,14 @@ def encode_layers(
     if level not in _LEVELS:
         raise BrainlikeError(f"level must be one of {_LEVELS}, not {level!r}")
     layers = _check_design(design_per_layer, n)
+    if options.highpass is not None:
+        same = E is Y
+        Y = highpass_dct(Y, options.tr, options.highpass)
+        E = Y if same else highpass_dct(E, options.tr, options.highpass)
     shifts = circular_shifts(n, options.n_shifts, options.min_shift, options.seed) if options.n_shifts else \
         np.zeros(0, dtype=np.int64)
     Yall = _with_shifts(Y, shifts)
-    Eall = Yall if Y_eval is None else _with_shifts(E, shifts)
+    Eall = Yall if E is Y else _with_shifts(E, shifts)
     folds = gapped_folds(np.arange(n), options.n_splits, options.gap)
     inner = [_inner_folds(tr, options) for tr, _ in folds]
     L, K, S = len(layers), len(folds), shifts.size

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from brainlike.analyses.fmri_encoding import FMRIEncodingOptions, gapped_folds, reduce_and_delay
+from brainlike.analyses.fmri_encoding import FMRIEncodingOptions, gapped_folds, highpass_dct, reduce_and_delay
 from brainlike.encoding import BandedRidgeCV, RidgeCV, pearson_r
 from brainlike.errors import BrainlikeError
 
@@ -103,7 +103,8 @@ def variance_partitioning(
     Y : ndarray (n_volumes, n_targets)
         Targets (any unit).
     options : FMRIEncodingOptions
-        Folds, gap, delays, reduction and alphas (``n_shifts`` is not used).
+        Folds, gap, high-pass filter of the targets, delays, reduction and alphas (``n_shifts`` is not
+        used).
     Y_eval : ndarray (n_volumes, n_targets), optional
         Scored targets (default ``Y``), as in :func:`~brainlike.analyses.fmri_encoding.encode_layers`.
     n_random : int
@@ -122,6 +123,10 @@ def variance_partitioning(
     if C is None or X.ndim != 2 or X.shape[0] != n or E.shape != Y.shape:
         raise BrainlikeError(f"lm_features must be (n_volumes={n}, p), controls (n_volumes, q) and Y_eval like Y "
                              f"{Y.shape}; got {X.shape}, {np.shape(controls)}, {E.shape}")
+    if options.highpass is not None:
+        same = E is Y
+        Y = highpass_dct(Y, options.tr, options.highpass)
+        E = Y if same else highpass_dct(E, options.tr, options.highpass)
     q = C.shape[1]
     folds = gapped_folds(np.arange(n), options.n_splits, options.gap)
     alphas = np.asarray(options.alphas)
