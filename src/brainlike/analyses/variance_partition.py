@@ -1,0 +1,157 @@
+"""Variance partitioning: how much a language-model layer adds beyond low-level control regressors.
+
+Three cross-validated fits on the same folds as :func:`brainlike.analyses.fmri_encoding.encode_layers`
+(contiguous test blocks, ``gap`` volumes dropped around them, PCA of the layer fitted on the training
+volumes, FIR delays after the reduction):
+
+* controls only (e.g. word rate): :class:`brainlike.encoding.RidgeCV`;
+* LM only (the layer's components): :class:`brainlike.encoding.RidgeCV`;
+* joint: :class:`brainlike.encoding.BandedRidgeCV` with the bands [controls, LM] (each band its own
+  penalty scaling, chosen per target), so a weak band does not drag the other's penalty.
+
+Each fit is scored by the fold-mean R^2 and the fold-mean Pearson r. The R^2 of a test block is
+``1 - SS_res / SS_tot`` after centring the predictions on the block's own mean, i.e. without the offset
+between the training mean (the intercept) and the block's mean: that offset is slow drift that no
+stimulus model predicts, and on the Brennan ROIs it alone drives the plain block R^2 to -1 and below
+(it is the same fold-wise mean shift that biases the pooled r, see
+:mod:`brainlike.analyses.fmri_encoding`). The LM's unique contribution is ``R2_joint - R2_controls``, the
+controls' ``R2_joint - R2_lm``, the shared part ``R2_controls + R2_lm - R2_joint`` (the usual set
+algebra; a part can be slightly negative from estimation noise).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from brainlike.analyses.fmri_encoding import FMRIEncodingOptions, gapped_folds, highpass_dct, reduce_and_delay
+from brainlike.encoding import BandedRidgeCV, RidgeCV, pearson_r
+from brainlike.errors import BrainlikeError
+
+__all__ = ["VariancePartition", "variance_partitioning"]
+
+
+@dataclass(frozen=True)
+class VariancePartition:
+    """Cross-validated variance partition per target.
+
+    Attributes
+    ----------
+    r2_controls, r2_lm, r2_joint : ndarray (n_targets,) float64
+        Fold-mean R^2 (unitless, can be negative) of the controls-only, LM-only and joint fits.
+    r_controls, r_lm, r_joint : ndarray (n_targets,) float64
+        Fold-mean Pearson r of the same fits.
+    band_weights : ndarray (n_folds, 2, n_targets) float64
+        Joint fit's selected band weighting per fold ([controls, LM], columns sum to 1).
+    """
+
+    r2_controls: np.ndarray
+    r2_lm: np.ndarray
+    r2_joint: np.ndarray
+    r_controls: np.ndarray
+    r_lm: np.ndarray
+    r_joint: np.ndarray
+    band_weights: np.ndarray
+
+    @property
+    def unique_lm(self) -> np.ndarray:
+        """(n_targets,) R^2 the LM adds beyond the controls: ``r2_joint - r2_controls``."""
+        return self.r2_joint - self.r2_controls
+
+    @property
+    def unique_controls(self) -> np.ndarray:
+        """(n_targets,) ``r2_joint - r2_lm``."""
+        return self.r2_joint - self.r2_lm
+
+    @property
+    def shared(self) -> np.ndarray:
+        """(n_targets,) ``r2_controls + r2_lm - r2_joint``."""
+        return self.r2_controls + self.r2_lm - self.r2_joint
+
+
+def _r2(y: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """Offset-free R^2 inside one test block: both series centred on their own block means."""
+    y = np.asarray(y, dtype=np.float64)
+    p = np.asarray(p, dtype=np.float64)
+    p = p - p.mean(axis=0) + y.mean(axis=0)
+    ss_res = ((y - p) ** 2).sum(axis=0)
+    ss_tot = ((y - y.mean(axis=0)) ** 2).sum(axis=0)
+    out = np.zeros(y.shape[1])
+    ok = ss_tot > 0
+    out[ok] = 1.0 - ss_res[ok] / ss_tot[ok]
+    return out
+
+
+def variance_partitioning(
+    lm_features: np.ndarray,
+    controls: np.ndarray,
+    Y: np.ndarray,
+    options: FMRIEncodingOptions = FMRIEncodingOptions(),
+    *,
+    Y_eval: np.ndarray | None = None,
+    n_random: int = 8,
+) -> VariancePartition:
+    """Controls-only, LM-only and joint (banded) cross-validated fits of the same targets.
+
+    Parameters
+    ----------
+    lm_features : ndarray (n_volumes, p)
+        Undelayed TR-level features of one layer (reduced by ``options.reduction`` in each fold).
+    controls : ndarray (n_volumes, q) or (n_volumes,)
+        Undelayed control regressors shared by all targets (e.g. word rate built from the word times;
+        z-scored in each fold, not reduced).
+    Y : ndarray (n_volumes, n_targets)
+        Targets (any unit).
+    options : FMRIEncodingOptions
+        Folds, gap, high-pass filter of the targets, delays, reduction and alphas (``n_shifts`` is not
+        used).
+    Y_eval : ndarray (n_volumes, n_targets), optional
+        Scored targets (default ``Y``), as in :func:`~brainlike.analyses.fmri_encoding.encode_layers`.
+    n_random : int
+        Random band weightings tried by :class:`~brainlike.encoding.BandedRidgeCV`.
+
+    Returns
+    -------
+    VariancePartition
+    """
+    Y = np.asarray(Y, dtype=np.float32)
+    Y = Y[:, None] if Y.ndim == 1 else Y
+    n, t = Y.shape
+    E = Y if Y_eval is None else np.asarray(Y_eval, dtype=np.float32).reshape(n, -1)
+    C = np.asarray(controls, dtype=np.float64).reshape(n, -1) if np.size(controls) else None
+    X = np.asarray(lm_features)
+    if C is None or X.ndim != 2 or X.shape[0] != n or E.shape != Y.shape:
+        raise BrainlikeError(f"lm_features must be (n_volumes={n}, p), controls (n_volumes, q) and Y_eval like Y "
+                             f"{Y.shape}; got {X.shape}, {np.shape(controls)}, {E.shape}")
+    if options.highpass is not None:
+        same = E is Y
+        Y = highpass_dct(Y, options.tr, options.highpass)
+        E = Y if same else highpass_dct(E, options.tr, options.highpass)
+    q = C.shape[1]
+    folds = gapped_folds(np.arange(n), options.n_splits, options.gap)
+    alphas = np.asarray(options.alphas)
+    acc = {k: np.zeros(t) for k in ("r2c", "r2l", "r2j", "rc", "rl", "rj")}
+    weights = np.empty((len(folds), 2, t))
+    for k, (train, test) in enumerate(folds):
+        D, width = reduce_and_delay(X, train, options, extra=C)
+        cols = np.arange(D.shape[1])
+        is_ctrl = (cols % width) < q
+        inner = gapped_folds(train, options.inner_splits, options.gap)
+        kw = dict(alphas=alphas, cv=inner, backend=options.backend, memory_budget_gb=options.memory_budget_gb)
+        fits = {
+            "c": (RidgeCV(**kw), is_ctrl),
+            "l": (RidgeCV(**kw), ~is_ctrl),
+            "j": (BandedRidgeCV(bands=[np.flatnonzero(is_ctrl), np.flatnonzero(~is_ctrl)], n_random=n_random,
+                                random_state=options.seed, **kw), slice(None)),
+        }
+        for name, (model, sel) in fits.items():
+            model.fit(D[train][:, sel], Y[train])
+            pred = model.predict(D[test][:, sel])
+            acc["r2" + name] += _r2(E[test], pred)
+            acc["r" + name] += pearson_r(E[test], pred)
+            if name == "j":
+                weights[k] = model.band_weights_
+    K = len(folds)
+    return VariancePartition(
+        r2_controls=acc["r2c"] / K, r2_lm=acc["r2l"] / K, r2_joint=acc["r2j"] / K,
+        r_controls=acc["rc"] / K, r_lm=acc["rl"] / K, r_joint=acc["rj"] / K, band_weights=weights)

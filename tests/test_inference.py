@@ -1,0 +1,109 @@
+"""Inference for encoding scores (brainlike.analyses.inference): empirical p, max over layers, group tests."""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from scipy import stats as sstats
+
+from brainlike.analyses.inference import (
+    analytic_pvalues,
+    bootstrap_ci_subjects,
+    empirical_pvalues,
+    group_test,
+    max_statistic_pvalues,
+    null_calibration,
+    sign_flip_test,
+)
+from brainlike.errors import BrainlikeError
+from brainlike.neural.stats import fdr_correction
+
+
+def test_empirical_pvalues_count_with_plus_one():
+    rng = np.random.default_rng(0)
+    null = rng.standard_normal((3, 50, 4))
+    obs = rng.standard_normal((3, 4))
+    p = empirical_pvalues(obs, null, axis=1)
+    for i in range(3):
+        for j in range(4):
+            assert p[i, j] == (1 + np.sum(null[i, :, j] >= obs[i, j])) / 51
+    assert p.min() >= 1 / 51
+
+
+def test_max_statistic_is_calibrated_where_the_naive_best_layer_is_not():
+    """Pure null, 10 layers: the best layer's naive p rejects far too often, the max-statistic p does not."""
+    rng = np.random.default_rng(1)
+    L, S, T = 10, 199, 2000
+    common = rng.standard_normal((1, S + 1, T))
+    vals = 0.5 * common + rng.standard_normal((L, S + 1, T))   # layers correlated, like real layers
+    obs, null = vals[:, 0], vals[:, 1:]
+    naive = empirical_pvalues(obs, null, axis=1).min(axis=0)
+    pmax = max_statistic_pvalues(obs, null)
+    assert np.mean(naive <= 0.05) > 0.2
+    assert 0.035 <= np.mean(pmax <= 0.05) <= 0.065
+
+
+def test_sign_flip_exact_matches_brute_force_and_random_approximates_it():
+    rng = np.random.default_rng(2)
+    d = rng.standard_normal((8, 3)) + np.array([0.0, 0.5, 1.0])
+    ref = []
+    for j in range(3):
+        stats_ = [np.mean(np.array(s) * d[:, j]) for s in itertools.product((-1, 1), repeat=8)]
+        ref.append(np.mean(np.array(stats_) >= d[:, j].mean() - 1e-12))
+    np.testing.assert_allclose(sign_flip_test(d, n_flips=10000), ref)
+    d12 = rng.standard_normal((12, 3)) + 0.4
+    exact = sign_flip_test(d12, n_flips=5000)      # 2^12 = 4096 <= 5000: exact
+    approx = sign_flip_test(d12, n_flips=4000)     # random flips
+    np.testing.assert_allclose(approx, exact, atol=0.02)
+
+
+def test_bootstrap_ci_covers_the_mean_at_about_the_nominal_rate():
+    rng = np.random.default_rng(3)
+    d = rng.standard_normal((300, 27, 1)) + 0.3
+    cover = 0
+    for i in range(300):
+        lo, hi = bootstrap_ci_subjects(d[i], n_boot=1000, seed=i)
+        cover += int(lo[0] <= 0.3 <= hi[0])
+    assert 0.88 <= cover / 300 <= 0.98
+
+
+def test_group_test_detects_effect_and_uses_fdr_across_rois():
+    rng = np.random.default_rng(4)
+    n_sub, n_roi, S = 20, 4, 200
+    null = 0.05 * rng.standard_normal((S, n_sub, n_roi)) + 0.01
+    scores = 0.05 * rng.standard_normal((n_sub, n_roi)) + 0.01
+    scores[:, :2] += np.array([0.08, 0.05])   # ROIs 0, 1 carry an effect
+    res = group_test(scores, null, n_flips=5000, n_boot=2000)
+    assert np.all(res.p_empirical[:2] < 0.01) and np.all(res.p_ttest[:2] < 0.01)
+    assert np.all(res.p_signflip[:2] < 0.01)
+    assert res.significant[:2].all()
+    np.testing.assert_allclose(res.q_empirical, fdr_correction(res.p_empirical).qvalues)
+    d = scores - null.mean(axis=0)
+    tt = sstats.ttest_1samp(d, 0, axis=0, alternative="greater")
+    np.testing.assert_allclose(res.p_ttest, tt.pvalue)
+    np.testing.assert_allclose(res.effect, d.mean(axis=0))
+    assert np.all(res.ci_low < res.effect) and np.all(res.effect < res.ci_high)
+    with pytest.raises(BrainlikeError):
+        group_test(scores, null[:, :5])
+
+
+def test_calibration_shows_t_test_is_liberal_under_a_shared_null_but_empirical_group_test_is_not():
+    """Subjects' null scores share a component per shift (the stimulus is shared): the common-shift empirical
+    group test stays at ~5 %, the t-test over subjects does not; with independent shifts both are fine."""
+    rng = np.random.default_rng(5)
+    S, n_sub, n_roi, n = 300, 27, 6, 362
+    shifts = np.sort(rng.choice(np.arange(20, n - 19), S, replace=False))
+    null = 0.06 * rng.standard_normal((S, 1, n_roi)) + 0.08 * rng.standard_normal((S, n_sub, n_roi))
+    cal = null_calibration(null, shifts, n, min_shift=20, n_folds=5, n_flips=500, n_pseudo=150)
+    assert abs(cal.null_mean) < 0.01
+    assert 0.03 <= cal.fpr_target <= 0.07
+    assert 0.02 <= cal.fpr_group_empirical <= 0.08
+    assert cal.fpr_group_ttest > 0.2 and cal.fpr_group_signflip > 0.2
+    assert 0.02 <= cal.fpr_group_ttest_indep <= 0.08
+    assert 0.02 <= cal.fpr_group_signflip_indep <= 0.08
+
+
+def test_analytic_pvalues_are_the_fisher_formula():
+    p = analytic_pvalues(np.array([0.0, 0.1, 0.3]), 362, 5)
+    np.testing.assert_allclose(p, sstats.norm.sf(np.arctanh([0.0, 0.1, 0.3]) * np.sqrt(347)))
