@@ -53,6 +53,45 @@ class FeatureSpec(_Strict):
     batch_size: int = Field(16, ge=1)
 
 
+class FMRISpec(_Strict):
+    """fMRI encoding (datasets of ``modality == "fmri"``), see :class:`~brainlike.analyses.fmri_encoding.FMRIEncodingOptions`."""
+
+    levels: list[Literal["group", "single", "between"]] = Field(
+        default_factory=lambda: ["group", "single", "between"], min_length=1,
+        description="group: the mean of the z-scored subjects; single: every subject; between: fit on the others")
+    n_splits: int = Field(5, ge=2, description="outer contiguous folds")
+    gap: int = Field(5, ge=0, description="volumes dropped from training on each side of a test block")
+    delays: list[int] = Field(default_factory=lambda: [1, 2, 3, 4], min_length=1, description="FIR delays, volumes")
+    n_components: int | None = Field(20, ge=1, description="PCA components per layer, fitted on the training "
+                                     "volumes of each fold (null: no reduction)")
+    n_shifts: int = Field(200, ge=0, description="refitted circular shifts of the targets (the null)")
+    min_shift: int = Field(20, ge=1, description="smallest shift, volumes")
+    highpass: float | None = Field(128.0, gt=0, description="DCT high-pass of the targets, s (null: off)")
+    depths: list[float] | None = Field(None, description="relative depths of the layers to fit (None: all)")
+
+    @field_validator("depths")
+    @classmethod
+    def _unit(cls, v: list[float] | None) -> list[float] | None:
+        if v is not None and (not v or any(not 0.0 <= d <= 1.0 for d in v)):
+            raise ValueError("fmri depths must be a non-empty list of relative depths in [0, 1]")
+        return v
+
+    def options(self, seed: int, inner_splits: int, alphas: list[float] | None, backend: str):
+        from brainlike.analyses.fmri_encoding import FMRIEncodingOptions
+
+        kw = {} if alphas is None else {"alphas": tuple(alphas)}
+        return FMRIEncodingOptions(n_splits=self.n_splits, gap=self.gap, delays=tuple(self.delays),
+                                   reduction="pca" if self.n_components else None,
+                                   n_components=self.n_components or 1, n_shifts=self.n_shifts,
+                                   min_shift=self.min_shift, highpass=self.highpass, inner_splits=inner_splits,
+                                   seed=seed, backend=backend, **kw)
+
+    def layers(self, n_layers: int) -> list[int] | None:
+        if self.depths is None:
+            return None
+        return sorted({int(round(d * (n_layers - 1))) for d in self.depths})
+
+
 class EncodingSpec(_Strict):
     window: tuple[float, float] = Field((0.0, 0.5), description="ECoG word-locked window, s after onset")
     n_splits: int = Field(5, ge=2)
@@ -61,6 +100,7 @@ class EncodingSpec(_Strict):
     backend: Literal["numpy", "torch"] = "numpy"
     n_permutations: int = Field(200, ge=0, description="circular-shift permutations for channel p-values")
     significance: float = Field(0.05, gt=0, lt=1)
+    fmri: FMRISpec = Field(default_factory=FMRISpec, description="fMRI datasets: levels, folds, reduction, null")
 
 
 class CapabilitySpec(_Strict):
@@ -99,6 +139,8 @@ class AnalysesSpec(_Strict):
     capability: CapabilitySpec | None = Field(default_factory=CapabilitySpec)
     context: ContextSpec | None = None
     hierarchy_bootstrap: int = Field(2000, ge=100)
+    controls: bool = Field(True, description="fMRI: also score the low-level regressors (word rate, the "
+                           "dataset's own, e.g. sound power) as a baseline model")
 
 
 class RaySpec(_Strict):

@@ -96,6 +96,15 @@ def run_experiment(spec: ExperimentSpec, console: Console | None = None, progres
             console.print(f"features: {key}")
             features[key] = open_features(fut.result())
         subjects = recorded or plugin.load(spec.dataset_config, DatasetContext(stim, features, spec.seed))
+        if subjects and subjects[0].dataset.modality == "fmri":
+            from brainlike.pipelines.alignment_fmri import run_fmri
+
+            tables = run_fmri(spec, features, subjects, store, console, progress)
+            tables.update(capability_tables(spec, store, tables["brain_scores"], console, progress))
+            for name in ("capability", "capability_correlation"):
+                if name in tables:
+                    store.write(name, tables[name])
+            return _finish(spec, tables, out, store, console, t0)
         channel_rows, responses, digests, kept = [], {}, {}, []
         for sub in subjects:
             ds, dropped = sub.dataset.drop_bad_channels()
@@ -146,6 +155,11 @@ def run_experiment(spec: ExperimentSpec, console: Console | None = None, progres
     channels = pd.concat(channel_rows, ignore_index=True)
     store.write("channels", channels)
     tables = analyse(spec, store, channels, console, progress)
+    return _finish(spec, tables, out, store, console, t0)
+
+
+def _finish(spec: ExperimentSpec, tables: dict[str, pd.DataFrame], out: Path, store: ResultsStore,
+            console: Console, t0: float) -> RunResult:
     report = None
     if spec.report:
         from brainlike.report.alignment_report import alignment_report
@@ -173,22 +187,12 @@ class Alignment:
 ALIGNMENT = Alignment()
 
 
-def analyse(spec: ExperimentSpec, store: ResultsStore, channels: pd.DataFrame, console: Console,
-            progress: bool = True) -> dict[str, pd.DataFrame]:
-    """Brain scores, best layers, hierarchy alignment, capability and context tables (all stored)."""
+def capability_tables(spec: ExperimentSpec, store: ResultsStore, per_model: pd.DataFrame, console: Console,
+                      progress: bool = True) -> dict[str, pd.DataFrame]:
+    """``capability`` (bits per byte on held-out text, or the spec's score) per model, cached in the store,
+    and ``capability_correlation`` of the per-model brain metrics with it across the zoo."""
     from brainlike.analyses.capability import bits_per_byte, read_corpus
 
-    scores = store.read("scores")
-    hier_col = "hierarchy"  # positions computed from spec.dataset.hierarchy (brainlike.neural.sources)
-    scores = scores.merge(channels[["subject", "channel", hier_col]], on=["subject", "channel"], how="left")
-    sig = al.significant_channels(scores, alpha=spec.encoding.significance)
-    summary, curve = al.brain_scores(scores, sig)
-    best = al.best_relative_layers(scores).merge(sig, on=al.CHANNEL_KEYS)
-    hier = al.hierarchy_alignment(best[best["significant"]], position=hier_col,
-                                  n_boot=spec.analyses.hierarchy_bootstrap, seed=spec.seed)
-    per_model = summary.merge(hier[["model", "rho", "ci_low", "ci_high"]], on="model", how="left")
-    tables = {"significance": sig, "brain_scores": per_model, "layer_curve": curve, "best_layers": best,
-              "hierarchy": hier}
     cap_rows = []
     cap_spec = spec.analyses.capability
     for m in spec.models:
@@ -208,10 +212,27 @@ def analyse(spec: ExperimentSpec, store: ResultsStore, channels: pd.DataFrame, c
             row = {"model": m.key, "capability": -bpb, "bits_per_byte": bpb, "source": cap_spec.corpus}
             store.write("capability_cache", pd.DataFrame([row]), model=m.key)
             cap_rows.append(row)
-    if cap_rows:
-        cap = pd.DataFrame(cap_rows)
-        tables["capability"] = cap
-        tables["capability_correlation"] = al.capability_correlation(per_model, cap, seed=spec.seed)
+    if not cap_rows:
+        return {}
+    cap = pd.DataFrame(cap_rows)
+    return {"capability": cap, "capability_correlation": al.capability_correlation(per_model, cap, seed=spec.seed)}
+
+
+def analyse(spec: ExperimentSpec, store: ResultsStore, channels: pd.DataFrame, console: Console,
+            progress: bool = True) -> dict[str, pd.DataFrame]:
+    """Brain scores, best layers, hierarchy alignment, capability and context tables (all stored)."""
+    scores = store.read("scores")
+    hier_col = "hierarchy"  # positions computed from spec.dataset.hierarchy (brainlike.neural.sources)
+    scores = scores.merge(channels[["subject", "channel", hier_col]], on=["subject", "channel"], how="left")
+    sig = al.significant_channels(scores, alpha=spec.encoding.significance)
+    summary, curve = al.brain_scores(scores, sig)
+    best = al.best_relative_layers(scores).merge(sig, on=al.CHANNEL_KEYS)
+    hier = al.hierarchy_alignment(best[best["significant"]], position=hier_col,
+                                  n_boot=spec.analyses.hierarchy_bootstrap, seed=spec.seed)
+    per_model = summary.merge(hier[["model", "rho", "ci_low", "ci_high"]], on="model", how="left")
+    tables = {"significance": sig, "brain_scores": per_model, "layer_curve": curve, "best_layers": best,
+              "hierarchy": hier}
+    tables.update(capability_tables(spec, store, per_model, console, progress))
     if "context_scores" in store.tables():
         tables["context"] = al.context_curves(store.read("context_scores"))
     for name, df in tables.items():

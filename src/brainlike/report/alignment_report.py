@@ -81,7 +81,11 @@ def plot_context_curves(context: pd.DataFrame, ax=None):
 
 
 def alignment_sections(tables: dict[str, pd.DataFrame]) -> list[Section]:
-    """The report sections of an alignment run, from its tables."""
+    """The report sections of an alignment run, from its tables (word-locked or fMRI)."""
+    if "fmri_summary" in tables:
+        from brainlike.report.fmri_report import fmri_sections
+
+        return fmri_sections(tables) + _capability_sections(tables)
     sections = [
         Section("Brain score by layer", "Mean held-out Pearson r over significant electrodes against relative layer "
                 "depth; the brain score of a model is the peak of its curve.",
@@ -92,15 +96,7 @@ def alignment_sections(tables: dict[str, pd.DataFrame]) -> list[Section]:
                 [("best relative layer by region", plot_best_layer_by_region(tables["best_layers"]))],
                 [("hierarchy alignment per model", tables["hierarchy"])]),
     ]
-    if "capability" in tables:
-        per_model = tables["brain_scores"]
-        sections.append(Section(
-            "Brain-likeness vs capability", "Capability is minus bits per byte on held-out text (higher = better) "
-            "unless the spec gives a score; p-values from permutations of model labels.",
-            [("brain score vs capability", plot_score_vs_capability(per_model, tables["capability"])),
-             ("hierarchy alignment vs capability",
-              plot_score_vs_capability(per_model, tables["capability"], metric="rho"))],
-            [("capability", tables["capability"]), ("correlation across models", tables["capability_correlation"])]))
+    sections += _capability_sections(tables)
     if "context" in tables:
         ctx = tables["context"]
         pivot = ctx.groupby(["model", "region", "context"], as_index=False)["mean_r"].max()
@@ -108,6 +104,20 @@ def alignment_sections(tables: dict[str, pd.DataFrame]) -> list[Section]:
                                 "N preceding tokens.", [("context curves", plot_context_curves(ctx))],
                                 [("peak-layer mean r by context", pivot)]))
     return sections
+
+
+def _capability_sections(tables: dict[str, pd.DataFrame]) -> list[Section]:
+    if "capability" not in tables:
+        return []
+    per_model = tables["brain_scores"]
+    figs = [("brain score vs capability", plot_score_vs_capability(per_model, tables["capability"]))]
+    if "rho" in per_model:
+        figs.append(("hierarchy alignment vs capability",
+                     plot_score_vs_capability(per_model, tables["capability"], metric="rho")))
+    return [Section("Brain-likeness vs capability", "Capability is minus bits per byte on held-out text (higher = "
+                    "better) unless the spec gives a score; p-values from permutations of model labels.", figs,
+                    [("capability", tables["capability"]),
+                     ("correlation across models", tables["capability_correlation"])])]
 
 
 def alignment_report(spec, tables: dict[str, pd.DataFrame], path: str | Path) -> Path:

@@ -1,0 +1,292 @@
+"""The alignment analysis on fMRI: every model's layers → TR features → calibrated encoding at three levels.
+
+For an fMRI dataset (``modality == "fmri"``, e.g. ``brennan2016`` or ``bids-fmri``) the subjects' time
+courses are stacked as ``(n_subjects, n_volumes, n_rois)`` and every layer of every model is scored by
+:mod:`brainlike.analyses.fmri_encoding` at the levels of the spec (``group``: the mean of the z-scored
+subjects; ``single``: every subject; ``between``: fit on the others' mean, score on the held-out
+subject), each score with its refitted circular-shift null. Beside the models: a low-level control
+"model" (word rate, plus the dataset's own low-level regressors such as sound power), noise ceilings
+(split-half for the group mean, leave-one-subject-out ISC for subjects) and ceiling-normalised scores.
+
+Tables (all in the results store):
+
+* ``fmri_scores``: one row per (model, level, subject, roi, layer): ``r`` (mean over folds of the
+  held-out Pearson r: the headline score), ``null_mean``, ``null_sd``, ``p`` (empirical, per layer),
+  ``r_pooled`` (labelled extra: negatively biased under the null), ``alpha``;
+* ``fmri_best``: per (model, level, subject, roi): the best layer, its ``r`` and ``p_max`` (max over
+  layers of the null: corrected for choosing the layer), ``ceiling``, ``r_normalized``;
+* ``fmri_group``: per (model, level ∈ single/between, roi): the group test of the subjects' best-layer
+  scores minus their null means (``effect`` with a bootstrap CI over subjects, empirical / sign-flip /
+  t-test p, FDR q across ROIs), plus the median subject r with its CI and how many subjects are
+  significant (``p_max`` FDR-corrected across the subjects and ROIs of a model);
+* ``fmri_layer_ci``: per (model, level, roi, layer): the mean over subjects of ``r`` with a bootstrap CI;
+* ``fmri_null``: the group-level null distribution at every model's best layer (for the figure);
+* ``noise_ceilings``: per ROI.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from rich.console import Console
+
+from brainlike.analyses.fmri_encoding import FMRIEncodingOptions, LayerScores, encode_between, encode_group, \
+    encode_single
+from brainlike.analyses.inference import bootstrap_ci_subjects, group_test
+from brainlike.errors import BrainlikeError
+from brainlike.models import Features
+from brainlike.neural.fmri import fmri_design, fmri_design_layers
+from brainlike.neural.sources import SubjectData, check_same_words
+from brainlike.neural.stats import fdr_correction, loo_isc, split_half_ceiling
+from brainlike.stimulus import Stimulus
+
+LEVEL_FUNCTIONS = {"group": encode_group, "single": encode_single, "between": encode_between}
+CONTROL_MODEL = "low-level controls"
+
+
+def stack_subjects(subjects: list[SubjectData]) -> tuple[np.ndarray, tuple[str, ...], list[str], Stimulus, float]:
+    """``(data (n_subjects, n_volumes, n_rois), rois, subject labels, words on the volume clock, tr)``.
+
+    Words are shifted so that the first volume is at 0 s (the fMRI design puts volume ``i`` at ``i * tr``).
+    """
+    if not subjects:
+        raise BrainlikeError("the fMRI dataset has no subjects")
+    check_same_words(subjects)
+    first = subjects[0].dataset
+    rois = tuple(first.channels)
+    for s in subjects[1:]:
+        ds = s.dataset
+        if tuple(ds.channels) != rois or ds.n_samples != first.n_samples:
+            raise BrainlikeError(f"{ds.subject}: {ds.n_samples} volumes x {ds.n_channels} targets, but "
+                                 f"{first.subject} has {first.n_samples} x {first.n_channels}; one fMRI spec fits "
+                                 "subjects with the same volumes and the same ROIs")
+    tr = float(first.meta.get("tr") or np.median(np.diff(first.times)))
+    data = np.stack([s.dataset.data.astype(np.float64) for s in subjects])
+    stim = subjects[0].stimulus
+    shift = float(first.times[0])
+    stim = Stimulus(stim.words, stim.onsets - shift, stim.offsets - shift, stim.name)
+    return data, rois, [s.dataset.subject for s in subjects], stim, tr
+
+
+def control_design(subjects: list[SubjectData], stim: Stimulus, n_volumes: int, tr: float) -> np.ndarray:
+    """``(1, n_volumes, k)`` low-level regressors: word rate from the words, plus the mean over subjects of
+    every control the dataset provides in ``dataset.meta["controls"]`` (e.g. sound power) but word rate."""
+    rate = fmri_design(np.ones((len(stim), 1)), stim, n_volumes, tr=tr, delays=(0,), trim_start=0,
+                       trim_end=0).X
+    cols = [rate]
+    names = sorted(set().union(*[set(s.dataset.meta.get("controls", {})) for s in subjects]) - {"word_rate"})
+    for name in names:
+        arr = np.stack([np.asarray(s.dataset.meta["controls"][name], dtype=np.float64) for s in subjects])
+        cols.append(arr.reshape(len(subjects), n_volumes, -1).mean(axis=0))
+    X = np.concatenate(cols, axis=1)
+    return X[None].astype(np.float32)
+
+
+def _level_rows(ls: LayerScores, model: str, level: str, layers: list[int], n_layers: int, subjects: list[str],
+                rois: tuple[str, ...]) -> pd.DataFrame:
+    p, null_mean, null_sd = ls.pvalues(), ls.null_mean(), ls.null.std(axis=1, dtype=np.float64)
+    n_targets = ls.scores.shape[1]
+    if level == "group":
+        subj = np.array(["group"] * n_targets)
+        roi = np.array(rois)
+    else:
+        subj = np.repeat(subjects, len(rois))
+        roi = np.tile(rois, len(subjects))
+    frames = []
+    for i, k in enumerate(layers):
+        frames.append(pd.DataFrame({
+            "model": model, "level": level, "subject": subj, "roi": roi, "layer": k,
+            "relative_layer": k / max(n_layers - 1, 1), "r": ls.scores[i], "null_mean": null_mean[i],
+            "null_sd": null_sd[i], "p": p[i], "r_pooled": ls.pooled_r[i],
+            "alpha": np.median(ls.alphas[i], axis=0)}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _best_rows(ls: LayerScores, model: str, level: str, layers: list[int], n_layers: int, subjects: list[str],
+               rois: tuple[str, ...], ceiling: np.ndarray) -> pd.DataFrame:
+    best, score, p_max = ls.max_over_layers()
+    layer = np.asarray(layers)[best]
+    if level == "group":
+        subj, roi, ceil = np.array(["group"] * len(rois)), np.array(rois), ceiling
+    else:
+        subj, roi = np.repeat(subjects, len(rois)), np.tile(rois, len(subjects))
+        ceil = np.tile(ceiling, len(subjects))
+    return pd.DataFrame({"model": model, "level": level, "subject": subj, "roi": roi, "best_layer": layer,
+                         "best_relative_layer": layer / max(n_layers - 1, 1), "r": score, "p_max": p_max,
+                         "ceiling": ceil, "r_normalized": np.where(ceil > 0.1, score / np.maximum(ceil, 1e-12),
+                                                                    np.nan)})
+
+
+def _group_rows(ls: LayerScores, model: str, level: str, rois: tuple[str, ...], significance: float,
+                seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Group test on the subjects' best-layer scores (null: max over layers per shift) and the per-layer
+    mean over subjects with its bootstrap CI."""
+    scores = ls.unfold(ls.scores)                          # (L, S, R)
+    null = ls.unfold(ls.null).astype(np.float64)            # (L, n_shifts, S, R)
+    best = scores.max(axis=0)                               # (S, R)
+    best_null = null.max(axis=0)                            # (n_shifts, S, R): the same shift for every layer
+    gt = group_test(best, best_null, alpha=significance, seed=seed)
+    _, _, p_max = ls.max_over_layers()
+    sig = fdr_correction(p_max, significance).significant.reshape(best.shape)
+    med = np.median(best, axis=0)
+    lo, hi = [], []
+    rng = np.random.default_rng(seed)
+    for j in range(best.shape[1]):
+        boots = np.median(best[rng.integers(0, best.shape[0], (2000, best.shape[0])), j], axis=1)
+        lo.append(np.quantile(boots, 0.025))
+        hi.append(np.quantile(boots, 0.975))
+    group = pd.DataFrame({"model": model, "level": level, "roi": list(rois), "effect": gt.effect,
+                          "ci_low": gt.ci_low, "ci_high": gt.ci_high, "p": gt.p_empirical,
+                          "p_signflip": gt.p_signflip, "p_ttest": gt.p_ttest, "q": gt.q_empirical,
+                          "significant": gt.significant, "median_r": med, "median_r_ci_low": lo,
+                          "median_r_ci_high": hi, "n_significant_subjects": sig.sum(axis=0),
+                          "n_subjects": best.shape[0]})
+    rows = []
+    for i in range(scores.shape[0]):
+        lo_i, hi_i = bootstrap_ci_subjects(scores[i], n_boot=2000, seed=seed)
+        rows.append(pd.DataFrame({"model": model, "level": level, "roi": list(rois), "layer_index": i,
+                                  "mean_r": scores[i].mean(axis=0), "ci_low": lo_i, "ci_high": hi_i}))
+    return group, pd.concat(rows, ignore_index=True)
+
+
+def noise_ceilings(data: np.ndarray, rois: tuple[str, ...], seed: int = 0) -> pd.DataFrame:
+    """Per ROI: leave-one-subject-out ISC (ceiling of single-subject and between-subject scores) and the
+    split-half (Spearman–Brown) reliability of the group mean, whose square root is its ceiling."""
+    isc = loo_isc(data)
+    sh = split_half_ceiling(data, n_splits=100, seed=seed)
+    return pd.DataFrame({"roi": list(rois), "loo_isc": isc.mean, "loo_isc_sem": isc.sem,
+                         "reliability": sh.reliability, "reliability_low": sh.low, "reliability_high": sh.high,
+                         "group_ceiling": sh.ceiling, "n_subjects": data.shape[0]})
+
+
+def fmri_alignment(models: dict[str, tuple[Features, list[int] | None]], subjects: list[SubjectData],
+                   options: FMRIEncodingOptions, levels: list[str], *, controls: bool = True,
+                   significance: float = 0.05, seed: int = 0, console: Console | None = None,
+                   progress: bool = True) -> dict[str, pd.DataFrame]:
+    """Score every model's layers on the fMRI subjects at every level (see the module docstring).
+
+    Parameters
+    ----------
+    models : dict
+        ``{model key: (Features, layers)}``: word features ``(n_layers, n_words, hidden)`` and the layer
+        indices to fit (None: all).
+    subjects : list of SubjectData
+        fMRI recordings of one stimulus (same words, volumes and ROIs).
+    options : FMRIEncodingOptions
+    levels : list of {"group", "single", "between"}
+    controls : bool
+        Also score the low-level control regressors (word rate, the dataset's controls).
+
+    Returns
+    -------
+    dict of DataFrame
+        ``fmri_scores``, ``fmri_best``, ``fmri_group``, ``fmri_layer_ci``, ``fmri_null``, ``noise_ceilings``.
+    """
+    console = console or Console(stderr=True)
+    data, rois, labels, stim, tr = stack_subjects(subjects)
+    n_vol = data.shape[1]
+    if options.tr != tr:
+        options = FMRIEncodingOptions(**{**options.__dict__, "tr": tr})
+    ceil = noise_ceilings(data, rois, seed=seed)
+    ceiling = {"group": ceil["group_ceiling"].to_numpy(), "single": ceil["loo_isc"].to_numpy(),
+               "between": ceil["loo_isc"].to_numpy()}
+    designs: dict[str, tuple[np.ndarray, list[int], int]] = {}
+    for key, (feats, layers) in models.items():
+        n_layers = feats.n_layers
+        chosen = list(range(n_layers)) if layers is None else list(layers)
+        X = fmri_design_layers(feats.layers[chosen] if layers is not None else feats, stim, n_vol, tr=tr,
+                               delays=(0,), trim_start=0, trim_end=0).X
+        designs[key] = (X, chosen, n_layers)
+    if controls:
+        designs[CONTROL_MODEL] = (control_design(subjects, stim, n_vol, tr), [0], 1)
+    out: dict[str, list[pd.DataFrame]] = {k: [] for k in ("fmri_scores", "fmri_best", "fmri_group",
+                                                           "fmri_layer_ci", "fmri_null")}
+    for key, (X, chosen, n_layers) in designs.items():
+        for level in levels:
+            console.print(f"fMRI encoding: {key}, {level} level ({len(chosen)} layers, {len(labels)} subjects x "
+                          f"{len(rois)} ROIs, {options.n_shifts} refitted shifts)")
+            ls = LEVEL_FUNCTIONS[level](X, data, options, progress=progress)
+            out["fmri_scores"].append(_level_rows(ls, key, level, chosen, n_layers, labels, rois))
+            out["fmri_best"].append(_best_rows(ls, key, level, chosen, n_layers, labels, rois, ceiling[level]))
+            if level == "group":
+                best, _, _ = ls.max_over_layers()
+                for j, roi in enumerate(rois):
+                    out["fmri_null"].append(pd.DataFrame({"model": key, "roi": roi, "layer": chosen[best[j]],
+                                                          "null_r": ls.null[best[j], :, j].astype(np.float64),
+                                                          "observed_r": ls.scores[best[j], j]}))
+            else:
+                g, layer_ci = _group_rows(ls, key, level, rois, significance, seed)
+                layer_ci["layer"] = np.asarray(chosen)[layer_ci.pop("layer_index").to_numpy()]
+                layer_ci["relative_layer"] = layer_ci["layer"] / max(n_layers - 1, 1)
+                out["fmri_group"].append(g)
+                out["fmri_layer_ci"].append(layer_ci)
+    tables = {k: pd.concat(v, ignore_index=True) for k, v in out.items() if v}
+    tables["noise_ceilings"] = ceil
+    return tables
+
+
+def fmri_summary(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """The headline table: per (model, roi): group-level best-layer r (p corrected for the layer choice),
+    its ceiling and normalised r; the single-subject group test and counts; the between-subject r."""
+    best = tables["fmri_best"]
+    g = best[best["level"] == "group"][["model", "roi", "best_relative_layer", "r", "p_max", "ceiling",
+                                        "r_normalized"]].rename(columns={"r": "group_r", "p_max": "group_p",
+                                                                         "ceiling": "group_ceiling",
+                                                                         "r_normalized": "group_r_normalized"})
+    out = g
+    if "fmri_group" in tables:
+        grp = tables["fmri_group"]
+        for level in ("single", "between"):
+            d = grp[grp["level"] == level][["model", "roi", "median_r", "median_r_ci_low", "median_r_ci_high",
+                                            "effect", "ci_low", "ci_high", "p", "q", "n_significant_subjects",
+                                            "n_subjects"]]
+            if len(d):
+                d = d.rename(columns={c: f"{level}_{c}" for c in d.columns if c not in ("model", "roi")})
+                out = out.merge(d, on=["model", "roi"], how="outer") if len(out) else d
+    return out.reset_index(drop=True)
+
+
+FMRI_TABLES = ("fmri_scores", "fmri_best", "fmri_group", "fmri_layer_ci", "fmri_null")
+
+
+def brain_scores_fmri(summary: pd.DataFrame) -> pd.DataFrame:
+    """Per model: ``brain_score`` = mean over ROIs of the group-level best-layer r, its ceiling-normalised
+    version, and the mean best relative layer (the columns the capability correlation reads)."""
+    g = summary.groupby("model", sort=False)
+    return pd.DataFrame({"brain_score": g["group_r"].mean(), "brain_score_normalized": g["group_r_normalized"].mean(),
+                         "mean_best_relative_layer": g["best_relative_layer"].mean(),
+                         "n_rois": g.size()}).reset_index()
+
+
+def run_fmri(spec, features: dict[str, Features], subjects: list[SubjectData], store, console: Console,
+             progress: bool = True) -> dict[str, pd.DataFrame]:
+    """The fMRI branch of the alignment analysis: per model (resumable: a finished model's pieces are
+    reused), the low-level controls, noise ceilings, the summary and per-model brain scores (stored)."""
+    fm = spec.encoding.fmri
+    options = fm.options(spec.seed, spec.encoding.inner_splits, spec.encoding.alphas, spec.encoding.backend)
+    levels = list(dict.fromkeys(fm.levels))
+    todo: dict[str, tuple[Features, list[int] | None] | None] = {k: (f, fm.layers(f.n_layers))
+                                                                for k, f in features.items()}
+    if spec.analyses.controls:
+        todo[CONTROL_MODEL] = None
+    for key, item in todo.items():
+        if all(store.has(t, model=key) for t in ("fmri_scores", "fmri_best")):
+            console.print(f"fMRI encoding: {key} finished earlier, reused")
+            continue
+        part = fmri_alignment({} if item is None else {key: item}, subjects, options, levels,
+                              controls=item is None, significance=spec.encoding.significance, seed=spec.seed,
+                              console=console, progress=progress)
+        for name in (*[t for t in FMRI_TABLES if t != "fmri_scores"], "fmri_scores"):  # scores last: "done"
+            if name in part:
+                store.write(name, part[name], model=key)
+        if not store.has("noise_ceilings"):
+            store.write("noise_ceilings", part["noise_ceilings"])
+    tables = {t: store.read(t) for t in (*FMRI_TABLES, "noise_ceilings") if t in store.tables()}
+    keys = list(todo)
+    for t in FMRI_TABLES:  # only this spec's models (a store may hold others from earlier specs)
+        if t in tables:
+            tables[t] = tables[t][tables[t]["model"].isin(keys)].reset_index(drop=True)
+    tables["fmri_summary"] = fmri_summary(tables)
+    tables["brain_scores"] = brain_scores_fmri(tables["fmri_summary"])
+    for name in ("fmri_summary", "brain_scores"):
+        store.write(name, tables[name])
+    return tables
