@@ -402,7 +402,12 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    print(f"# brainlike ridge benchmark\n\nPython {platform.python_version()}, numpy {np.__version__}, "
+    from brainlike.encoding import threads
+
+    lapack = {threads.DEFAULT: f"default ({threads.lapack_threads()} for matrices >= {threads.SMALL_MATRIX})",
+              threads.AUTO_LOAD: "auto-load", 0: "BLAS library setting"}.get(threads.LAPACK_THREADS,
+                                                                             str(threads.LAPACK_THREADS))
+    print(f"# brainlike ridge benchmark\n\nLAPACK threads: {lapack}; Python {platform.python_version()}, numpy {np.__version__}, "
           f"torch {torch.__version__}, {os.cpu_count()} CPUs, quick={args.quick}, n_alphas={args.n_alphas}, "
           f"fastest of {args.repeats} timed run(s) per method, "
           f"load average at start {os.getloadavg()[0]:.1f}\n",

@@ -15,6 +15,12 @@ environment variable ``BRAINLIKE_LAPACK_THREADS`` read at import, or by the defa
   oversubscribed cores: on a 2-core machine shared with other jobs a 1920 x 1920 float64
   eigendecomposition took 3 s with one thread and 48 s with two).
 
+Why fixed: OpenBLAS's eigh and Cholesky of an 1100 x 1100 matrix differ by ~3e-13 between 1 and 2
+threads, and are identical run after run for the same count. The price of the default on an
+*oversubscribed* machine: case (a) of ``benchmarks/bench_ridge.py`` took 16-52 s with two threads
+against 6.6 s with ``BRAINLIKE_LAPACK_THREADS=1`` on the 2-core development machine shared with five
+other jobs (benchmarks/RESULTS.md); set 1 there.
+
 GEMMs are not limited here: they use the BLAS library's setting (fixed when it loads, e.g. by
 ``OPENBLAS_NUM_THREADS``). Limits are applied with threadpoolctl.
 
