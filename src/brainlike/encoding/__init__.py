@@ -15,7 +15,7 @@ Modules, each with one job; imports only go down this list (no cycles)::
 
     validation   EncodingError, DEFAULT_ALPHAS, check_xy, check_alphas      (bottom)
     metrics      pearson_r, r2_score                                          (bottom)
-    threads      fixed BLAS/LAPACK thread counts of the factorisations        (bottom)
+    threads      fixed BLAS/LAPACK thread counts of the factorisations        -> validation
     folds        contiguous_folds, resolve_cv, MIN_TEST_FOLD_SIZE             -> validation
     backends     numpy / torch array backends                                 -> validation, threads
     spectral     the ridge engine: decompositions, scores of all alphas, refit -> backends

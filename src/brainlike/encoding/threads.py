@@ -24,7 +24,7 @@ other jobs (benchmarks/RESULTS.md); set 1 there.
 GEMMs are not limited here: they use the BLAS library's setting (fixed when it loads, e.g. by
 ``OPENBLAS_NUM_THREADS``). Limits are applied with threadpoolctl.
 
-Bottom of the package's import graph (no other ``brainlike.encoding`` import).
+Imports only :mod:`brainlike.encoding.validation` (for its error class).
 """
 from __future__ import annotations
 
