@@ -11,6 +11,8 @@ Pearson r per target is compared with himalaya's.
 Cases (``--cases``):
   a: n=5000, p=1024, t=200         b: n=3000, p=4096, t=10000       c: n=8000, p=768, t=50000
   sweep: 30 "layers" of case (a), brainlike only (fit + predict per layer)
+  foldbias: bias of the fold-mean Pearson r against the test-fold size, on planted data (the
+    measurement behind ``brainlike.encoding.folds.MIN_TEST_FOLD_SIZE``; seconds, no timing)
 
 ``--quick F`` scales n, p and t by F (e.g. 0.1) for a smoke run. Slow reference methods can be
 run on a subset of targets (``--ref-targets``) with their time extrapolated linearly to all
@@ -40,7 +42,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
 
-from brainlike.encoding import RidgeCV, contiguous_folds, pearson_r  # noqa: E402
+from brainlike.encoding import RidgeCV, contiguous_folds, cross_validated_encoding, pearson_r  # noqa: E402
 
 CASES = {
     "a": dict(n=5000, p=1024, t=200),
@@ -328,9 +330,55 @@ def table(label: str, shape: dict[str, int], runs: list[Run]) -> str:
     return "\n".join(lines)
 
 
+# --------------------------------------------------------------------------- fold-size bias
+FOLD_SIZES = (2, 3, 5, 10, 20, 40)
+
+
+def bench_foldbias(args: argparse.Namespace) -> str:
+    """Fold-mean r vs pooled r against the test-fold size, on planted data (markdown tables).
+
+    (1) Scoring alone: predictions and targets drawn with a known correlation rho (2000 targets,
+    400 samples cut into contiguous folds of m samples): mean over folds of the within-fold r,
+    against the r of all samples pooled, and rho. (2) The pipeline: ``cross_validated_encoding``
+    on planted data (n=200, p=10, 200 targets whose noiseless signal correlates rho=0.5 with the
+    target), ``n_splits`` = 200 / m: mean ``fold_scores`` against the pooled ``scores``.
+    """
+    rng = np.random.default_rng(args.seed)
+    lines = ["#### (1) scoring alone: mean within-fold r minus rho (pooled r minus rho in the last column)", "",
+             "| rho | " + " | ".join(f"m={m}" for m in FOLD_SIZES) + " | pooled (n=400) |",
+             "|---:|" + "---:|" * (len(FOLD_SIZES) + 1)]
+    n, t = 400, 2000
+    for rho in (0.2, 0.5, 0.9):
+        x = rng.standard_normal((n, t))
+        y = rho * x + np.sqrt(1 - rho * rho) * rng.standard_normal((n, t))
+        cells = []
+        for m in FOLD_SIZES:
+            k = n // m
+            fold_r = np.mean([pearson_r(y[i * m:(i + 1) * m], x[i * m:(i + 1) * m]) for i in range(k)], axis=0)
+            cells.append(f"{float(np.mean(fold_r)) - rho:+.3f}")
+        cells.append(f"{float(np.mean(pearson_r(y, x))) - rho:+.4f}")
+        lines.append(f"| {rho} | " + " | ".join(cells) + " |")
+    lines += ["", "#### (2) cross_validated_encoding (n=200, p=10, 200 targets, planted rho=0.5): "
+              "mean fold r, pooled r and their difference", "",
+              "| test fold m | n_splits | mean fold r | pooled r | fold - pooled |", "|---:|---:|---:|---:|---:|"]
+    n, p, t, rho = 200, 10, 200, 0.5
+    X = rng.standard_normal((n, p))
+    S = X @ rng.standard_normal((p, t))
+    S /= S.std(axis=0)
+    Y = rho * S + np.sqrt(1 - rho * rho) * rng.standard_normal((n, t))
+    for m in (2, 5, 10, 20, 40):
+        res = cross_validated_encoding(X, Y, n_splits=n // m, inner_splits=5, min_test_size=2)
+        fr = float(res.fold_scores.mean())
+        pr = float(res.scores.mean())
+        lines.append(f"| {m} | {n // m} | {fr:.3f} | {pr:.3f} | {fr - pr:+.3f} |")
+    lines.append("| 1 | 200 (leave-one-out) | no r on 1 sample (0.0 before, refused now) | | |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--cases", nargs="+", default=["a", "b", "c", "sweep"], choices=["a", "b", "c", "sweep"])
+    ap.add_argument("--cases", nargs="+", default=["a", "b", "c", "sweep"],
+                    choices=["a", "b", "c", "sweep", "foldbias"])
     ap.add_argument("--quick", type=float, default=1.0, help="scale factor for n, p, t (e.g. 0.1)")
     ap.add_argument("--n-alphas", type=int, default=10, help="alphas in np.logspace(-1, 7, N)")
     ap.add_argument("--budget", type=float, default=2.0, help="brainlike memory_budget_gb")
@@ -354,14 +402,21 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    print(f"# brainlike ridge benchmark\n\nPython {platform.python_version()}, numpy {np.__version__}, "
+    from brainlike.encoding import threads
+
+    lapack = {threads.DEFAULT: f"default ({threads.lapack_threads()} for matrices >= {threads.SMALL_MATRIX})",
+              threads.AUTO_LOAD: "auto-load", 0: "BLAS library setting"}.get(threads.LAPACK_THREADS,
+                                                                             str(threads.LAPACK_THREADS))
+    print(f"# brainlike ridge benchmark\n\nLAPACK threads: {lapack}; Python {platform.python_version()}, numpy {np.__version__}, "
           f"torch {torch.__version__}, {os.cpu_count()} CPUs, quick={args.quick}, n_alphas={args.n_alphas}, "
           f"fastest of {args.repeats} timed run(s) per method, "
           f"load average at start {os.getloadavg()[0]:.1f}\n",
           flush=True)
     out = []
     for label in args.cases:
-        if label == "sweep":
+        if label == "foldbias":
+            txt = "### Fold-mean r against test-fold size (planted data)\n\n" + bench_foldbias(args)
+        elif label == "sweep":
             shape = {k: max(8, int(round(v * args.quick))) for k, v in CASES["a"].items()}
             secs, peak = bench_sweep(shape["n"], shape["p"], shape["t"], args.layers, args)
             txt = (f"### Layer sweep: {args.layers} layers of case (a) shape {shape}\n\n"

@@ -1,4 +1,4 @@
-"""Tests of the ridge engine (brainlike.encoding.ridge / metrics / backends).
+"""Tests of the ridge engine (brainlike.encoding.spectral / estimators / metrics / backends / threads).
 
 Small problems only (the suite runs in a few seconds); timings are in benchmarks/.
 """
@@ -127,18 +127,18 @@ def test_spectral_and_direct_methods_agree(score_func: str) -> None:
 def test_mixed_precision_partial_fractions_match_float64(score_func: str, monkeypatch) -> None:
     """float32 data with rank >= 4 tiles: N @ c runs in float32 off the near-diagonal float64
     tiles; scores must match the all-float64 product, the float64 direct reference and himalaya."""
-    import brainlike.encoding.ridge as ridge
+    import brainlike.encoding.spectral as spectral
 
     X, Y = make_problem(420, 600, 40, seed=11)  # kernel regime, rank of each fold ~335
     X, Y = X.astype(np.float32), Y.astype(np.float32)
     folds = contiguous_folds(420, 5)
     kw = dict(alphas=ALPHAS, cv=folds, score_func=score_func)
-    engine = ridge._RidgeEngine(X, folds, ALPHAS, fit_intercept=True, solver="auto", backend=get_backend("numpy"),
+    engine = spectral._RidgeEngine(X, folds, ALPHAS, fit_intercept=True, solver="auto", backend=get_backend("numpy"),
                                 dtype="float32", score_func=score_func, method="spectral", need_refit=False)
     assert all(d.tiles and d.N_b.dtype == np.float32 for d in engine.cv_decomps)  # the split is in use
     a = RidgeCV(dtype="float32", **kw).fit(X, Y)
     ref = RidgeCV(dtype="float64", method="direct", **kw).fit(X, Y)
-    monkeypatch.setattr(ridge, "_TILE", 10**9)  # no split: N @ c all in float64
+    monkeypatch.setattr(spectral, "_TILE", 10**9)  # no split: N @ c all in float64
     b = RidgeCV(dtype="float32", **kw).fit(X, Y)
     scale = 1.0 if score_func == "r2" else float(np.abs(ref.cv_scores_).max())
     np.testing.assert_allclose(a.cv_scores_ / scale, b.cv_scores_ / scale, atol=1e-6)
@@ -146,7 +146,7 @@ def test_mixed_precision_partial_fractions_match_float64(score_func: str, monkey
     np.testing.assert_array_equal(a.best_alphas_, ref.best_alphas_)
     h = himalaya_fit(X, Y, folds, ALPHAS, score=score_func)
     np.testing.assert_allclose(a.best_alphas_, np.asarray(h.best_alphas_), rtol=1e-5)
-    pearson = ridge._RidgeEngine(X, folds, ALPHAS, fit_intercept=True, solver="auto", backend=get_backend("numpy"),
+    pearson = spectral._RidgeEngine(X, folds, ALPHAS, fit_intercept=True, solver="auto", backend=get_backend("numpy"),
                                  dtype="float32", score_func="pearson", method="spectral", need_refit=False)
     assert not any(d.tiles for d in pearson.cv_decomps)  # Pearson keeps the float64 product
 
@@ -192,7 +192,7 @@ def test_refit_paths_agree_and_stay_accurate(n: int, p: int, monkeypatch) -> Non
     """Cholesky (float64 solves) and eigendecomposition (float32 GEMMs in the eigenbasis) refits
     give the float64 coefficients to float32 accuracy on an ill-conditioned design, for small
     and large alphas alike: the eigenbasis path has no condition-number amplification."""
-    import brainlike.encoding.ridge as ridge
+    import brainlike.encoding.spectral as spectral
 
     rng = np.random.default_rng(12)
     k = min(n, p)
@@ -206,7 +206,7 @@ def test_refit_paths_agree_and_stay_accurate(n: int, p: int, monkeypatch) -> Non
     a = ref.best_alphas_.min()
     assert (s.max() + a) / (s.min() + a) > 1e4  # ill-conditioned at a selected alpha: the hard case
     for use_eigh in (False, True):
-        monkeypatch.setattr(ridge._RidgeEngine, "_refit_by_eigh", lambda self, *a, _e=use_eigh: _e)
+        monkeypatch.setattr(spectral._RidgeEngine, "_refit_by_eigh", lambda self, *a, _e=use_eigh: _e)
         m = RidgeCV(alphas=alphas, cv=5, dtype="float32").fit(X.astype(np.float32), Y.astype(np.float32))
         assert m.refit_method_ == ("eigh" if use_eigh else "cholesky")
         np.testing.assert_array_equal(m.best_alphas_, ref.best_alphas_)
@@ -217,13 +217,13 @@ def test_refit_paths_agree_and_stay_accurate(n: int, p: int, monkeypatch) -> Non
 def test_refit_falls_back_to_eigh_when_cholesky_fails(monkeypatch) -> None:
     """A Cholesky failure part-way (columns of some alphas already written into ``coef_``) falls
     back to the eigendecomposition, which overwrites every column."""
-    import brainlike.encoding.ridge as ridge
+    import brainlike.encoding.spectral as spectral
     from brainlike.encoding.backends import NumpyBackend
 
     X, Y = make_problem(160, 40, 12, seed=14)
-    monkeypatch.setattr(ridge._RidgeEngine, "_refit_by_eigh", lambda self, *a: True)
+    monkeypatch.setattr(spectral._RidgeEngine, "_refit_by_eigh", lambda self, *a: True)
     ref = RidgeCV(alphas=ALPHAS, cv=5).fit(X, Y)
-    monkeypatch.setattr(ridge._RidgeEngine, "_refit_by_eigh", lambda self, *a: False)
+    monkeypatch.setattr(spectral._RidgeEngine, "_refit_by_eigh", lambda self, *a: False)
     calls = {"n": 0}
     solve = NumpyBackend.solve_spd
 
@@ -243,10 +243,10 @@ def test_refit_falls_back_to_eigh_when_cholesky_fails(monkeypatch) -> None:
 
 def test_refit_cost_model() -> None:
     """Many targets: one eigendecomposition; few targets and alphas: Cholesky solves."""
-    import brainlike.encoding.ridge as ridge
+    import brainlike.encoding.spectral as spectral
 
     X, _ = make_problem(300, 100, 1, seed=13)
-    eng = ridge._RidgeEngine(X, contiguous_folds(300, 5), ALPHAS, fit_intercept=True, solver="auto",
+    eng = spectral._RidgeEngine(X, contiguous_folds(300, 5), ALPHAS, fit_intercept=True, solver="auto",
                              backend=get_backend("numpy"), dtype="float32", score_func="r2", method="spectral",
                              need_cv=False)
     assert eng.refit_mode == "primal"
@@ -272,7 +272,7 @@ def test_planted_signal_and_noise_targets() -> None:
     signal = X @ rng.standard_normal(p) + 0.5 * rng.standard_normal(n)
     Y = np.column_stack([signal, rng.standard_normal((n, 20))])  # 1 planted + 20 pure-noise targets
     m = RidgeCV(cv=5).fit(X[:450], Y[:450])
-    r = m.score(X[450:], Y[450:])
+    r = m.score_r(X[450:], Y[450:])
     assert r.shape == (21,)
     assert r[0] > 0.9
     assert abs(np.mean(r[1:])) < 0.06 and np.max(np.abs(r[1:])) < 0.35  # ~N(0, 1/sqrt(150))
@@ -287,7 +287,7 @@ def test_constant_target_gives_zero_r_and_no_nan() -> None:
     assert np.all(np.isfinite(m.cv_scores_)) and np.all(np.isfinite(m.coef_))
     assert m.best_alphas_[1] == ALPHAS.max()  # all scores tie at 0 -> largest alpha (as himalaya)
     np.testing.assert_allclose(m.predict(X)[:, 1], 7.0, rtol=1e-6)
-    r = m.score(X, Y)
+    r = m.score_r(X, Y)
     assert r[1] == 0.0 and np.all(np.isfinite(r))
 
 
@@ -319,7 +319,10 @@ def test_one_dimensional_y() -> None:
     m = RidgeCV(alphas=ALPHAS, cv=5).fit(X, Y[:, 0])
     assert m.predict(X).shape == (50,)
     assert m.coef_.shape == (5, 1) and m.best_alphas_.shape == (1,)
-    assert m.predict(X).dtype == np.float32
+    # predictions keep the dtype of the fit (issue 16: a float64 fit predicted float32 before)
+    assert m.predict(X).dtype == np.float64
+    m32 = RidgeCV(alphas=ALPHAS, cv=5).fit(X.astype(np.float32), Y[:, 0].astype(np.float32))
+    assert m32.predict(X.astype(np.float32)).dtype == np.float32
 
 
 @pytest.mark.parametrize(
@@ -388,8 +391,8 @@ def test_banded_ridge_prefers_informative_band() -> None:
     m = BandedRidgeCV(bands=np.r_[np.zeros(10), np.ones(60)], cv=4).fit(X[:240], Y[:240])
     assert m.band_weights_.shape == (2, 4)
     assert np.all(m.band_weights_[0] > m.band_weights_[1])
-    r_band = m.score(X[240:], Y[240:])
-    r_plain = RidgeCV(cv=4).fit(X[:240], Y[:240]).score(X[240:], Y[240:])
+    r_band = m.score_r(X[240:], Y[240:])
+    r_plain = RidgeCV(cv=4).fit(X[:240], Y[:240]).score_r(X[240:], Y[240:])
     assert np.mean(r_band) >= np.mean(r_plain) - 1e-3
     with pytest.raises(ValueError, match="partition"):
         BandedRidgeCV(bands=[slice(0, 5)]).fit(X, Y)
@@ -420,22 +423,96 @@ def test_get_backend() -> None:
         get_backend("cupy")
 
 
-def test_lapack_threads_adapt_to_busy_cores(monkeypatch) -> None:
-    from brainlike.encoding import backends
+def test_lapack_threads_auto_load_adapts_to_busy_cores(monkeypatch) -> None:
+    """The load-dependent choice survives as the explicit opt-in ``auto-load``."""
+    from brainlike.encoding import threads
 
-    monkeypatch.setattr(backends.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
-    monkeypatch.setattr(backends, "LAPACK_THREADS", -1)
+    monkeypatch.setattr(threads.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    monkeypatch.setattr(threads, "LAPACK_THREADS", threads.AUTO_LOAD)
     # (runnable system-wide, runnable threads of this process incl. the caller) -> threads
     for runnable, own, expected in [(1, 1, 4), (2, 1, 3), (4, 1, 1), (9, 1, 1), (3, 3, 4), (5, 3, 2)]:
-        monkeypatch.setattr(backends, "_runnable_tasks", lambda r=runnable: r)
-        monkeypatch.setattr(backends, "_own_runnable_tasks", lambda o=own: o)
-        assert backends.lapack_threads() == expected
-    assert backends.lapack_threads(100) == 1  # small matrices: one thread, no probe
-    monkeypatch.setattr(backends, "LAPACK_THREADS", 2)
-    assert backends.lapack_threads() == 2 and backends.lapack_threads(100) == 2
-    assert backends._lapack_env("auto") == -1 and backends._lapack_env(" 3 ") == 3
-    with pytest.warns(UserWarning, match="not a number"):
-        assert backends._lapack_env("many") == -1
+        monkeypatch.setattr(threads, "_runnable_tasks", lambda r=runnable: r)
+        monkeypatch.setattr(threads, "_own_runnable_tasks", lambda o=own: o)
+        assert threads.lapack_threads() == expected
+    assert threads.lapack_threads(100) == 1  # small matrices: one thread, no probe
+    monkeypatch.setattr(threads, "LAPACK_THREADS", 2)
+    assert threads.lapack_threads() == 2 and threads.lapack_threads(100) == 2
+    assert threads._lapack_env("auto-load") == threads.AUTO_LOAD and threads._lapack_env(" 3 ") == 3
+    with pytest.warns(UserWarning, match="not a thread count"):
+        assert threads._lapack_env("many") == threads.DEFAULT
+
+
+def test_lapack_threads_default_is_fixed_not_load_dependent(monkeypatch) -> None:
+    """Default policy: 1 thread below SMALL_MATRIX, else all cores of the affinity, whatever the load."""
+    from brainlike.encoding import threads
+
+    monkeypatch.setattr(threads.os, "sched_getaffinity", lambda pid: {0, 1, 2})
+    monkeypatch.setattr(threads, "LAPACK_THREADS", threads.DEFAULT)
+    for runnable in (1, 3, 50):  # the load must not matter
+        monkeypatch.setattr(threads, "_runnable_tasks", lambda r=runnable: r)
+        assert threads.lapack_threads(threads.SMALL_MATRIX) == 3
+        assert threads.lapack_threads(threads.SMALL_MATRIX - 1) == 1
+    for value in ("", "auto", "all"):
+        assert threads._lapack_env(value) == threads.DEFAULT
+    assert threads._lapack_env("0") == 0
+    previous = threads.set_lapack_threads(1)
+    assert previous == threads.DEFAULT and threads.lapack_threads(4096) == 1
+    threads.set_lapack_threads("auto-load")
+    assert threads.LAPACK_THREADS == threads.AUTO_LOAD
+    threads.set_lapack_threads(None)
+    assert threads.LAPACK_THREADS == threads.DEFAULT
+    with pytest.raises(EncodingError, match="LAPACK threads"):
+        threads.set_lapack_threads(-3)
+
+
+def test_lapack_thread_count_is_applied_with_threadpoolctl(monkeypatch) -> None:
+    """The factorisations run under a threadpoolctl BLAS limit equal to lapack_threads(size)."""
+    from brainlike.encoding import threads
+    from brainlike.encoding.backends import NumpyBackend
+
+    seen = []
+    real = threads.blas_threads
+
+    def spy(n):
+        seen.append(n)
+        return real(n)
+
+    monkeypatch.setattr(threads, "blas_threads", spy)
+    monkeypatch.setattr(threads, "LAPACK_THREADS", 1)
+    a = np.eye(8) * 2.0
+    NumpyBackend().eigh(a)
+    NumpyBackend().solve_spd(a, np.ones((8, 1)))
+    assert seen == [1, 1]
+    from threadpoolctl import threadpool_info
+
+    with real(1):
+        blas = [i for i in threadpool_info() if i["user_api"] == "blas"]
+        assert blas and all(i["num_threads"] == 1 for i in blas)
+
+
+@pytest.mark.parametrize("estimator", ["ridge", "banded"])
+def test_same_fit_twice_gives_identical_bits(estimator: str, monkeypatch) -> None:
+    """Same inputs, same bits: coefficients, intercepts and CV scores of two fits are equal exactly.
+    The threshold of the threaded factorisations is lowered so that they run on all cores here.
+    (OpenBLAS's eigh and Cholesky of a 1100 x 1100 matrix differ by ~3e-13 between 1 and 2 threads
+    and are identical for the same count, measured: hence a fixed count, not a load-dependent one.)"""
+    from brainlike.encoding import threads
+
+    monkeypatch.setattr(threads, "SMALL_MATRIX", 16)
+    monkeypatch.setattr(threads, "LAPACK_THREADS", threads.DEFAULT)
+    X, Y = make_problem(200, 60, 6, seed=21)
+    X, Y = X.astype(np.float32), Y.astype(np.float32)
+
+    def fit():
+        if estimator == "ridge":
+            return RidgeCV(alphas=ALPHAS, cv=3).fit(X, Y)
+        return BandedRidgeCV(bands=[slice(0, 20), slice(20, 60)], alphas=ALPHAS, cv=3, n_random=0).fit(X, Y)
+
+    a, b = fit(), fit()
+    assert np.array_equal(a.coef_, b.coef_)
+    assert np.array_equal(a.intercept_, b.intercept_)
+    assert np.array_equal(a.cv_scores_, b.cv_scores_)
+    assert np.array_equal(a.best_alphas_, b.best_alphas_)
 
 
 def test_own_runnable_tasks_counts_spinning_threads() -> None:
@@ -443,7 +520,7 @@ def test_own_runnable_tasks_counts_spinning_threads() -> None:
     not taken for another process's load)."""
     import threading
 
-    from brainlike.encoding import backends
+    from brainlike.encoding import threads
 
     stop = threading.Event()
 
@@ -451,12 +528,12 @@ def test_own_runnable_tasks_counts_spinning_threads() -> None:
         while not stop.is_set():
             pass
 
-    base = backends._own_runnable_tasks()
+    base = threads._own_runnable_tasks()
     assert base >= 1
     th = threading.Thread(target=spin)
     th.start()
     try:
-        seen = max(backends._own_runnable_tasks() for _ in range(50))
+        seen = max(threads._own_runnable_tasks() for _ in range(50))
     finally:
         stop.set()
         th.join()

@@ -1,6 +1,6 @@
 """Array backends for the ridge engine: numpy (CPU) and torch (CPU, or CUDA when present).
 
-The engine in :mod:`brainlike.encoding.ridge` is written once against the small
+The engine in :mod:`brainlike.encoding.spectral` is written once against the small
 :class:`Backend` interface below (modelled on himalaya's backend abstraction).
 Arithmetic (``+ - * / @``, slicing, ``None`` broadcasting, ``.T``) is shared by numpy
 arrays and torch tensors; everything that differs between the two (creation, dtype casts,
@@ -9,7 +9,8 @@ a backend method.
 
 Backends are chosen by name with :func:`get_backend`:
 
-* ``"numpy"``: numpy arrays, ``scipy.linalg.eigh`` (LAPACK ``syevr``/``syevd``).
+* ``"numpy"``: numpy arrays, ``numpy.linalg.eigh`` (LAPACK ``syevd``) and scipy's Cholesky, with
+  the thread counts of :mod:`brainlike.encoding.threads` (fixed, not load-dependent).
 * ``"torch"``: torch tensors on CUDA if ``torch.cuda.is_available()``, else on CPU.
 * ``"torch_cpu"`` / ``"torch_cuda"``: torch on an explicit device.
 
@@ -17,14 +18,12 @@ Dtypes are given as strings, ``"float32"`` or ``"float64"``.
 """
 from __future__ import annotations
 
-import contextlib
-import os
-import time
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
-from brainlike.errors import BrainlikeError
+import brainlike.encoding.threads as _threads
+from brainlike.encoding.validation import EncodingError
 
 __all__ = [
     "Backend",
@@ -38,113 +37,6 @@ __all__ = [
 Array = Any  # np.ndarray or torch.Tensor
 
 _DTYPES = ("float32", "float64")
-
-#: BLAS threads used inside LAPACK factorisations (eigh, Cholesky) of the numpy backend
-#: (environment variable ``BRAINLIKE_LAPACK_THREADS``): a number, 0 to leave the BLAS library's
-#: setting alone, or ``auto`` (default: :func:`lapack_threads`). GEMMs always use the library's
-#: setting. Blocked LAPACK routines collapse when BLAS threads spin on oversubscribed cores
-#: (measured on this 2-core machine shared with other jobs: a 1920 x 1920 float64
-#: eigendecomposition took 3 s with one thread and 48 s with two; 4.6 s vs 0.9 s in another
-#: run), while on idle cores more threads are faster (0.77 s with 2 vs 1.25 s with 1).
-def _lapack_env(value: str) -> int:
-    value = value.strip().lower()
-    if value in ("", "auto"):
-        return -1
-    try:
-        return max(0, int(value))
-    except ValueError:
-        import warnings
-
-        warnings.warn(f"BRAINLIKE_LAPACK_THREADS={value!r} is not a number or 'auto'; using 'auto'", stacklevel=2)
-        return -1
-
-
-LAPACK_THREADS: int = _lapack_env(os.environ.get("BRAINLIKE_LAPACK_THREADS", "auto"))
-
-
-def _runnable_tasks() -> int | None:
-    """Tasks running or ready to run system-wide right now (``/proc/loadavg``), None if unknown."""
-    try:
-        with open("/proc/loadavg") as fh:
-            return int(fh.read().split()[3].split("/")[0])
-    except (OSError, ValueError, IndexError):  # pragma: no cover - not Linux
-        return None
-
-
-def _own_runnable_tasks() -> int:
-    """Threads of this process that are running or ready to run (``/proc/self/task/*/stat``),
-    the calling thread included; 1 if unknown. The BLAS library's own worker threads spin for a
-    while after each GEMM and are counted here, so that they are not mistaken for other work."""
-    n = 0
-    try:
-        tasks = os.listdir("/proc/self/task")
-    except OSError:  # pragma: no cover - not Linux
-        return 1
-    for tid in tasks:
-        try:
-            with open(f"/proc/self/task/{tid}/stat") as fh:
-                stat = fh.read()
-        except OSError:  # the thread ended meanwhile
-            continue
-        n += stat[stat.rfind(")") + 2: stat.rfind(")") + 3] == "R"
-    return max(1, n)
-
-
-#: In ``auto`` mode, matrices smaller than this are factorised on one thread without probing the
-#: load: threads gain little there, and the probe (~3 ms) would cost more than the factorisation in
-#: the many small fits of a layer sweep.
-_AUTO_MIN_SIZE = 1024
-
-
-def lapack_threads(size: int = _AUTO_MIN_SIZE) -> int:
-    """Threads for the next factorisation of a ``size`` x ``size`` matrix: ``LAPACK_THREADS``, or in
-    ``auto`` mode one below ``_AUTO_MIN_SIZE``, else the cores not busy with other processes: this
-    process's cores minus the runnable tasks that are not threads of this process (the smallest of
-    three readings 1 ms apart), at least 1."""
-    if LAPACK_THREADS >= 0:
-        return LAPACK_THREADS
-    if size < _AUTO_MIN_SIZE:
-        return 1
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        cores = os.cpu_count() or 1
-    readings = []
-    for _ in range(3):
-        r = _runnable_tasks()
-        if r is None:
-            return 1
-        readings.append(max(0, r - _own_runnable_tasks()))
-        time.sleep(0.001)
-    return max(1, min(cores, cores - min(readings)))
-
-
-_CONTROLLER: Any = None
-
-
-@contextlib.contextmanager
-def _blas_threads(n: int) -> Iterator[None]:
-    """Limit BLAS threads to ``n`` inside the block (no-op for n <= 0 or without threadpoolctl).
-
-    One ``ThreadpoolController`` is kept for the process: building one scans the loaded
-    libraries, ~30 ms per factorisation otherwise (measured: 0.5 s of a 21 s fit)."""
-    global _CONTROLLER
-    if n <= 0:
-        yield
-        return
-    if _CONTROLLER is None:
-        try:
-            from threadpoolctl import ThreadpoolController
-        except ImportError:  # pragma: no cover - threadpoolctl ships with scikit-learn
-            yield
-            return
-        _CONTROLLER = ThreadpoolController()
-    with _CONTROLLER.limit(limits=n, user_api="blas"):
-        yield
-
-
-class EncodingError(BrainlikeError):
-    """Bad input to the encoding engine (shapes, NaNs, folds, alphas); the message says what to fix."""
 
 
 def _check_dtype(dtype: str) -> str:
@@ -287,15 +179,15 @@ class NumpyBackend(Backend):
         # 1.09 s with 1). numpy's, not scipy's: scipy bundles a second OpenBLAS whose idle worker
         # threads spin on the same cores as numpy's after every GEMM (median of 8 eigendecompositions
         # right after a GEMM: 0.58 s with numpy's LAPACK, 0.68 s with scipy's).
-        # Threads: lapack_threads() (see LAPACK_THREADS).
-        with _blas_threads(lapack_threads(a.shape[0])):
+        # Threads: brainlike.encoding.threads.lapack_threads().
+        with _threads.blas_threads(_threads.lapack_threads(a.shape[0])):
             w, v = np.linalg.eigh(a)
         return w, v
 
     def solve_spd(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         import scipy.linalg
 
-        with _blas_threads(lapack_threads(a.shape[0])):  # see eigh; measured 0.22 s vs 2.5 s under load
+        with _threads.blas_threads(_threads.lapack_threads(a.shape[0])):  # see eigh; measured 0.22 s vs 2.5 s under load
             c, low = scipy.linalg.cho_factor(a, lower=True, check_finite=False)
         return scipy.linalg.cho_solve((c, low), b, check_finite=False)
 

@@ -1,7 +1,10 @@
-"""Contiguous (time-ordered) cross-validation folds and nested cross-validated encoding.
+"""Nested cross-validated encoding: held-out predictions and scores of a ridge encoding model.
 
-Brain recordings are autocorrelated in time, so folds are contiguous blocks in sample order,
-never shuffled; with run labels (``groups``) whole runs are kept together.
+The outer folds are contiguous blocks (:func:`brainlike.encoding.folds.contiguous_folds`), each
+scored by a Pearson r and therefore at least
+:data:`~brainlike.encoding.folds.MIN_TEST_FOLD_SIZE` samples long.
+
+Imports: validation, folds, metrics, estimators (top of the package).
 """
 from __future__ import annotations
 
@@ -10,98 +13,13 @@ from typing import Any
 
 import numpy as np
 
-from brainlike.encoding.backends import Backend, EncodingError
+from brainlike.encoding.backends import Backend
+from brainlike.encoding.estimators import RidgeCV
+from brainlike.encoding.folds import MIN_TEST_FOLD_SIZE, contiguous_folds
 from brainlike.encoding.metrics import pearson_r
-from brainlike.encoding.ridge import DEFAULT_ALPHAS, RidgeCV, check_alphas, check_xy
+from brainlike.encoding.validation import DEFAULT_ALPHAS, EncodingError, check_alphas, check_xy
 
-__all__ = ["contiguous_folds", "EncodingResult", "cross_validated_encoding", "standardize_train_test"]
-
-
-def _check_n_splits(n_splits: Any, n_units: int, unit: str) -> int:
-    if isinstance(n_splits, bool) or not isinstance(n_splits, (int, np.integer)):
-        raise EncodingError(f"n_splits must be an int, got {n_splits!r}")
-    n_splits = int(n_splits)
-    if n_splits < 2:
-        raise EncodingError(f"n_splits must be at least 2, got {n_splits}")
-    if n_splits > n_units:
-        raise EncodingError(
-            f"n_splits={n_splits} is greater than the number of {unit} ({n_units}); "
-            f"use at most {n_units} folds"
-        )
-    return n_splits
-
-
-def contiguous_folds(
-    n_samples: int, n_splits: int = 5, groups: np.ndarray | None = None
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Contiguous K-fold splits in time order (no shuffling), optionally group-aware.
-
-    Without ``groups`` this equals scikit-learn's ``KFold(n_splits, shuffle=False)``: the
-    test folds are consecutive blocks, the first ``n_samples % n_splits`` of them one sample
-    longer. With ``groups`` (e.g. run labels), the groups are taken in order of first
-    appearance and cut into ``n_splits`` consecutive blocks of whole groups, with block
-    boundaries placed so that the numbers of samples are as balanced as possible; a group is
-    never split between train and test. Deterministic.
-
-    Parameters
-    ----------
-    n_samples : int
-        Number of samples (time points / words).
-    n_splits : int
-        Number of folds, at least 2 and at most the number of samples (or groups).
-    groups : array-like, shape (n_samples,), optional
-        Group label of every sample (any hashable values).
-
-    Returns
-    -------
-    folds : list of ``n_splits`` tuples (train, test)
-        int64 index arrays; ``test`` of fold k is block k, ``train`` all other samples, both
-        sorted. The test sets are disjoint and cover all samples.
-
-    Raises
-    ------
-    EncodingError (a ValueError)
-        If ``n_splits < 2``, ``n_splits`` exceeds the number of samples (or of groups), or
-        ``groups`` does not have ``n_samples`` entries.
-    """
-    if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
-        raise EncodingError(f"n_samples must be a positive int, got {n_samples!r}")
-    n_samples = int(n_samples)
-    idx = np.arange(n_samples, dtype=np.int64)
-    if groups is None:
-        n_splits = _check_n_splits(n_splits, n_samples, "samples")
-        sizes = np.full(n_splits, n_samples // n_splits, dtype=np.int64)
-        sizes[: n_samples % n_splits] += 1
-        bounds = np.concatenate([[0], np.cumsum(sizes)])
-        return [
-            (np.concatenate([idx[: bounds[k]], idx[bounds[k + 1]:]]), idx[bounds[k]: bounds[k + 1]].copy())
-            for k in range(n_splits)
-        ]
-    g = np.asarray(groups)
-    if g.ndim != 1 or g.shape[0] != n_samples:
-        raise EncodingError(f"groups must have shape ({n_samples},), got {g.shape}")
-    _, first, inverse, counts = np.unique(g, return_index=True, return_inverse=True, return_counts=True)
-    order = np.argsort(first, kind="stable")  # groups in order of first appearance
-    rank = np.empty_like(order)
-    rank[order] = np.arange(order.size)
-    sample_group = rank[inverse.reshape(-1)]  # group position (0..n_groups-1) of every sample
-    counts = counts[order]
-    n_groups = counts.size
-    n_splits = _check_n_splits(n_splits, n_groups, "groups")
-    cum = np.concatenate([[0], np.cumsum(counts)])  # samples before group j
-    cuts = [0]
-    for k in range(1, n_splits):
-        target = k * n_samples / n_splits
-        lo = cuts[-1] + 1
-        hi = n_groups - (n_splits - k)
-        cand = np.arange(lo, hi + 1)
-        cuts.append(int(cand[np.argmin(np.abs(cum[cand] - target))]))
-    cuts.append(n_groups)
-    folds = []
-    for k in range(n_splits):
-        in_test = (sample_group >= cuts[k]) & (sample_group < cuts[k + 1])
-        folds.append((idx[~in_test], idx[in_test]))
-    return folds
+__all__ = ["EncodingResult", "cross_validated_encoding", "standardize_train_test"]
 
 
 @dataclass
@@ -168,11 +86,13 @@ def cross_validated_encoding(
     fit_intercept: bool = True,
     standardize: bool = True,
     memory_budget_gb: float = 2.0,
+    gap: int = 0,
+    min_test_size: int = MIN_TEST_FOLD_SIZE,
 ) -> EncodingResult:
     """Nested cross-validated ridge encoding model (features -> brain targets).
 
     Outer loop: contiguous K-fold (group-aware if ``groups``). In each outer fold a
-    :class:`~brainlike.encoding.ridge.RidgeCV` is fitted on the training samples, choosing
+    :class:`~brainlike.encoding.estimators.RidgeCV` is fitted on the training samples, choosing
     alpha per target by an inner contiguous CV restricted to those samples (group-aware if
     ``groups``), and predicts the held-out fold.
 
@@ -187,7 +107,7 @@ def cross_validated_encoding(
     inner_splits : int
         Number of inner folds used to choose alpha (>= 2).
     alphas : array-like (n_alphas,), optional
-        Candidate penalties; default :data:`~brainlike.encoding.ridge.DEFAULT_ALPHAS`
+        Candidate penalties; default :data:`~brainlike.encoding.validation.DEFAULT_ALPHAS`
         (applies to z-scored features when ``standardize``).
     groups : array-like (n_samples,), optional
         Run labels; no run is ever split between train and test (outer and inner).
@@ -198,6 +118,17 @@ def cross_validated_encoding(
         z-score the columns of X with the statistics of each outer training fold.
     memory_budget_gb : float
         Working memory (GiB) for target chunks, see :class:`RidgeCV`.
+    gap : int
+        Samples dropped from the training sets next to every test block, on both sides, in the
+        outer and the inner folds (see :func:`~brainlike.encoding.folds.contiguous_folds`);
+        0 (default) keeps them all. For fMRI, a few TRs keep the haemodynamic response of a
+        test sample out of the training data.
+    min_test_size : int
+        Smallest outer test fold, in samples (default
+        :data:`~brainlike.encoding.folds.MIN_TEST_FOLD_SIZE` = 10): ``fold_scores`` are
+        Pearson r within each fold, biased towards 0 on small folds (a 1-sample fold has no
+        r); too many folds for the samples raise an error that gives the largest valid
+        ``n_splits``.
 
     Returns
     -------
@@ -208,14 +139,17 @@ def cross_validated_encoding(
     Raises
     ------
     EncodingError (a ValueError)
-        Bad shapes, NaN/inf, too few samples or groups for the folds, bad alphas.
+        Bad shapes, NaN/inf, too few samples or groups for the folds, outer test folds
+        smaller than ``min_test_size``, bad alphas.
     """
     X, Y, _ = check_xy(X, Y)
     assert Y is not None
+    if isinstance(min_test_size, bool) or not isinstance(min_test_size, (int, np.integer)) or min_test_size < 2:
+        raise EncodingError(f"min_test_size must be an int >= 2 (a correlation needs 2 samples), got {min_test_size!r}")
     alpha_grid = check_alphas(DEFAULT_ALPHAS if alphas is None else alphas)
     n, t = Y.shape
     g = None if groups is None else np.asarray(groups)
-    outer = contiguous_folds(n, n_splits, groups=g)
+    outer = contiguous_folds(n, n_splits, groups=g, gap=gap, min_test_size=min_test_size)
     predictions = np.empty((n, t), dtype=np.float32)
     # Scores are computed from float64 predictions: the float32 copy returned to the caller
     # rounds away the tiny variations of strongly regularised predictions around a large
@@ -233,7 +167,7 @@ def cross_validated_encoding(
             X_tr, X_te = standardize_train_test(X_tr, X_te)
         g_tr = None if g is None else g[train]
         try:
-            inner = contiguous_folds(train.size, inner_splits, groups=g_tr)
+            inner = contiguous_folds(train.size, inner_splits, groups=g_tr, gap=gap)
         except EncodingError as exc:
             raise EncodingError(f"outer fold {k} ({train.size} training samples): {exc}") from exc
         model = RidgeCV(
@@ -244,10 +178,7 @@ def cross_validated_encoding(
         pred = np.asarray(X_te, dtype=np.float64) @ model.coef_.astype(np.float64)
         pred += model.intercept_ - ybar  # centred on the overall target mean
         predictions[test] = pred + ybar
-        if test.size >= 2:
-            fold_scores[k] = pearson_r(Y[test] - ybar, pred)
-        else:
-            fold_scores[k] = 0.0
+        fold_scores[k] = pearson_r(Y[test] - ybar, pred)
         yc = Y[test] - ybar
         s_p += pred.sum(axis=0)
         s_pp += np.einsum("ij,ij->j", pred, pred)

@@ -1,7 +1,7 @@
-"""Cross-validated ridge regression with one alpha per target.
+"""Spectral ridge engine: decompositions of a feature matrix, scores of every alpha, refit.
 
-The engine behind :class:`RidgeCV` (and :func:`brainlike.encoding.cv.cross_validated_encoding`)
-is built on GEMMs and symmetric eigendecompositions, never on an SVD of the data:
+The engine behind :class:`~brainlike.encoding.estimators.RidgeCV` (and
+:func:`brainlike.encoding.cv.cross_validated_encoding`) is built on GEMMs and symmetric eigendecompositions, never on an SVD of the data:
 
 * **One decomposition per training set, reused for all alphas and all targets.** For each
   inner CV fold the centred training Gram matrix is diagonalised once, in float64:
@@ -31,35 +31,19 @@ means of each training set (inner folds and refit), i.e. an unpenalised intercep
 
 Units: X and Y in any units; ``alphas`` in the units of ``X^T X`` (squared X units times
 samples); coefficients in Y units per X unit.
+
+Imports only :mod:`brainlike.encoding.backends`; the estimators sit on top of it.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
-from sklearn.base import BaseEstimator
 
-from brainlike.encoding.backends import Backend, EncodingError, get_backend
-from brainlike.encoding.metrics import pearson_r
+from brainlike.encoding.backends import Backend
 
-__all__ = [
-    "DEFAULT_ALPHAS",
-    "RidgeCV",
-    "BandedRidgeCV",
-    "EncodingError",
-    "check_xy",
-    "check_alphas",
-    "resolve_cv",
-]
-
-#: Default alpha grid: 17 values, 0.1 to 1e7, half a decade apart (``np.logspace(-1, 7, 17)``).
-#: For z-scored features the eigenvalues of ``X^T X`` are of the order of
-#: ``n_samples * (feature variance along each direction)``, i.e. ~1e2..1e6 for
-#: a few thousand samples; the grid brackets that range on both sides (from "almost OLS" to
-#: "almost constant prediction"), which is what LM-to-brain encoding models select in practice.
-DEFAULT_ALPHAS: np.ndarray = np.logspace(-1, 7, 17)
+__all__ = ["SCORE_FUNCS", "SOLVERS", "METHODS", "TIE_SLOPE", "chunk_size", "vecmat64"]
 
 #: Eigenvalues below ``_EIG_RTOL * max(eigenvalue)`` are treated as exact zeros and their
 #: directions dropped (the data have no variance along them; float64 rounding noise of a
@@ -85,178 +69,15 @@ _TILE = 64
 #: of 128 rows x 5000 targets is 5 MB).
 _ROWS = 128
 #: Tie-breaking slope towards larger alphas, as in himalaya.
-_TIE_SLOPE = 1e-10
+TIE_SLOPE = 1e-10
 #: The refit uses one Cholesky factorisation per distinct selected alpha (and target chunk) when
 #: that is cheaper than one eigendecomposition (``_RidgeEngine._refit_by_eigh``), and never for
 #: more than this many distinct alphas.
 _MAX_CHOLESKY_ALPHAS = 12
 
-_SCORE_FUNCS = ("r2", "pearson", "neg_mse")
-_SOLVERS = ("auto", "primal", "kernel")
-_METHODS = ("auto", "spectral", "direct")
-
-
-# ---------------------------------------------------------------------------------------
-# input validation
-# ---------------------------------------------------------------------------------------
-def _first_nonfinite(a: np.ndarray) -> tuple[int, ...] | None:
-    """Index of the first NaN/inf entry of ``a`` (checked by row blocks), or None."""
-    if a.ndim == 1:
-        bad = ~np.isfinite(a)
-        return (int(np.argmax(bad)),) if bad.any() else None
-    step = max(1, (1 << 24) // max(1, a.shape[1]))
-    for start in range(0, a.shape[0], step):
-        blk = a[start:start + step]
-        bad = ~np.isfinite(blk)
-        if bad.any():
-            i, j = np.argwhere(bad)[0]
-            return (start + int(i), int(j))
-    return None
-
-
-def _as_float_array(a: Any, name: str) -> np.ndarray:
-    """Convert ``a`` to a float32/float64 numpy array (no copy if already one)."""
-    try:
-        arr = np.asarray(a)
-    except Exception as exc:  # pragma: no cover - exotic inputs
-        raise EncodingError(f"{name} could not be converted to an array: {exc}") from exc
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
-        raise EncodingError(f"{name} must be numeric, got dtype {arr.dtype}")
-    if np.iscomplexobj(arr):
-        raise EncodingError(f"{name} must be real-valued, got dtype {arr.dtype}")
-    if arr.dtype not in (np.float32, np.float64):
-        arr = arr.astype(np.float64)
-    return arr
-
-
-def check_xy(
-    X: Any, Y: Any | None = None, *, min_samples: int = 2
-) -> tuple[np.ndarray, np.ndarray | None, bool]:
-    """Validate features and targets.
-
-    Parameters
-    ----------
-    X : array-like, shape (n_samples, n_features)
-        Features (any unit).
-    Y : array-like, shape (n_samples, n_targets) or (n_samples,), or None
-        Targets (any unit).
-    min_samples : int
-        Minimum number of samples.
-
-    Returns
-    -------
-    X : ndarray, shape (n_samples, n_features), float32 or float64
-    Y : ndarray, shape (n_samples, n_targets), float32 or float64, or None
-    y_was_1d : bool
-        True when ``Y`` was given as a 1-D array.
-
-    Raises
-    ------
-    EncodingError (a ValueError)
-        Wrong dimensions, mismatched numbers of samples, fewer than ``min_samples`` samples,
-        zero features or targets, non-numeric data, or NaN/inf values (the message names the
-        array and the first offending row and column).
-    """
-    X = _as_float_array(X, "X")
-    if X.ndim != 2:
-        raise EncodingError(f"X must be a 2-D array (n_samples, n_features), got shape {X.shape}")
-    if X.shape[1] == 0:
-        raise EncodingError("X has 0 features")
-    if X.shape[0] < min_samples:
-        raise EncodingError(
-            f"X has {X.shape[0]} sample(s); at least {min_samples} samples are needed"
-        )
-    bad = _first_nonfinite(X)
-    if bad is not None:
-        raise EncodingError(f"X contains NaN or infinite values (first at row {bad[0]}, column {bad[1]})")
-    if Y is None:
-        return X, None, False
-    Y = _as_float_array(Y, "Y")
-    y_was_1d = Y.ndim == 1
-    if y_was_1d:
-        Y = Y[:, None]
-    if Y.ndim != 2:
-        raise EncodingError(f"Y must be a 1-D or 2-D array (n_samples, n_targets), got shape {Y.shape}")
-    if Y.shape[0] != X.shape[0]:
-        raise EncodingError(
-            f"X and Y have different numbers of samples: X has {X.shape[0]}, Y has {Y.shape[0]}"
-        )
-    if Y.shape[1] == 0:
-        raise EncodingError("Y has 0 targets")
-    bad = _first_nonfinite(Y)
-    if bad is not None:
-        where = f"row {bad[0]}" + (f", column {bad[1]}" if len(bad) > 1 and not y_was_1d else "")
-        raise EncodingError(f"Y contains NaN or infinite values (first at {where})")
-    return X, Y, y_was_1d
-
-
-def check_alphas(alphas: Any) -> np.ndarray:
-    """Validate a grid of ridge penalties; returns a float64 array of shape (n_alphas,).
-
-    Raises EncodingError unless ``alphas`` is a non-empty 1-D (or scalar) array of finite,
-    strictly positive numbers.
-    """
-    a = np.atleast_1d(np.asarray(alphas, dtype=np.float64)) if alphas is not None else DEFAULT_ALPHAS.copy()
-    if a.ndim != 1 or a.size == 0:
-        raise EncodingError(f"alphas must be a non-empty 1-D array, got shape {np.shape(alphas)}")
-    if not np.all(np.isfinite(a)) or np.any(a <= 0):
-        raise EncodingError(f"alphas must be finite and strictly positive, got {a.tolist()}")
-    return a
-
-
-def resolve_cv(
-    cv: int | Iterable[tuple[Any, Any]], n_samples: int, groups: Any | None = None
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Turn ``cv`` into a list of (train, validation) index arrays and validate it.
-
-    Parameters
-    ----------
-    cv : int or iterable of (train, test) index pairs
-        An int means :func:`brainlike.encoding.cv.contiguous_folds` with that many folds
-        (group-aware when ``groups`` is given).
-    n_samples : int
-        Number of samples that the indices refer to.
-    groups : array-like, shape (n_samples,), optional
-        Run / group labels, only used when ``cv`` is an int.
-
-    Returns
-    -------
-    folds : list of (train (n_train_k,), test (n_test_k,)) int64 arrays
-    """
-    from brainlike.encoding.cv import contiguous_folds
-
-    if isinstance(cv, (int, np.integer)) and not isinstance(cv, bool):
-        return contiguous_folds(n_samples, int(cv), groups=groups)
-    if hasattr(cv, "split") and callable(cv.split):  # a scikit-learn splitter
-        cv = list(cv.split(np.zeros((n_samples, 1)), groups=groups))
-    try:
-        pairs = list(cv)  # type: ignore[arg-type]
-    except TypeError as exc:
-        raise EncodingError(f"cv must be an int or a list of (train, test) index pairs, got {cv!r}") from exc
-    if len(pairs) == 0:
-        raise EncodingError("cv is an empty list of folds")
-    folds = []
-    for k, pair in enumerate(pairs):
-        try:
-            tr, te = pair
-        except (TypeError, ValueError) as exc:
-            raise EncodingError(f"cv fold {k} is not a (train, test) pair") from exc
-        tr = np.asarray(tr)
-        te = np.asarray(te)
-        for name, idx in (("train", tr), ("test", te)):
-            if idx.dtype == bool:
-                raise EncodingError(f"cv fold {k}: {name} must hold integer indices, not a boolean mask")
-            if idx.ndim != 1 or idx.size == 0:
-                raise EncodingError(f"cv fold {k}: {name} indices must be a non-empty 1-D array")
-            if not np.issubdtype(idx.dtype, np.integer):
-                raise EncodingError(f"cv fold {k}: {name} indices must be integers, got {idx.dtype}")
-            if idx.min() < 0 or idx.max() >= n_samples:
-                raise EncodingError(
-                    f"cv fold {k}: {name} indices must lie in [0, {n_samples - 1}], got "
-                    f"[{idx.min()}, {idx.max()}]"
-                )
-        folds.append((tr.astype(np.int64), te.astype(np.int64)))
-    return folds
+SCORE_FUNCS = ("r2", "pearson", "neg_mse")
+SOLVERS = ("auto", "primal", "kernel")
+METHODS = ("auto", "spectral", "direct")
 
 
 # ---------------------------------------------------------------------------------------
@@ -824,14 +645,6 @@ class _RidgeEngine:
         return _matmul(d.basis_b if primal else self._XU_b, c, out)
 
 
-# ---------------------------------------------------------------------------------------
-# estimators
-# ---------------------------------------------------------------------------------------
-def _check_choice(value: str, options: tuple[str, ...], name: str) -> str:
-    if value not in options:
-        raise EncodingError(f"{name} must be one of {options}, got {value!r}")
-    return value
-
 
 def _matmul(a: Any, b: Any, out: np.ndarray | None) -> Any:
     """``a @ b``, written into ``out`` when given (numpy arrays; BLAS writes a strided column
@@ -841,7 +654,7 @@ def _matmul(a: Any, b: Any, out: np.ndarray | None) -> Any:
     return np.matmul(a, b, out=out)
 
 
-def _vecmat64(v: np.ndarray, W: np.ndarray, rows: int = 256) -> np.ndarray:
+def vecmat64(v: np.ndarray, W: np.ndarray, rows: int = 256) -> np.ndarray:
     """``v @ W`` in float64 for a float64 vector ``v`` (p,) and a matrix ``W`` (p, t) of any float
     dtype, converting ``W`` by blocks of rows (no float64 copy of ``W``): ndarray (t,)."""
     out = np.zeros(W.shape[1])
@@ -850,7 +663,7 @@ def _vecmat64(v: np.ndarray, W: np.ndarray, rows: int = 256) -> np.ndarray:
     return out
 
 
-def _chunk_size(engine: _RidgeEngine, n_targets: int, memory_budget_gb: float) -> int:
+def chunk_size(engine: _RidgeEngine, n_targets: int, memory_budget_gb: float) -> int:
     budget = float(memory_budget_gb) * (1 << 30)
     free = budget - engine.fixed_bytes()
     size = int(free // max(1, engine.bytes_per_target()))
@@ -860,374 +673,3 @@ def _chunk_size(engine: _RidgeEngine, n_targets: int, memory_budget_gb: float) -
         size -= size % 64  # friendlier GEMM shapes
     return max(1, size)
 
-
-class RidgeCV(BaseEstimator):
-    """Ridge regression with one alpha per target chosen by (inner) cross-validation.
-
-    Parameters
-    ----------
-    alphas : array-like, shape (n_alphas,)
-        Candidate penalties (strictly positive), default :data:`DEFAULT_ALPHAS`
-        (``np.logspace(-1, 7, 17)``).
-    cv : int or list of (train, test) index pairs
-        Inner cross-validation. An int means that many contiguous folds
-        (:func:`brainlike.encoding.cv.contiguous_folds`, group-aware when ``groups`` is
-        passed to :meth:`fit`); a list gives explicit splits (indices into the rows of X).
-        A scikit-learn splitter object is accepted too.
-    backend : {"numpy", "torch", "torch_cpu", "torch_cuda"} or Backend
-        Array backend; ``"torch"`` uses CUDA when available.
-    fit_intercept : bool
-        Fit an unpenalised intercept (centre X and Y with each training set's means).
-        If False, X and Y are used as they are.
-    solver : {"auto", "primal", "kernel"}
-        Decomposition: primal (p x p Gram) or kernel (n x n Gram). ``"auto"`` picks, for
-        each training set, primal when it has at least as many samples as features.
-    memory_budget_gb : float
-        Working memory (GiB) for the target chunks, on top of the inputs, the
-        decompositions and the fitted coefficients. Targets are processed in chunks sized
-        to fit it; results do not depend on it.
-    score_func : {"r2", "pearson", "neg_mse"}
-        Inner-CV criterion, averaged over folds: R^2 (as himalaya's ``r2_score``), Pearson
-        r, or negative mean squared error (himalaya's default ``l2_neg_loss``).
-    dtype : {"float32", "float64"}
-        Precision of the large GEMMs on data and targets. Decompositions and score algebra
-        are always float64.
-    method : {"auto", "spectral", "direct"}
-        How the scores of all alphas are computed from one decomposition per fold (see
-        module docstring); both give the same result to rounding.
-
-    Attributes
-    ----------
-    best_alphas_ : ndarray (n_targets,) float64
-        Selected alpha per target.
-    coef_ : ndarray (n_features, n_targets), float32 (float64 if ``dtype="float64"``)
-        Coefficients, in Y units per X unit.
-    intercept_ : ndarray (n_targets,) float64
-        Intercept, in Y units (zeros if ``fit_intercept=False``).
-    cv_scores_ : ndarray (n_alphas, n_targets) float64
-        Inner-CV score of every alpha (mean over folds).
-    n_features_in_ : int
-    solver_ : str
-        Decomposition used for the refit ("primal" or "kernel").
-    refit_method_ : str
-        How the refit solved the ridge systems: ``"cholesky"`` (one float64 factorisation per
-        distinct selected alpha and target chunk) or ``"eigh"`` (one eigendecomposition, float32
-        GEMMs in its eigenbasis), whichever the cost model found cheaper.
-    """
-
-    def __init__(
-        self,
-        alphas: Any = DEFAULT_ALPHAS,
-        cv: int | list[tuple[Any, Any]] = 5,
-        backend: str | Backend = "numpy",
-        fit_intercept: bool = True,
-        solver: str = "auto",
-        memory_budget_gb: float = 2.0,
-        score_func: str = "r2",
-        dtype: str = "float32",
-        method: str = "auto",
-    ) -> None:
-        self.alphas = alphas
-        self.cv = cv
-        self.backend = backend
-        self.fit_intercept = fit_intercept
-        self.solver = solver
-        self.memory_budget_gb = memory_budget_gb
-        self.score_func = score_func
-        self.dtype = dtype
-        self.method = method
-
-    def __repr__(self, N_CHAR_MAX: int = 700) -> str:
-        # scikit-learn's repr compares parameters with ``==``, which fails for the default
-        # ndarray ``alphas``; list the parameters that differ from their defaults ourselves.
-        import inspect
-
-        sig = inspect.signature(type(self).__init__)
-        parts = []
-        for name, value in self.get_params(deep=False).items():
-            default = sig.parameters[name].default
-            try:
-                same = bool(np.array_equal(np.asarray(value), np.asarray(default))) if (
-                    isinstance(value, np.ndarray) or isinstance(default, np.ndarray)) else value == default
-            except Exception:  # pragma: no cover - exotic parameter values
-                same = False
-            if not same:
-                text = repr(value)
-                if isinstance(value, np.ndarray) and value.size > 6:
-                    text = f"array(shape={value.shape}, min={value.min():.3g}, max={value.max():.3g})"
-                parts.append(f"{name}={text}")
-        out = f"{type(self).__name__}({', '.join(parts)})"
-        return out if len(out) <= N_CHAR_MAX else out[: N_CHAR_MAX - 4] + "...)"
-
-    def _check_params(self) -> None:
-        _check_choice(self.solver, _SOLVERS, "solver")
-        _check_choice(self.score_func, _SCORE_FUNCS, "score_func")
-        _check_choice(self.dtype, ("float32", "float64"), "dtype")
-        _check_choice(self.method, _METHODS, "method")
-        if not (isinstance(self.memory_budget_gb, (int, float)) and self.memory_budget_gb > 0):
-            raise EncodingError(f"memory_budget_gb must be a positive number, got {self.memory_budget_gb!r}")
-
-    def fit(self, X: Any, Y: Any, groups: Any | None = None) -> "RidgeCV":
-        """Select alpha per target by inner CV, then refit on all samples.
-
-        Parameters
-        ----------
-        X : array-like, shape (n_samples, n_features)
-            Features (e.g. language-model activations; any unit).
-        Y : array-like, shape (n_samples, n_targets) or (n_samples,)
-            Targets (electrodes / voxels; any unit).
-        groups : array-like, shape (n_samples,), optional
-            Run labels; with an int ``cv``, inner folds never split a group.
-
-        Returns
-        -------
-        self
-        """
-        self._check_params()
-        X, Y, y1d = check_xy(X, Y)
-        assert Y is not None
-        alphas = check_alphas(self.alphas)
-        folds = resolve_cv(self.cv, X.shape[0], groups)
-        B = get_backend(self.backend)
-        engine = _RidgeEngine(
-            X, folds, alphas, fit_intercept=self.fit_intercept, solver=self.solver, backend=B,
-            dtype=self.dtype, score_func=self.score_func, method=self.method,
-        )
-        n_targets = Y.shape[1]
-        chunk = _chunk_size(engine, n_targets, self.memory_budget_gb)
-        coef = np.empty((X.shape[1], n_targets), dtype=self.dtype)
-        intercept = np.empty(n_targets, dtype=np.float64)
-        best = np.empty(n_targets, dtype=np.float64)
-        cv_scores = np.empty((alphas.shape[0], n_targets), dtype=np.float64)
-        tie = _TIE_SLOPE * np.log(alphas)[:, None]
-        for start in range(0, n_targets, chunk):
-            sl = slice(start, min(n_targets, start + chunk))
-            Y0_b, y_mean = engine.center_targets(Y[:, sl])
-            T_b = engine.X_b.T @ Y0_b if engine.needs_T else None
-            sc = engine.cv_scores(Y0_b, T_b)
-            idx = np.argmax(sc + tie, axis=0)
-            a_sel = alphas[idx]
-            W = engine.refit(Y0_b, a_sel, T_b, n_targets=n_targets, n_chunks=-(-n_targets // chunk),
-                             out=coef[:, sl] if isinstance(Y0_b, np.ndarray) else None)
-            del Y0_b, T_b
-            if not isinstance(W, np.ndarray):
-                W = B.to_numpy(W)
-                coef[:, sl] = W
-            intercept[sl] = y_mean - _vecmat64(engine.x_mean, W) if self.fit_intercept else 0.0
-            best[sl] = a_sel
-            cv_scores[:, sl] = sc
-        self.best_alphas_ = best
-        self.coef_ = coef
-        self.intercept_ = intercept
-        self.cv_scores_ = cv_scores
-        self.n_features_in_ = X.shape[1]
-        self.solver_ = engine.refit_mode
-        self.refit_method_ = "eigh" if engine._refit_eigh else "cholesky"
-        self.method_ = engine.method
-        self.chunk_size_ = chunk
-        self._y_was_1d = y1d
-        return self
-
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "coef_"):
-            raise EncodingError(f"this {type(self).__name__} is not fitted yet; call fit(X, Y) first")
-
-    def predict(self, X: Any) -> np.ndarray:
-        """Predict targets.
-
-        Parameters
-        ----------
-        X : array-like, shape (n_samples, n_features)
-
-        Returns
-        -------
-        Y_hat : ndarray, shape (n_samples, n_targets), float32 (``(n_samples,)`` if the model
-            was fitted on a 1-D ``Y``), in Y units. Note: with a very large alpha the
-            predictions vary by ~1e-6 of the intercept, below float32 resolution; use
-            ``X @ coef_ + intercept_`` in float64 (as :meth:`score` does) when that matters.
-        """
-        self._check_fitted()
-        X, _, _ = check_xy(X, None, min_samples=1)
-        if X.shape[1] != self.n_features_in_:
-            raise EncodingError(f"X has {X.shape[1]} features but the model was fitted with {self.n_features_in_}")
-        coef = self.coef_
-        Xc = X.astype(coef.dtype, copy=False)
-        out = Xc @ coef
-        out += self.intercept_.astype(coef.dtype)[None, :]
-        out = out.astype(np.float32, copy=False)
-        return out[:, 0] if getattr(self, "_y_was_1d", False) else out
-
-    def score(self, X: Any, Y: Any) -> np.ndarray:
-        """Pearson r between predictions and ``Y`` per target: ndarray (n_targets,) float64
-        (0.0 for constant columns)."""
-        self._check_fitted()
-        X, Y, _ = check_xy(X, Y)
-        if X.shape[1] != self.n_features_in_:
-            raise EncodingError(f"X has {X.shape[1]} features but the model was fitted with {self.n_features_in_}")
-        pred = X.astype(np.float64) @ self.coef_.astype(np.float64)  # float64: see predict
-        return pearson_r(Y - self.intercept_, pred)
-
-
-class BandedRidgeCV(RidgeCV):
-    """Banded ridge: one penalty scaling per feature group (band), chosen per target.
-
-    The features of band ``b`` are multiplied by ``sqrt(gamma_b)``, with ``gamma`` on the
-    simplex (sum 1), so that the effective penalty of band ``b`` is ``alpha / gamma_b``
-    (himalaya's ``GroupRidgeCV`` parametrisation). For every candidate ``gamma`` of a small
-    grid (the uniform weighting, the one-band-dominant corners softened by ``1e-3``, and
-    ``n_random`` Dirichlet samples), the full RidgeCV engine selects alpha per target; each
-    target keeps the (gamma, alpha) with the best inner-CV score (ties: earlier candidate).
-
-    Parameters
-    ----------
-    bands : sequence of slices or index arrays, or ndarray (n_features,) of band labels
-        Feature groups (e.g. layers or feature spaces). Every feature must be in one band.
-    n_random : int
-        Number of random Dirichlet(1) band weightings added to the grid.
-    random_state : int
-        Seed of the random weightings.
-    Other parameters: as :class:`RidgeCV`.
-
-    Attributes
-    ----------
-    band_weights_ : ndarray (n_bands, n_targets) float64
-        Selected ``gamma`` per target (columns sum to 1).
-    best_alphas_, coef_, intercept_ : as :class:`RidgeCV` (``coef_`` applies to the
-        unscaled features).
-    cv_scores_ : ndarray (n_targets,) float64
-        Best inner-CV score per target.
-    candidates_ : ndarray (n_candidates, n_bands)
-        Band weightings that were tried.
-    """
-
-    def __init__(
-        self,
-        bands: Any = None,
-        alphas: Any = DEFAULT_ALPHAS,
-        cv: int | list[tuple[Any, Any]] = 5,
-        backend: str | Backend = "numpy",
-        fit_intercept: bool = True,
-        solver: str = "auto",
-        memory_budget_gb: float = 2.0,
-        score_func: str = "r2",
-        dtype: str = "float32",
-        method: str = "auto",
-        n_random: int = 8,
-        random_state: int = 0,
-    ) -> None:
-        super().__init__(alphas=alphas, cv=cv, backend=backend, fit_intercept=fit_intercept, solver=solver,
-                         memory_budget_gb=memory_budget_gb, score_func=score_func, dtype=dtype, method=method)
-        self.bands = bands
-        self.n_random = n_random
-        self.random_state = random_state
-
-    def _band_index(self, p: int) -> list[np.ndarray]:
-        bands = self.bands
-        if bands is None:
-            raise EncodingError("BandedRidgeCV needs `bands` (feature groups)")
-        if isinstance(bands, np.ndarray) and bands.ndim == 1 and bands.shape[0] == p and bands.dtype != object:
-            labels = bands
-            idx = [np.flatnonzero(labels == lab) for lab in list(dict.fromkeys(labels.tolist()))]
-        else:
-            idx = []
-            for b in bands:
-                if isinstance(b, slice):
-                    idx.append(np.arange(p)[b])
-                else:
-                    idx.append(np.asarray(b, dtype=np.int64))
-        allidx = np.concatenate(idx) if idx else np.zeros(0, dtype=np.int64)
-        if len(idx) < 1 or any(i.size == 0 for i in idx):
-            raise EncodingError("every band must contain at least one feature")
-        if allidx.size != p or np.unique(allidx).size != p or allidx.min() < 0 or allidx.max() >= p:
-            raise EncodingError(f"bands must partition the {p} features (each feature in exactly one band)")
-        return idx
-
-    def _candidates(self, n_bands: int) -> np.ndarray:
-        cands = [np.full(n_bands, 1.0 / n_bands)]
-        if n_bands > 1:
-            for b in range(n_bands):
-                g = np.full(n_bands, 1e-3)
-                g[b] = 1.0
-                cands.append(g / g.sum())
-            rng = np.random.default_rng(self.random_state)
-            cands += list(rng.dirichlet(np.ones(n_bands), size=int(self.n_random)))
-        return np.array(cands)
-
-    def fit(self, X: Any, Y: Any, groups: Any | None = None) -> "BandedRidgeCV":
-        """Select (band weights, alpha) per target by inner CV, then refit.
-
-        Shapes as :meth:`RidgeCV.fit`.
-        """
-        self._check_params()
-        X, Y, y1d = check_xy(X, Y)
-        assert Y is not None
-        alphas = check_alphas(self.alphas)
-        folds = resolve_cv(self.cv, X.shape[0], groups)
-        B = get_backend(self.backend)
-        bands = self._band_index(X.shape[1])
-        cands = self._candidates(len(bands))
-        n, p = X.shape
-        t = Y.shape[1]
-        tie = _TIE_SLOPE * np.log(alphas)[:, None]
-        best_score = np.full(t, -np.inf)
-        best_cand = np.zeros(t, dtype=np.int64)
-        best_alpha = np.zeros(t)
-
-        def scaled(g: np.ndarray) -> np.ndarray:
-            Xs = np.array(X, dtype=np.float64 if self.dtype == "float64" else np.float32, copy=True)
-            for gi, bi in zip(g, bands):
-                Xs[:, bi] *= math.sqrt(gi)
-            return Xs
-
-        for ci, g in enumerate(cands):
-            eng = _RidgeEngine(scaled(g), folds, alphas, fit_intercept=self.fit_intercept, solver=self.solver,
-                               backend=B, dtype=self.dtype, score_func=self.score_func, method=self.method,
-                               need_refit=False)
-            chunk = _chunk_size(eng, t, self.memory_budget_gb)
-            for start in range(0, t, chunk):
-                sl = slice(start, min(t, start + chunk))
-                Y0_b, _ = eng.center_targets(Y[:, sl])
-                sc = eng.cv_scores(Y0_b)
-                idx = np.argmax(sc + tie, axis=0)
-                top = sc[idx, np.arange(sc.shape[1])]
-                better = top > best_score[sl]
-                bs = best_score[sl]
-                bs[better] = top[better]
-                best_score[sl] = bs
-                bc = best_cand[sl]
-                bc[better] = ci
-                best_cand[sl] = bc
-                ba = best_alpha[sl]
-                ba[better] = alphas[idx][better]
-                best_alpha[sl] = ba
-            del eng
-
-        coef = np.zeros((p, t), dtype=self.dtype)
-        intercept = np.zeros(t)
-        x_mean = X.mean(axis=0, dtype=np.float64)
-        for ci in np.unique(best_cand):
-            targets = np.flatnonzero(best_cand == ci)
-            g = cands[ci]
-            eng = _RidgeEngine(scaled(g), folds, alphas, fit_intercept=self.fit_intercept, solver=self.solver,
-                               backend=B, dtype=self.dtype, score_func=self.score_func, method=self.method,
-                               need_cv=False)
-            chunk = _chunk_size(eng, targets.size, self.memory_budget_gb)
-            for start in range(0, targets.size, chunk):
-                tg = targets[start:start + chunk]
-                Y0_b, y_mean = eng.center_targets(Y[:, tg])
-                W = B.to_numpy(eng.refit(Y0_b, best_alpha[tg], n_targets=targets.size,
-                                         n_chunks=-(-targets.size // chunk))).astype(np.float64)
-                for gi, bi in zip(g, bands):
-                    W[bi] *= math.sqrt(gi)  # back to the unscaled features
-                coef[:, tg] = W
-                if self.fit_intercept:
-                    intercept[tg] = y_mean - x_mean @ W
-        self.best_alphas_ = best_alpha
-        self.band_weights_ = cands[best_cand].T.copy()
-        self.candidates_ = cands
-        self.coef_ = coef
-        self.intercept_ = intercept
-        self.cv_scores_ = best_score
-        self.n_features_in_ = p
-        self._y_was_1d = y1d
-        return self
