@@ -38,18 +38,26 @@ def _fail(exc: Exception) -> None:
 
 @app.command()
 def demo(
-    out: Path = typer.Option(Path("brainlike-demo"), help="output folder"),
+    out: Path = typer.Option(Path("brainlike-demo"), "--output", "-o", "--out", help="output folder"),
     model: str = typer.Option("smollm2-135m", help="model name or path"),
-    n_words: Optional[int] = typer.Option(None, help="use only the first N words of the story"),
-    seed: int = typer.Option(0, help="random seed of the simulated recording"),
+    simulated: bool = typer.Option(False, "--simulated", help="the simulated-ECoG demo (planted answer) instead "
+                                   "of the real fMRI recording"),
+    n_words: Optional[int] = typer.Option(None, help="--simulated: use only the first N words of the story"),
+    seed: int = typer.Option(0, help="random seed (null shifts; the simulated recording)"),
 ) -> None:
-    """Run the layer-wise alignment pipeline on the embedded story and a simulated ECoG recording."""
-    from brainlike.demo import run_demo
+    """Layer-wise alignment on a REAL fMRI recording (Brennan et al. 2016, shipped), with nulls and ceilings."""
+    from brainlike.demo import run_demo, run_simulated_demo
 
     try:
-        result = run_demo(out, model=model, n_words=n_words, seed=seed, console=console)
+        if simulated:
+            result = run_simulated_demo(out, model=model, n_words=n_words, seed=seed, console=console)
+        else:
+            result = run_demo(out, model=model, seed=seed, console=console)
     except BrainlikeError as exc:
         _fail(exc)
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/]; rerun the same command to resume (finished pieces are kept)")
+        raise typer.Exit(code=130) from None
     console.print(f"[green]done[/] in {result.seconds:.0f} s. Results in [bold]{result.out_dir}[/]:")
     for p in result.files:
         console.print(f"  {p}")

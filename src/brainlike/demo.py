@@ -1,5 +1,14 @@
-"""`brainlike demo`: the layer-wise alignment pipeline end to end on the embedded story.
+"""`brainlike demo`: layer-wise alignment end to end, on a REAL fMRI recording by default.
 
+Default (:func:`run_demo`): SmolLM2-135M (offline, from PyPI) reads chapter 1 of *Alice in Wonderland*
+as 27 listeners heard it in the scanner (Brennan et al. 2016, shipped with brainlike, CC BY 4.0); seven
+layers from the embeddings to the last are scored against the group mean and every listener's time course
+in six language ROIs, each score with its refitted circular-shift null, the noise ceilings and the
+low-level controls (word rate, sound power) beside it. It is ``brainlike run`` on a small built-in spec
+(:func:`demo_spec`); ``examples/brennan.yaml`` is the full version (every layer, the between-subject level,
+more null shifts, stories260k and the random-weight twin).
+
+``--simulated`` (:func:`run_simulated_demo`): the original simulation demo, where the answer is planted:
 SmolLM2-135M (offline, from PyPI) reads Aesop's fables (shipped with the package); a simulated ECoG
 recording (regions driven by early / middle / late layers, a word-rate region and a noise region) is
 aligned word by word; cross-validated ridge scores every layer for every electrode; the results table
@@ -21,9 +30,37 @@ class DemoResult:
     files: list[Path] = field(default_factory=list)
 
 
-def run_demo(out: str | Path = "brainlike-demo", model: str = "smollm2-135m", n_words: int | None = None,
-             seed: int = 0, console: Console | None = None, progress: bool = True) -> DemoResult:
-    """Run the demo; returns the output folder and the files written.
+#: relative depths fitted by the demo (the full spec fits every layer)
+DEMO_DEPTHS = (0.0, 1 / 6, 2 / 6, 3 / 6, 4 / 6, 5 / 6, 1.0)
+
+
+def demo_spec(out: str | Path, model: str = "smollm2-135m", seed: int = 0, n_shifts: int = 100) -> dict:
+    """The built-in spec of the real-data demo (a mapping for :func:`brainlike.runner.run_spec`)."""
+    return {"analysis": "alignment", "name": "brainlike demo: Brennan et al. 2016 (real fMRI)",
+            "output": str(out), "seed": seed, "models": [model], "dataset": {"kind": "brennan2016"},
+            "encoding": {"inner_splits": 5, "fmri": {"levels": ["group", "single"], "depths": list(DEMO_DEPTHS),
+                                                     "n_shifts": n_shifts}},
+            "analyses": {"capability": None, "controls": True}}
+
+
+def run_demo(out: str | Path = "brainlike-demo", model: str = "smollm2-135m", seed: int = 0,
+             n_shifts: int = 100, console: Console | None = None, progress: bool = True) -> DemoResult:
+    """Run the real-data demo (module docstring); returns the output folder and the files written."""
+    from brainlike.fileio import ensure_writable_dir
+    from brainlike.runner import run_spec
+
+    t0 = time.time()
+    out_dir = ensure_writable_dir(Path(out).resolve(), "demo output folder")
+    outcome = run_spec(demo_spec(out_dir, model, seed, n_shifts), console=console, progress=progress)
+    files = [out_dir / "spec.yaml", outcome.store.root, *outcome.result.files]
+    if outcome.report:
+        files.append(outcome.report)
+    return DemoResult(out_dir, time.time() - t0, files)
+
+
+def run_simulated_demo(out: str | Path = "brainlike-demo", model: str = "smollm2-135m", n_words: int | None = None,
+                       seed: int = 0, console: Console | None = None, progress: bool = True) -> DemoResult:
+    """Run the simulated-ECoG demo; returns the output folder and the files written.
 
     Files: ``scores.parquet`` (one row per layer × electrode: model, subject, layer, relative_layer,
     channel, region, r, alpha), ``best_layers.parquet``, ``truth.parquet`` (the simulator's ground truth),
