@@ -210,7 +210,7 @@ def main(argv=None) -> None:
             components_sweep(args.models, args.components_sweep, data, stim, args.out)
             return
         opt = FMRIEncodingOptions(n_shifts=args.n_shifts, n_components=args.n_components, gap=args.gap)
-        summary = {"options": {k: getattr(opt, k) for k in ("n_splits", "gap", "delays", "reduction",
+        summary = {"options": {k: getattr(opt, k) for k in ("n_splits", "gap", "highpass", "delays", "reduction",
                                                              "n_components", "n_shifts", "min_shift", "seed")},
                    "data": list(data.shape), "models": {}}
         figs = {}

@@ -93,13 +93,15 @@ def main(argv=None) -> None:
     ap.add_argument("--layers", type=int, default=None, help="first N layers per model only (quick runs)")
     ap.add_argument("--modes", nargs="+", default=["batched", "per-subject"])
     ap.add_argument("--out", type=Path, default=Path("brainlike-out/bench/fmri_sweep"))
+    ap.add_argument("--skip-prepare", action="store_true", help="reuse the designs already in --out")
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     ctx = mp.get_context("spawn")
     # extract (and cache) the features first, outside the timed runs
-    p = ctx.Process(target=_prepare, args=(args.models, str(args.out)))
-    p.start()
-    p.join()
+    if not args.skip_prepare:
+        p = ctx.Process(target=_prepare, args=(args.models, str(args.out)))
+        p.start()
+        p.join()
     for mode in args.modes:
         p = ctx.Process(target=_worker, args=(mode, args.models, args.n_shifts, args.threads, str(args.out),
                                               args.layers))
@@ -107,7 +109,9 @@ def main(argv=None) -> None:
         p.join()
         if p.exitcode:
             raise SystemExit(f"{mode} run failed (exit code {p.exitcode})")
-    rep = {m: json.loads((args.out / f"{m}.json").read_text()) for m in args.modes}
+    # both modes' records in --out (a mode may have been run by an earlier call with the same --out)
+    rep = {m: json.loads((args.out / f"{m}.json").read_text()) for m in ("batched", "per-subject")
+           if (args.out / f"{m}.json").exists()}
     if {"batched", "per-subject"} <= set(rep):
         diffs = []
         for m in args.models:

@@ -229,7 +229,7 @@ def _brennan_design(n_subjects=None):
 def test_null_calibration_on_the_brennan_recording():
     """On circularly shifted targets of the real recording (27 subjects x 6 ROIs, 100 refitted shifts, 2
     layers of stories260k): the headline score's null mean is within +-0.02 of 0 and the single-subject and
-    group tests reject at 2-8 % at alpha = .05; the old headline (pooled r) is strongly negative."""
+    group tests reject at 2-8 % at alpha = .05; the old headline (pooled r) is negatively biased."""
     X, data = _brennan_design()
     assert data.shape == (27, 362, 6)
     opt = FMRIEncodingOptions(n_shifts=100)
@@ -245,4 +245,5 @@ def test_null_calibration_on_the_brennan_recording():
         gcal = null_calibration(group.null[li], group.shifts, 362, min_shift=opt.min_shift, n_folds=opt.n_splits)
         assert abs(gcal.null_mean) <= 0.03
         assert 0.02 <= gcal.fpr_target <= 0.08
-    assert single.pooled_null.mean() < -0.1
+    # the old headline (r of the concatenated folds) stays negatively biased (-0.3 without the high-pass)
+    assert single.pooled_null.mean() < -0.03

@@ -89,8 +89,8 @@ class FMRIEncodingOptions:
         PCA components per layer (capped by the number of training volumes and of features).
         Default 20, chosen by measurement on the Brennan recording (SmolLM2-135M, all 31 layers: the
         mean single-subject best-layer r is highest with 20 of 5 / 10 / 20 / 40 / no reduction, and
-        the group-level r is within .02 of the best; benchmarks/RESULTS.md). With the fold-mean score
-        the full 576-feature design also works (single-subject r within .015), at ~30x the
+        the group-level r is within .011 of the best; benchmarks/RESULTS.md). With the fold-mean score
+        the full 576-feature design also works (single-subject r within .012), at ~30x the
         columns.
     alphas : tuple of float
         Ridge penalties (in units of the reduced design's ``X^T X``), 0.1 to 1e7 by half decades.
