@@ -1,13 +1,12 @@
 """The Brennan et al. (2016) recording and per-layer TR features for the fMRI benchmarks.
 
-# replaced by load_brennan2016 at merge (brainlike.neural.brennan.load_brennan2016)
+The recording comes from :func:`brainlike.neural.brennan.load_brennan2016` (the copy shipped in the package).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from brainlike import Stimulus
-from brainlike.models.registry import shared_data_dir
 
 TR = 2.0
 ROIS = ("LATL", "RATL", "LPTL", "LIPL", "LPreM", "LIFG")
@@ -15,28 +14,10 @@ ROIS = ("LATL", "RATL", "LPTL", "LIPL", "LPreM", "LIFG")
 
 def load():
     """``(data (27, 362, 6) raw BOLD, stimulus with volume 0 at 0 s, subject ids)``; s33 (all zeros) excluded."""
-    try:  # the loader another branch adds
-        from brainlike.neural.brennan import load_brennan2016  # type: ignore
+    from brainlike.neural.brennan import load_brennan2016
 
-        rec = load_brennan2016()
-        stim = rec.stimulus
-        shift = float(np.asarray(rec.volume_times)[0])
-        if shift:
-            stim = Stimulus(stim.words, stim.onsets - shift, stim.offsets - shift, stim.name)
-        return np.asarray(rec.data), stim, list(getattr(rec, "subjects", range(rec.data.shape[0])))
-    except ImportError:
-        pass
-    root = shared_data_dir() / "recordings" / "brennan2016-alice"
-    data, ids = [], []
-    for f in sorted((root / "alice_data_shared" / "6mm").glob("s*-timecourses.txt")):
-        arr = np.loadtxt(f)
-        if np.any(arr):  # s33 is all zeros
-            data.append(arr)
-            ids.append(f.name.split("-")[0])
-    stim = Stimulus.from_textgrid(root / "alice_stim_shared" / "DownTheRabbitHoleFinal_exp120_pad_1.TextGrid")
-    # volume i was acquired at TextGrid time 20 + 2 i s
-    stim = Stimulus(stim.words, stim.onsets - 20.0, stim.offsets - 20.0, "alice")
-    return np.stack(data), stim, ids
+    rec = load_brennan2016()
+    return np.asarray(rec.data), rec.stimulus_on_volume_clock(), list(rec.subjects)
 
 
 def layer_design(model: str, stim: Stimulus, n_volumes: int) -> np.ndarray:

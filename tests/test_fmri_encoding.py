@@ -211,14 +211,15 @@ def test_variance_partitioning_separates_controls_from_lm():
 
 # ----------------------------------------------------------------------------------------- real data
 def _brennan_design(n_subjects=None):
-    from brennan_fixture import brennan_root, load_brennan
-
-    if brennan_root() is None:
-        pytest.skip("shared data folder with the Brennan recording not found")
+    """The copy of the recording shipped in the package (no skip: it is always there)."""
     from brainlike.models import extract_features
     from brainlike.neural import fmri_design_layers
+    from brainlike.neural.brennan import load_brennan2016
 
-    data, stim, _ids = load_brennan(n_subjects)
+    rec = load_brennan2016()
+    if n_subjects:
+        rec = rec.select(rec.subjects[:n_subjects])
+    data, stim = rec.data, rec.stimulus_on_volume_clock()
     feats = extract_features("stories260k", stim)
     design = fmri_design_layers(feats, stim, data.shape[1], tr=2.0, delays=(0,), trim_start=0, trim_end=0)
     return design.X, data
