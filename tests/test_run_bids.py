@@ -92,8 +92,11 @@ def test_spec_rejects_incomplete_bids_datasets():
         parse_spec({**base, "dataset": {"kind": "bids-ieeg", "subjects": ["01"]}})
     with pytest.raises(BrainlikeError, match="list of BIDS subject labels"):
         parse_spec({**base, "dataset": {"kind": "bids-ieeg", "path": "/data", "subjects": 2}})
-    with pytest.raises(BrainlikeError, match="fit fMRI with the Python API"):
-        parse_spec({**base, "dataset": {"kind": "bids-fmri", "path": "/data", "subjects": ["01"]}})
+    # fMRI datasets run through `brainlike run` too (tests/test_runner.py); their sections are validated the same way
+    with pytest.raises(BrainlikeError, match="path"):
+        parse_spec({**base, "dataset": {"kind": "bids-fmri", "subjects": ["01"]}})
+    assert parse_spec({**base, "dataset": {"kind": "bids-fmri", "path": "/data", "subjects": ["01"]}}).dataset_kind \
+        == "bids-fmri"
 
 
 def test_context_depths_pick_layers():

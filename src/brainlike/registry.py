@@ -138,10 +138,10 @@ def _builtins() -> None:
     d = DATASETS.register
     d("simulated-ecog", "brainlike.datasets.simulated:SIMULATED_ECOG",
       "simulated ECoG driven by the zoo's own layers, with planted brain-likeness per model")
-    d("simulated-fmri", "brainlike.datasets.simulated:SimulatedFMRI",
+    d("simulated-fmri", "brainlike.datasets.simulated:SIMULATED_FMRI",
       "simulated BOLD (HRF, AR(1) noise, drift) driven by the zoo's own layers")
     d("bids-ieeg", "brainlike.datasets.bids:BIDS_IEEG", "a BIDS iEEG/ECoG dataset (e.g. the Podcast ECoG, ds005574)")
-    d("bids-fmri", "brainlike.datasets.bids:BIDSfMRI",
+    d("bids-fmri", "brainlike.datasets.bids:BIDS_FMRI",
       "a BIDS fMRI dataset (NIfTI/GIfTI runs with events; e.g. Narratives ds002345, LeBel ds003020)")
     d("brennan2016", "brainlike.datasets.brennan:BRENNAN2016",
       "REAL fMRI: Brennan et al. 2016, 27 listeners, 6 language ROIs (shipped in the package, CC BY 4.0)")

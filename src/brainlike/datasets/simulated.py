@@ -97,3 +97,41 @@ class SimulatedECoG:
 
 
 SIMULATED_ECOG = SimulatedECoG()
+
+
+class SimulatedFMRIConfig(SimulatedECoGConfig):
+    """``dataset: {kind: simulated-fmri, ...}``: BOLD (HRF, AR(1) noise, slow drift) at ``tr`` s."""
+
+    channels_per_region: int = Field(2, ge=1)
+    tr: float = Field(2.0, gt=0, description="repetition time, s")
+    ar_coef: float = Field(0.3, ge=0, lt=1, description="AR(1) coefficient of the noise per volume")
+
+
+class SimulatedFMRI:
+    """The ``simulated-fmri`` dataset plugin: every subject hears the spec's story; regions are driven by
+    the zoo's layers at planted depths (:func:`zoo_levels`), one target per channel."""
+
+    Config = SimulatedFMRIConfig
+    needs_features = True
+    modality = "fmri"
+
+    def load(self, config: SimulatedFMRIConfig, context: DatasetContext) -> list[SubjectData]:
+        from brainlike.neural.simulate import default_regions, simulate_fmri
+
+        if context.stimulus is None or not context.features:
+            raise BrainlikeError("simulated-fmri needs the run's stimulus and the zoo's features")
+        planted = config.planted or {k: 1.0 for k in context.features}
+        levels = zoo_levels(context.features, planted)
+        regions = default_regions(levels.shape[0], n_channels=config.channels_per_region, snr=config.snr)
+        out = []
+        for i, label in enumerate(config.labels()):
+            sim = simulate_fmri(context.stimulus, levels, regions=regions, tr=config.tr, ar_coef=config.ar_coef,
+                                seed=context.seed + 1000 * i, subject=label)
+            ds = sim.dataset
+            ds.meta.setdefault("tr", config.tr)
+            truth = sim.truth[["channel", "best_layer", "is_noise"]].rename(columns={"best_layer": "planted_level"})
+            out.append(SubjectData(ds, context.stimulus, truth))
+        return out
+
+
+SIMULATED_FMRI = SimulatedFMRI()
