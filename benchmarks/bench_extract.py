@@ -230,9 +230,7 @@ def run_memory(n_words: int, repeats: int, mallocs: list[str], models: dict[int,
 # ---------------------------------------------------------------------------------- (b) throughput
 def run_throughput(n_words: int, repeats: int) -> dict:
     from brainlike.models import extract as ex
-    from brainlike.models import extract_features
-
-    from brainlike.models import load_model
+    from brainlike.models import extract_features, load_model
 
     stim = _stimulus(n_words)
     lm = load_model(MODEL)

@@ -29,7 +29,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _brennan import ROIS, load, layer_design, word_rate  # noqa: E402
+from _brennan import ROIS, layer_design, load, word_rate  # noqa: E402
 
 from brainlike.analyses.fmri_encoding import (  # noqa: E402
     FMRIEncodingOptions,

@@ -12,7 +12,8 @@ its own process so that its peak resident memory (``ru_maxrss``) is its own; CPU
 is reported beside the wall time because on a shared machine the wall time mostly measures the other
 jobs. Features are extracted (cached) before timing.
 
-    PYTHONPATH=src .venv/bin/python benchmarks/bench_fmri_sweep.py --models stories260k minilm-l6 smollm2-135m gemma3-270m
+    PYTHONPATH=src .venv/bin/python benchmarks/bench_fmri_sweep.py \\
+        --models stories260k minilm-l6 smollm2-135m gemma3-270m
 """
 from __future__ import annotations
 
@@ -76,7 +77,8 @@ def _worker(mode: str, models: list[str], n_shifts: int, threads: int, out: str,
                 scores = np.concatenate([p.unfold(p.scores) for p in parts], axis=1)
                 null = np.concatenate([p.unfold(p.null) for p in parts], axis=2)
             res[m] = {"seconds": time.perf_counter() - tm, "n_layers": int(X.shape[0]),
-                      "targets_per_fit": int((1 + n_shifts) * data.shape[2] * (data.shape[0] if mode == "batched" else 1))}
+                      "targets_per_fit": int((1 + n_shifts) * data.shape[2]
+                                             * (data.shape[0] if mode == "batched" else 1))}
             np.save(Path(out) / f"{mode}-{m}-scores.npy", scores)
             np.save(Path(out) / f"{mode}-{m}-null.npy", null)
         wall = time.perf_counter() - t0

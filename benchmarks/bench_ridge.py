@@ -35,8 +35,9 @@ import sys
 import threading
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -77,7 +78,7 @@ class PeakRSS:
             self.peak = max(self.peak, _rss_bytes())
             time.sleep(self.interval)
 
-    def __enter__(self) -> "PeakRSS":
+    def __enter__(self) -> PeakRSS:
         gc.collect()
         self.base = _rss_bytes()
         self.peak = self.base
@@ -290,7 +291,7 @@ def bench_sweep(n: int, p: int, t: int, n_layers: int, args: argparse.Namespace)
     spec = (np.arange(1, p + 1) ** -0.6).astype(np.float32)
     total = 0.0
     with PeakRSS() as mem:
-        for layer in range(n_layers):
+        for _ in range(n_layers):
             X = (rng.standard_normal((n, p), dtype=np.float32) * spec) @ (
                 rng.standard_normal((p, p), dtype=np.float32) / np.float32(np.sqrt(p)))
             t0 = time.perf_counter()
@@ -307,7 +308,8 @@ def table(label: str, shape: dict[str, int], runs: list[Run]) -> str:
     ref = next((r for r in runs if r.method == "himalaya RidgeCV"), None)
     t = shape["t"]
     lines = [f"### Case ({label}): n={shape['n']}, p={shape['p']}, t={shape['t']}", "",
-             "| method | seconds (all targets) | peak RSS GiB (targets run) | +RSS GiB | x faster than himalaya RidgeCV "
+             "| method | seconds (all targets) | peak RSS GiB (targets run) | +RSS GiB "
+             "| x faster than himalaya RidgeCV "
              "| max abs(dr) vs himalaya | same alpha vs himalaya | mean test r (targets run) | note |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     ref_secs = ref.total_seconds if ref else None
@@ -407,7 +409,8 @@ def main(argv: list[str] | None = None) -> int:
     lapack = {threads.DEFAULT: f"default ({threads.lapack_threads()} for matrices >= {threads.SMALL_MATRIX})",
               threads.AUTO_LOAD: "auto-load", 0: "BLAS library setting"}.get(threads.LAPACK_THREADS,
                                                                              str(threads.LAPACK_THREADS))
-    print(f"# brainlike ridge benchmark\n\nLAPACK threads: {lapack}; Python {platform.python_version()}, numpy {np.__version__}, "
+    print(f"# brainlike ridge benchmark\n\nLAPACK threads: {lapack}; "
+          f"Python {platform.python_version()}, numpy {np.__version__}, "
           f"torch {torch.__version__}, {os.cpu_count()} CPUs, quick={args.quick}, n_alphas={args.n_alphas}, "
           f"fastest of {args.repeats} timed run(s) per method, "
           f"load average at start {os.getloadavg()[0]:.1f}\n",

@@ -42,8 +42,15 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
 
 from brainlike.analyses.layer_scores import fit_layer_chunk  # noqa: E402
-from brainlike.execution import (ChunkStaging, FitTask, LocalExecutor, layer_chunks, make_executor,  # noqa: E402
-                                 responses_digest, run_fits)
+from brainlike.execution import (  # noqa: E402
+    ChunkStaging,
+    FitTask,
+    LocalExecutor,
+    layer_chunks,
+    make_executor,
+    responses_digest,
+    run_fits,
+)
 from brainlike.store import ResultsStore  # noqa: E402
 
 BASE = dict(n=1000, p=576, c=300, layers=1)  # words, hidden size (SmolLM2-135M), channels, layers per task
@@ -113,7 +120,7 @@ def fit_series(quick: bool) -> tuple[list[str], dict[str, float]]:
             cfg = {**BASE, **change, key: v}
             X = lm_like(cfg["n"], cfg["p"], cfg["layers"])
             Y = responses(X, cfg["c"])
-            t, c = timed_cpu(lambda: fit_layer_chunk(X, Y, n_permutations=N_PERM, progress=False),
+            t, c = timed_cpu(lambda X=X, Y=Y: fit_layer_chunk(X, Y, n_permutations=N_PERM, progress=False),
                              repeat=2 if max(cfg["c"], cfg["p"], cfg["n"] // 2) <= 1000 and cfg["layers"] <= 2 else 1)
             xs.append(v)
             ts.append(t)
@@ -139,7 +146,8 @@ def sweep(executor, subjects: int, layers: int, chunk: int, root: Path) -> tuple
     t0, c0 = time.perf_counter(), time.process_time()
     feats = {("m", ()): executor.put(X)}
     resp = {s: executor.put(Y) for s, Y in Ys.items()}
-    tasks = [FitTask("m", s, ls, chans, ("all",) * BASE["c"], n_permutations=N_PERM, responses_digest=responses_digest(Y))
+    tasks = [FitTask("m", s, ls, chans, ("all",) * BASE["c"], n_permutations=N_PERM,
+                     responses_digest=responses_digest(Y))
              for s, Y in Ys.items() for ls in layer_chunks(layers, chunk)]
     run_fits(executor, ResultsStore(root / "results"), ChunkStaging(root / "staging"), tasks, feats, resp,
              progress=False)
@@ -202,7 +210,7 @@ def extraction_rows(quick: bool, tmp: Path) -> list[str]:
             rows.append(f"| {name} | not available ({type(exc).__name__}) | | | | |")
             continue
         n_params = sum(p.numel() for p in lm.model.parameters())
-        t = timed(lambda: extract_features(lm, stim, cache_dir=tmp / "cache", use_cache=False, progress=False))
+        t = timed(lambda lm=lm: extract_features(lm, stim, cache_dir=tmp / "cache", use_cache=False, progress=False))
         xs.append(n_params)
         ts.append(t)
         print(f"  extract {name}: {t:.2f} s", flush=True)
@@ -219,7 +227,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None, help="write the markdown results here")
     ap.add_argument("--quick", action="store_true", help="fewer, smaller points (smoke run)")
     ap.add_argument("--ray-cpus", type=int, default=os.cpu_count() or 2)
-    ap.add_argument("--threads", type=int, default=None, help="BLAS threads per process (default 1, like a 1-CPU Ray task)")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="BLAS threads per process (default 1, like a 1-CPU Ray task)")
     ap.add_argument("--sections", nargs="+", default=["fits", "subjects", "executors", "extraction"])
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-scaling-"))
@@ -240,11 +249,13 @@ def main() -> None:
                     f"Base case: {BASE['n']} words × {BASE['p']} features, {BASE['c']} channels, 1 layer; one "
                     "factor varied per row. `value: wall seconds`, then the CPU seconds of the same calls; b = "
                     "exponent of `CPU ≈ a·x^b` over all points and over the largest three.", "",
-                    "| factor | value: wall s | CPU s | b (all) | b (largest 3) |", "|---|---|---|---:|---:|", *rows, ""]
+                    "| factor | value: wall s | CPU s | b (all) | b (largest 3) |", "|---|---|---|---:|---:|",
+                    *rows, ""]
         if "subjects" in args.sections:
             print("subjects", flush=True)
             out += ["## Subjects (whole fit sweep, local executor)", "",
-                    "| factor | value: wall s | CPU s | b (CPU) |", "|---|---|---|---:|", *subject_series(args.quick, tmp), ""]
+                    "| factor | value: wall s | CPU s | b (CPU) |", "|---|---|---|---:|",
+                    *subject_series(args.quick, tmp), ""]
         if "executors" in args.sections:
             print("executors", flush=True)
             out += ["## Executors (same sweep)", "",

@@ -27,7 +27,8 @@ def build(root: Path, pieces: int, rows: int) -> ResultsStore:
     rng = np.random.default_rng(0)
     for i in range(pieces):
         n_ch = rows // 10
-        df = pd.DataFrame({"layer": np.repeat(np.arange(10), n_ch), "relative_layer": np.repeat(np.arange(10) / 9, n_ch),
+        df = pd.DataFrame({"layer": np.repeat(np.arange(10), n_ch),
+                           "relative_layer": np.repeat(np.arange(10) / 9, n_ch),
                            "channel": [f"e{c:03d}" for c in range(n_ch)] * 10, "region": "STG",
                            "r": rng.standard_normal(rows).astype(np.float32), "alpha": 10.0, "n_samples": 600})
         store.write("scores", df, model=f"model-{i % 10}", subject=f"sub-{i // 10:02d}")
@@ -37,7 +38,8 @@ def build(root: Path, pieces: int, rows: int) -> ResultsStore:
 def old_query(root: Path, sql: str) -> pd.DataFrame:
     con = duckdb.connect()
     glob = str(root / "scores" / "**" / "*.parquet")
-    con.execute(f"CREATE VIEW scores AS SELECT * FROM read_parquet('{glob}', union_by_name=true, hive_partitioning=false)")
+    con.execute(f"CREATE VIEW scores AS SELECT * FROM read_parquet('{glob}', "
+                "union_by_name=true, hive_partitioning=false)")
     try:
         return con.execute(sql).df()
     finally:

@@ -12,7 +12,6 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-
 import pytest  # noqa: E402
 
 
@@ -93,7 +92,7 @@ def story_text() -> str:
 
 
 # ------------------------------------------------------------------------------ BIDS iEEG writers
-def write_edf(path: Path, data: "np.ndarray", sfreq: int, names: list[str]) -> None:
+def write_edf(path: Path, data: np.ndarray, sfreq: int, names: list[str]) -> None:
     """A minimal EDF (16-bit, 1-s records) of ``data`` ``(n_channels, n_samples)`` in volts."""
     n_ch, n = data.shape
     n_rec = n // sfreq

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from brainlike.analyses.layer_scores import combine_layer_chunks, fit_layer_chunk, score_layers
-from brainlike.errors import BrainlikeError
 from brainlike.encoding import contiguous_folds, cross_validated_encoding
+from brainlike.errors import BrainlikeError
 from brainlike.execution import ChunkStaging, FitTask, LocalExecutor, Resources, layer_chunks, make_executor
 from brainlike.neural.stats import permutation_test
 

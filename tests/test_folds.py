@@ -59,7 +59,8 @@ def test_max_n_splits_matches_brute_force(n: int) -> None:
 
 
 def test_min_test_size_error_names_the_numbers() -> None:
-    with pytest.raises(EncodingError, match=r"n_splits=40 on n_samples=40 gives test folds of 1 sample.*use n_splits <= 4"):
+    with pytest.raises(EncodingError,
+                       match=r"n_splits=40 on n_samples=40 gives test folds of 1 sample.*use n_splits <= 4"):
         contiguous_folds(40, 40, min_test_size=10)
     with pytest.raises(EncodingError, match=r"n_samples=15 .*too few for 2 such folds"):
         contiguous_folds(15, 3, min_test_size=10)

@@ -5,8 +5,13 @@ import numpy as np
 import pytest
 from scipy.stats import entropy as scipy_entropy
 
-from brainlike.analyses.geometry import (allowed_mask, attention_density, attention_entropy, attention_graph_stats,
-                                         row_entropy)
+from brainlike.analyses.geometry import (
+    allowed_mask,
+    attention_density,
+    attention_entropy,
+    attention_graph_stats,
+    row_entropy,
+)
 from brainlike.errors import BrainlikeError
 
 

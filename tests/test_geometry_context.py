@@ -9,11 +9,26 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from brainlike.analyses.geometry import (GeometryConfig, GeometryResult, build_prompt, estimate_intrinsic_dimension,
-                                         exact_match, generate_answer, load_questions, log10_linear_region_bound,
-                                         measure_prompts, normalize_answer, plot_attention_density,
-                                         plot_attention_heads, plot_context_accuracy, plot_context_effect,
-                                         plot_intrinsic_dimension, plot_linear_regions, prepare_points, run_geometry)
+from brainlike.analyses.geometry import (
+    GeometryConfig,
+    GeometryResult,
+    build_prompt,
+    estimate_intrinsic_dimension,
+    exact_match,
+    generate_answer,
+    load_questions,
+    log10_linear_region_bound,
+    measure_prompts,
+    normalize_answer,
+    plot_attention_density,
+    plot_attention_heads,
+    plot_context_accuracy,
+    plot_context_effect,
+    plot_intrinsic_dimension,
+    plot_linear_regions,
+    prepare_points,
+    run_geometry,
+)
 from brainlike.errors import BrainlikeError
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "geometry.yaml"
@@ -87,7 +102,7 @@ def test_accuracy_and_context_effect(stories_result):
     r = stories_result
     acc = r.accuracy
     assert len(acc) == 3 * 8 and acc["correct"].dtype == bool
-    assert (acc["generated"].map(type) == str).all()
+    assert acc["generated"].map(lambda v: type(v) is str).all()
     summary = r.accuracy_summary()
     assert list(summary["condition"]) == CONDITIONS and (summary["n_questions"] == 8).all()
     effect = r.context_effect()

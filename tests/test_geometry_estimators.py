@@ -7,9 +7,18 @@ import math
 import numpy as np
 import pytest
 
-from brainlike.analyses.geometry import (count_activation_patterns, estimate_intrinsic_dimension, grid_points,
-                                         integer_dimension, linear_region_bound, linear_subspace,
-                                         log10_linear_region_bound, prepare_points, sphere, swiss_roll)
+from brainlike.analyses.geometry import (
+    count_activation_patterns,
+    estimate_intrinsic_dimension,
+    grid_points,
+    integer_dimension,
+    linear_region_bound,
+    linear_subspace,
+    log10_linear_region_bound,
+    prepare_points,
+    sphere,
+    swiss_roll,
+)
 from brainlike.errors import BrainlikeError
 
 

@@ -8,7 +8,6 @@ import pytest
 
 from brainlike.analyses.geometry import load_questions, run_geometry
 
-
 pytestmark = pytest.mark.usefixtures("single_thread")
 
 

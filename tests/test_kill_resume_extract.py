@@ -18,7 +18,7 @@ from brainlike.models import Features
 N_WORDS, CONTEXT, BATCH = 360, 6, 4
 N_UNITS = N_WORDS // BATCH
 
-CHILD = textwrap.dedent("""
+CHILD = textwrap.dedent(f"""
     import json, sys, time
     import torch
     torch.set_num_threads(1)
@@ -27,7 +27,7 @@ CHILD = textwrap.dedent("""
     from brainlike.models import extract as ex
 
     cache, delay, report = sys.argv[1], float(sys.argv[2]), sys.argv[3]
-    calls = {"n": 0}
+    calls = {{"n": 0}}
     real = ex._forward
 
     def counted(*args):
@@ -36,11 +36,11 @@ CHILD = textwrap.dedent("""
         return real(*args)
 
     ex._forward = counted
-    stim = Stimulus.from_text(" ".join(default_story().split()[:%d]), name="kill-test")
+    stim = Stimulus.from_text(" ".join(default_story().split()[:{N_WORDS}]), name="kill-test")
     feats = ex.extract_features("stories260k", stim, cache_dir=cache, progress=False,
-                                context_tokens=%d, batch_size=%d)
-    json.dump({"forwards": calls["n"], "shape": list(feats.layers.shape)}, open(report, "w"))
-""" % (N_WORDS, CONTEXT, BATCH))
+                                context_tokens={CONTEXT}, batch_size={BATCH})
+    json.dump({{"forwards": calls["n"], "shape": list(feats.layers.shape)}}, open(report, "w"))
+""")
 
 _UNIT = re.compile(r"^unit (\d+) \d+ \d+ [0-9a-f]{64}$")
 

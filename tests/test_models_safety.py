@@ -14,8 +14,7 @@ from typer.testing import CliRunner
 
 from brainlike import Stimulus
 from brainlike.errors import ModelError
-from brainlike.models import extract_features, load_model, resolve_model
-from brainlike.models import registry
+from brainlike.models import extract_features, load_model, registry, resolve_model
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

@@ -10,8 +10,6 @@ from brainlike.errors import BrainlikeError, ModelError
 from brainlike.models.alignment import tokenize_words
 from brainlike.models.neurons import NeuronActivations, extract_neurons, find_neuron_sites
 
-
-
 pytestmark = pytest.mark.usefixtures("single_thread")
 
 

@@ -9,8 +9,13 @@ import pytest
 from brainlike.analyses.organization import metrics as M
 from brainlike.analyses.organization.brain import BrainData
 from brainlike.analyses.organization.glm import design_matrix, fit_glm, hrf_regressors
-from brainlike.analyses.organization.networks import (NetworkAtlas, load_atlas, match_networks, network_of_parcel,
-                                                      overlap_scores)
+from brainlike.analyses.organization.networks import (
+    NetworkAtlas,
+    load_atlas,
+    match_networks,
+    network_of_parcel,
+    overlap_scores,
+)
 from brainlike.analyses.organization.patterns import PatternLearner, sparse_encode
 from brainlike.analyses.organization.timecourses import normalize_timecourses, tr_matrix
 from brainlike.errors import BrainlikeError
@@ -115,7 +120,8 @@ def test_pattern_result_conventions():
     assert np.all(np.diff(energy) <= 1e-9)  # ordered by code energy
     assert np.all(res.codes.sum(axis=0) > 0)  # sign convention
     assert 0.8 < res.reconstruction_r2 <= 1.0
-    neurons = pd.DataFrame({"neuron": np.arange(600), "layer": np.repeat([1, 2], 300), "unit": np.tile(np.arange(300), 2)})
+    neurons = pd.DataFrame({"neuron": np.arange(600), "layer": np.repeat([1, 2], 300),
+                            "unit": np.tile(np.arange(300), 2)})
     mem = res.membership_table(neurons, "m")
     assert len(mem) == int((res.codes != 0).sum()) and mem["primary"].sum() == int((res.primary() >= 0).sum())
     layers = res.layer_table(neurons, "m")

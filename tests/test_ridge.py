@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from brainlike.encoding import (
-    DEFAULT_ALPHAS,
     BandedRidgeCV,
     EncodingError,
     RidgeCV,
@@ -38,7 +37,8 @@ def make_problem(n: int, p: int, t: int, seed: int = 0, noise_frac: float = 0.25
 
 def himalaya_fit(X, Y, folds, alphas, score="r2"):
     from himalaya.ridge import RidgeCV as HRidgeCV
-    from himalaya.scoring import l2_neg_loss, r2_score as h_r2
+    from himalaya.scoring import l2_neg_loss
+    from himalaya.scoring import r2_score as h_r2
 
     func = {"r2": h_r2, "neg_mse": l2_neg_loss}[score]
     with warnings.catch_warnings():

@@ -11,14 +11,14 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import write_edf
 
 from brainlike.data import default_story
 from brainlike.errors import BrainlikeError
-from brainlike.pipelines.alignment import run_experiment
 from brainlike.models import extract_features
+from brainlike.pipelines.alignment import run_experiment
 from brainlike.spec import parse_spec
 from brainlike.stimulus import Stimulus
-from conftest import write_edf
 
 PLANTED_LAYER = 3
 N_WORDS = 160
@@ -103,6 +103,7 @@ def test_context_depths_pick_layers():
     ctx = parse_spec({"models": ["stories260k"], "analyses": {"context": {"windows": [0, 8],
                                                                          "depths": [0, 0.5, 1.0]}}}).analyses.context
     assert ctx.layers(31) == (0, 15, 30) and ctx.layers(6) == (0, 2, 5)  # round(0.5 * 5) = 2 (banker's)
-    assert parse_spec({"models": ["stories260k"], "analyses": {"context": {}}}).analyses.context.layers(4) == (0, 1, 2, 3)
+    assert parse_spec({"models": ["stories260k"],
+                       "analyses": {"context": {}}}).analyses.context.layers(4) == (0, 1, 2, 3)
     with pytest.raises(BrainlikeError, match="relative depths in"):
         parse_spec({"models": ["stories260k"], "analyses": {"context": {"depths": [1.5]}}})

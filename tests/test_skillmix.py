@@ -12,10 +12,26 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from brainlike.analyses.skills import (ChatServer, ClientConfig, ClientError, Fault, HFChatClient, OpenAIChatClient,
-                                       ScriptedClient, SkillMixConfig, bootstrap_interval, count_sentences,
-                                       draw_items, generation_messages, load_skills, load_topics, parse_grade,
-                                       run_skillmix, summarize_scores, wilson_interval)
+from brainlike.analyses.skills import (
+    ChatServer,
+    ClientConfig,
+    ClientError,
+    Fault,
+    HFChatClient,
+    OpenAIChatClient,
+    ScriptedClient,
+    SkillMixConfig,
+    bootstrap_interval,
+    count_sentences,
+    draw_items,
+    generation_messages,
+    load_skills,
+    load_topics,
+    parse_grade,
+    run_skillmix,
+    summarize_scores,
+    wilson_interval,
+)
 from brainlike.analyses.skills.grading import extract_answer, grading_messages
 from brainlike.errors import BrainlikeError
 
@@ -410,8 +426,9 @@ def test_config_validation():
 
 
 def test_example_spec_validates():
-    import yaml
     from pathlib import Path
+
+    import yaml
 
     from brainlike.analyses.skills import TheoryConfig
 

@@ -43,7 +43,7 @@ def _exchange(srv: ChatServer, raw: bytes, wait_s: float = 5.0) -> tuple[int, di
         while time.monotonic() - t0 < wait_s:
             try:
                 chunk = s.recv(65536)
-            except socket.timeout:
+            except TimeoutError:
                 break
             if not chunk:
                 break

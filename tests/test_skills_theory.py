@@ -9,10 +9,23 @@ import pytest
 from pydantic import ValidationError
 from scipy import stats
 
-from brainlike.analyses.skills import (CHINCHILLA, ScalingLaw, TheoryConfig, adversarial_concentration,
-                                       entropy, failure_fraction, fit_scaling_law, kl_bernoulli, markov_bound,
-                                       noncompetent_bound, random_failure_competence, random_skill_graph, run_theory,
-                                       scale_for_excess_ratio, simulate_competence)
+from brainlike.analyses.skills import (
+    CHINCHILLA,
+    ScalingLaw,
+    TheoryConfig,
+    adversarial_concentration,
+    entropy,
+    failure_fraction,
+    fit_scaling_law,
+    kl_bernoulli,
+    markov_bound,
+    noncompetent_bound,
+    random_failure_competence,
+    random_skill_graph,
+    run_theory,
+    scale_for_excess_ratio,
+    simulate_competence,
+)
 from brainlike.analyses.skills.bounds import union_bound_margin
 from brainlike.analyses.skills.graph import simulated_concentration
 from brainlike.errors import BrainlikeError

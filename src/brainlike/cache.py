@@ -12,8 +12,8 @@ import json
 import os
 import re
 import shutil
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import ContextManager
 
 from brainlike.fileio import atomic_write_json, atomic_write_text
 from brainlike.locking import file_lock
@@ -60,7 +60,7 @@ class CacheEntry:
         for p in (self.partial_file, self.journal_path):
             p.unlink(missing_ok=True)
 
-    def lock(self) -> ContextManager[None]:
+    def lock(self) -> AbstractContextManager[None]:
         """Hold an exclusive lock on the entry (blocks while another process holds it; released by the
         kernel if the holder dies). A no-op where ``fcntl`` is unavailable.
 

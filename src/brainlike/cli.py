@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -42,7 +41,7 @@ def demo(
     model: str = typer.Option("smollm2-135m", help="model name or path"),
     simulated: bool = typer.Option(False, "--simulated", help="the simulated-ECoG demo (planted answer) instead "
                                    "of the real fMRI recording"),
-    n_words: Optional[int] = typer.Option(None, help="--simulated: use only the first N words of the story"),
+    n_words: int | None = typer.Option(None, help="--simulated: use only the first N words of the story"),
     seed: int = typer.Option(0, help="random seed (null shifts; the simulated recording)"),
 ) -> None:
     """Layer-wise alignment on a REAL fMRI recording (Brennan et al. 2016, shipped), with nulls and ceilings."""
@@ -83,13 +82,12 @@ def extract(
     model: str = typer.Argument(..., help="registered name, local folder, .gguf file or hub id"),
     stimulus: Path = typer.Argument(..., help="word timing file (.tsv or .TextGrid) or a plain .txt text"),
     out: Path = typer.Option(Path("features.safetensors"), help="output safetensors file"),
-    context_tokens: Optional[int] = typer.Option(None, help="exact preceding tokens per word (default: all)"),
+    context_tokens: int | None = typer.Option(None, help="exact preceding tokens per word (default: all)"),
     pooling: str = typer.Option("last", help="'last' token of each word or 'mean' of its tokens"),
     dtype: str = typer.Option("float32", help="float32 | float16 | bfloat16"),
 ) -> None:
     """Extract word-level hidden states of every layer to a safetensors file (cached, resumable)."""
     from brainlike.models import extract_features
-    from brainlike.stimulus import Stimulus
 
     try:
         if out.is_dir():  # checked before the (long) extraction; nothing is written next to the folder
@@ -103,7 +101,7 @@ def extract(
     console.print(f"{feats.n_layers} layers × {feats.n_words} words × {feats.hidden_size} features → {out}")
 
 
-def _run_and_report(spec: Path, output: Optional[Path], overrides: dict | None = None) -> None:
+def _run_and_report(spec: Path, output: Path | None, overrides: dict | None = None) -> None:
     """Run a spec through the one runner; print where everything went; exit non-zero on failures."""
     from brainlike.runner import run_spec
 
@@ -130,8 +128,8 @@ _OUTPUT_HELP = "output folder (overrides the spec's `output`)"
 
 @app.command()
 def run(spec: Path = typer.Argument(..., help="spec (YAML); its `analysis:` picks the analysis (default alignment)"),
-        output: Optional[Path] = typer.Option(None, "--output", "-o", "--out", help=_OUTPUT_HELP),
-        executor: Optional[str] = typer.Option(None, help="alignment: override the spec's executor: 'local' (this "
+        output: Path | None = typer.Option(None, "--output", "-o", "--out", help=_OUTPUT_HELP),
+        executor: str | None = typer.Option(None, help="alignment: override the spec's executor: 'local' (this "
                                                "process) or 'ray' (a local Ray instance, $RAY_ADDRESS or the "
                                                "spec's ray.address)")) -> None:
     """Run any spec: alignment, organization, geometry, skill-theory or skillmix (resumable)."""
@@ -142,7 +140,7 @@ def run(spec: Path = typer.Argument(..., help="spec (YAML); its `analysis:` pick
 
 def _alias(analysis: str):
     def command(spec: Path = typer.Argument(..., help=f"{analysis} spec (YAML, e.g. examples/{analysis}.yaml)"),
-                output: Optional[Path] = typer.Option(None, "--output", "-o", "--out", help=_OUTPUT_HELP)) -> None:
+                output: Path | None = typer.Option(None, "--output", "-o", "--out", help=_OUTPUT_HELP)) -> None:
         _run_and_report(spec, output, {"analysis": analysis})
 
     command.__doc__ = f"`brainlike run` for a {analysis} spec (the spec's `analysis:` may be left out)."

@@ -112,7 +112,8 @@ def run_simulated_demo(out: str | Path = "brainlike-demo", model: str = "smollm2
     summary = check.groupby("region").apply(
         lambda d: (abs(d["best_layer"] - d["planted_layer"]) <= 1).mean(), include_groups=False).rename(
         "share_within_1_layer_of_planted").reset_index()
-    per_region = scores.groupby(["region", "layer"], as_index=False)["r"].mean().pivot(index="layer", columns="region", values="r").reset_index()
+    per_region = scores.groupby(["region", "layer"], as_index=False)["r"].mean().pivot(
+        index="layer", columns="region", values="r").reset_index()
     report = write_report([
         Section("Score vs layer", "Mean held-out Pearson r across electrodes of each region (± SE), per layer "
                 "(0 = embeddings).", [("score vs layer per region", plot_layer_scores(scores))],

@@ -21,9 +21,9 @@ import os
 import socket
 import sys
 import time
-from datetime import datetime, timezone
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable, Iterator
 
 from brainlike.errors import BrainlikeError
 
@@ -60,7 +60,7 @@ def describe_holder(info: dict) -> str:
 
 def _write_holder(fd: int) -> None:
     info = {"pid": os.getpid(), "host": socket.gethostname(),
-            "since": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
+            "since": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
             "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])[:300] if sys.argv and sys.argv[0] else ""}
     data = (json.dumps(info, sort_keys=True) + "\n").encode()
     try:

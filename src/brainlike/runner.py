@@ -26,7 +26,6 @@ import yaml
 from rich.console import Console
 
 from brainlike.config import RunConfig, read_yaml_mapping
-from brainlike.errors import BrainlikeError
 from brainlike.fileio import atomic_write, atomic_write_text, ensure_writable_dir
 from brainlike.locking import output_lock
 from brainlike.pipelines import AnalysisOutput, RunContext

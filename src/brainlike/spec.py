@@ -53,8 +53,23 @@ class FeatureSpec(_Strict):
     batch_size: int = Field(16, ge=1)
 
 
+def check_depths(v: list[float] | None, what: str) -> list[float] | None:
+    """Relative layer depths: None, or a non-empty list of numbers in [0, 1] (0 = embeddings, 1 = last)."""
+    if v is not None and (not v or any(not 0.0 <= d <= 1.0 for d in v)):
+        raise ValueError(f"{what} depths must be a non-empty list of relative depths in [0, 1]")
+    return v
+
+
+def depth_layers(depths: list[float], n_layers: int) -> tuple[int, ...]:
+    """The layer indices (of ``n_layers`` hidden-state layers) nearest to the relative depths, sorted."""
+    return tuple(sorted({int(round(d * (n_layers - 1))) for d in depths}))
+
+
 class FMRISpec(_Strict):
-    """fMRI encoding (datasets of ``modality == "fmri"``), see :class:`~brainlike.analyses.fmri_encoding.FMRIEncodingOptions`."""
+    """fMRI encoding (datasets of ``modality == "fmri"``).
+
+    See :class:`~brainlike.analyses.fmri_encoding.FMRIEncodingOptions`.
+    """
 
     levels: list[Literal["group", "single", "between"]] = Field(
         default_factory=lambda: ["group", "single", "between"], min_length=1,
@@ -72,9 +87,7 @@ class FMRISpec(_Strict):
     @field_validator("depths")
     @classmethod
     def _unit(cls, v: list[float] | None) -> list[float] | None:
-        if v is not None and (not v or any(not 0.0 <= d <= 1.0 for d in v)):
-            raise ValueError("fmri depths must be a non-empty list of relative depths in [0, 1]")
-        return v
+        return check_depths(v, "fmri")
 
     def options(self, seed: int, inner_splits: int, alphas: list[float] | None, backend: str):
         from brainlike.analyses.fmri_encoding import FMRIEncodingOptions
@@ -87,9 +100,7 @@ class FMRISpec(_Strict):
                                    seed=seed, backend=backend, **kw)
 
     def layers(self, n_layers: int) -> list[int] | None:
-        if self.depths is None:
-            return None
-        return sorted({int(round(d * (n_layers - 1))) for d in self.depths})
+        return None if self.depths is None else list(depth_layers(self.depths, n_layers))
 
 
 class EncodingSpec(_Strict):
@@ -117,15 +128,11 @@ class ContextSpec(_Strict):
     @field_validator("depths")
     @classmethod
     def _unit(cls, v: list[float] | None) -> list[float] | None:
-        if v is not None and (not v or any(not 0.0 <= d <= 1.0 for d in v)):
-            raise ValueError("context depths must be a non-empty list of relative depths in [0, 1]")
-        return v
+        return check_depths(v, "context")
 
     def layers(self, n_layers: int) -> tuple[int, ...]:
         """Layer indices (of ``n_layers`` hidden-state layers) fitted at every context length."""
-        if self.depths is None:
-            return tuple(range(n_layers))
-        return tuple(sorted({int(round(d * (n_layers - 1))) for d in self.depths}))
+        return tuple(range(n_layers)) if self.depths is None else depth_layers(self.depths, n_layers)
 
     @field_validator("windows")
     @classmethod

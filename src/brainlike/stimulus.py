@@ -99,7 +99,7 @@ class Stimulus:
 
         return atomic_write(path, lambda p: self.to_frame().to_csv(p, sep="\t", index=False))
 
-    def subset(self, start: int, stop: int) -> "Stimulus":
+    def subset(self, start: int, stop: int) -> Stimulus:
         """Words ``start:stop`` (timing kept)."""
         return Stimulus(self.words[start:stop], self.onsets[start:stop], self.offsets[start:stop], self.name)
 
@@ -111,7 +111,7 @@ class Stimulus:
         onsets: np.ndarray | list[float],
         offsets: np.ndarray | list[float] | None = None,
         name: str = "stimulus",
-    ) -> "Stimulus":
+    ) -> Stimulus:
         """From lists; missing offsets become the next word's onset (last word: onset + 0.3 s)."""
         onsets = np.asarray(onsets, dtype=np.float64)
         if offsets is None:
@@ -127,7 +127,7 @@ class Stimulus:
         name: str = "text",
         jitter: float = 0.0,
         seed: int = 0,
-    ) -> "Stimulus":
+    ) -> Stimulus:
         """Split ``text`` on whitespace and give the words a constant-rate timing.
 
         Args:
@@ -148,7 +148,7 @@ class Stimulus:
         return cls(tuple(words), onsets, onsets + durations * 0.9, name)
 
     @classmethod
-    def from_tsv(cls, path: str | Path, word_column: str | None = None, name: str | None = None) -> "Stimulus":
+    def from_tsv(cls, path: str | Path, word_column: str | None = None, name: str | None = None) -> Stimulus:
         """Read a tab-separated word timing file.
 
         Columns: ``onset`` (s) and either ``offset`` (s) or ``duration`` (s), plus a word column (``word``,
@@ -168,7 +168,8 @@ class Stimulus:
             raise StimulusError(f"{path}: no 'onset' column (columns: {list(df.columns)})")
         wcol = word_column or next((cols[c] for c in _WORD_COLUMNS if c in cols), None)
         if wcol is None or wcol not in df.columns:
-            raise StimulusError(f"{path}: no word column; expected one of {_WORD_COLUMNS} (columns: {list(df.columns)})")
+            raise StimulusError(f"{path}: no word column; expected one of {_WORD_COLUMNS} "
+                                f"(columns: {list(df.columns)})")
         onsets = pd.to_numeric(df[cols["onset"]], errors="coerce").to_numpy(np.float64)
         if "offset" in cols:
             offsets = pd.to_numeric(df[cols["offset"]], errors="coerce").to_numpy(np.float64)
@@ -184,7 +185,7 @@ class Stimulus:
             raise StimulusError(f"{path}: {exc} (file line = row + 1 for the header)") from None
 
     @classmethod
-    def from_textgrid(cls, path: str | Path, tier: str | None = None, name: str | None = None) -> "Stimulus":
+    def from_textgrid(cls, path: str | Path, tier: str | None = None, name: str | None = None) -> Stimulus:
         """Read a word tier of a Praat TextGrid (long or short text format).
 
         ``tier`` defaults to the first interval tier whose name contains "word" (``word``, ``words``,
@@ -257,21 +258,26 @@ def _parse_textgrid(content: str, path: Path) -> list[tuple[str, list[tuple[floa
             continue
         else:
             items.append(s.replace('""', '"'))
-    # items: "ooTextFile", "TextGrid", xmin, xmax, n_tiers, then per tier: class, name, xmin, xmax, n, (xmin, xmax, text)*
+    # items: "ooTextFile", "TextGrid", xmin, xmax, n_tiers,
+    # then per tier: class, name, xmin, xmax, n, (xmin, xmax, text)*
     try:
         pos = 2
         pos += 2  # xmin xmax
-        n_tiers = int(items[pos]); pos += 1
+        n_tiers = int(items[pos])
+        pos += 1
         tiers = []
         for _ in range(n_tiers):
-            cls, name = str(items[pos]), str(items[pos + 1]); pos += 2
+            cls, name = str(items[pos]), str(items[pos + 1])
+            pos += 2
             pos += 2  # tier xmin xmax
-            n = int(items[pos]); pos += 1
+            n = int(items[pos])
+            pos += 1
             if cls == "IntervalTier":
                 intervals = []
                 for _k in range(n):
                     xmin, xmax, text = float(items[pos]), float(items[pos + 1]), str(items[pos + 2])
-                    intervals.append((xmin, xmax, text)); pos += 3
+                    intervals.append((xmin, xmax, text))
+                    pos += 3
                 tiers.append((name, intervals))
             else:  # TextTier: (time, mark) pairs
                 pos += 2 * n
@@ -424,8 +430,9 @@ def read_stimulus(
     """A Stimulus from any word-timing file (:func:`read_word_timings`) or a ``.txt`` text.
 
     A ``.txt`` file is plain text given a constant-rate timing (:meth:`Stimulus.from_text` at
-    ``words_per_second``, with a seeded ``jitter`` of word durations); it must be ``encoding`` (UTF-8 by default; a latin-1 file is an error that says
-    where the first bad byte is and how to convert it, or pass ``encoding="latin-1"``).
+    ``words_per_second``, with a seeded ``jitter`` of word durations); it must be ``encoding`` (UTF-8 by
+    default; a latin-1 file is an error that says where the first bad byte is and how to convert it, or
+    pass ``encoding="latin-1"``).
 
     Raises:
         StimulusError: see :func:`read_word_timings` and :func:`read_text_file`.

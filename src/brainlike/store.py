@@ -30,8 +30,9 @@ import hashlib
 import io
 import json
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import duckdb
 import pandas as pd
@@ -214,7 +215,8 @@ class ResultsStore:
         buf = io.BytesIO()
         df.to_parquet(buf, index=False)
         data = buf.getvalue()
-        manifest = {"format": 1, "table": table, "file": PIECE, "partition": {k: _plain(v) for k, v in partition.items()},
+        manifest = {"format": 1, "table": table, "file": PIECE,
+                    "partition": {k: _plain(v) for k, v in partition.items()},
                     "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data), "rows": len(df)}
         with self._lock():
             self._check_owner(self._manifest(path.parent), table, partition, path.parent)
@@ -286,7 +288,8 @@ class ResultsStore:
             if man is None or not isinstance(man.get("sha256"), str):
                 reason = f"it has no checksum ({MANIFEST} is missing or unreadable)"
             elif len(data) != man.get("bytes") or hashlib.sha256(data).hexdigest() != man["sha256"]:
-                reason = "its bytes do not match their checksum (the file was cut short or changed after it was written)"
+                reason = ("its bytes do not match their checksum "
+                          "(the file was cut short or changed after it was written)")
             else:
                 reason = ""
                 try:  # parsed from the very bytes that were checked
@@ -302,7 +305,8 @@ class ResultsStore:
         try:
             return pa.concat_tables(parts, promote_options="permissive")
         except pa.ArrowException as exc:
-            raise BrainlikeError(f"the pieces of table {table!r} in {self.root} have incompatible columns: {exc}") from None
+            raise BrainlikeError(f"the pieces of table {table!r} in {self.root} have incompatible columns: "
+                                 f"{exc}") from None
 
     def connect(self, tables: Sequence[str] | None = None) -> duckdb.DuckDBPyConnection:
         """A read-only, in-memory DuckDB connection with one table per store table.

@@ -19,8 +19,9 @@ def significant_channels(scores: pd.DataFrame, alpha: float = 0.05) -> pd.DataFr
     """Per (model, subject, channel): whether the channel is predicted better than chance.
 
     With a ``p_channel`` column (max-over-layers permutation test from ``score_layers``): that p-value,
-    then Benjamini–Hochberg across the channels of each model and subject. With only ``p`` (per layer): the smallest p over layers, Bonferroni-corrected
-    for the number of layers, then Benjamini–Hochberg across the channels of each model and subject.
+    then Benjamini–Hochberg across the channels of each model and subject. With only ``p`` (per layer):
+    the smallest p over layers, Bonferroni-corrected for the number of layers, then Benjamini–Hochberg
+    across the channels of each model and subject.
     Without one: a one-sided test of ``r > 0`` from the Fisher z of the best-layer r (Bonferroni over
     layers, BH across channels), which assumes independent samples and is therefore liberal for
     autocorrelated data — use permutation p-values for papers.
@@ -43,7 +44,8 @@ def significant_channels(scores: pd.DataFrame, alpha: float = 0.05) -> pd.DataFr
         p = pd.DataFrame({"p_min": stats.norm.sf(z)}, index=best.index)
     p = p.reset_index()
     p["p_channel"] = np.minimum(1.0, p["p_min"] * p.set_index(["model", "subject"]).index.map(n_layers).to_numpy())
-    p["q"] = p.groupby(["model", "subject"])["p_channel"].transform(lambda s: stats.false_discovery_control(s.to_numpy()))
+    p["q"] = p.groupby(["model", "subject"])["p_channel"].transform(
+        lambda s: stats.false_discovery_control(s.to_numpy()))
     p["significant"] = p["q"] < alpha
     return p[CHANNEL_KEYS + ["p_channel", "q", "significant"]]
 
@@ -101,7 +103,8 @@ def hierarchy_alignment(
         one row per model: ``rho``, ``p`` (Spearman), ``ci_low``, ``ci_high``, ``n_channels``.
     """
     if position not in best.columns:
-        raise BrainlikeError(f"no {position!r} column: give each channel a hierarchy position (NeuralDataset.hierarchy)")
+        raise BrainlikeError(f"no {position!r} column: give each channel a hierarchy position "
+                             "(NeuralDataset.hierarchy)")
     rng = np.random.default_rng(seed)
     rows = []
     for model, df in best.groupby("model", sort=False):
@@ -166,7 +169,8 @@ def capability_correlation(
             perms = np.array([rng.permutation(n) for _ in range(n_perm)])
         null = np.array([np.corrcoef(x, y[p])[0, 1] for p in perms])
         p_perm = float((np.sum(np.abs(null) >= abs(r) - 1e-12)) / len(null))
-        rows.append(dict(metric=m, pearson_r=r, spearman_rho=float(stats.spearmanr(x, y)[0]), p_perm=p_perm, n_models=n))
+        rows.append(dict(metric=m, pearson_r=r, spearman_rho=float(stats.spearmanr(x, y)[0]), p_perm=p_perm,
+                         n_models=n))
     return pd.DataFrame(rows)
 
 

@@ -8,8 +8,8 @@ that :func:`score_layers` gives.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -96,7 +96,8 @@ def fit_layer_chunk(
     layers = list(range(n_layers)) if layers is None else [int(k) for k in layers]
     bad_layers = [k for k in layers if not 0 <= k < n_layers]
     if bad_layers:
-        raise BrainlikeError(f"layers {bad_layers} out of range: the features have {n_layers} layers (0..{n_layers - 1})")
+        raise BrainlikeError(f"layers {bad_layers} out of range: the features have {n_layers} layers "
+                             f"(0..{n_layers - 1})")
     name = model or (features.model if isinstance(features, Features) else "model")
     frames = []
     obs_max = null_max = None  # max over layers: a channel-level test free of layer selection
@@ -150,7 +151,8 @@ def combine_layer_chunks(chunks: Sequence[LayerChunk]) -> pd.DataFrame:
     if n_perm > 0:
         shapes = {(c.obs_max.shape, c.null_max.shape) for c in chunks}
         if len(shapes) != 1:
-            raise BrainlikeError(f"layer chunks disagree on the channels: permutation arrays of shapes {sorted(shapes)}")
+            raise BrainlikeError("layer chunks disagree on the channels: permutation arrays of shapes "
+                                 f"{sorted(shapes)}")
         obs_max = chunks[0].obs_max
         null_max = chunks[0].null_max
         for c in chunks[1:]:
@@ -212,4 +214,5 @@ def best_layers(scores: pd.DataFrame) -> pd.DataFrame:
     """Per (model, subject, channel): the layer with the highest r, its relative depth and r."""
     idx = scores.groupby(["model", "subject", "channel"], sort=False)["r"].idxmax()
     out = scores.loc[idx, ["model", "subject", "channel", "region", "layer", "relative_layer", "r"]]
-    return out.rename(columns={"layer": "best_layer", "relative_layer": "best_relative_layer", "r": "best_r"}).reset_index(drop=True)
+    return out.rename(columns={"layer": "best_layer", "relative_layer": "best_relative_layer",
+                               "r": "best_r"}).reset_index(drop=True)

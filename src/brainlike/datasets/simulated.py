@@ -48,6 +48,13 @@ def zoo_levels(features: dict[str, Features], planted: dict[str, float]) -> np.n
     return np.concatenate(blocks, axis=2).astype(np.float32)
 
 
+def _planted_levels(kind: str, config, context: DatasetContext) -> np.ndarray:
+    """:func:`zoo_levels` of the zoo's features with the spec's planted weights (default: all models 1)."""
+    if context.stimulus is None or not context.features:
+        raise BrainlikeError(f"{kind} needs the run's stimulus and the zoo's features")
+    return zoo_levels(context.features, config.planted or {k: 1.0 for k in context.features})
+
+
 class SimulatedECoGConfig(StrictModel):
     """``dataset: {kind: simulated-ecog, ...}``."""
 
@@ -80,10 +87,7 @@ class SimulatedECoG:
         """Simulated subjects (with their ground truth tables) from the zoo's features."""
         from brainlike.neural.simulate import default_regions, simulate_ecog
 
-        if context.stimulus is None or not context.features:
-            raise BrainlikeError("simulated-ecog needs the run's stimulus and the zoo's features")
-        planted = config.planted or {k: 1.0 for k in context.features}
-        levels = zoo_levels(context.features, planted)
+        levels = _planted_levels("simulated-ecog", config, context)
         out = []
         for i, label in enumerate(config.labels()):
             regions = default_regions(levels.shape[0], n_channels=config.channels_per_region, snr=config.snr)
@@ -118,10 +122,7 @@ class SimulatedFMRI:
     def load(self, config: SimulatedFMRIConfig, context: DatasetContext) -> list[SubjectData]:
         from brainlike.neural.simulate import default_regions, simulate_fmri
 
-        if context.stimulus is None or not context.features:
-            raise BrainlikeError("simulated-fmri needs the run's stimulus and the zoo's features")
-        planted = config.planted or {k: 1.0 for k in context.features}
-        levels = zoo_levels(context.features, planted)
+        levels = _planted_levels("simulated-fmri", config, context)
         regions = default_regions(levels.shape[0], n_channels=config.channels_per_region, snr=config.snr)
         out = []
         for i, label in enumerate(config.labels()):

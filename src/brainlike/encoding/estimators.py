@@ -145,7 +145,7 @@ class RidgeCV(RegressorMixin, BaseEstimator):
         if not (isinstance(self.memory_budget_gb, (int, float)) and self.memory_budget_gb > 0):
             raise EncodingError(f"memory_budget_gb must be a positive number, got {self.memory_budget_gb!r}")
 
-    def fit(self, X: Any, Y: Any, groups: Any | None = None) -> "RidgeCV":
+    def fit(self, X: Any, Y: Any, groups: Any | None = None) -> RidgeCV:
         """Select alpha per target by inner CV, then refit on all samples.
 
         Parameters
@@ -403,7 +403,7 @@ class BandedRidgeCV(RidgeCV):
             cands += list(rng.dirichlet(np.ones(n_bands), size=int(self.n_random)))
         return np.array(cands)
 
-    def fit(self, X: Any, Y: Any, groups: Any | None = None) -> "BandedRidgeCV":
+    def fit(self, X: Any, Y: Any, groups: Any | None = None) -> BandedRidgeCV:
         """Select (band weights, alpha) per target by inner CV, then refit.
 
         Shapes as :meth:`RidgeCV.fit`.

@@ -10,7 +10,8 @@ Imports only :mod:`brainlike.encoding.validation` (bottom of the package).
 """
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 

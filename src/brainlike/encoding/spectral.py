@@ -1,7 +1,8 @@
 """Spectral ridge engine: decompositions of a feature matrix, scores of every alpha, refit.
 
 The engine behind :class:`~brainlike.encoding.estimators.RidgeCV` (and
-:func:`brainlike.encoding.cv.cross_validated_encoding`) is built on GEMMs and symmetric eigendecompositions, never on an SVD of the data:
+:func:`brainlike.encoding.cv.cross_validated_encoding`) is built on GEMMs and symmetric
+eigendecompositions, never on an SVD of the data:
 
 * **One decomposition per training set, reused for all alphas and all targets.** For each
   inner CV fold the centred training Gram matrix is diagonalised once, in float64:
@@ -36,8 +37,9 @@ Imports only :mod:`brainlike.encoding.backends`; the estimators sit on top of it
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -32,7 +32,8 @@ import contextlib
 import os
 import time
 import warnings
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 __all__ = [
     "AUTO_LOAD",

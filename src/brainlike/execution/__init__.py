@@ -10,8 +10,16 @@ from brainlike.execution.base import Executor, Resources, TaskFuture, make_execu
 from brainlike.execution.local import LocalExecutor
 from brainlike.execution.staging import ChunkStaging
 from brainlike.execution.sweep import FitReport, responses_digest, run_fits
-from brainlike.execution.tasks import (ExtractTask, FeatureFile, FitTask, extract_task, features_digest, fit_task,
-                                       layer_chunks, open_features)
+from brainlike.execution.tasks import (
+                                       ExtractTask,
+                                       FeatureFile,
+                                       FitTask,
+                                       extract_task,
+                                       features_digest,
+                                       fit_task,
+                                       layer_chunks,
+                                       open_features,
+)
 
 __all__ = ["ChunkStaging", "Executor", "ExtractTask", "FeatureFile", "FitReport", "FitTask", "LocalExecutor",
            "Resources", "TaskFuture", "extract_task", "features_digest", "fit_task", "layer_chunks", "make_executor",

@@ -9,8 +9,9 @@ read-only object (an array of responses) with many tasks.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 from brainlike.errors import BrainlikeError
 
@@ -68,10 +69,10 @@ class Executor(ABC):
         """Whether GPU requests can be met (tasks asking for GPUs get one)."""
         return False
 
-    def shutdown(self) -> None:
+    def shutdown(self) -> None:  # noqa: B027 - an optional hook, a no-op unless a backend overrides it
         """Release workers/connections (no-op by default)."""
 
-    def __enter__(self) -> "Executor":
+    def __enter__(self) -> Executor:
         return self
 
     def __exit__(self, *exc) -> None:

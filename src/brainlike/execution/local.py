@@ -1,7 +1,8 @@
 """The default executor: tasks run in this process, one after the other."""
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 from brainlike.execution.base import Executor, Resources, TaskFuture
 

@@ -8,7 +8,8 @@ If Ray is already initialised in this process (a notebook, a test), that instanc
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 from brainlike.errors import BrainlikeError
 from brainlike.execution.base import Executor, Resources, TaskFuture
@@ -22,7 +23,8 @@ def _ray():
     try:
         import ray
     except ImportError:
-        raise BrainlikeError("executor 'ray' needs Ray: pip install 'brainlike[ray]' (or pip install 'ray>=2.40')") from None
+        raise BrainlikeError("executor 'ray' needs Ray: pip install 'brainlike[ray]' "
+                             "(or pip install 'ray>=2.40')") from None
     return ray
 
 

@@ -35,7 +35,7 @@ class FeatureFile:
     options: dict = field(default_factory=dict, compare=False)
 
     @classmethod
-    def of(cls, features: Features) -> "FeatureFile | None":
+    def of(cls, features: Features) -> FeatureFile | None:
         """The file behind ``features.layers`` when it is a whole, C-contiguous memory map; else None."""
         a = features.layers
         if not (isinstance(a, np.memmap) and a.filename and isinstance(a.base, mmap.mmap) and a.flags.c_contiguous

@@ -27,9 +27,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -38,8 +38,7 @@ from tqdm.auto import tqdm
 from brainlike.cache import CacheEntry, Journal, cache_key, default_cache_dir
 from brainlike.errors import BrainlikeError, ModelError
 from brainlike.models.alignment import TokenizedWords, tokenize_words
-from brainlike.models.features import (CorruptFeaturesError, FeatureFileWriter, Features, checksum_path,
-                                       feature_metadata)
+from brainlike.models.features import CorruptFeaturesError, FeatureFileWriter, Features, checksum_path, feature_metadata
 from brainlike.models.hooks import BLOCK_LIST_NAMES, HookSet, base_module, forward, transformer_blocks, window_plan
 from brainlike.models.loading import LoadedModel, load_model
 from brainlike.stimulus import Stimulus
@@ -158,7 +157,7 @@ class _LayerTap:
         self._emitted: list[int] = []
         self._hooks = HookSet()
 
-    def __enter__(self) -> "_LayerTap":
+    def __enter__(self) -> _LayerTap:
         if self.blocks is not None:
             self._hooks.pre(self.blocks[0], self._on_input, with_kwargs=True)
             for i, block in enumerate(self.blocks):
@@ -415,8 +414,8 @@ def _run_units(lm: LoadedModel, units: list[_Unit], todo, pre: np.ndarray, suf: 
             digests: dict[int, bytes] = {}
 
             def emit(k: int, rows: np.ndarray) -> None:
-                sink(k, unit.w0, rows)
-                digests[k] = hashlib.sha256(rows).digest()
+                sink(k, unit.w0, rows)  # noqa: B023 - emit is only called by tap.run below, in this iteration
+                digests[k] = hashlib.sha256(rows).digest()  # noqa: B023 - as above
 
             seqs = [np.concatenate([pre, seq, suf]) for seq, _ in unit.items]
             tap.run(lm, unit, seqs, pooling, device, emit)

@@ -96,7 +96,7 @@ class Features:
         return path
 
     @classmethod
-    def load(cls, path: str | Path, verify: bool = False) -> "Features":
+    def load(cls, path: str | Path, verify: bool = False) -> Features:
         """Open a feature file; ``layers`` is a read-only memory map (nothing is read until indexed).
 
         Args:
@@ -279,7 +279,7 @@ class FeatureFileWriter:
 
     @classmethod
     def create(cls, path: str | Path, n_layers: int, n_words: int, hidden: int,
-               metadata: dict[str, str]) -> "FeatureFileWriter":
+               metadata: dict[str, str]) -> FeatureFileWriter:
         """A new file (an existing one is replaced) of ``n_layers`` layers of ``(n_words, hidden)``."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -295,7 +295,7 @@ class FeatureFileWriter:
 
     @classmethod
     def reopen(cls, path: str | Path, n_layers: int, n_words: int, hidden: int,
-               metadata: dict[str, str]) -> "FeatureFileWriter | None":
+               metadata: dict[str, str]) -> FeatureFileWriter | None:
         """Re-open an unfinished file for writing, or ``None`` if its header or size is not the expected
         one (then it must be created anew)."""
         path = Path(path)
@@ -349,7 +349,7 @@ class FeatureFileWriter:
         fsync_dir(final.parent)
         return final
 
-    def __enter__(self) -> "FeatureFileWriter":
+    def __enter__(self) -> FeatureFileWriter:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -144,7 +144,7 @@ class HookSet:
             h.remove()
         self._handles.clear()
 
-    def __enter__(self) -> "HookSet":
+    def __enter__(self) -> HookSet:
         return self
 
     def __exit__(self, *exc) -> None:

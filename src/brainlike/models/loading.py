@@ -168,7 +168,8 @@ def load_model(
     n_layers = int(getattr(text_cfg, "num_hidden_layers", 0) or getattr(text_cfg, "n_layer", 0))
     hidden = int(getattr(text_cfg, "hidden_size", 0) or getattr(text_cfg, "n_embd", 0))
     max_tokens = int(getattr(text_cfg, "max_position_embeddings", 0) or getattr(text_cfg, "n_positions", 0) or 2048)
-    if getattr(text_cfg, "type_vocab_size", None) is not None and getattr(text_cfg, "position_embedding_type", "absolute") == "absolute":
+    if (getattr(text_cfg, "type_vocab_size", None) is not None
+            and getattr(text_cfg, "position_embedding_type", "absolute") == "absolute"):
         max_tokens = min(max_tokens, 512)
     loaded = LoadedModel(entry, model, tokenizer, kind, n_layers, hidden, max_tokens, fingerprint)
     if cache:
@@ -319,6 +320,7 @@ def _guess_kind(config) -> str:
     archs = " ".join(getattr(config, "architectures", None) or [])
     if "CausalLM" in archs or "LMHead" in archs or getattr(config, "is_decoder", False):
         return "causal"
-    if config.model_type in {"bert", "roberta", "distilbert", "electra", "deberta", "deberta-v2", "xlm-roberta", "mpnet", "albert"}:
+    if config.model_type in {"bert", "roberta", "distilbert", "electra", "deberta", "deberta-v2", "xlm-roberta",
+                             "mpnet", "albert"}:
         return "encoder"
     return "causal"

@@ -281,7 +281,8 @@ class NeuronActivations:
         if block_size < 1:
             raise BrainlikeError(f"block_size must be >= 1, got {block_size}")
         offsets = self._offsets()
-        plan = [(li, a, min(a + block_size, n)) for li, n in enumerate(self.layer_sizes) for a in range(0, n, block_size)]
+        plan = [(li, a, min(a + block_size, n))
+                for li, n in enumerate(self.layer_sizes) for a in range(0, n, block_size)]
         for li, a, b in tqdm(plan, desc=f"neurons {self.model}", unit="block", disable=not progress, leave=False):
             yield np.arange(offsets[li] + a, offsets[li] + b, dtype=np.int64), self.read(self.layers[li], slice(a, b))
 
@@ -434,7 +435,9 @@ def extract_neurons(
         old = _read_meta(folder)
         if old is not None and old.get("key") != key and (out_dir is not None or old):
             raise BrainlikeError(
-                f"{folder} already holds {'an unreadable meta.json' if not old else 'the neuron activations of another extraction (other model, words or options)'}; "
+                f"{folder} already holds "
+                f"{'an unreadable meta.json' if not old else 'the neuron activations of another extraction'}"
+                f"{'' if not old else ' (other model, words or options)'}; "
                 "pass a new or empty folder as out_dir, or delete that folder yourself")
         if old is None and (folder / "done.json").exists():
             raise BrainlikeError(f"{folder} holds a done.json that brainlike did not write (no meta.json); pass a "

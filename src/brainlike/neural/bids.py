@@ -879,7 +879,8 @@ def load_pereira2018(
         raise NeuralDataError(f"cannot read {path} as a MATLAB file: {exc}") from None
     for need in (key, "keySentences"):
         if need not in mat:
-            raise NeuralDataError(f"{path}: no variable {need!r} (has {sorted(k for k in mat if not k.startswith('__'))})")
+            raise NeuralDataError(f"{path}: no variable {need!r} "
+                                  f"(has {sorted(k for k in mat if not k.startswith('__'))})")
     data = np.asarray(mat[key], dtype=np.float32)
     if data.ndim != 2:
         raise NeuralDataError(f"{path}: {key} must be (n_sentences, n_voxels), got {data.shape}")

@@ -201,7 +201,7 @@ class Brennan2016:
         st = self.stimulus
         return Stimulus(st.words, st.onsets - shift, st.offsets - shift, st.name)
 
-    def select(self, subjects: Sequence[str]) -> "Brennan2016":
+    def select(self, subjects: Sequence[str]) -> Brennan2016:
         """A copy with only the given subjects, in the given order.
 
         Raises
@@ -644,9 +644,11 @@ shared data again and checks that it reproduces these files.
 
 | file | shape | from |
 |---|---|---|
-| timecourses_6mm.npy, timecourses_10mm.npy | ({n}, 362, 6) | 6mm/ and 10mm/sNN-timecourses.txt; columns {" ".join(BRENNAN_ROIS)}; raw scanner units |
+| timecourses_6mm.npy, timecourses_10mm.npy | ({n}, 362, 6) | 6mm/ and 10mm/sNN-timecourses.txt; \
+columns {" ".join(BRENNAN_ROIS)}; raw scanner units |
 | word_rate.npy, sound_power.npy | ({n}, 362) | sNN-rate.txt, sNN-sndpwr.txt (HRF-convolved) |
-| motion.npy | ({n}, 362, 6) | sNN-rp_*.txt (SPM8 realignment: 3 translations mm, 3 rotations rad); the first 10 of 372 rows dropped |
+| motion.npy | ({n}, 362, 6) | sNN-rp_*.txt (SPM8 realignment: 3 translations mm, 3 rotations rad); \
+the first 10 of 372 rows dropped |
 | group_predictors.npy | (362, 12) | {_GROUP_FILE}; first 10 of 372 rows dropped; columns in manifest.json |
 | words.tsv | 2127 words | {_TEXTGRID}, word tier, "sp" (silence) dropped; onset/offset in s to 1 µs |
 

@@ -98,7 +98,7 @@ class NeuralDataset:
             flat = np.nanstd(self.data, axis=0) == 0
         return [ch for ch, ok, fl in zip(self.channels, finite, flat) if not ok or fl]
 
-    def select_channels(self, keep: list[str] | np.ndarray) -> "NeuralDataset":
+    def select_channels(self, keep: list[str] | np.ndarray) -> NeuralDataset:
         """A copy with only the given channels (names or boolean mask / integer indices)."""
         keep = list(keep)
         if keep and isinstance(keep[0], str):
@@ -120,7 +120,7 @@ class NeuralDataset:
             meta=dict(self.meta),
         )
 
-    def drop_bad_channels(self) -> tuple["NeuralDataset", list[str]]:
+    def drop_bad_channels(self) -> tuple[NeuralDataset, list[str]]:
         """Exclude NaN/flat channels; returns the clean dataset and the names dropped (report them)."""
         bad = set(self.bad_channels())
         if not bad:

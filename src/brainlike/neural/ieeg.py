@@ -28,8 +28,8 @@ from brainlike.neural.bids import (
     BIDSRecording,
     _resolve_stimulus,
     find_bids_file,
-    flat_channels,
     find_sidecar,
+    flat_channels,
     parse_bids_name,
 )
 from brainlike.neural.dataset import NeuralDataset
@@ -70,8 +70,8 @@ def high_gamma_envelope(
         ``(envelope, times)``: ``(n_out, n_channels)`` float32 and ``(n_out,)`` seconds from the first sample.
     """
     import mne
-    from scipy.signal import hilbert
     from scipy.fft import next_fast_len
+    from scipy.signal import hilbert
 
     x = np.asarray(data, dtype=np.float64)
     if x.ndim == 1:

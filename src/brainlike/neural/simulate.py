@@ -478,7 +478,7 @@ def simulate_fmri(
     if len(set(labels)) != len(labels):
         labels = [f"run-{i + 1}" for i in range(len(stims))]
     runs, start = [], 0
-    for n, lab in zip(lengths, labels):
+    for n, _ in zip(lengths, labels):
         runs.append(NeuralDataset(
             data=data[start:start + n], times=np.arange(n) * tr, channels=truth["channel"].tolist(),
             subject=subject, modality="fmri", coords=truth[["x", "y", "z"]].to_numpy(),

@@ -144,7 +144,8 @@ def run_experiment(spec: ExperimentSpec, console: Console | None = None, progres
                     tag = (("context", n_ctx),)
                     if all(store.has("context_scores", model=m.key, subject=ds.subject, context=n_ctx) for ds in kept):
                         continue
-                    et = ExtractTask(m.name, m.key, stim, ExtractionOptions(**{**opts.__dict__, "context_tokens": n_ctx}),
+                    et = ExtractTask(m.name, m.key, stim,
+                                     ExtractionOptions(**{**opts.__dict__, "context_tokens": n_ctx}),
                                      cache, m.revision, progress=local_bars)
                     ctx_feats[(m.key, tag)] = ex.submit(extract_task, et, resources=extract_res)
                     ctx_tasks += plan(m.key, [spec.analyses.context.layers(f.n_layers)], features_digest(et), 0, tag)

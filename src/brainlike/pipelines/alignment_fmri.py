@@ -29,8 +29,13 @@ import numpy as np
 import pandas as pd
 from rich.console import Console
 
-from brainlike.analyses.fmri_encoding import FMRIEncodingOptions, LayerScores, encode_between, encode_group, \
-    encode_single
+from brainlike.analyses.fmri_encoding import (
+    FMRIEncodingOptions,
+    LayerScores,
+    encode_between,
+    encode_group,
+    encode_single,
+)
 from brainlike.analyses.inference import bootstrap_ci_subjects, group_test
 from brainlike.errors import BrainlikeError
 from brainlike.models import Features

@@ -48,7 +48,8 @@ def plot_best_layer_by_region(best: pd.DataFrame, order: list[str] | None = None
     """Best relative layer of significant electrodes, by region (mean ± SE), one marker series per model."""
     fig, ax = fig_ax(ax)
     d = best[best.get("significant", True)] if "significant" in best else best
-    regions = order or list(d.groupby("region")["hierarchy"].mean().sort_values().index) if "hierarchy" in d else sorted(d["region"].unique())
+    regions = (order or list(d.groupby("region")["hierarchy"].mean().sort_values().index) if "hierarchy" in d
+               else sorted(d["region"].unique()))
     models = list(d["model"].unique())
     width = 0.8 / max(len(models), 1)
     for i, model in enumerate(models):

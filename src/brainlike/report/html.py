@@ -5,7 +5,7 @@ import base64
 import html
 import io
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -36,7 +36,8 @@ padding:0 1em;color:#222;line-height:1.45}
 h1{border-bottom:2px solid #446;padding-bottom:.2em} h2{margin-top:2em;color:#335}
 figure{display:inline-block;margin:.5em 1em .5em 0;vertical-align:top} figure img{max-width:520px;border:1px solid #ddd}
 figcaption{font-size:.85em;color:#555;max-width:520px}
-table{border-collapse:collapse;font-size:.82em;margin:.5em 0 1.5em} th,td{border:1px solid #ccc;padding:2px 6px;text-align:right}
+table{border-collapse:collapse;font-size:.82em;margin:.5em 0 1.5em} \
+th,td{border:1px solid #ccc;padding:2px 6px;text-align:right}
 th{background:#eef} caption{caption-side:top;text-align:left;font-weight:600;padding:.3em 0}
 .meta{color:#666;font-size:.85em} nav a{margin-right:1em}
 """
@@ -71,7 +72,8 @@ def _table_html(caption: str, df: pd.DataFrame, max_rows: int = 200) -> str:
     body = body.replace('<table border="0" class="dataframe data">', '<table class="data">', 1).replace(
         '<table class="dataframe data">', '<table class="data">', 1)
     more = f"<p class='meta'>showing {max_rows} of {len(df)} rows</p>" if len(df) > max_rows else ""
-    return body.replace('<table class="data">', f'<table class="data"><caption>{html.escape(caption)}</caption>', 1) + more
+    return body.replace('<table class="data">',
+                        f'<table class="data"><caption>{html.escape(caption)}</caption>', 1) + more
 
 
 def write_report(sections: list[Section], path: str | Path, title: str = "brainlike report",
@@ -81,11 +83,12 @@ def write_report(sections: list[Section], path: str | Path, title: str = "brainl
     parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
              f"<style>{_CSS}</style><script>{_SELF_CHECK}</script></head><body>",
              f"<h1>{html.escape(title)}</h1>"]
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     from brainlike import __version__
 
     parts.append(f"<p class='meta'>{html.escape(subtitle)} — brainlike {__version__}, {stamp}</p>")
-    parts.append("<nav>" + "".join(f"<a href='#s{i}'>{html.escape(s.title)}</a>" for i, s in enumerate(sections)) + "</nav>")
+    parts.append("<nav>" + "".join(f"<a href='#s{i}'>{html.escape(s.title)}</a>" for i, s in enumerate(sections))
+                 + "</nav>")
     for i, s in enumerate(sections):
         parts.append(f"<section id='s{i}'><h2>{html.escape(s.title)}</h2>")
         if s.text:

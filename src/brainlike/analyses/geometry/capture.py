@@ -9,8 +9,8 @@ MLP — matching hidden-state index ``k`` of :func:`brainlike.models.extract_fea
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import pandas as pd

@@ -23,8 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from brainlike.analyses.geometry.attention import ATTENTION_MEASURES
 from brainlike.analyses.geometry.capture import measure_prompts
-from brainlike.analyses.geometry.intrinsic_dimension import (MIN_POINTS, estimate_intrinsic_dimension,
-                                                             prepare_points)
+from brainlike.analyses.geometry.intrinsic_dimension import MIN_POINTS, estimate_intrinsic_dimension, prepare_points
 from brainlike.analyses.geometry.linear_regions import integer_dimension, log10_linear_region_bound
 from brainlike.analyses.geometry.modules import attention_heads, mlp_modules, mlp_width
 from brainlike.analyses.geometry.questions import Question, build_prompt, exact_match, generate_answer, load_questions
@@ -89,7 +88,7 @@ class GeometryConfig(BaseModel):
         return value
 
     @classmethod
-    def parse(cls, data: "GeometryConfig | dict | str | Path") -> "GeometryConfig":
+    def parse(cls, data: GeometryConfig | dict | str | Path) -> GeometryConfig:
         """A config from itself, a dict, or a YAML file (flat, or under a top-level ``geometry:`` key).
 
         Raises:
@@ -105,7 +104,8 @@ class GeometryConfig(BaseModel):
             raise BrainlikeError(f"{source}: expected a mapping of settings")
         if set(data) == {"geometry"}:
             data = data["geometry"]
-        data = {k: v for k, v in data.items() if k not in RUN_FIELDS or k in cls.model_fields}  # a `brainlike run` spec's own fields
+        # a `brainlike run` spec's own fields
+        data = {k: v for k, v in data.items() if k not in RUN_FIELDS or k in cls.model_fields}
         return validate_config(cls, data, source=source, what="geometry config")
 
 
@@ -203,7 +203,7 @@ class GeometryResult:
         return folder
 
     @classmethod
-    def load(cls, folder: str | Path) -> "GeometryResult":
+    def load(cls, folder: str | Path) -> GeometryResult:
         """Read a result written by :meth:`save`."""
         folder = Path(folder)
         if not (folder / "config.json").exists():

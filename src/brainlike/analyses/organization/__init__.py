@@ -7,8 +7,12 @@ from brainlike.analyses.organization.brain import BrainData
 from brainlike.analyses.organization.glm import GLMResult, design_matrix, fit_glm, hrf_regressors
 from brainlike.analyses.organization.networks import NetworkAtlas, load_atlas, match_networks, overlap_scores
 from brainlike.analyses.organization.patterns import PatternLearner, PatternResult
-from brainlike.analyses.organization.run import (ModelOrganization, OrganizationConfig, OrganizationResult,
-                                                 run_organization)
+from brainlike.analyses.organization.run import (
+                                                 ModelOrganization,
+                                                 OrganizationConfig,
+                                                 OrganizationResult,
+                                                 run_organization,
+)
 from brainlike.analyses.organization.simulate import SimulatedOrganization, plant_groups, simulate_network_fmri
 from brainlike.analyses.organization.timecourses import iter_timecourses, normalize_timecourses, tr_matrix
 

@@ -53,7 +53,8 @@ class BrainData:
         if self.mask is not None:
             self.mask = np.asarray(self.mask, dtype=bool)
             if int(self.mask.sum()) != self.bold.shape[1]:
-                raise NeuralDataError(f"mask has {int(self.mask.sum())} voxels but the data {self.bold.shape[1]} columns")
+                raise NeuralDataError(f"mask has {int(self.mask.sum())} voxels but the data "
+                                      f"{self.bold.shape[1]} columns")
             self.affine = np.eye(4) if self.affine is None else np.asarray(self.affine, dtype=np.float64)
 
     @property
@@ -89,7 +90,7 @@ class BrainData:
         return nib.Nifti1Image(self.mask.astype(np.int16), self.affine)
 
     @classmethod
-    def from_array(cls, bold: np.ndarray, tr: float, name: str = "subject", tr_offset: float = 0.0) -> "BrainData":
+    def from_array(cls, bold: np.ndarray, tr: float, name: str = "subject", tr_offset: float = 0.0) -> BrainData:
         """Surface/parcel data: ``bold`` is ``(n_trs, n_columns)`` (or a ``.npy`` path)."""
         if isinstance(bold, (str, Path)):
             path = Path(bold)
@@ -100,7 +101,7 @@ class BrainData:
 
     @classmethod
     def from_nifti(cls, bold, mask=None, tr: float | None = None, name: str | None = None,
-                   tr_offset: float = 0.0) -> "BrainData":
+                   tr_offset: float = 0.0) -> BrainData:
         """Volume data from a 4-D NIfTI (path or image).
 
         Args:

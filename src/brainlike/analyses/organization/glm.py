@@ -184,8 +184,8 @@ def fit_glm(Y: np.ndarray, design: pd.DataFrame | np.ndarray, n_regressors: int,
             with np.errstate(invalid="ignore", divide="ignore"):
                 t[:, a:a + block_voxels] = np.where(se > 0, beta[:n_regressors] / np.where(se > 0, se, 1.0), 0.0)
     elif noise_model == "ar1":
-        from nilearn.glm.first_level import run_glm
         from nilearn.glm.contrasts import compute_contrast
+        from nilearn.glm.first_level import run_glm
 
         labels, results = run_glm(np.asarray(Y, dtype=np.float64), X, noise_model="ar1", n_jobs=1)
         b = np.zeros((n_regressors, Y.shape[1]))

@@ -141,7 +141,8 @@ def sparse_encode(X: np.ndarray, D: np.ndarray, alpha: float, positive: bool = F
             if diag[k] <= 1e-12:
                 continue
             r = cx[:, k] - q[:, k] + c[:, k] * diag[k]
-            new = (np.maximum(r - alpha, 0.0) if positive else np.sign(r) * np.maximum(np.abs(r) - alpha, 0.0)) / diag[k]
+            new = (np.maximum(r - alpha, 0.0) if positive
+                   else np.sign(r) * np.maximum(np.abs(r) - alpha, 0.0)) / diag[k]
             delta = new - c[:, k]
             if np.any(delta):
                 q += delta[:, None] * G[k][None, :]
@@ -243,12 +244,12 @@ class PatternLearner:
             positive_code=self.positive_code, random_state=self.random_state, shuffle=True, tol=0.0,
             max_no_improvement=None)
 
-    def fit(self, X: np.ndarray) -> "PatternLearner":
+    def fit(self, X: np.ndarray) -> PatternLearner:
         """Fit on in-memory time courses ``X``: ``(n_neurons, n_trs)`` (rows as from :mod:`.timecourses`)."""
         X = np.asarray(X, dtype=np.float32)
         return self.fit_blocks(lambda: iter([(np.arange(len(X)), X.T, ~(np.abs(X) > 0).any(axis=1))]))
 
-    def fit_blocks(self, source: BlockSource) -> "PatternLearner":
+    def fit_blocks(self, source: BlockSource) -> PatternLearner:
         """Fit from a re-iterable block source: ``source()`` yields ``(neurons (b,), timecourses
         (n_trs, b), dead (b,))`` (:func:`.timecourses.iter_timecourses`)."""
         rng = np.random.default_rng(self.random_state)

@@ -23,8 +23,13 @@ from pydantic import Field, model_validator
 
 from brainlike.analyses.organization.brain import BrainData
 from brainlike.analyses.organization.glm import GLMResult, design_matrix, fit_glm, hrf_regressors
-from brainlike.analyses.organization.metrics import (assignment_agreement, map_diversity, match_patterns,
-                                                     network_entropy, pattern_diversity)
+from brainlike.analyses.organization.metrics import (
+    assignment_agreement,
+    map_diversity,
+    match_patterns,
+    network_entropy,
+    pattern_diversity,
+)
 from brainlike.analyses.organization.networks import NetworkAtlas, load_atlas, match_networks
 from brainlike.analyses.organization.patterns import PatternLearner, PatternResult
 from brainlike.analyses.organization.simulate import SimulatedOrganization, plant_groups, simulate_network_fmri
@@ -61,7 +66,7 @@ class DataConfig(_Strict):
     seed: int = 0
 
     @model_validator(mode="after")
-    def _check(self) -> "DataConfig":
+    def _check(self) -> DataConfig:
         if self.kind in ("nifti", "array") and not self.bold:
             raise ValueError(f"data.kind {self.kind!r} needs data.bold")
         if self.kind == "array" and not self.tr:
@@ -132,7 +137,7 @@ class OrganizationConfig(_Strict):
     consistency: ConsistencyConfig = Field(default_factory=ConsistencyConfig)
 
     @model_validator(mode="after")
-    def _check(self) -> "OrganizationConfig":
+    def _check(self) -> OrganizationConfig:
         if len(set(self.models)) != len(self.models):
             raise ValueError(f"model names must be unique: {self.models}")
         if self.data.kind != "simulated" and not self.networks.atlas:
@@ -142,18 +147,19 @@ class OrganizationConfig(_Strict):
         return self
 
     @classmethod
-    def from_yaml(cls, path: str | Path) -> "OrganizationConfig":
+    def from_yaml(cls, path: str | Path) -> OrganizationConfig:
         """Read a YAML file (the whole file, or its ``organization:`` section); errors name the field."""
         from brainlike.config import read_yaml_mapping
 
         raw = read_yaml_mapping(path)
         if "organization" in raw and isinstance(raw["organization"], dict):
             raw = raw["organization"]
-        raw = {k: v for k, v in raw.items() if k not in RUN_FIELDS or k in cls.model_fields}  # a `brainlike run` spec's own fields
+        # a `brainlike run` spec's own fields
+        raw = {k: v for k, v in raw.items() if k not in RUN_FIELDS or k in cls.model_fields}
         return cls.parse(raw, source=str(path))
 
     @classmethod
-    def parse(cls, raw: dict, source: str = "config") -> "OrganizationConfig":
+    def parse(cls, raw: dict, source: str = "config") -> OrganizationConfig:
         from pydantic import ValidationError
 
         try:

@@ -7,8 +7,8 @@
 2. :func:`simulate_network_fmri` builds a small 3-D grid cut into blocks; each network is a union of
    two separated blocks (label image + names). Network ``n`` listed in ``planted`` follows group
    ``planted[n]``: every voxel is ``a_v · (HRF ∗ group signal) + noise`` with ``a_v ~ U(0.5, 1.5)``;
-   the other networks and the unlabelled voxels are noise only. The HRF is SPM's (the analysis assumes Glover's), noise is AR(1)
-   per voxel, and each driven voxel's ``var(signal) / var(noise)`` equals ``snr``.
+   the other networks and the unlabelled voxels are noise only. The HRF is SPM's (the analysis assumes
+   Glover's), noise is AR(1) per voxel, and each driven voxel's ``var(signal) / var(noise)`` equals ``snr``.
 
 Everything is seeded.
 """
@@ -78,7 +78,8 @@ class SimulatedOrganization:
         data: volume :class:`BrainData` (the mask is the whole grid).
         atlas: ``(x, y, z)`` int64 network label volume (0 = no network), same grid.
         names: network id → name.
-        truth: one row per network: ``network_id, network, kind`` (``"neurons"`` or ``"noise"``), ``group`` (planted neuron group or -1) and ``n_voxels``.
+        truth: one row per network: ``network_id, network, kind`` (``"neurons"`` or ``"noise"``),
+            ``group`` (planted neuron group or -1) and ``n_voxels``.
         signals: ``(n_trs, n_groups)`` float32 TR-level drive of each planted group (before HRF).
         voxel_truth: ``(n_voxels,)`` int64 planted group of every voxel (-1 = none).
     """

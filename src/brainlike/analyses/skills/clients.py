@@ -16,14 +16,14 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import socket
 import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Literal, Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -135,7 +135,7 @@ class OpenAIChatClient:
                     raise ClientError(f"HTTP {exc.code} from {url}: {detail}") from None
             except urllib.error.URLError as exc:
                 last = f"cannot reach {url}: {exc.reason}"
-            except (TimeoutError, socket.timeout):
+            except TimeoutError:
                 last = f"no answer from {url} within {self.timeout_s:g} s"
             except (ConnectionError, http.client.HTTPException, OSError) as exc:
                 last = f"connection to {url} failed: {exc!r}"
@@ -295,7 +295,7 @@ class ClientConfig(BaseModel):
     name: str | None = None
 
     @model_validator(mode="after")
-    def _needs_url(self) -> "ClientConfig":
+    def _needs_url(self) -> ClientConfig:
         if self.kind == "openai" and not self.base_url:
             raise ValueError("an 'openai' client needs base_url (e.g. http://127.0.0.1:8080/v1)")
         return self

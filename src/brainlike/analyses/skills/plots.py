@@ -7,6 +7,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+
 from brainlike.plotting import fig_ax  # noqa: E402
 
 _STYLES = {"bound": "-", "simulation_adversarial": "--", "simulation_random": ":", "random_exact": "-.",

@@ -27,7 +27,6 @@ from __future__ import annotations
 import collections
 import ipaddress
 import json
-import socket
 import threading
 import time
 import uuid
@@ -115,7 +114,7 @@ class ChatServer:
         self._thread: threading.Thread | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------------------
-    def start(self) -> "ChatServer":
+    def start(self) -> ChatServer:
         if self._httpd is not None:
             return self
         handler = _make_handler(self)
@@ -139,7 +138,7 @@ class ChatServer:
             self._thread.join(timeout=5)
             self._thread = None
 
-    def __enter__(self) -> "ChatServer":
+    def __enter__(self) -> ChatServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -311,7 +310,7 @@ def _make_handler(server: ChatServer):
                 self.end_headers()
                 self.wfile.write(data)
                 self.wfile.flush()
-            except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError, socket.timeout):
+            except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError):
                 self.close_connection = True  # the client gave up (timeout); nothing to do
 
         def _error(self, status: int, message: str, kind: str = "invalid_request_error",
@@ -357,7 +356,7 @@ def _make_handler(server: ChatServer):
                 self.connection.settimeout(min(left, server.read_timeout_s))
                 try:
                     chunk = self.rfile.read1(min(65536, length - got))
-                except (TimeoutError, socket.timeout):
+                except TimeoutError:
                     raise _RequestFailed(408, f"the request body did not arrive within "
                                               f"{server.read_timeout_s:g} s") from None
                 if not chunk:

@@ -25,8 +25,13 @@ from tqdm.auto import tqdm
 
 from brainlike.analyses.skills.aggregate import summarize_scores
 from brainlike.analyses.skills.clients import ChatClient, ClientConfig, ClientError, Messages, make_client
-from brainlike.analyses.skills.grading import (count_sentences, extract_answer, grading_messages, item_scores,
-                                               parse_grade)
+from brainlike.analyses.skills.grading import (
+    count_sentences,
+    extract_answer,
+    grading_messages,
+    item_scores,
+    parse_grade,
+)
 from brainlike.cache import default_cache_dir
 from brainlike.config import validate_config
 from brainlike.errors import BrainlikeError
@@ -345,7 +350,7 @@ def _evaluate(item: SkillMixItem, key: str, cfg: SkillMixConfig, gen: ChatClient
            "makes_sense_point": None, "ungradable": True, "ungradable_reason": "", "parse_method": "none",
            "points": None, "max_points": item.k + 3, "score": None, "full_marks": None, "all_skills": None,
            "skill_fraction": None, "status": "error", "error": "", "seed": seed,
-           "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+           "created_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")}
     try:
         g = gen.chat(msgs, max_tokens=gen_cfg.max_tokens, temperature=gen_cfg.temperature, seed=seed)
     except ClientError as exc:
@@ -415,8 +420,8 @@ def run_skillmix(config: SkillMixConfig | dict, *, generator: ChatClient | None 
     Items whose generation or grading failed after the client's retries are kept with ``status="error"``
     and retried by the next run; ``KeyboardInterrupt`` stops the run with every finished item saved.
     """
-    cfg = config if isinstance(config, SkillMixConfig) else validate_config(SkillMixConfig, config, source="skillmix",
-                                                                             what="skillmix settings", prefix="skillmix")
+    cfg = config if isinstance(config, SkillMixConfig) else validate_config(
+        SkillMixConfig, config, source="skillmix", what="skillmix settings", prefix="skillmix")
     skills = load_skills(cfg.skills_file)
     topics = load_topics(cfg.topics_file)
     if max(cfg.ks) > len(skills):

@@ -16,10 +16,16 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from tqdm.auto import tqdm
 
-from brainlike.analyses.skills.bounds import (markov_bound, noncompetent_bound, random_failure_competence)
+from brainlike.analyses.skills.bounds import markov_bound, noncompetent_bound, random_failure_competence
 from brainlike.analyses.skills.graph import random_skill_graph, simulate_competence
-from brainlike.analyses.skills.scaling import (ScalingLaw, ScalingLawFit, compute_optimal_tokens, failure_fraction,
-                                               fit_scaling_law, scale_for_excess_ratio)
+from brainlike.analyses.skills.scaling import (
+    ScalingLaw,
+    ScalingLawFit,
+    compute_optimal_tokens,
+    failure_fraction,
+    fit_scaling_law,
+    scale_for_excess_ratio,
+)
 from brainlike.errors import BrainlikeError
 
 METHODS = ("bound", "markov", "random_exact", "simulation_random", "simulation_adversarial")
@@ -78,7 +84,7 @@ class TheoryConfig(BaseModel):
     progress: bool = True
 
     @model_validator(mode="after")
-    def _consistent(self) -> "TheoryConfig":
+    def _consistent(self) -> TheoryConfig:
         if self.k > self.n_skills:
             raise ValueError(f"k={self.k} skills per text piece but only n_skills={self.n_skills}")
         bad = [kp for kp in self.kprimes if not 1 <= kp <= self.k]
