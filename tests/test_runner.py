@@ -270,3 +270,19 @@ def test_demo_runs_on_the_real_recording(tmp_path, smollm2):
     assert (lm["single_p"] < 0.05).all() and (lm["single_ci_low"] > 0).all()
     html = (tmp_path / "demo" / "report.html").read_text()
     assert "Across 27 listeners" in html and "noise ceiling" in html
+
+
+def test_brain_score_with_no_significant_channel_is_flagged():
+    """Issue 19: a headline brain score over zero significant channels is labelled as such (and the run warns)."""
+    import pandas as pd
+
+    from brainlike.analyses import alignment as al
+
+    rows = [{"model": "m", "subject": "s", "channel": f"c{c}", "layer": k, "relative_layer": k / 2, "r": 0.01 * k,
+             "p_channel": 0.9} for c in range(4) for k in range(3)]
+    scores = pd.DataFrame(rows)
+    summary, _ = al.brain_scores(scores, al.significant_channels(scores))
+    assert summary.loc[0, "n_significant"] == 0 and summary.loc[0, "basis"] == "all channels (none significant)"
+    scores["p_channel"] = 0.001
+    summary, _ = al.brain_scores(scores, al.significant_channels(scores))
+    assert summary.loc[0, "basis"] == "significant channels"

@@ -432,8 +432,8 @@ def test_example_spec_validates():
 
     from brainlike.analyses.skills import TheoryConfig
 
-    spec = yaml.safe_load((Path(__file__).resolve().parents[1] / "examples" / "skillmix.yaml").read_text())
-    theory = TheoryConfig.model_validate(spec["analyses"]["skill_theory"])
-    sm = SkillMixConfig.model_validate(spec["analyses"]["skillmix"])
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    theory = TheoryConfig.model_validate(yaml.safe_load((examples / "skill_theory.yaml").read_text())["theory"])
+    sm = SkillMixConfig.model_validate(yaml.safe_load((examples / "skillmix.yaml").read_text())["skillmix"])
     assert theory.kprimes == [1, 2, 3] and sm.ks == [1, 2, 3]
     assert sm.grader is not None and sm.grader.api_key_env == "GRADER_API_KEY"

@@ -55,7 +55,8 @@ def brain_scores(scores: pd.DataFrame, significance: pd.DataFrame | None = None)
 
     Returns:
         ``(summary, curve)``: summary has one row per model (``brain_score``, ``peak_layer``,
-        ``peak_relative_layer``, ``n_channels``, ``n_significant``); curve has the layer-wise mean r
+        ``peak_relative_layer``, ``n_channels``, ``n_significant``, ``basis``: "significant channels", or
+        "all channels (none significant)" when no channel of any model is significant); curve has the layer-wise mean r
         (``model, layer, relative_layer, mean_r, se_r, n_channels``) over significant channels, pooled
         across subjects.
     """
@@ -72,6 +73,8 @@ def brain_scores(scores: pd.DataFrame, significance: pd.DataFrame | None = None)
     summary = peak.rename(columns={"mean_r": "brain_score", "layer": "peak_layer",
                                    "relative_layer": "peak_relative_layer"})[
         ["model", "brain_score", "peak_layer", "peak_relative_layer"]].merge(counts, on="model")
+    summary["basis"] = np.where(summary["n_significant"] > 0, "significant channels",
+                                "all channels (none significant)")
     return summary.reset_index(drop=True), curve
 
 

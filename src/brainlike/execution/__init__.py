@@ -1,12 +1,14 @@
 """Where the work of a sweep runs: in this process (``local``) or on a Ray cluster (``ray``).
 
-* :mod:`~brainlike.execution.base` — the :class:`Executor` interface, :class:`Resources`, :func:`make_executor`
+* :mod:`~brainlike.execution.base` — the :class:`Executor` interface, :class:`Resources`;
+  :mod:`~brainlike.execution.factory` — :func:`make_executor`
 * :mod:`~brainlike.execution.local` / :mod:`~brainlike.execution.ray_backend` — the two backends
 * :mod:`~brainlike.execution.tasks` — extraction and layer-chunk fit tasks
 * :mod:`~brainlike.execution.staging` — checksummed finished chunks, for resume
 * :mod:`~brainlike.execution.sweep` — scheduling fits and combining chunks into result pieces
 """
-from brainlike.execution.base import Executor, Resources, TaskFuture, make_executor
+from brainlike.execution.base import Executor, Resources, TaskFuture
+from brainlike.execution.factory import make_executor
 from brainlike.execution.local import LocalExecutor
 from brainlike.execution.staging import ChunkStaging
 from brainlike.execution.sweep import FitReport, responses_digest, run_fits

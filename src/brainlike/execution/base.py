@@ -13,8 +13,6 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from brainlike.errors import BrainlikeError
-
 
 @dataclass(frozen=True)
 class Resources:
@@ -77,23 +75,3 @@ class Executor(ABC):
 
     def __exit__(self, *exc) -> None:
         self.shutdown()
-
-
-def make_executor(kind: str = "local", *, address: str | None = None, num_cpus: int | None = None,
-                  num_gpus: int | None = None) -> Executor:
-    """An executor by name: ``"local"`` (in-process, sequential) or ``"ray"``.
-
-    Args:
-        address: Ray only: ``None`` starts a local Ray instance (or joins ``$RAY_ADDRESS``), ``"auto"``
-            joins the cluster this machine belongs to, ``"ray://head:10001"`` a remote one.
-        num_cpus / num_gpus: Ray only, for a local instance: cores and GPUs to give it.
-    """
-    if kind == "local":
-        from brainlike.execution.local import LocalExecutor
-
-        return LocalExecutor()
-    if kind == "ray":
-        from brainlike.execution.ray_backend import RayExecutor
-
-        return RayExecutor(address=address, num_cpus=num_cpus, num_gpus=num_gpus)
-    raise BrainlikeError(f"executor must be 'local' or 'ray', not {kind!r}")

@@ -384,6 +384,21 @@ def _read_meta(folder: Path) -> dict | None:
     return meta if isinstance(meta, dict) else {}
 
 
+def _refuse_foreign(folder: Path, key: str, out_dir) -> dict | None:
+    """The folder's meta.json; a folder holding another extraction (or files brainlike did not write) is an error."""
+    old = _read_meta(folder)
+    if old is not None and old.get("key") != key and (out_dir is not None or old):
+        raise BrainlikeError(
+            f"{folder} already holds "
+            f"{'an unreadable meta.json' if not old else 'the neuron activations of another extraction'}"
+            f"{'' if not old else ' (other model, words or options)'}; "
+            "pass a new or empty folder as out_dir, or delete that folder yourself")
+    if old is None and (folder / "done.json").exists():
+        raise BrainlikeError(f"{folder} holds a done.json that brainlike did not write (no meta.json); pass a "
+                             "new or empty folder as out_dir")
+    return old
+
+
 def extract_neurons(
     model: str | LoadedModel,
     stimulus: Stimulus,
@@ -431,17 +446,9 @@ def extract_neurons(
     if folder.exists() and not folder.is_dir():
         raise BrainlikeError(f"out_dir {folder} is a file; pass a folder (new or empty) for the neuron activations")
     entry = CacheEntry(folder.parent, folder.name, final_name="done.json")
+    _refuse_foreign(folder, key, out_dir)  # before the lock too: a refused folder is left untouched
     with entry.lock():
-        old = _read_meta(folder)
-        if old is not None and old.get("key") != key and (out_dir is not None or old):
-            raise BrainlikeError(
-                f"{folder} already holds "
-                f"{'an unreadable meta.json' if not old else 'the neuron activations of another extraction'}"
-                f"{'' if not old else ' (other model, words or options)'}; "
-                "pass a new or empty folder as out_dir, or delete that folder yourself")
-        if old is None and (folder / "done.json").exists():
-            raise BrainlikeError(f"{folder} holds a done.json that brainlike did not write (no meta.json); pass a "
-                                 "new or empty folder as out_dir")
+        old = _refuse_foreign(folder, key, out_dir)  # again under the lock (another process may have written)
         if use_cache and old and (folder / "done.json").exists():
             try:
                 return NeuronActivations(folder)

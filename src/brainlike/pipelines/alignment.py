@@ -231,6 +231,10 @@ def analyse(spec: ExperimentSpec, store: ResultsStore, channels: pd.DataFrame, c
     hier = al.hierarchy_alignment(best[best["significant"]], position=hier_col,
                                   n_boot=spec.analyses.hierarchy_bootstrap, seed=spec.seed)
     per_model = summary.merge(hier[["model", "rho", "ci_low", "ci_high"]], on="model", how="left")
+    for m in summary.loc[summary["n_significant"] == 0, "model"]:
+        console.print(f"[bold yellow]warning:[/] {m}: no channel is significant (q < {spec.encoding.significance}); "
+                      "its brain score is the peak mean r over ALL channels and the hierarchy alignment is empty "
+                      "— do not read it as brain-likeness")
     tables = {"significance": sig, "brain_scores": per_model, "layer_curve": curve, "best_layers": best,
               "hierarchy": hier}
     tables.update(capability_tables(spec, store, per_model, console, progress))
