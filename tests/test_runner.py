@@ -286,3 +286,56 @@ def test_brain_score_with_no_significant_channel_is_flagged():
     scores["p_channel"] = 0.001
     summary, _ = al.brain_scores(scores, al.significant_channels(scores))
     assert summary.loc[0, "basis"] == "significant channels"
+
+
+def test_ctrl_c_says_how_far_the_run_got_and_exits_130(tmp_path, shared_data, monkeypatch):
+    """Issue 19: Ctrl-C during the fits -> "interrupted; rerun the same command to resume (N of M ... done)",
+    exit 130; the rerun resumes and finishes."""
+    import brainlike.execution.sweep as sweep
+
+    spec = tmp_path / "s.yaml"
+    spec.write_text(yaml.safe_dump({"output": str(tmp_path / "o"), "models": ["stories260k"],
+                                    "stimulus": {"n_words": 200}, "dataset": {"subjects": 2, "channels_per_region": 2},
+                                    "encoding": {"n_permutations": 5, "inner_splits": 3},
+                                    "analyses": {"capability": None}, "ray": {"layer_chunk": 2}, "report": False}))
+    real, calls = sweep.ChunkStaging.write, []
+
+    def write_then_stop(self, task, chunk):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(self, task, chunk)
+
+    monkeypatch.setattr(sweep.ChunkStaging, "write", write_then_stop)
+    res = CliRunner().invoke(app, ["run", str(spec)])
+    assert res.exit_code == 130, res.output
+    assert "interrupted; rerun the same command to resume (1 of 6 scores layer-chunk fits done)" in " ".join(
+        res.output.split())
+    monkeypatch.setattr(sweep.ChunkStaging, "write", real)
+    res = CliRunner().invoke(app, ["run", str(spec)])
+    assert res.exit_code == 0 and "resumed" in res.output, res.output
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"dataset": {"hierarchy": "distance:1,2"}}, "distance:X,Y,Z"),
+    ({"dataset": {"hierarchy": "order:STG"}}, "at least two regions"),
+    ({"dataset": {"subjects": 0}}, "dataset.subjects|at least 1 subject"),
+    ({"encoding": {"window": [0.5, 0.1]}}, "encoding.window"),
+    ({"analyses": {"capability": {"corpus": "/no/such/corpus.txt"}}}, "corpus"),
+    ({"stimulus": {"source": "/no/such/words.tsv"}}, "not found"),
+])
+def test_preflight_checks_fail_before_any_model_is_loaded(tmp_path, monkeypatch, change, field):
+    """Issue 19: the corpus, hierarchy, windows and paths of a spec are checked before any model is loaded."""
+    import brainlike.execution.tasks as tasks
+    import brainlike.models as models
+
+    def never(*a, **k):
+        raise AssertionError("a model was loaded before the spec's inputs were checked")
+
+    monkeypatch.setattr(models, "load_model", never)
+    monkeypatch.setattr(tasks, "extract_features", never)
+    raw = {"output": str(tmp_path / "o"), "models": ["stories260k"], "dataset": {"kind": "simulated-ecog"}}
+    for k, v in change.items():
+        raw[k] = {**raw.get(k, {}), **v}
+    with pytest.raises(BrainlikeError, match=field):
+        run_spec(raw, progress=False)

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from brainlike.errors import BrainlikeError
+from brainlike.errors import BrainlikeError, RunInterrupted
 from brainlike.stimulus import read_stimulus  # noqa: F401 - the one stimulus reader (used by `extract`)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -28,6 +28,13 @@ def _version(value: bool) -> None:
 def _main(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                        help="print the version and exit")) -> None:
     """How brain-like is this language model, where, and why?"""
+
+
+def _interrupted(exc: KeyboardInterrupt) -> None:
+    """Ctrl-C: say how far the run got and how to resume; exit 130 (the shell's code for SIGINT)."""
+    done = f" ({exc.progress()})" if isinstance(exc, RunInterrupted) else " (finished pieces are kept)"
+    console.print(f"[yellow]interrupted[/]; rerun the same command to resume{done}")
+    raise typer.Exit(code=130) from None
 
 
 def _fail(exc: Exception) -> None:
@@ -54,9 +61,8 @@ def demo(
             result = run_demo(out, model=model, seed=seed, console=console)
     except BrainlikeError as exc:
         _fail(exc)
-    except KeyboardInterrupt:
-        console.print("[yellow]interrupted[/]; rerun the same command to resume (finished pieces are kept)")
-        raise typer.Exit(code=130) from None
+    except KeyboardInterrupt as exc:
+        _interrupted(exc)
     console.print(f"[green]done[/] in {result.seconds:.0f} s. Results in [bold]{result.out_dir}[/]:")
     for p in result.files:
         console.print(f"  {p}")
@@ -109,9 +115,8 @@ def _run_and_report(spec: Path, output: Path | None, overrides: dict | None = No
         outcome = run_spec(spec, output=output, overrides=overrides, console=console)
     except BrainlikeError as exc:
         _fail(exc)
-    except KeyboardInterrupt:
-        console.print("[yellow]interrupted[/]; rerun the same command to resume (finished pieces are kept)")
-        raise typer.Exit(code=130) from None
+    except KeyboardInterrupt as exc:
+        _interrupted(exc)
     tables = outcome.store.tables()
     if outcome.result.failures:  # never "done" when items failed
         console.print(f"[bold red]error:[/] {outcome.result.message} (partial results: {len(tables)} tables in "

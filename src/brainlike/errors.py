@@ -19,3 +19,19 @@ class ModelError(BrainlikeError):
 
 class NeuralDataError(BrainlikeError):
     """Neural recordings are malformed or do not match the stimulus."""
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a long run, with how far it got (finished work is kept; the same command resumes).
+
+    Attributes:
+        done / total: units of work finished (including those reused from an earlier run) and planned.
+        unit: what a unit is (e.g. "layer-chunk fits").
+    """
+
+    def __init__(self, done: int, total: int, unit: str) -> None:
+        super().__init__(f"{done} of {total} {unit} done")
+        self.done, self.total, self.unit = int(done), int(total), unit
+
+    def progress(self) -> str:
+        return f"{self.done} of {self.total} {self.unit} done"

@@ -113,6 +113,13 @@ class EncodingSpec(_Strict):
     significance: float = Field(0.05, gt=0, lt=1)
     fmri: FMRISpec = Field(default_factory=FMRISpec, description="fMRI datasets: levels, folds, reduction, null")
 
+    @field_validator("window")
+    @classmethod
+    def _window(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not v[0] < v[1]:
+            raise ValueError(f"encoding.window must be (start, end) with start < end in s after onset, got {v}")
+        return v
+
 
 class CapabilitySpec(_Strict):
     corpus: str | None = Field("shared:inaugural-2009", description="held-out text for bits per byte")

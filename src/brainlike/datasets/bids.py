@@ -1,11 +1,12 @@
 """Recorded BIDS datasets: iEEG/ECoG (word-locked high-gamma) for ``brainlike run``."""
 from __future__ import annotations
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from brainlike.config import StrictModel
 from brainlike.datasets import DatasetContext
-from brainlike.neural.sources import SubjectData, load_bids_ieeg_subjects
+from brainlike.errors import NeuralDataError
+from brainlike.neural.sources import SubjectData, load_bids_ieeg_subjects, parse_hierarchy
 
 
 class BIDSiEEGConfig(StrictModel):
@@ -19,6 +20,15 @@ class BIDSiEEGConfig(StrictModel):
     region_column: str | None = Field(None, description="electrodes.tsv column with region labels")
     hierarchy: str = Field("hierarchy", description="'distance:X,Y,Z' (mm from a point), 'order:A>B>C' (region "
                            "order) or an electrodes.tsv column")
+
+    @field_validator("hierarchy")
+    @classmethod
+    def _hierarchy_form(cls, v: str) -> str:
+        try:
+            parse_hierarchy(v)  # checked before any model or data is loaded
+        except NeuralDataError as exc:
+            raise ValueError(str(exc)) from None
+        return v
 
     @model_validator(mode="after")
     def _check(self) -> BIDSiEEGConfig:

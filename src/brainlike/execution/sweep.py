@@ -17,6 +17,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from brainlike.analyses.layer_scores import combine_layer_chunks
+from brainlike.errors import RunInterrupted
 from brainlike.execution.base import Executor, Resources
 from brainlike.execution.staging import ChunkStaging
 from brainlike.execution.tasks import FitTask, fit_task
@@ -109,13 +110,19 @@ def run_fits(
     futures = {executor.submit(fit_task, t, features[(t.model, t.tag)], responses[t.subject], resources=resources): t
                for t in todo}
     bar = tqdm(total=len(futures), desc=f"{table} fits ({executor.name})", unit="chunk", disable=not progress)
-    for fut in executor.as_completed(list(futures)):
-        t = futures.pop(fut)
-        staging.write(t, fut.result())
-        done[_key(t)].add(t.chunk_id)
-        report.fitted.append((t.model, t.subject, t.chunk_id))
-        bar.update(1)
-        finish(_key(t))
-    bar.close()
+    try:
+        for fut in executor.as_completed(list(futures)):
+            t = futures.pop(fut)
+            staging.write(t, fut.result())
+            done[_key(t)].add(t.chunk_id)
+            report.fitted.append((t.model, t.subject, t.chunk_id))
+            bar.update(1)
+            finish(_key(t))
+    except KeyboardInterrupt:
+        # done: chunks of finished pieces, chunks reused, and those fitted (and staged) now
+        done_now = len(tasks) - len(todo) + len(report.fitted)
+        raise RunInterrupted(done_now, len(tasks), f"{table} layer-chunk fits") from None
+    finally:
+        bar.close()
     staging.prune()
     return report

@@ -42,18 +42,23 @@ class SubjectData:
     truth: pd.DataFrame | None = None
 
 
-def hierarchy_positions(ds: NeuralDataset, how: str, electrodes_tsv: str | Path | None = None) -> np.ndarray:
-    """``(n_channels,)`` float hierarchy position of every channel of ``ds`` (NaN where unknown).
+def parse_hierarchy(how: str | None) -> tuple[str, object]:
+    """The form of a ``dataset.hierarchy`` string, checked before any data are loaded.
 
-    ``how`` is one of the forms listed in the module docstring.
+    Returns
+    -------
+    tuple
+        ``("hierarchy", None)``, ``("distance", ndarray (3,) mm)``, ``("order", [region, ...])`` or
+        ``("column", name)``.
+
+    Raises
+    ------
+    NeuralDataError
+        A malformed ``distance:`` point or an ``order:`` with fewer than two regions.
     """
     how = (how or "hierarchy").strip()
     if how == "hierarchy":
-        if ds.hierarchy is None:
-            raise NeuralDataError(
-                f"{ds.subject}: the dataset gives no hierarchy positions; set dataset.hierarchy to "
-                "'distance:X,Y,Z' (mm from a point), 'order:REGION>REGION>...' or an electrodes.tsv column")
-        return np.asarray(ds.hierarchy, dtype=np.float64)
+        return "hierarchy", None
     if how.startswith("distance:"):
         try:
             point = np.array([float(v) for v in how.split(":", 1)[1].split(",")])
@@ -61,13 +66,34 @@ def hierarchy_positions(ds: NeuralDataset, how: str, electrodes_tsv: str | Path 
             point = np.zeros(0)
         if point.shape != (3,):
             raise NeuralDataError(f"dataset.hierarchy {how!r}: expected 'distance:X,Y,Z' with three numbers (mm)")
-        if ds.coords is None:
-            raise NeuralDataError(f"{ds.subject}: no electrode coordinates, so {how!r} cannot be computed")
-        return np.linalg.norm(np.asarray(ds.coords, dtype=np.float64) - point[None, :], axis=1)
+        return "distance", point
     if how.startswith("order:"):
         order = [r.strip() for r in how.split(":", 1)[1].split(">") if r.strip()]
         if len(order) < 2:
             raise NeuralDataError(f"dataset.hierarchy {how!r}: give at least two regions, e.g. 'order:STG>IFG'")
+        return "order", order
+    return "column", how
+
+
+def hierarchy_positions(ds: NeuralDataset, how: str, electrodes_tsv: str | Path | None = None) -> np.ndarray:
+    """``(n_channels,)`` float hierarchy position of every channel of ``ds`` (NaN where unknown).
+
+    ``how`` is one of the forms listed in the module docstring.
+    """
+    kind, value = parse_hierarchy(how)
+    how = (how or "hierarchy").strip()
+    if kind == "hierarchy":
+        if ds.hierarchy is None:
+            raise NeuralDataError(
+                f"{ds.subject}: the dataset gives no hierarchy positions; set dataset.hierarchy to "
+                "'distance:X,Y,Z' (mm from a point), 'order:REGION>REGION>...' or an electrodes.tsv column")
+        return np.asarray(ds.hierarchy, dtype=np.float64)
+    if kind == "distance":
+        if ds.coords is None:
+            raise NeuralDataError(f"{ds.subject}: no electrode coordinates, so {how!r} cannot be computed")
+        return np.linalg.norm(np.asarray(ds.coords, dtype=np.float64) - value[None, :], axis=1)
+    if kind == "order":
+        order = value
         if ds.regions is None:
             raise NeuralDataError(f"{ds.subject}: no electrode regions, so {how!r} cannot be computed")
         rank = {r.lower(): float(i) for i, r in enumerate(order)}

@@ -68,6 +68,11 @@ def run_experiment(spec: ExperimentSpec, console: Console | None = None, progres
     t0 = time.time()
     out = Path(spec.output)
     store = ResultsStore(out / "results")
+    cap = spec.analyses.capability
+    if cap is not None and cap.corpus and any(m.capability is None for m in spec.models):
+        from brainlike.analyses.capability import read_corpus
+
+        read_corpus(cap.corpus, cap.max_bytes)  # pre-flight: a bad corpus fails before any model is loaded
     plugin = dataset_plugin(spec.dataset_kind)
     recorded = []  # recordings bring their own words; features are extracted on them
     if not plugin.needs_features:

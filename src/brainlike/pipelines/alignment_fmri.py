@@ -37,7 +37,7 @@ from brainlike.analyses.fmri_encoding import (
     encode_single,
 )
 from brainlike.analyses.inference import bootstrap_ci_subjects, group_test
-from brainlike.errors import BrainlikeError
+from brainlike.errors import BrainlikeError, RunInterrupted
 from brainlike.models import Features
 from brainlike.neural.fmri import fmri_design, fmri_design_layers
 from brainlike.neural.sources import SubjectData, check_same_words
@@ -273,20 +273,32 @@ def run_fmri(spec, features: dict[str, Features], subjects: list[SubjectData], s
                                                                 for k, f in features.items()}
     if spec.analyses.controls:
         todo[CONTROL_MODEL] = None
-    for key, item in todo.items():
+    for i, (key, item) in enumerate(todo.items()):
         if all(store.has(t, model=key) for t in ("fmri_scores", "fmri_best")):
             console.print(f"fMRI encoding: {key} finished earlier, reused")
             continue
-        part = fmri_alignment({} if item is None else {key: item}, subjects, options, levels,
-                              controls=item is None, significance=spec.encoding.significance, seed=spec.seed,
-                              console=console, progress=progress)
+        try:
+            part = _fit_one(key, item, subjects, options, levels, spec, console, progress)
+        except KeyboardInterrupt:
+            raise RunInterrupted(i, len(todo), "models (fMRI encoding)") from None
         for name in (*[t for t in FMRI_TABLES if t != "fmri_scores"], "fmri_scores"):  # scores last: "done"
             if name in part:
                 store.write(name, part[name], model=key)
         if not store.has("noise_ceilings"):
             store.write("noise_ceilings", part["noise_ceilings"])
+    return _collect(store, list(todo))
+
+
+def _fit_one(key, item, subjects, options, levels, spec, console, progress) -> dict[str, pd.DataFrame]:
+    """One model's tables (``item`` None: the low-level controls)."""
+    return fmri_alignment({} if item is None else {key: item}, subjects, options, levels,
+                          controls=item is None, significance=spec.encoding.significance, seed=spec.seed,
+                          console=console, progress=progress)
+
+
+def _collect(store, keys: list[str]) -> dict[str, pd.DataFrame]:
+    """The stored fMRI tables of these models, the summary and the per-model brain scores (stored too)."""
     tables = {t: store.read(t) for t in (*FMRI_TABLES, "noise_ceilings") if t in store.tables()}
-    keys = list(todo)
     for t in FMRI_TABLES:  # only this spec's models (a store may hold others from earlier specs)
         if t in tables:
             tables[t] = tables[t][tables[t]["model"].isin(keys)].reset_index(drop=True)
