@@ -36,7 +36,7 @@ DEMO_DEPTHS = (0.0, 1 / 6, 2 / 6, 3 / 6, 4 / 6, 5 / 6, 1.0)
 
 def demo_spec(out: str | Path, model: str = "smollm2-135m", seed: int = 0, n_shifts: int = 100) -> dict:
     """The built-in spec of the real-data demo (a mapping for :func:`brainlike.runner.run_spec`)."""
-    return {"analysis": "alignment", "name": "brainlike demo: Brennan et al. 2016 (real fMRI)",
+    return {"analysis": "alignment", "name": "demo on Brennan et al. 2016 (real fMRI)",
             "output": str(out), "seed": seed, "models": [model], "dataset": {"kind": "brennan2016"},
             "encoding": {"inner_splits": 5, "fmri": {"levels": ["group", "single"], "depths": list(DEMO_DEPTHS),
                                                      "n_shifts": n_shifts}},
