@@ -250,6 +250,10 @@ def test_fmri_example_runs_on_the_shipped_recording(tmp_path, shared_data):
     best = store.read("fmri_best")
     assert set(best.query("level == 'single'")["subject"]) == set(subjects)
     assert (tmp_path / "b" / "figures" / "group_r_vs_relative_layer.png").exists()
+    vp = store.read("fmri_variance_partition")
+    assert set(vp["model"]) == {"stories260k", "stories260k@random"} and len(vp) == 2 * 6
+    np.testing.assert_allclose(vp["unique_lm"], vp["r2_joint"] - vp["r2_controls"])
+    assert (vp["r2_controls"] > 0).all()  # word rate and sound power predict the group mean on held-out blocks
 
 
 @pytest.mark.slow

@@ -21,6 +21,9 @@ Tables (all in the results store):
   significant (``p_max`` FDR-corrected across the subjects and ROIs of a model);
 * ``fmri_layer_ci``: per (model, level, roi, layer): the mean over subjects of ``r`` with a bootstrap CI;
 * ``fmri_null``: the group-level null distribution at every model's best layer (for the figure);
+* ``fmri_variance_partition``: per (model, roi), at the model's best group-level layer: cross-validated
+  R^2 of the low-level controls alone, the LM alone and both (banded ridge), and what the LM adds
+  (``unique_lm``; no null yet);
 * ``noise_ceilings``: per ROI.
 """
 from __future__ import annotations
@@ -46,6 +49,7 @@ from brainlike.stimulus import Stimulus
 
 LEVEL_FUNCTIONS = {"group": encode_group, "single": encode_single, "between": encode_between}
 CONTROL_MODEL = "low-level controls"
+FMRI_TABLES = ("fmri_scores", "fmri_best", "fmri_group", "fmri_layer_ci", "fmri_null", "fmri_variance_partition")
 
 
 def stack_subjects(subjects: list[SubjectData]) -> tuple[np.ndarray, tuple[str, ...], list[str], Stimulus, float]:
@@ -153,6 +157,21 @@ def _group_rows(ls: LayerScores, model: str, level: str, rois: tuple[str, ...], 
     return group, pd.concat(rows, ignore_index=True)
 
 
+def _partition_rows(key: str, X: np.ndarray, chosen: list[int], ls: LayerScores, data: np.ndarray,
+                    subjects: list[SubjectData], stim: Stimulus, tr: float, rois: tuple[str, ...],
+                    options: FMRIEncodingOptions) -> pd.DataFrame:
+    """Variance partition of the layer with the best mean group-level r against the low-level controls."""
+    from brainlike.analyses.fmri_encoding import zscore_subjects
+    from brainlike.analyses.variance_partition import variance_partitioning
+
+    i = int(np.argmax(ls.scores.mean(axis=1)))
+    ctl = control_design(subjects, stim, data.shape[1], tr)[0]
+    vp = variance_partitioning(X[i], ctl, zscore_subjects(data).mean(axis=0), options)
+    return pd.DataFrame({"model": key, "layer": chosen[i], "roi": list(rois), "r2_controls": vp.r2_controls,
+                         "r2_lm": vp.r2_lm, "r2_joint": vp.r2_joint, "unique_lm": vp.unique_lm,
+                         "unique_controls": vp.unique_controls, "shared": vp.shared, "r_joint": vp.r_joint})
+
+
 def noise_ceilings(data: np.ndarray, rois: tuple[str, ...], seed: int = 0) -> pd.DataFrame:
     """Per ROI: leave-one-subject-out ISC (ceiling of single-subject and between-subject scores) and the
     split-half (Spearman–Brown) reliability of the group mean, whose square root is its ceiling."""
@@ -165,6 +184,7 @@ def noise_ceilings(data: np.ndarray, rois: tuple[str, ...], seed: int = 0) -> pd
 
 def fmri_alignment(models: dict[str, tuple[Features, list[int] | None]], subjects: list[SubjectData],
                    options: FMRIEncodingOptions, levels: list[str], *, controls: bool = True,
+                   partition: bool = False,
                    significance: float = 0.05, seed: int = 0, console: Console | None = None,
                    progress: bool = True) -> dict[str, pd.DataFrame]:
     """Score every model's layers on the fMRI subjects at every level (see the module docstring).
@@ -180,11 +200,15 @@ def fmri_alignment(models: dict[str, tuple[Features, list[int] | None]], subject
     levels : list of {"group", "single", "between"}
     controls : bool
         Also score the low-level control regressors (word rate, the dataset's controls).
+    partition : bool
+        Variance partitioning of every model's best group-level layer against the low-level controls
+        (controls-only, LM-only and joint banded ridge on the group mean: the R^2 the LM adds).
 
     Returns
     -------
     dict of DataFrame
-        ``fmri_scores``, ``fmri_best``, ``fmri_group``, ``fmri_layer_ci``, ``fmri_null``, ``noise_ceilings``.
+        ``fmri_scores``, ``fmri_best``, ``fmri_group``, ``fmri_layer_ci``, ``fmri_null``, ``noise_ceilings``
+        and, with ``partition``, ``fmri_variance_partition``.
     """
     console = console or Console(stderr=True)
     data, rois, labels, stim, tr = stack_subjects(subjects)
@@ -203,8 +227,7 @@ def fmri_alignment(models: dict[str, tuple[Features, list[int] | None]], subject
         designs[key] = (X, chosen, n_layers)
     if controls:
         designs[CONTROL_MODEL] = (control_design(subjects, stim, n_vol, tr), [0], 1)
-    out: dict[str, list[pd.DataFrame]] = {k: [] for k in ("fmri_scores", "fmri_best", "fmri_group",
-                                                           "fmri_layer_ci", "fmri_null")}
+    out: dict[str, list[pd.DataFrame]] = {k: [] for k in FMRI_TABLES}
     for key, (X, chosen, n_layers) in designs.items():
         for level in levels:
             console.print(f"fMRI encoding: {key}, {level} level ({len(chosen)} layers, {len(labels)} subjects x "
@@ -212,6 +235,9 @@ def fmri_alignment(models: dict[str, tuple[Features, list[int] | None]], subject
             ls = LEVEL_FUNCTIONS[level](X, data, options, progress=progress)
             out["fmri_scores"].append(_level_rows(ls, key, level, chosen, n_layers, labels, rois))
             out["fmri_best"].append(_best_rows(ls, key, level, chosen, n_layers, labels, rois, ceiling[level]))
+            if level == "group" and partition and key != CONTROL_MODEL:
+                out["fmri_variance_partition"].append(
+                    _partition_rows(key, X, chosen, ls, data, subjects, stim, tr, rois, options))
             if level == "group":
                 best, _, _ = ls.max_over_layers()
                 for j, roi in enumerate(rois):
@@ -248,9 +274,6 @@ def fmri_summary(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
                 d = d.rename(columns={c: f"{level}_{c}" for c in d.columns if c not in ("model", "roi")})
                 out = out.merge(d, on=["model", "roi"], how="outer") if len(out) else d
     return out.reset_index(drop=True)
-
-
-FMRI_TABLES = ("fmri_scores", "fmri_best", "fmri_group", "fmri_layer_ci", "fmri_null")
 
 
 def brain_scores_fmri(summary: pd.DataFrame) -> pd.DataFrame:
@@ -292,8 +315,9 @@ def run_fmri(spec, features: dict[str, Features], subjects: list[SubjectData], s
 def _fit_one(key, item, subjects, options, levels, spec, console, progress) -> dict[str, pd.DataFrame]:
     """One model's tables (``item`` None: the low-level controls)."""
     return fmri_alignment({} if item is None else {key: item}, subjects, options, levels,
-                          controls=item is None, significance=spec.encoding.significance, seed=spec.seed,
-                          console=console, progress=progress)
+                          controls=item is None, partition=item is not None and spec.analyses.controls,
+                          significance=spec.encoding.significance, seed=spec.seed, console=console,
+                          progress=progress)
 
 
 def _collect(store, keys: list[str]) -> dict[str, pd.DataFrame]:

@@ -160,6 +160,12 @@ def fmri_sections(tables: dict[str, pd.DataFrame]) -> list[Section]:
                                 "shifts of at least the spec's min_shift volumes): the score is centred on 0 "
                                 "under the null, and the observed score is compared with it.",
                                 [(f"null_vs_observed_{model}", plot_null_vs_observed(null, model))], []))
+    if "fmri_variance_partition" in tables and len(tables["fmri_variance_partition"]):
+        sections.append(Section("Beyond the low-level controls", "Variance partitioning on the group mean at each "
+                                "model's best layer: cross-validated R^2 of the controls alone (word rate, sound "
+                                "power), the model alone and both (banded ridge); unique_lm is what the model adds "
+                                "beyond the controls (no null for it yet).", [],
+                                [("variance partition", tables["fmri_variance_partition"])]))
     if "fmri_group" in tables:
         sections.append(Section("Group-level tests", "Subjects' best-layer scores minus their own null means: "
                                 "effect with a bootstrap 95 % CI over subjects, empirical (common shifts), "
