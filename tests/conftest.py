@@ -156,3 +156,19 @@ def ieeg_bids(tmp_path_factory):
     return root, modulation, sf
 
 
+@pytest.fixture()
+def run_cli(monkeypatch):
+    """Invoke the CLI; returns (exit code, output with whitespace collapsed, exception)."""
+    from typer.testing import CliRunner
+
+    from brainlike import cli
+
+    monkeypatch.setattr(cli.console, "width", 1000)
+    runner = CliRunner()
+
+    def invoke(*args):
+        res = runner.invoke(cli.app, [str(a) for a in args])
+        text = res.output + (res.stderr if res.stderr_bytes is not None else "")
+        return res.exit_code, " ".join(text.split()), res.exception
+
+    return invoke

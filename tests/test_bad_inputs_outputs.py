@@ -16,27 +16,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from typer.testing import CliRunner
 
-from brainlike import cli
-from brainlike.cli import app
 from brainlike.errors import BrainlikeError
 from brainlike.fileio import TMP_MARK, ensure_writable_dir
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
 
-@pytest.fixture()
-def run_cli(monkeypatch):
-    monkeypatch.setattr(cli.console, "width", 1000)
-    runner = CliRunner()
-
-    def invoke(*args):
-        res = runner.invoke(app, [str(a) for a in args])
-        text = res.output + (res.stderr if res.stderr_bytes is not None else "")
-        return res.exit_code, " ".join(text.split()), res.exception
-
-    return invoke
 
 
 @pytest.fixture()

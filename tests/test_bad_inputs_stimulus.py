@@ -10,10 +10,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
 
-from brainlike import cli
-from brainlike.cli import app
 from brainlike.errors import NeuralDataError, StimulusError
 from brainlike.neural.bids import read_word_timings as bids_read_word_timings
 from brainlike.stimulus import Stimulus, read_stimulus, read_word_timings
@@ -47,18 +44,6 @@ item []:
 '''
 
 
-@pytest.fixture()
-def run_cli(monkeypatch):
-    """Invoke the CLI; returns (exit code, output with whitespace collapsed, exception)."""
-    monkeypatch.setattr(cli.console, "width", 1000)
-    runner = CliRunner()
-
-    def invoke(*args):
-        res = runner.invoke(app, [str(a) for a in args])
-        text = res.output + (res.stderr if res.stderr_bytes is not None else "")
-        return res.exit_code, " ".join(text.split()), res.exception
-
-    return invoke
 
 
 def _files(folder):

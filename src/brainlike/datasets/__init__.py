@@ -13,14 +13,31 @@ Adding a dataset is one module with such an object plus one line in :mod:`brainl
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
+
+from pydantic import AfterValidator
 
 from brainlike.config import StrictModel, format_validation_error
 from brainlike.errors import BrainlikeError
 from brainlike.neural.sources import SubjectData
 from brainlike.stimulus import Stimulus
 
-__all__ = ["DatasetContext", "DatasetPlugin", "SubjectData", "dataset_plugin", "validate_dataset"]
+__all__ = ["DatasetContext", "HierarchySpec", "DatasetPlugin", "SubjectData", "dataset_plugin", "validate_dataset"]
+
+
+def _hierarchy_form(v: str) -> str:
+    from brainlike.errors import NeuralDataError
+    from brainlike.neural.sources import parse_hierarchy
+
+    try:
+        parse_hierarchy(v)  # checked when the spec is read, before any model or data is loaded
+    except NeuralDataError as exc:
+        raise ValueError(str(exc)) from None
+    return v
+
+
+#: a ``dataset.hierarchy`` string, its form checked when the spec is validated
+HierarchySpec = Annotated[str, AfterValidator(_hierarchy_form)]
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,12 @@
 """Recorded BIDS datasets: iEEG/ECoG (word-locked high-gamma) for ``brainlike run``."""
 from __future__ import annotations
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from brainlike.config import StrictModel
-from brainlike.datasets import DatasetContext
+from brainlike.datasets import DatasetContext, HierarchySpec
 from brainlike.errors import NeuralDataError
-from brainlike.neural.sources import SubjectData, load_bids_ieeg_subjects, parse_hierarchy
+from brainlike.neural.sources import SubjectData, load_bids_ieeg_subjects
 
 
 class BIDSiEEGConfig(StrictModel):
@@ -18,17 +18,9 @@ class BIDSiEEGConfig(StrictModel):
     stimulus: str | None = Field(None, description="word-timing file shared by all subjects (relative to the root "
                                  "or absolute); default: the words of each run's events.tsv")
     region_column: str | None = Field(None, description="electrodes.tsv column with region labels")
-    hierarchy: str = Field("hierarchy", description="'distance:X,Y,Z' (mm from a point), 'order:A>B>C' (region "
+    hierarchy: HierarchySpec = Field(
+        "hierarchy", description="'distance:X,Y,Z' (mm from a point), 'order:A>B>C' (region "
                            "order) or an electrodes.tsv column")
-
-    @field_validator("hierarchy")
-    @classmethod
-    def _hierarchy_form(cls, v: str) -> str:
-        try:
-            parse_hierarchy(v)  # checked before any model or data is loaded
-        except NeuralDataError as exc:
-            raise ValueError(str(exc)) from None
-        return v
 
     @model_validator(mode="after")
     def _check(self) -> BIDSiEEGConfig:
@@ -85,7 +77,6 @@ class BIDSfMRI:
     def load(self, config: BIDSfMRIConfig, context: DatasetContext) -> list[SubjectData]:
         from pathlib import Path
 
-        from brainlike.errors import NeuralDataError
         from brainlike.neural.bids import load_bids_fmri
 
         root = Path(config.path)

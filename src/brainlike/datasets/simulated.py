@@ -9,10 +9,10 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from brainlike.config import StrictModel
-from brainlike.datasets import DatasetContext
-from brainlike.errors import BrainlikeError, NeuralDataError
+from brainlike.datasets import DatasetContext, HierarchySpec
+from brainlike.errors import BrainlikeError
 from brainlike.models import Features
-from brainlike.neural.sources import SubjectData, hierarchy_positions, parse_hierarchy
+from brainlike.neural.sources import SubjectData, hierarchy_positions
 
 #: relative depths of the hierarchy levels of the simulated brain (see :func:`zoo_levels`)
 LEVEL_DEPTHS = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -63,7 +63,8 @@ class SimulatedECoGConfig(StrictModel):
                                       description="how strongly each model's features drive the brain")
     channels_per_region: int = Field(12, ge=2)
     snr: tuple[float, float] = (0.3, 1.5)
-    hierarchy: str = Field("hierarchy", description="'hierarchy' (the simulator's level), 'distance:X,Y,Z' or "
+    hierarchy: HierarchySpec = Field(
+        "hierarchy", description="'hierarchy' (the simulator's level), 'distance:X,Y,Z' or "
                            "'order:A>B>C'")
 
     @field_validator("subjects")
@@ -71,15 +72,6 @@ class SimulatedECoGConfig(StrictModel):
     def _some_subjects(cls, v: int | list[str]) -> int | list[str]:
         if (isinstance(v, int) and v < 1) or (isinstance(v, list) and not v):
             raise ValueError(f"simulate at least 1 subject (a count >= 1 or a list of labels), got {v!r}")
-        return v
-
-    @field_validator("hierarchy")
-    @classmethod
-    def _hierarchy_form(cls, v: str) -> str:
-        try:
-            parse_hierarchy(v)  # checked before any model or data is loaded
-        except NeuralDataError as exc:
-            raise ValueError(str(exc)) from None
         return v
 
     def labels(self) -> list[str]:
