@@ -42,7 +42,7 @@ import pandas as pd
 from brainlike.errors import BrainlikeError
 from brainlike.fileio import atomic_write, atomic_write_json, atomic_write_text, sha256_file
 from brainlike.neural.dataset import NeuralDataset
-from brainlike.neural.stats import loo_isc, split_half_ceiling
+from brainlike.neural.stats import noise_ceiling_table
 from brainlike.stimulus import Stimulus
 
 __all__ = [
@@ -236,12 +236,7 @@ class Brennan2016:
             ``group_ceiling`` = sqrt(reliability) (the ceiling for scores against :meth:`mean`);
             ``n_subjects``, ``radius``. Subjects are z-scored per ROI first.
         """
-        isc = loo_isc(self.data)
-        sh = split_half_ceiling(self.data, n_splits=n_splits, seed=seed)
-        return pd.DataFrame({
-            "roi": list(self.rois), "loo_isc": isc.mean, "loo_isc_sem": isc.sem, "split_half_r": sh.split_half_r,
-            "reliability": sh.reliability, "reliability_low": sh.low, "reliability_high": sh.high,
-            "group_ceiling": sh.ceiling, "n_subjects": self.n_subjects, "radius": self.radius})
+        return noise_ceiling_table(self.data, self.rois, n_splits=n_splits, seed=seed).assign(radius=self.radius)
 
 
 def _zscore(x: np.ndarray, axis: int) -> np.ndarray:

@@ -25,6 +25,7 @@ from scipy import stats as sstats
 from brainlike.errors import NeuralDataError
 
 __all__ = [
+    "noise_ceiling_table",
     "FDRResult",
     "ISCResult",
     "NoiseCeiling",
@@ -383,6 +384,33 @@ def split_half_ceiling(data, n_splits: int = 100, seed: int = 0, *, ci: float = 
     lo, hi = np.quantile(spearman_brown(rs), [(1 - ci) / 2, (1 + ci) / 2], axis=0)
     return SplitHalfCeiling(split_half_r=r, reliability=rel, ceiling=np.sqrt(np.clip(rel, 0, 1)), low=lo, high=hi,
                             split_r=rs, n_subjects=arr.shape[0], ci=float(ci))
+
+
+def noise_ceiling_table(data, targets: Sequence[str], n_splits: int = 100, seed: int = 0):
+    """Per target: the leave-one-subject-out ISC (:func:`loo_isc`, the ceiling of per-subject scores) and the
+    split-half reliability of the group mean (:func:`split_half_ceiling`, whose square root is its ceiling).
+
+    Parameters
+    ----------
+    data : array_like
+        ``(n_subjects, n_samples, n_targets)`` responses to one stimulus.
+    targets : sequence of str
+        ``n_targets`` names (ROIs, channels).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per target: ``roi, loo_isc, loo_isc_sem, split_half_r, reliability, reliability_low,
+        reliability_high, group_ceiling, n_subjects``.
+    """
+    import pandas as pd
+
+    isc = loo_isc(data)
+    sh = split_half_ceiling(data, n_splits=n_splits, seed=seed)
+    return pd.DataFrame({
+        "roi": list(targets), "loo_isc": isc.mean, "loo_isc_sem": isc.sem, "split_half_r": sh.split_half_r,
+        "reliability": sh.reliability, "reliability_low": sh.low, "reliability_high": sh.high,
+        "group_ceiling": sh.ceiling, "n_subjects": np.shape(data)[0]})
 
 
 def normalize_scores(scores, ceiling, *, min_ceiling: float = 0.1) -> np.ndarray:

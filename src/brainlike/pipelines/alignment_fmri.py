@@ -44,7 +44,7 @@ from brainlike.errors import BrainlikeError, RunInterrupted
 from brainlike.models import Features
 from brainlike.neural.fmri import fmri_design, fmri_design_layers
 from brainlike.neural.sources import SubjectData, check_same_words
-from brainlike.neural.stats import fdr_correction, loo_isc, split_half_ceiling
+from brainlike.neural.stats import fdr_correction, noise_ceiling_table
 from brainlike.stimulus import Stimulus
 
 LEVEL_FUNCTIONS = {"group": encode_group, "single": encode_single, "between": encode_between}
@@ -172,16 +172,6 @@ def _partition_rows(key: str, X: np.ndarray, chosen: list[int], ls: LayerScores,
                          "unique_controls": vp.unique_controls, "shared": vp.shared, "r_joint": vp.r_joint})
 
 
-def noise_ceilings(data: np.ndarray, rois: tuple[str, ...], seed: int = 0) -> pd.DataFrame:
-    """Per ROI: leave-one-subject-out ISC (ceiling of single-subject and between-subject scores) and the
-    split-half (Spearman–Brown) reliability of the group mean, whose square root is its ceiling."""
-    isc = loo_isc(data)
-    sh = split_half_ceiling(data, n_splits=100, seed=seed)
-    return pd.DataFrame({"roi": list(rois), "loo_isc": isc.mean, "loo_isc_sem": isc.sem,
-                         "reliability": sh.reliability, "reliability_low": sh.low, "reliability_high": sh.high,
-                         "group_ceiling": sh.ceiling, "n_subjects": data.shape[0]})
-
-
 def fmri_alignment(models: dict[str, tuple[Features, list[int] | None]], subjects: list[SubjectData],
                    options: FMRIEncodingOptions, levels: list[str], *, controls: bool = True,
                    partition: bool = False,
@@ -215,7 +205,7 @@ def fmri_alignment(models: dict[str, tuple[Features, list[int] | None]], subject
     n_vol = data.shape[1]
     if options.tr != tr:
         options = FMRIEncodingOptions(**{**options.__dict__, "tr": tr})
-    ceil = noise_ceilings(data, rois, seed=seed)
+    ceil = noise_ceiling_table(data, rois, seed=seed)
     ceiling = {"group": ceil["group_ceiling"].to_numpy(), "single": ceil["loo_isc"].to_numpy(),
                "between": ceil["loo_isc"].to_numpy()}
     designs: dict[str, tuple[np.ndarray, list[int], int]] = {}
