@@ -13,14 +13,14 @@ from brainlike.execution.local import LocalExecutor
 from brainlike.execution.staging import ChunkStaging
 from brainlike.execution.sweep import FitReport, responses_digest, run_fits
 from brainlike.execution.tasks import (
-                                       ExtractTask,
-                                       FeatureFile,
-                                       FitTask,
-                                       extract_task,
-                                       features_digest,
-                                       fit_task,
-                                       layer_chunks,
-                                       open_features,
+    ExtractTask,
+    FeatureFile,
+    FitTask,
+    extract_task,
+    features_digest,
+    fit_task,
+    layer_chunks,
+    open_features,
 )
 
 __all__ = ["ChunkStaging", "Executor", "ExtractTask", "FeatureFile", "FitReport", "FitTask", "LocalExecutor",

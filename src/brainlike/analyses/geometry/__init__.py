@@ -10,47 +10,47 @@ Perspective", arXiv 2407.02678) for any Hugging Face model.
 * :mod:`.plots` — figures from the result tables.
 """
 from brainlike.analyses.geometry.attention import (
-                                                   ATTENTION_MEASURES,
-                                                   allowed_mask,
-                                                   attention_density,
-                                                   attention_entropy,
-                                                   attention_graph_stats,
-                                                   row_entropy,
+    ATTENTION_MEASURES,
+    allowed_mask,
+    attention_density,
+    attention_entropy,
+    attention_graph_stats,
+    row_entropy,
 )
 from brainlike.analyses.geometry.capture import PromptCapture, PromptSetGeometry, capture_prompt, measure_prompts
 from brainlike.analyses.geometry.experiment import GeometryConfig, GeometryResult, run_geometry, summarize_attention
 from brainlike.analyses.geometry.intrinsic_dimension import (
-                                                   ESTIMATORS,
-                                                   estimate_intrinsic_dimension,
-                                                   linear_subspace,
-                                                   prepare_points,
-                                                   sphere,
-                                                   swiss_roll,
+    ESTIMATORS,
+    estimate_intrinsic_dimension,
+    linear_subspace,
+    prepare_points,
+    sphere,
+    swiss_roll,
 )
 from brainlike.analyses.geometry.linear_regions import (
-                                                   count_activation_patterns,
-                                                   grid_points,
-                                                   integer_dimension,
-                                                   linear_region_bound,
-                                                   log10_linear_region_bound,
+    count_activation_patterns,
+    grid_points,
+    integer_dimension,
+    linear_region_bound,
+    log10_linear_region_bound,
 )
 from brainlike.analyses.geometry.modules import attention_heads, mlp_modules, mlp_width, transformer_blocks
 from brainlike.analyses.geometry.plots import (
-                                                   plot_attention_density,
-                                                   plot_attention_heads,
-                                                   plot_context_accuracy,
-                                                   plot_context_effect,
-                                                   plot_intrinsic_dimension,
-                                                   plot_linear_regions,
+    plot_attention_density,
+    plot_attention_heads,
+    plot_context_accuracy,
+    plot_context_effect,
+    plot_intrinsic_dimension,
+    plot_linear_regions,
 )
 from brainlike.analyses.geometry.questions import (
-                                                   CONDITIONS,
-                                                   Question,
-                                                   build_prompt,
-                                                   exact_match,
-                                                   generate_answer,
-                                                   load_questions,
-                                                   normalize_answer,
+    CONDITIONS,
+    Question,
+    build_prompt,
+    exact_match,
+    generate_answer,
+    load_questions,
+    normalize_answer,
 )
 
 __all__ = [

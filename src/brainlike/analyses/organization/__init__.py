@@ -8,10 +8,10 @@ from brainlike.analyses.organization.glm import GLMResult, design_matrix, fit_gl
 from brainlike.analyses.organization.networks import NetworkAtlas, load_atlas, match_networks, overlap_scores
 from brainlike.analyses.organization.patterns import PatternLearner, PatternResult
 from brainlike.analyses.organization.run import (
-                                                 ModelOrganization,
-                                                 OrganizationConfig,
-                                                 OrganizationResult,
-                                                 run_organization,
+    ModelOrganization,
+    OrganizationConfig,
+    OrganizationResult,
+    run_organization,
 )
 from brainlike.analyses.organization.simulate import SimulatedOrganization, plant_groups, simulate_network_fmri
 from brainlike.analyses.organization.timecourses import iter_timecourses, normalize_timecourses, tr_matrix

@@ -13,52 +13,52 @@ See docs/skills.md.
 """
 from brainlike.analyses.skills.aggregate import bootstrap_interval, summarize_scores, wilson_interval
 from brainlike.analyses.skills.bounds import (
-                                              adversarial_concentration,
-                                              competence_bound,
-                                              entropy,
-                                              kl_bernoulli,
-                                              markov_bound,
-                                              noncompetent_bound,
-                                              random_failure_competence,
+    adversarial_concentration,
+    competence_bound,
+    entropy,
+    kl_bernoulli,
+    markov_bound,
+    noncompetent_bound,
+    random_failure_competence,
 )
 from brainlike.analyses.skills.clients import (
-                                              ChatClient,
-                                              ChatResponse,
-                                              ClientConfig,
-                                              ClientError,
-                                              HFChatClient,
-                                              OpenAIChatClient,
-                                              ScriptedClient,
-                                              make_client,
+    ChatClient,
+    ChatResponse,
+    ClientConfig,
+    ClientError,
+    HFChatClient,
+    OpenAIChatClient,
+    ScriptedClient,
+    make_client,
 )
 from brainlike.analyses.skills.grading import ParsedGrade, count_sentences, grading_messages, parse_grade
 from brainlike.analyses.skills.graph import SkillGraph, random_skill_graph, simulate_competence
 from brainlike.analyses.skills.plots import (
-                                              plot_competence_curves,
-                                              plot_emergence,
-                                              plot_scaling_fit,
-                                              plot_skill_usage,
-                                              plot_skillmix_scores,
+    plot_competence_curves,
+    plot_emergence,
+    plot_scaling_fit,
+    plot_skill_usage,
+    plot_skillmix_scores,
 )
 from brainlike.analyses.skills.scaling import (
-                                              CHINCHILLA,
-                                              ScalingLaw,
-                                              ScalingLawFit,
-                                              failure_fraction,
-                                              fit_scaling_law,
-                                              scale_for_excess_ratio,
+    CHINCHILLA,
+    ScalingLaw,
+    ScalingLawFit,
+    failure_fraction,
+    fit_scaling_law,
+    scale_for_excess_ratio,
 )
 from brainlike.analyses.skills.server import ChatServer, Fault, serve
 from brainlike.analyses.skills.skillmix import (
-                                              Skill,
-                                              SkillMixConfig,
-                                              SkillMixItem,
-                                              SkillMixResult,
-                                              draw_items,
-                                              generation_messages,
-                                              load_skills,
-                                              load_topics,
-                                              run_skillmix,
+    Skill,
+    SkillMixConfig,
+    SkillMixItem,
+    SkillMixResult,
+    draw_items,
+    generation_messages,
+    load_skills,
+    load_topics,
+    run_skillmix,
 )
 from brainlike.analyses.skills.theory import ScalingPoint, TheoryConfig, TheoryResult, competence_curves, run_theory
 
