@@ -20,6 +20,7 @@ from brainlike.analyses.skills.bounds import (
     markov_bound,
     noncompetent_bound,
     random_failure_competence,
+    theorem14_noncompetent_bound,
 )
 from brainlike.analyses.skills.clients import (
     ChatClient,
@@ -71,5 +72,6 @@ __all__ = [
     "kl_bernoulli", "load_skills", "load_topics", "make_client", "markov_bound", "noncompetent_bound",
     "parse_grade", "plot_competence_curves", "plot_emergence", "plot_scaling_fit", "plot_skill_usage",
     "plot_skillmix_scores", "random_failure_competence", "random_skill_graph", "run_skillmix", "run_theory",
-    "scale_for_excess_ratio", "serve", "simulate_competence", "summarize_scores", "wilson_interval",
+    "scale_for_excess_ratio", "serve", "simulate_competence", "summarize_scores", "theorem14_noncompetent_bound",
+    "wilson_interval",
 ]

@@ -13,6 +13,9 @@ drawn uniformly at random. The model fails a set ``Y`` of pieces of measure ``th
   ``KL(p||q) = -H(p) - p log q - (1-p) log(1-q)``, which turns this into the paper's
   ``H(theta) + k theta (H(beta alpha) - beta alpha log(1/alpha) - (1 - beta alpha) log(1/(1-alpha))) < 0``
   for ``k' = 1``; ``r = n_nodes / n_pieces``, 0 in the paper's infinite-corpus limit).
+* :func:`theorem14_noncompetent_bound` — the paper's Theorem 14 as published (same condition as for
+  single skills, conclusion at failure level ``beta * theta * k'``); :func:`noncompetent_bound` with
+  ``k' > 1`` is this package's own (more conservative) union-bound derivation with ``floor(k / k')``.
 * :func:`markov_bound` — the trivial bound ``theta / gamma`` the theorem improves on.
 * :func:`random_failure_competence` — exact expected competent fraction when each piece fails
   independently with probability ``theta`` (a binomial mixture), the reference for Monte Carlo checks.
@@ -87,11 +90,15 @@ def noncompetent_bound(theta: float, gamma: float, k: int, kprime: int = 1, node
     _check(theta, gamma, k, kprime)
     if theta == 0.0:
         return 0.0
-    beta = gamma / theta
+    return _smallest_alpha(theta, gamma / theta, k // kprime, nodes_per_piece)
+
+
+def _smallest_alpha(theta: float, beta: float, m: float, nodes_per_piece: float = 0.0) -> float:
+    """Smallest ``alpha`` in ``(0, 1/beta]`` with :func:`union_bound_margin` ``> 0`` (1/beta if none; 1 if
+    ``beta <= 1``)."""
     if beta <= 1.0:
         return 1.0
     markov = 1.0 / beta
-    m = k // kprime
     grid = np.geomspace(1e-12, markov, 4000)
     margin = union_bound_margin(grid, theta, beta, m, nodes_per_piece)
     ok = np.flatnonzero(margin > 0)
@@ -103,6 +110,34 @@ def noncompetent_bound(theta: float, gamma: float, k: int, kprime: int = 1, node
     a = brentq(lambda x: float(union_bound_margin(x, theta, beta, m, nodes_per_piece)), grid[i - 1], grid[i],
                xtol=1e-14)
     return float(min(a, markov))
+
+
+def theorem14_noncompetent_bound(theta: float, gamma: float, k: int, kprime: int = 1) -> float:
+    """The paper's Theorem 14 (Arora & Goyal 2023): fraction of ``k'``-tuples that may fail more than ``gamma``.
+
+    Theorem 14, as stated in the paper: if ``alpha, beta, theta > 0``, ``beta > 1``, ``alpha * beta < 1``
+    satisfy the *single-skill* condition of the basic theorem,
+    ``H(theta) + k theta (H(beta alpha) - beta alpha log(1/alpha) - (1 - beta alpha) log(1/(1 - alpha))) < 0``,
+    then (with high probability over the random skill graph) for every set ``Y`` of text pieces of measure
+    ``theta`` at most an ``alpha`` fraction of the ``k'``-tuples have more than a ``beta theta k'`` fraction
+    of their edges to ``Y``. A tuple competent at level ``1 - gamma`` therefore needs
+    ``beta = gamma / (k' theta)``: the tuple guarantee at ``theta`` equals the single-skill guarantee at the
+    same ``beta`` -- which is the single-skill guarantee once ``theta`` falls to ``theta / k'`` (the paper's
+    "k'-fold reduction of the excess loss", its Corollary of Theorem 14) up to the ``H(theta)`` term.
+
+    Args:
+        theta: measure of the failed text pieces, in [0, 1].
+        gamma: allowed failure rate of a competent tuple, in (0, 1).
+        k: skills per text piece.
+        kprime: tuple size.
+
+    Returns:
+        ``alpha`` in [0, 1] (capped by Markov, ``1/beta``; 1.0 when ``gamma <= k' theta``: no guarantee).
+    """
+    _check(theta, gamma, k, kprime)
+    if theta == 0.0:
+        return 0.0
+    return _smallest_alpha(theta, gamma / (kprime * theta), k)
 
 
 def competence_bound(theta: float, gamma: float, k: int, kprime: int = 1, nodes_per_piece: float = 0.0) -> float:

@@ -10,9 +10,11 @@ import pandas as pd  # noqa: E402
 
 from brainlike.plotting import fig_ax  # noqa: E402
 
-_STYLES = {"bound": "-", "simulation_adversarial": "--", "simulation_random": ":", "random_exact": "-.",
+_STYLES = {"theorem14": (0, (5, 1, 1, 1)),
+           "bound": "-", "simulation_adversarial": "--", "simulation_random": ":", "random_exact": "-.",
            "markov": (0, (1, 3))}
-_LABELS = {"bound": "bound (worst case)", "simulation_adversarial": "simulation, adversarial",
+_LABELS = {"theorem14": "Theorem 14 (paper)",
+           "bound": "union bound, floor(k/k') (ours)", "simulation_adversarial": "simulation, adversarial",
            "simulation_random": "simulation, random failures", "random_exact": "exact, random failures",
            "markov": "Markov"}
 
@@ -30,6 +32,7 @@ def plot_emergence(emergence: pd.DataFrame, ax=None, methods=("bound", "simulati
             ``gamma``).
         methods: which methods to draw (colour = ``k'``, line style = method).
     """
+    own = ax is None
     fig, ax = _fig_ax(ax)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for j, (kp, dk) in enumerate(emergence.groupby("kprime", sort=True)):
@@ -51,6 +54,45 @@ def plot_emergence(emergence: pd.DataFrame, ax=None, methods=("bound", "simulati
     ax.set_ylabel(f"fraction competent (≤ {gamma:g} of pieces failed)")
     ax.set_title(title or "Emergence of skills and skill tuples with scale")
     ax.legend(fontsize=7, frameon=False)
+    if own:
+        fig.tight_layout()
+    return fig
+
+
+def plot_emergence_panels(emergence: pd.DataFrame, theorem14: pd.DataFrame | None = None,
+                          finite_size: pd.DataFrame | None = None):
+    """Three panels: (a) the worst case -- the paper's Theorem 14, our union bound and the simulated
+    adversary (tuples need more scale: the paper's claim); (b) independent failures -- exact and simulated
+    (no k'-lag); (c) the finite-size check: where the exact random-failure competence crosses 10 % and 90 %
+    as the corpus grows (tuples crossing 10 % first is the small-graph artefact; the crossings meet).
+
+    Args:
+        emergence: :attr:`TheoryResult.emergence`.
+        theorem14: :attr:`TheoryResult.theorem14` (rows with ``method = "theorem14"``), optional.
+        finite_size: :attr:`TheoryResult.finite_size`, optional (panel (c) is left empty without it).
+    """
+    fig, axes = plt.subplots(1, 3, figsize=(17, 4.6))
+    worst = emergence if theorem14 is None or theorem14.empty else pd.concat(
+        [theorem14.assign(sd=np.nan), emergence], ignore_index=True)
+    plot_emergence(worst, ax=axes[0], methods=("theorem14", "bound", "simulation_adversarial"),
+                   title="(a) worst case (the paper's setting): tuples emerge later")
+    plot_emergence(emergence, ax=axes[1], methods=("random_exact", "simulation_random"),
+                   title="(b) independent failures: no k'-lag")
+    ax = axes[2]
+    if finite_size is not None and len(finite_size):
+        colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+        for j, (kp, d) in enumerate(finite_size.groupby("kprime", sort=True)):
+            d = d.sort_values("n_pieces")
+            ax.plot(d["n_pieces"], d["n_params_10"], "-o", color=colors[j % len(colors)], ms=3,
+                    label=f"k'={kp}, 10 %")
+            ax.plot(d["n_pieces"], d["n_params_90"], "--s", color=colors[j % len(colors)], ms=3,
+                    label=f"k'={kp}, 90 %")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.legend(fontsize=7, frameon=False)
+    ax.set_xlabel("text pieces in the graph (n_pieces)")
+    ax.set_ylabel("N where competence crosses (independent failures)")
+    ax.set_title("(c) finite size: crossings meet as the graph grows")
     fig.tight_layout()
     return fig
 

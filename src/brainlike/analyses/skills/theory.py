@@ -16,7 +16,12 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from tqdm.auto import tqdm
 
-from brainlike.analyses.skills.bounds import markov_bound, noncompetent_bound, random_failure_competence
+from brainlike.analyses.skills.bounds import (
+    markov_bound,
+    noncompetent_bound,
+    random_failure_competence,
+    theorem14_noncompetent_bound,
+)
 from brainlike.analyses.skills.graph import random_skill_graph, simulate_competence
 from brainlike.analyses.skills.scaling import (
     ScalingLaw,
@@ -51,12 +56,20 @@ class TheoryConfig(BaseModel):
         n_params_min / n_params_max / n_scales: the model sizes swept (log-spaced).
         failures_per_nat: ``theta = failures_per_nat * excess loss`` (clipped to [0, 1]).
         gamma: failure rate a competent skill may have (competence level ``1 - gamma``).
-        n_skills / n_pieces / k: the explicit random graphs for Monte Carlo (each piece needs ``k`` skills).
+        n_skills / n_pieces / k: the random skill graph (each of ``n_pieces`` text pieces needs ``k`` of the
+            ``n_skills`` skills); the exact random-failure formula uses this size. The default (20 million
+            pieces; a triple then has ~40 000 pieces) is large enough that the small-graph artefact (tuples
+            crossing 10 % before single skills, see :attr:`TheoryResult.finite_size`) is gone (< 0.001
+            decade; 0.04 decade at 2 million pieces, 0.42 at 20 000).
+        simulation_n_pieces: pieces of the explicit Monte Carlo graphs (default ``min(n_pieces, 20000)``:
+            the adversarial search costs ~25 s per scale and tuple size at 2 million pieces).
         kprimes: tuple sizes ``k'`` to report (1 = single skills); each ``<= k``.
         curve_thetas: failure fractions for the competence-curve figure (single skills at ``theta``,
             ``k'``-tuples at ``theta / k'``).
         reference_n_params: model size from which the scale-up table starts.
         n_graphs: Monte Carlo graphs per scale; ``simulate`` / ``adversarial`` switch simulations off.
+        finite_size_pieces: corpus sizes ``n_pieces`` of the finite-size table (exact random-failure
+            formula on ``n_skills`` skills; empty list = no table).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -71,13 +84,15 @@ class TheoryConfig(BaseModel):
     failures_per_nat: float = Field(1.0, gt=0)
     gamma: float = Field(0.25, gt=0, lt=1)
     n_skills: int = Field(40, ge=2)
-    n_pieces: int = Field(20000, ge=10)
+    n_pieces: int = Field(20_000_000, ge=10)
+    simulation_n_pieces: int | None = Field(None, ge=10)
     k: int = Field(6, ge=1)
     kprimes: list[int] = Field(default_factory=lambda: [1, 2, 3])
     curve_thetas: list[float] = Field(default_factory=lambda: [0.1, 0.05])
     n_curve_points: int = Field(40, ge=2)
     reference_n_params: float = Field(7e10, gt=0)
     n_graphs: int = Field(2, ge=1)
+    finite_size_pieces: list[int] = Field(default_factory=lambda: [2_000, 20_000, 200_000, 2_000_000, 20_000_000])
     simulate: bool = True
     adversarial: bool = True
     seed: int = 0
@@ -92,6 +107,8 @@ class TheoryConfig(BaseModel):
             raise ValueError(f"kprimes must be non-empty and within 1..k={self.k}; got {self.kprimes}")
         if self.n_params_min >= self.n_params_max:
             raise ValueError("n_params_min must be below n_params_max")
+        if any(n < 10 for n in self.finite_size_pieces):
+            raise ValueError(f"finite_size_pieces must be at least 10 each; got {self.finite_size_pieces}")
         if any(not 0 < t < 1 for t in self.curve_thetas):
             raise ValueError(f"curve_thetas must be in (0, 1); got {self.curve_thetas}")
         return self
@@ -115,6 +132,14 @@ class TheoryResult:
         scale_up: one row per k': ``kprime, n_params_ref, excess_ref, n_params_needed, excess_needed,
             scale_factor`` (size at which the excess loss is ``1/k'`` of the reference's), and
             ``single_skill_bound_ref`` / ``tuple_bound_needed`` (guaranteed competent fractions).
+        theorem14: one row per (scale, k'): the paper's Theorem 14 guarantee, ``n_params, theta, gamma, k,
+            kprime, beta`` (``gamma / (k' theta)``), ``alpha`` (fraction of tuples that may fail more than
+            ``gamma``), ``competent_fraction`` (``1 - alpha``), ``method = "theorem14"``. Its crossings are
+            in :attr:`thresholds` too (method ``theorem14``).
+        finite_size: one row per (n_pieces, k'): ``n_skills, n_pieces, kprime, mean_degree`` (pieces per
+            tuple), ``n_params_10/50/90`` (crossings of the exact random-failure competence) and
+            ``log10_lead_10`` (``log10`` of the single-skill over the tuple 10 % crossing: > 0 means the
+            tuples reach 10 % *earlier*, the finite-size artefact).
     """
 
     config: TheoryConfig
@@ -124,20 +149,29 @@ class TheoryResult:
     curves: pd.DataFrame
     thresholds: pd.DataFrame
     scale_up: pd.DataFrame
+    theorem14: pd.DataFrame = field(default_factory=pd.DataFrame)
+    finite_size: pd.DataFrame = field(default_factory=pd.DataFrame)
     extra: dict = field(default_factory=dict)
 
     def tables(self) -> dict[str, pd.DataFrame]:
         out = {"theory_emergence": self.emergence, "theory_curves": self.curves,
-               "theory_thresholds": self.thresholds, "theory_scale_up": self.scale_up}
+               "theory_thresholds": self.thresholds, "theory_scale_up": self.scale_up,
+               "theory_theorem14": self.theorem14}
+        if len(self.finite_size):
+            out["theory_finite_size"] = self.finite_size
         if self.fit is not None:
             out["theory_scaling_fit"] = self.fit.points
         return out
 
     def figures(self) -> dict:
         """Matplotlib figures by name (emergence, competence curves, scaling fit when fitted)."""
-        from brainlike.analyses.skills.plots import plot_competence_curves, plot_emergence, plot_scaling_fit
+        from brainlike.analyses.skills.plots import (
+            plot_competence_curves,
+            plot_emergence_panels,
+            plot_scaling_fit,
+        )
 
-        figs = {"theory_emergence": plot_emergence(self.emergence),
+        figs = {"theory_emergence": plot_emergence_panels(self.emergence, self.theorem14, self.finite_size),
                 "theory_competence_curves": plot_competence_curves(self.curves)}
         if self.fit is not None:
             figs["theory_scaling_fit"] = plot_scaling_fit(self.fit.points, law=self.law)
@@ -203,6 +237,55 @@ def competence_curves(thetas, kprimes, k: int, gammas: np.ndarray | None = None)
                                        "competent_fraction"])
 
 
+def theorem14_table(sizes, thetas, gamma: float, k: int, kprimes) -> pd.DataFrame:
+    """The paper's Theorem 14 guarantee along the scale sweep (see :attr:`TheoryResult.theorem14`).
+
+    Args:
+        sizes: ``(n_scales,)`` model sizes (parameters).
+        thetas: ``(n_scales,)`` failed fraction of text pieces at each size.
+    """
+    rows = []
+    for n, th in zip(np.asarray(sizes, float), np.asarray(thetas, float)):
+        for kp in kprimes:
+            a = theorem14_noncompetent_bound(float(th), gamma, k, kp)
+            rows.append({"n_params": float(n), "theta": float(th), "gamma": gamma, "k": k, "kprime": kp,
+                         "beta": gamma / (kp * th) if th > 0 else np.inf, "alpha": a, "competent_fraction": 1 - a,
+                         "method": "theorem14"})
+    return pd.DataFrame(rows)
+
+
+def finite_size_table(sizes, thetas, gamma: float, k: int, kprimes, n_skills: int, pieces) -> pd.DataFrame:
+    """Emergence crossings of the exact random-failure competence as a function of the corpus size.
+
+    With independent failures a node of degree ``d`` is competent when ``Binomial(d, theta) <= gamma d``; a
+    ``k'``-tuple has ``C(k, k') / C(n_skills, k')`` of the pieces, far fewer than a skill, so on a small corpus
+    its failure rate is noisy and some tuples are "competent" by luck well before ``theta`` drops below
+    ``gamma``: the tuples' 10 % crossing comes *before* the skills'. As ``n_pieces`` grows every node's rate
+    concentrates at ``theta`` and all crossings meet at ``theta = gamma``.
+
+    Returns:
+        One row per (n_pieces, k'), see :attr:`TheoryResult.finite_size`.
+    """
+    import math
+
+    rows = []
+    for n_pieces in pieces:
+        curve = []
+        for n, th in zip(np.asarray(sizes, float), np.asarray(thetas, float)):
+            for kp in kprimes:
+                curve.append({"n_params": float(n), "kprime": kp, "method": "random_exact",
+                              "competent_fraction": random_failure_competence(float(th), gamma, n_skills,
+                                                                              int(n_pieces), k, kp)})
+        th_tab = emergence_thresholds(pd.DataFrame(curve)).set_index("kprime")
+        for kp in kprimes:
+            deg = n_pieces * math.comb(k, kp) / math.comb(n_skills, kp)
+            rows.append({"n_skills": n_skills, "n_pieces": int(n_pieces), "kprime": kp, "mean_degree": deg,
+                         **{c: float(th_tab.loc[kp, c]) for c in ("n_params_10", "n_params_50", "n_params_90")},
+                         "log10_lead_10": float(np.log10(th_tab.loc[1, "n_params_10"] / th_tab.loc[kp, "n_params_10"]))
+                         if 1 in th_tab.index else np.nan})
+    return pd.DataFrame(rows)
+
+
 def emergence_thresholds(emergence: pd.DataFrame, levels=(0.1, 0.5, 0.9)) -> pd.DataFrame:
     """Model sizes at which the competent fraction first crosses ``levels`` (log-linear interpolation)."""
     rows = []
@@ -251,7 +334,8 @@ def run_theory(config: TheoryConfig | dict | None = None) -> TheoryResult:
 
     graphs = []
     if config.simulate:
-        graphs = [random_skill_graph(config.n_skills, config.n_pieces, k, seed=config.seed + 1000 * g)
+        sim_pieces = config.simulation_n_pieces or min(config.n_pieces, 20_000)
+        graphs = [random_skill_graph(config.n_skills, sim_pieces, k, seed=config.seed + 1000 * g)
                   for g in range(config.n_graphs)]
     ids = {(g, kp): graph.tuple_ids(kp) for g, graph in enumerate(graphs) for kp in config.kprimes}
 
@@ -266,7 +350,7 @@ def run_theory(config: TheoryConfig | dict | None = None) -> TheoryResult:
                       "random_exact": random_failure_competence(th, gamma, config.n_skills, config.n_pieces, k, kp)}
             for method, val in closed.items():
                 rows.append({**common, "kprime": kp, "method": method, "competent_fraction": val, "sd": np.nan,
-                             "n_graphs": 0})
+                             "n_graphs": 0, "graph_pieces": config.n_pieces if method == "random_exact" else 0})
             modes = ["random"] + (["adversarial"] if config.adversarial else [])
             for mode in modes if graphs else []:
                 vals = [simulate_competence(graph, th, gamma, kp, mode=mode, seed=config.seed + 7919 * g + i,
@@ -274,9 +358,12 @@ def run_theory(config: TheoryConfig | dict | None = None) -> TheoryResult:
                         for g, graph in enumerate(graphs)]
                 rows.append({**common, "kprime": kp, "method": f"simulation_{mode}",
                              "competent_fraction": float(np.mean(vals)),
-                             "sd": float(np.std(vals, ddof=1)) if len(vals) > 1 else np.nan, "n_graphs": len(vals)})
+                             "sd": float(np.std(vals, ddof=1)) if len(vals) > 1 else np.nan, "n_graphs": len(vals),
+                             "graph_pieces": graphs[0].n_pieces})
     emergence = pd.DataFrame(rows)
     curves = competence_curves(config.curve_thetas, config.kprimes, k)
+    t14 = theorem14_table(sizes, thetas, gamma, k, config.kprimes)
+    finite = finite_size_table(sizes, thetas, gamma, k, config.kprimes, config.n_skills, config.finite_size_pieces)
 
     n0 = config.reference_n_params
     ex0 = float(law.excess(n0, n0 * tpp))
@@ -290,4 +377,5 @@ def run_theory(config: TheoryConfig | dict | None = None) -> TheoryResult:
                    "excess_needed": ex1, "theta_needed": th1, "scale_factor": n1 / n0, "gamma": gamma,
                    "single_skill_bound_ref": 1 - noncompetent_bound(th0, gamma, k, 1),
                    "tuple_bound_needed": 1 - noncompetent_bound(th1, gamma, k, kp)})
-    return TheoryResult(config, law, fit, emergence, curves, emergence_thresholds(emergence), pd.DataFrame(su))
+    thresholds = emergence_thresholds(pd.concat([emergence, t14], ignore_index=True))
+    return TheoryResult(config, law, fit, emergence, curves, thresholds, pd.DataFrame(su), t14, finite)
