@@ -302,7 +302,7 @@ def test_skillmix_run_against_real_local_server(hf_server, tmp_path):
     """k in {1, 2, 3} end to end over HTTP with a real (tiny) model as generator and grader; then resume."""
     before = hf_server.n_chat_requests
     cfg = SkillMixConfig(generator=_client_cfg(hf_server.base_url, model="stories260k"), ks=[1, 2, 3],
-                         n_per_k=2, output_dir=tmp_path, progress=False, seed=7)
+                         n_per_k=2, output_dir=tmp_path, progress=False, seed=7, revise=False, code_checks=False)
     first = draw_items(load_skills(), load_topics(), [1], 1, seed=7)[0]
     # the 2nd request (grading of k1-0000) gets a valid grade with prose around it instead of the model's text
     hf_server.add_faults(Fault("delay", seconds=0.0), Fault("text", text="Grade: " + json.dumps(
@@ -354,7 +354,8 @@ def test_skillmix_planted_grades_faults_and_intervals(hf_server, scripted_server
     grader_srv = scripted_server(_planted_grader(calls), name="planted-grader")
     grader_srv.add_faults(Fault("error", status=500), Fault("garbage"))     # first grading needs 3 attempts
     cfg = SkillMixConfig(generator=_client_cfg(hf_server.base_url), grader=_client_cfg(grader_srv.base_url),
-                         ks=[1, 2, 3], n_per_k=2, output_dir=tmp_path, progress=False)
+                         ks=[1, 2, 3], n_per_k=2, output_dir=tmp_path, progress=False, revise=False,
+                         code_checks=False)
     res = run_skillmix(cfg)
     it = res.items.set_index("item_id")
     assert it.loc["k1-0000", "grade_attempts"] == 3 and it.loc["k1-0001", "grade_attempts"] == 1
@@ -384,7 +385,7 @@ def test_interrupted_run_resumes_without_redoing_items(hf_server, tmp_path):
 
     grader = ScriptedClient(flaky, name="scripted-grader")
     cfg = SkillMixConfig(generator=_client_cfg(hf_server.base_url), ks=[1, 2, 3], n_per_k=2, output_dir=tmp_path,
-                         progress=False)
+                         progress=False, revise=False, code_checks=False)
     with pytest.raises(KeyboardInterrupt):
         run_skillmix(cfg, grader=grader)
     assert len((tmp_path / "records.jsonl").read_text().strip().splitlines()) == 2

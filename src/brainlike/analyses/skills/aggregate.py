@@ -9,6 +9,9 @@ from brainlike.errors import BrainlikeError
 
 #: metric -> kind: "binary" (Wilson interval) or "continuous" (percentile bootstrap)
 METRICS = {"full_marks": "binary", "all_skills": "binary", "score": "continuous", "skill_fraction": "continuous"}
+#: metric -> its name in Yu et al. (2023)
+PAPER_NAMES = {"full_marks": "Ratio of Full Marks", "all_skills": "Ratio of All Skills",
+               "skill_fraction": "Skill Fraction", "score": "points / (k + 3)"}
 
 
 def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
@@ -49,13 +52,14 @@ def summarize_scores(items: pd.DataFrame, *, confidence: float = 0.95, ungradabl
         ungradable_as_zero: count ungradable items as 0 instead of leaving them out.
 
     Returns:
-        One row per (generator, grader, k, metric): ``mean, ci_low, ci_high, ci_method, n`` (items averaged),
+        One row per (generator, grader, k, metric): ``paper_name`` (Yu et al.'s name),
+        ``mean, ci_low, ci_high, ci_method, n`` (items averaged),
         ``n_items`` (all items), ``n_ungradable``, ``n_error`` (generation or grading failed), ``confidence``.
     """
     rows = []
     if items.empty:
-        return pd.DataFrame(columns=["generator", "grader", "k", "metric", "mean", "ci_low", "ci_high", "ci_method",
-                                     "n", "n_items", "n_ungradable", "n_error", "confidence"])
+        return pd.DataFrame(columns=["generator", "grader", "k", "metric", "paper_name", "mean", "ci_low",
+                                     "ci_high", "ci_method", "n", "n_items", "n_ungradable", "n_error", "confidence"])
     for (gen, grader, k), df in items.groupby(["generator", "grader", "k"], sort=True):
         done = df[df["status"] == "done"]
         n_err = int((df["status"] != "done").sum())
@@ -73,6 +77,7 @@ def summarize_scores(items: pd.DataFrame, *, confidence: float = 0.95, ungradabl
                 lo, hi = bootstrap_interval(vals, confidence, n_boot, seed + int(k))
                 method = "bootstrap"
             rows.append({"generator": gen, "grader": grader, "k": int(k), "metric": metric,
+                         "paper_name": PAPER_NAMES[metric],
                          "mean": float(vals.mean()) if n else float("nan"), "ci_low": lo, "ci_high": hi,
                          "ci_method": method, "n": n, "n_items": int(len(df)), "n_ungradable": int(ungr.sum()),
                          "n_error": n_err, "confidence": confidence})

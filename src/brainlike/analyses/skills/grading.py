@@ -255,8 +255,41 @@ def parse_grade(text: str, skill_names: list[str]) -> ParsedGrade:
     return best
 
 
+_SUFFIXES = r"(?:s|es|ies|d|ed|ing|al|ally|ic|ical|ically|ly)?"
+
+
+def skill_name_pattern(name: str) -> re.Pattern:
+    """Regex that finds ``name`` written out in a text: whole words, case-insensitive, words of the name
+    separated by spaces or hyphens, the last word with simple inflections (``-s, -es, -ies, -d, -ed, -ing,
+    -al, -ally, -ic, -ical, -ically, -ly``, after dropping a final ``e`` or ``y``): "metaphor" matches
+    "Metaphors" and "metaphorical", "irony" matches "ironic", "red herring" matches "red-herrings"; "pun"
+    does not match "punch"."""
+    words = [w for w in re.split(r"[\s\-]+", name.strip().lower()) if w]
+    if not words:
+        raise ValueError("empty skill name")
+    last = words[-1]
+    stems = {re.escape(last)}
+    if len(last) > 3 and last[-1] in "ey":
+        stems.add(re.escape(last[:-1]))
+    head = "".join(re.escape(w) + r"[\s\-]+" for w in words[:-1])
+    return re.compile(r"(?<![\w])" + head + "(?:" + "|".join(sorted(stems, key=len, reverse=True)) + ")"
+                      + _SUFFIXES + r"(?![\w])", re.IGNORECASE)
+
+
+def named_skills(text: str, names: list[str]) -> list[str]:
+    """The skills of ``names`` whose name the text writes out (see :func:`skill_name_pattern`). Skill-Mix
+    forbids naming the skills; such a skill gets 0 points whatever the grader says."""
+    text = text or ""
+    return [n for n in names if skill_name_pattern(n).search(text)]
+
+
 def count_sentences(text: str) -> int:
-    """Sentences in ``text``: runs ended by ``.``, ``!``, ``?`` (or the end), ignoring common abbreviations."""
+    """Sentences in ``text`` (the rule the sentence limit is checked with, in code).
+
+    A sentence is a run of text ended by ``.``, ``!`` or ``?`` (possibly followed by closing quotes or
+    brackets) and then whitespace, or by the end of the text; runs without a letter or digit are not
+    counted; the dots of ``Mr. Mrs. Ms. Dr. St. Prof. vs. etc. e.g. i.e.`` and of decimals (``3.5``) do not
+    end a sentence; ``...`` followed by a space does. ``"It rained. We ran!"`` has 2."""
     t = re.sub(r"\b(Mr|Mrs|Ms|Dr|St|Prof|vs|etc|e\.g|i\.e)\.", r"\1", text.strip())
     parts = [p for p in re.split(r"(?<=[.!?])[\"')\]]*\s+", t) if re.search(r"\w", p)]
     return len(parts)
@@ -271,10 +304,14 @@ def extract_answer(response: str) -> str:
 
 @dataclass
 class ItemScores:
-    """Scores of one graded item (NaN when ungradable).
+    """Scores of one graded item (NaN when ungradable), with Skill-Mix's metrics (Yu et al. 2023, Sec. 3).
 
-    ``points`` out of ``max_points = k + 3``; ``score = points / max_points``; ``full_marks`` (all points);
-    ``all_skills`` (every skill point); ``skill_fraction`` (mean skill point).
+    ``points`` out of ``max_points = k + 3``; ``score = points / max_points``;
+    ``full_marks`` ("Ratio of Full Marks": 1 if all ``k + 3`` points are earned);
+    ``all_skills`` ("Ratio of All Skills": 1 if all ``k`` skill points are earned and at least 2 of the 3
+    other points -- topic, sentence limit, makes sense);
+    ``skill_fraction`` ("Skill Fraction": the fraction of the ``k`` skill points earned if all 3 other points
+    are, else 0).
     """
 
     points: float
@@ -290,5 +327,7 @@ def item_scores(grade: ParsedGrade, k: int) -> ItemScores:
     if grade.ungradable:
         return ItemScores(nan, k + 3, nan, nan, nan, nan)
     sp = [int(v) for v in grade.skill_points.values()]
-    pts = sum(sp) + grade.topic + grade.sentence_limit + grade.makes_sense
-    return ItemScores(float(pts), k + 3, pts / (k + 3), float(pts == k + 3), float(all(sp)), sum(sp) / len(sp))
+    other = int(grade.topic) + int(grade.sentence_limit) + int(grade.makes_sense)
+    pts = sum(sp) + other
+    return ItemScores(float(pts), k + 3, pts / (k + 3), float(pts == k + 3), float(all(sp) and other >= 2),
+                      sum(sp) / len(sp) if other == 3 else 0.0)

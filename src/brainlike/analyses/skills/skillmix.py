@@ -13,7 +13,7 @@ import hashlib
 import json
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
 from typing import Literal
@@ -24,12 +24,15 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from tqdm.auto import tqdm
 
 from brainlike.analyses.skills.aggregate import summarize_scores
+from brainlike.analyses.skills.agreement import grading_agreement
 from brainlike.analyses.skills.clients import ChatClient, ClientConfig, ClientError, Messages, make_client
 from brainlike.analyses.skills.grading import (
+    ParsedGrade,
     count_sentences,
     extract_answer,
     grading_messages,
     item_scores,
+    named_skills,
     parse_grade,
 )
 from brainlike.cache import default_cache_dir
@@ -37,7 +40,7 @@ from brainlike.config import validate_config
 from brainlike.errors import BrainlikeError
 from brainlike.fileio import atomic_write, atomic_write_text, ensure_writable_dir
 
-PROMPT_VERSION = "skillmix-v1"
+PROMPT_VERSION = "skillmix-v2"
 
 
 @dataclass(frozen=True)
@@ -154,6 +157,19 @@ def generation_messages(item: SkillMixItem, max_sentences: int) -> Messages:
             {"role": "user", "content": user}]
 
 
+def revision_messages(item: SkillMixItem, max_sentences: int, first_answer: str) -> Messages:
+    """The self-revision round of Skill-Mix: the generator sees its first answer and is asked to check every
+    requirement and give a corrected version in the same format."""
+    plural = "s" if max_sentences != 1 else ""
+    names = ", ".join(item.skill_names)
+    user = (f"Check your answer against every requirement: it must illustrate each skill ({names}); stay on the "
+            f"topic of {item.topic}; have at most {max_sentences} sentence{plural}; not name any of the skills; "
+            "and make sense. If any requirement is not met, revise the text. Reply again in the same format: "
+            "\"Answer:\" with the (revised) text, then a line beginning with \"Explanation:\".")
+    return [*generation_messages(item, max_sentences), {"role": "assistant", "content": first_answer},
+            {"role": "user", "content": user}]
+
+
 class SkillMixConfig(BaseModel):
     """Settings of :func:`run_skillmix`.
 
@@ -168,6 +184,15 @@ class SkillMixConfig(BaseModel):
         confidence / n_boot / ungradable_as_zero: aggregation settings.
         stop_after_failures: stop the run (:class:`BrainlikeError`, finished items kept for the next run)
             when this many items in a row failed (an unreachable or broken endpoint); 0 never stops.
+        graders: more graders (``grader`` first, then these); every item is graded by each.
+        n_gradings: grading rounds per grader and item (seeds differ); the item's points are the majority
+            over the rounds that could be parsed (a tie gives 0); agreement between rounds and graders is
+            reported (Cohen's kappa).
+        revise: the Skill-Mix self-revision round (the generator is shown its answer and asked to check the
+            requirements and revise); the revised answer is graded.
+        code_checks: check the sentence limit (:func:`grading.count_sentences`) and that no skill is named
+            (:func:`grading.named_skills`) in code; a violation sets that point to 0 whatever the grader says.
+        fail_on_ungradable: count items no grader could grade as failures (non-zero exit of ``brainlike run``).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -187,6 +212,15 @@ class SkillMixConfig(BaseModel):
     ungradable_as_zero: bool = False
     progress: bool = True
     stop_after_failures: int = Field(5, ge=0)
+    graders: list[ClientConfig] = Field(default_factory=list)
+    n_gradings: int = Field(1, ge=1, le=20)
+    revise: bool = True
+    code_checks: bool = True
+    fail_on_ungradable: bool = True
+
+    def grader_configs(self) -> list[ClientConfig]:
+        """The graders' settings: ``grader`` then ``graders`` (empty: the generator grades itself)."""
+        return ([self.grader] if self.grader is not None else []) + list(self.graders)
 
     @field_validator("ks")
     @classmethod
@@ -222,19 +256,46 @@ class SkillMixResult:
     output_dir: Path
     n_reused: int
     n_new: int
+    gradings: pd.DataFrame = field(default_factory=pd.DataFrame)
+    agreement: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def tables(self) -> dict[str, pd.DataFrame]:
         return {"skillmix_items": self.items, "skillmix_skill_points": self.skill_points,
-                "skillmix_summary": self.summary}
+                "skillmix_summary": self.summary, "skillmix_gradings": self.gradings,
+                "skillmix_agreement": self.agreement}
+
+    @property
+    def n_items(self) -> int:
+        return int(self.items["item_key"].nunique())
 
     @property
     def n_failed(self) -> int:
         """Items whose generation or grading failed (``status == "error"``); a rerun retries them."""
-        return int((self.items["status"] != "done").sum())
+        return int(self.items.loc[self.items["status"] != "done", "item_key"].nunique())
+
+    @property
+    def n_ungradable(self) -> int:
+        """Items that were generated and graded but that some grader's answers could not be parsed for."""
+        done = self.items[self.items["status"] == "done"]
+        return int(done.loc[done["ungradable"], "item_key"].nunique())
+
+    @property
+    def n_problems(self) -> int:
+        """Failed items, plus ungradable ones when ``fail_on_ungradable`` (what makes the run fail)."""
+        return self.n_failed + (self.n_ungradable if self.config.fail_on_ungradable else 0)
 
     def failure_message(self) -> str:
-        """One sentence: how many items failed and why (the distinct errors with their counts), or ""."""
-        return _failure_message(self.items.to_dict("records"), self.output_dir)
+        """One sentence: how many items failed or were ungradable and why (distinct reasons, counted), or ""."""
+        msg = _failure_message(self.items.drop_duplicates("item_key").to_dict("records"), self.output_dir)
+        if self.config.fail_on_ungradable and self.n_ungradable:
+            done = self.items[(self.items["status"] == "done") & self.items["ungradable"]]
+            why = _reasons([{"error": f"{r['grader']}: {r['ungradable_reason'] or 'unparsable'}"}
+                            for r in done.to_dict("records")])
+            n_done = self.n_items - self.n_failed
+            part = (f"{self.n_ungradable} of {n_done} graded Skill-Mix items were ungradable ({why}); use a "
+                    "stronger grader or more grading rounds (n_gradings), or set fail_on_ungradable: false")
+            msg = f"{msg}; {part}" if msg else part
+        return msg
 
     def figures(self) -> dict:
         from brainlike.analyses.skills.plots import plot_skill_usage, plot_skillmix_scores
@@ -336,72 +397,149 @@ def _last_byte(path: Path) -> bytes:
         return fh.read(1)
 
 
-def _evaluate(item: SkillMixItem, key: str, cfg: SkillMixConfig, gen: ChatClient, grader: ChatClient,
-              gen_cfg: ClientConfig, grade_cfg: ClientConfig) -> dict:
+def _grading(grader: ChatClient, grade_cfg: ClientConfig, gmsgs: Messages, item: SkillMixItem, rnd: int,
+             seed: int) -> dict:
+    """One grading round (raises :class:`ClientError` when the grader cannot be reached)."""
+    r = grader.chat(gmsgs, max_tokens=grade_cfg.max_tokens, temperature=grade_cfg.temperature, seed=seed + 7919 * rnd)
+    parsed = parse_grade(r.text, item.skill_names)
+    return {"grader": grader.name, "round": rnd, "response": r.text, "attempts": r.attempts,
+            "latency_s": round(r.latency_s, 4), "skill_points": [parsed.skill_points[n] for n in item.skill_names],
+            "topic": parsed.topic, "sentence_limit": parsed.sentence_limit, "makes_sense": parsed.makes_sense,
+            "ungradable": parsed.ungradable, "reason": parsed.reason, "method": parsed.method}
+
+
+def _evaluate(item: SkillMixItem, key: str, cfg: SkillMixConfig, gen: ChatClient, gen_cfg: ClientConfig,
+              graders: list[tuple[ChatClient, ClientConfig]]) -> dict:
+    """Generate (and revise) one item's text, grade it ``n_gradings`` times by every grader: one record."""
     max_sent = max_sentences_for(item.k, cfg.max_sentences)
     seed = int(cfg.seed) * 1_000_003 + item.k * 10_007 + item.index
     msgs = generation_messages(item, max_sent)
     rec = {"item_key": key, "item_id": item.item_id, "k": item.k, "index": item.index,
            "skills": item.skill_names, "topic": item.topic, "max_sentences": max_sent, "generator": gen.name,
-           "grader": grader.name, "prompt": msgs[-1]["content"], "response": None, "answer": None,
-           "n_sentences": None, "sentence_limit_auto": None, "gen_attempts": None, "gen_latency_s": None,
-           "grade_prompt": None, "grade_response": None, "grade_attempts": None, "grade_latency_s": None,
-           "skill_points": [None] * item.k, "topic_point": None, "sentence_limit_point": None,
-           "makes_sense_point": None, "ungradable": True, "ungradable_reason": "", "parse_method": "none",
-           "points": None, "max_points": item.k + 3, "score": None, "full_marks": None, "all_skills": None,
-           "skill_fraction": None, "status": "error", "error": "", "seed": seed,
+           "graders": [g.name for g, _ in graders], "prompt": msgs[-1]["content"], "first_response": None,
+           "first_answer": None, "revision_prompt": None, "response": None, "answer": None, "n_sentences": None,
+           "sentence_limit_auto": None, "named_skills": [], "gen_attempts": None, "gen_latency_s": None,
+           "grade_prompt": None, "gradings": [], "status": "error", "error": "", "seed": seed,
            "created_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")}
     try:
         g = gen.chat(msgs, max_tokens=gen_cfg.max_tokens, temperature=gen_cfg.temperature, seed=seed)
+        attempts, latency, text = g.attempts, g.latency_s, g.text
+        rec.update(first_response=g.text, first_answer=extract_answer(g.text))
+        if cfg.revise:
+            rmsgs = revision_messages(item, max_sent, g.text)
+            rec["revision_prompt"] = rmsgs[-1]["content"]
+            g2 = gen.chat(rmsgs, max_tokens=gen_cfg.max_tokens, temperature=gen_cfg.temperature, seed=seed + 1)
+            attempts, latency, text = attempts + g2.attempts, latency + g2.latency_s, g2.text
     except ClientError as exc:
         rec["error"] = f"generation failed: {exc}"
         return rec
-    answer = extract_answer(g.text)
+    answer = extract_answer(text)
     n_sent = count_sentences(answer)
-    rec.update(response=g.text, answer=answer, n_sentences=n_sent, sentence_limit_auto=int(n_sent <= max_sent),
-               gen_attempts=g.attempts, gen_latency_s=round(g.latency_s, 4))
+    rec.update(response=text, answer=answer, n_sentences=n_sent, sentence_limit_auto=int(n_sent <= max_sent),
+               named_skills=named_skills(answer, item.skill_names), gen_attempts=attempts,
+               gen_latency_s=round(latency, 4))
     gmsgs = grading_messages(answer, [(s.name, s.definition) for s in item.skills], item.topic, max_sent)
     rec["grade_prompt"] = gmsgs[-1]["content"]
-    try:
-        r = grader.chat(gmsgs, max_tokens=grade_cfg.max_tokens, temperature=grade_cfg.temperature, seed=seed)
-    except ClientError as exc:
-        rec["error"] = f"grading failed: {exc}"
-        return rec
-    parsed = parse_grade(r.text, item.skill_names)
-    sc = item_scores(parsed, item.k)
-    rec.update(grade_response=r.text, grade_attempts=r.attempts, grade_latency_s=round(r.latency_s, 4),
-               skill_points=[parsed.skill_points[n] for n in item.skill_names], topic_point=parsed.topic,
-               sentence_limit_point=parsed.sentence_limit, makes_sense_point=parsed.makes_sense,
-               ungradable=parsed.ungradable, ungradable_reason=parsed.reason, parse_method=parsed.method,
-               points=sc.points, score=sc.score, full_marks=sc.full_marks, all_skills=sc.all_skills,
-               skill_fraction=sc.skill_fraction, status="done")
+    for grader, grade_cfg in graders:
+        for rnd in range(cfg.n_gradings):
+            try:
+                rec["gradings"].append(_grading(grader, grade_cfg, gmsgs, item, rnd, seed))
+            except ClientError as exc:
+                rec["error"] = f"grading failed ({grader.name}, round {rnd + 1}): {exc}"
+                return rec
+    rec["status"] = "done"
     return rec
+
+
+def _consensus(rounds: list[dict], k: int) -> ParsedGrade | None:
+    """Majority vote per point over the gradable rounds of one grader (a tie gives 0); None if none gradable."""
+    ok = [r for r in rounds if not r.get("ungradable")]
+    if not ok:
+        return None
+    pts = np.array([[*r["skill_points"], r["topic"], r["sentence_limit"], r["makes_sense"]] for r in ok], float)
+    maj = (pts.mean(axis=0) > 0.5).astype(int)
+    return ParsedGrade({f"s{i}": int(v) for i, v in enumerate(maj[:k])}, topic=int(maj[k]),
+                       sentence_limit=int(maj[k + 1]), makes_sense=int(maj[k + 2]), ungradable=False,
+                       method=ok[0].get("method", ""))
 
 
 _FLOAT_COLS = ["points", "score", "full_marks", "all_skills", "skill_fraction", "gen_latency_s", "grade_latency_s",
                "topic_point", "sentence_limit_point", "makes_sense_point", "n_sentences", "sentence_limit_auto",
-               "gen_attempts", "grade_attempts"]
+               "gen_attempts", "grade_attempts", "grader_sentence_limit_point"]
+
+_DROP = ("gradings", "graders")
 
 
-def _tables(records: list[dict], cfg: SkillMixConfig) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    items = pd.DataFrame(records)
+def _item_rows(rec: dict, cfg: SkillMixConfig) -> tuple[list[dict], list[dict], list[dict]]:
+    """Rows of the items (one per grader), skill-points and gradings tables for one record."""
+    items, skills, gradings = [], [], []
+    names = rec["skills"]
+    named = set(rec.get("named_skills") or [])
+    base = {k: v for k, v in rec.items() if k not in _DROP}
+    for grader in rec.get("graders") or []:
+        rounds = [g for g in rec.get("gradings") or [] if g["grader"] == grader]
+        for g in rounds:
+            pts = [*g["skill_points"], g["topic"], g["sentence_limit"], g["makes_sense"]]
+            gradings.append({"item_key": rec["item_key"], "item_id": rec["item_id"], "k": rec["k"],
+                             "generator": rec["generator"], "grader": grader, "round": g["round"],
+                             "response": g["response"], "attempts": g["attempts"], "latency_s": g["latency_s"],
+                             "ungradable": bool(g["ungradable"]), "reason": g["reason"], "method": g["method"],
+                             "points": [int(p) if p is not None else -1 for p in pts]})
+        row = {**base, "grader": grader, "n_gradings": len(rounds),
+               "n_gradable_rounds": sum(not g["ungradable"] for g in rounds),
+               "grade_response": rounds[0]["response"] if rounds else None,
+               "grade_attempts": sum(g["attempts"] for g in rounds) if rounds else None,
+               "grade_latency_s": round(sum(g["latency_s"] for g in rounds), 4) if rounds else None,
+               "topic_point": None, "sentence_limit_point": None, "grader_sentence_limit_point": None,
+               "makes_sense_point": None, "ungradable": True,
+               "ungradable_reason": (rounds[0]["reason"] if rounds else ""), "parse_method": "none",
+               "points": None, "max_points": rec["k"] + 3, "score": None, "full_marks": None, "all_skills": None,
+               "skill_fraction": None}
+        final = [None] * len(names)
+        grade = _consensus(rounds, rec["k"]) if rec["status"] == "done" else None
+        if grade is not None:
+            row["grader_sentence_limit_point"] = grade.sentence_limit
+            if cfg.code_checks:      # the rules checked in code override the grader (Skill-Mix gives 0)
+                grade.sentence_limit = min(grade.sentence_limit, int(rec["sentence_limit_auto"]))
+                for i, n in enumerate(names):
+                    if n in named:
+                        grade.skill_points[f"s{i}"] = 0
+            sc = item_scores(grade, rec["k"])
+            final = list(grade.skill_points.values())
+            row.update(topic_point=grade.topic, sentence_limit_point=grade.sentence_limit,
+                       makes_sense_point=grade.makes_sense, ungradable=False, ungradable_reason="",
+                       parse_method=grade.method, points=sc.points, score=sc.score, full_marks=sc.full_marks,
+                       all_skills=sc.all_skills, skill_fraction=sc.skill_fraction)
+        items.append(row)
+        for name, pt in zip(names, final):
+            skills.append({"item_key": rec["item_key"], "item_id": rec["item_id"], "generator": rec["generator"],
+                           "grader": grader, "k": rec["k"], "skill": name,
+                           "used": float(pt) if pt is not None else float("nan"), "named": name in named,
+                           "ungradable": row["ungradable"], "status": rec["status"]})
+    return items, skills, gradings
+
+
+def _tables(records: list[dict], cfg: SkillMixConfig) -> dict[str, pd.DataFrame]:
+    rows, skill_rows, grading_rows = [], [], []
+    for rec in records:
+        a, b, c = _item_rows(rec, cfg)
+        rows += a
+        skill_rows += b
+        grading_rows += c
+    items = pd.DataFrame(rows)
     if items.empty:
         raise BrainlikeError("no Skill-Mix items were evaluated")
     for c in _FLOAT_COLS:
         items[c] = pd.to_numeric(items[c], errors="coerce").astype("float64")
     items["ungradable"] = items["ungradable"].astype(bool)
-    rows = []
-    for rec in records:
-        for name, pt in zip(rec["skills"], rec["skill_points"] or [None] * len(rec["skills"])):
-            rows.append({"item_key": rec["item_key"], "item_id": rec["item_id"], "generator": rec["generator"],
-                         "grader": rec["grader"], "k": rec["k"], "skill": name,
-                         "used": float(pt) if pt is not None else float("nan"),
-                         "ungradable": bool(rec["ungradable"]), "status": rec["status"]})
-    skill_points = pd.DataFrame(rows)
-    items = items.drop(columns=["skill_points"])
     summary = summarize_scores(items, confidence=cfg.confidence, ungradable_as_zero=cfg.ungradable_as_zero,
                                n_boot=cfg.n_boot, seed=cfg.seed)
-    return items, skill_points, summary
+    gradings = pd.DataFrame(grading_rows, columns=["item_key", "item_id", "k", "generator", "grader", "round",
+                                                   "response", "attempts", "latency_s", "ungradable", "reason",
+                                                   "method", "points"])
+    agreement = grading_agreement(gradings, confidence=cfg.confidence, n_boot=min(cfg.n_boot, 1000), seed=cfg.seed)
+    return {"items": items, "skill_points": pd.DataFrame(skill_rows), "summary": summary, "gradings": gradings,
+            "agreement": agreement}
 
 
 def _write_parquet(df: pd.DataFrame, path: Path) -> None:
@@ -409,13 +547,14 @@ def _write_parquet(df: pd.DataFrame, path: Path) -> None:
 
 
 def run_skillmix(config: SkillMixConfig | dict, *, generator: ChatClient | None = None,
-                 grader: ChatClient | None = None) -> SkillMixResult:
+                 grader: ChatClient | list[ChatClient] | None = None) -> SkillMixResult:
     """Run (or resume) a Skill-Mix evaluation and write its tables.
 
     Args:
         config: a :class:`SkillMixConfig` (or a dict that validates as one).
         generator / grader: ready clients that replace the ones the config describes (e.g. a
-            :class:`ScriptedClient` grader); their ``name`` identifies them in tables and resume keys.
+            :class:`ScriptedClient` grader, or a list of them for several graders); their ``name`` identifies
+            them in tables and resume keys.
 
     Items whose generation or grading failed after the client's retries are kept with ``status="error"``
     and retried by the next run; ``KeyboardInterrupt`` stops the run with every finished item saved.
@@ -429,19 +568,26 @@ def run_skillmix(config: SkillMixConfig | dict, *, generator: ChatClient | None 
     items = draw_items(skills, topics, cfg.ks, cfg.n_per_k, cfg.seed)
 
     gen_cfg = cfg.generator
-    grade_cfg = cfg.grader or cfg.generator
     gen = generator or make_client(gen_cfg)
+    grade_cfgs = cfg.grader_configs()
     if grader is not None:
-        grd = grader
-    elif cfg.grader is None:
-        grd = gen
+        given = grader if isinstance(grader, list) else [grader]
+        graders = [(c, grade_cfgs[0] if grade_cfgs else gen_cfg) for c in given]
+        grade_ids = [_identity(None, c) for c in given]
+    elif not grade_cfgs:
+        graders, grade_ids = [(gen, gen_cfg)], [_identity(gen_cfg if generator is None else None, gen)]
     else:
-        grd = make_client(cfg.grader)
+        graders = [(make_client(c), c) for c in grade_cfgs]
+        grade_ids = [_identity(c, g) for g, c in graders]
+    if len({g.name for g, _ in graders}) != len(graders):
+        raise BrainlikeError("the Skill-Mix graders must have different names (model names); got "
+                             f"{[g.name for g, _ in graders]}")
     gen_id = _identity(gen_cfg if generator is None else None, gen)
-    grade_id = _identity(grade_cfg if grader is None else None, grd)
+    grade_id = grade_ids[0] if len(grade_ids) == 1 else grade_ids
 
     run_key = _hash({"v": PROMPT_VERSION, "gen": gen_id, "grader": grade_id, "seed": cfg.seed,
-                     "max_sentences": cfg.max_sentences, "skills": [s.__dict__ for s in skills], "topics": topics})
+                     "max_sentences": cfg.max_sentences, "skills": [s.__dict__ for s in skills], "topics": topics,
+                     "revise": cfg.revise, "n_gradings": cfg.n_gradings})
     out = Path(cfg.output_dir) if cfg.output_dir else default_cache_dir() / "skillmix" / run_key
     ensure_writable_dir(out, "Skill-Mix output folder")
     log = RecordLog(out / "records.jsonl")
@@ -458,7 +604,7 @@ def run_skillmix(config: SkillMixConfig | dict, *, generator: ChatClient | None 
             records.append(done[key])
             n_reused += 1
             continue
-        rec = _evaluate(item, key, cfg, gen, grd, gen_cfg, grade_cfg)
+        rec = _evaluate(item, key, cfg, gen, gen_cfg, graders)
         log.append(rec)
         records.append(json.loads(json.dumps({k: _clean(v) for k, v in rec.items()})))
         n_new += 1
@@ -469,9 +615,9 @@ def run_skillmix(config: SkillMixConfig | dict, *, generator: ChatClient | None 
                 f"{len(items)} not tried): {_reasons(records[-in_a_row:])}; fix the endpoint (is the server "
                 "running? is base_url right?) and run the same command again (finished items are kept)")
 
-    items_df, skill_df, summary = _tables(records, cfg)
-    _write_parquet(items_df, out / "items.parquet")
-    _write_parquet(skill_df, out / "skill_points.parquet")
-    _write_parquet(summary, out / "summary.parquet")
+    t = _tables(records, cfg)
+    for name in ("items", "skill_points", "summary", "gradings", "agreement"):
+        _write_parquet(t[name], out / f"{name}.parquet")
     atomic_write_text(out / "config.json", cfg.model_dump_json(indent=2))
-    return SkillMixResult(cfg, items_df, skill_df, summary, out, n_reused, n_new)
+    return SkillMixResult(cfg, t["items"], t["skill_points"], t["summary"], out, n_reused, n_new, t["gradings"],
+                          t["agreement"])

@@ -1,0 +1,81 @@
+"""Agreement between Skill-Mix gradings (rounds of one grader, or different graders) with bootstrap CIs.
+
+Every grading gives ``k + 3`` binary points per item (one per skill, topic, sentence limit, makes sense). For
+each pair of gradings (``grader/round``) the points of the items both could grade are compared: percent
+agreement and Cohen's kappa (scikit-learn ``cohen_kappa_score``), with a percentile bootstrap interval
+over items (items resampled with replacement, all their points kept together).
+"""
+from __future__ import annotations
+
+import itertools
+import warnings
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import cohen_kappa_score
+
+POINT_COLUMNS = ("topic", "sentence_limit", "makes_sense")
+
+AGREEMENT_COLUMNS = ["grading_a", "grading_b", "grader_a", "grader_b", "round_a", "round_b", "kind", "n_items",
+                     "n_points", "percent_agreement", "kappa", "kappa_ci_low", "kappa_ci_high", "confidence"]
+
+
+def _kappa(a: np.ndarray, b: np.ndarray) -> float:
+    if a.size == 0:
+        return float("nan")
+    if np.array_equal(a, b):
+        return 1.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return float(cohen_kappa_score(a, b))
+
+
+def grading_agreement(gradings: pd.DataFrame, *, confidence: float = 0.95, n_boot: int = 1000,
+                      seed: int = 0) -> pd.DataFrame:
+    """Pairwise agreement of gradings.
+
+    Args:
+        gradings: one row per (item, grader, round) with ``item_key, grader, round, ungradable`` and
+            ``points`` (a list of the ``k + 3`` points: skills in item order, then topic, sentence limit,
+            makes sense; ignored when ungradable).
+
+    Returns:
+        One row per pair of gradings (``grader/round``): ``grading_a, grading_b, grader_a, grader_b, round_a,
+        round_b, kind`` ("same grader" or "between graders"), ``n_items`` (items both graded), ``n_points``,
+        ``percent_agreement``, ``kappa`` (Cohen; 1.0 when the two agree on every point), ``kappa_ci_low``,
+        ``kappa_ci_high`` (bootstrap over items; NaN with fewer than 2 items), ``confidence``. Empty when
+        there is only one grading.
+    """
+    if gradings.empty:
+        return pd.DataFrame(columns=AGREEMENT_COLUMNS)
+    ok = gradings[~gradings["ungradable"].astype(bool)]
+    by = {(g, int(r)): {row.item_key: np.asarray(row.points, dtype=np.int64) for row in d.itertuples()}
+          for (g, r), d in ok.groupby(["grader", "round"], sort=True)}
+    names = sorted({(g, int(r)) for g, r in zip(gradings["grader"], gradings["round"])})
+    rng = np.random.default_rng(seed)
+    lo_q, hi_q = (1 - confidence) / 2, 1 - (1 - confidence) / 2
+    rows = []
+    for (ga, ra), (gb, rb) in itertools.combinations(names, 2):
+        da, db = by.get((ga, ra), {}), by.get((gb, rb), {})
+        keys = sorted(set(da) & set(db))
+        pairs = [(da[k], db[k]) for k in keys if da[k].shape == db[k].shape]
+        a = np.concatenate([p[0] for p in pairs]) if pairs else np.zeros(0, np.int64)
+        b = np.concatenate([p[1] for p in pairs]) if pairs else np.zeros(0, np.int64)
+        kappa = _kappa(a, b)
+        lo = hi = float("nan")
+        if len(pairs) >= 2:
+            boot = []
+            for _ in range(n_boot):
+                idx = rng.integers(0, len(pairs), len(pairs))
+                boot.append(_kappa(np.concatenate([pairs[i][0] for i in idx]),
+                                   np.concatenate([pairs[i][1] for i in idx])))
+            boot = np.asarray(boot)
+            boot = boot[np.isfinite(boot)]
+            if boot.size:
+                lo, hi = float(np.quantile(boot, lo_q)), float(np.quantile(boot, hi_q))
+        rows.append({"grading_a": f"{ga}/{ra}", "grading_b": f"{gb}/{rb}", "grader_a": ga, "grader_b": gb,
+                     "round_a": ra, "round_b": rb, "kind": "same grader" if ga == gb else "between graders",
+                     "n_items": len(pairs), "n_points": int(a.size),
+                     "percent_agreement": float(np.mean(a == b)) if a.size else float("nan"), "kappa": kappa,
+                     "kappa_ci_low": lo, "kappa_ci_high": hi, "confidence": confidence})
+    return pd.DataFrame(rows, columns=AGREEMENT_COLUMNS)
