@@ -438,3 +438,205 @@ def test_example_spec_validates():
     sm = SkillMixConfig.model_validate(yaml.safe_load((examples / "skillmix.yaml").read_text())["skillmix"])
     assert theory.kprimes == [1, 2, 3] and sm.ks == [1, 2, 3]
     assert sm.grader is not None and sm.grader.api_key_env == "GRADER_API_KEY"
+
+
+# ------------------------------------------------------------------------ the protocol: revision, rules, graders
+def test_skill_name_rule_and_sentence_rule():
+    from brainlike.analyses.skills.grading import named_skills
+
+    text = ("Her Metaphorical speech was ironic; red-herrings and puns everywhere. He threw a punch at a "
+            "simile-free wall.")
+    assert named_skills(text, ["metaphor", "irony", "red herring", "pun", "simile", "hyperbole", "straw man"]) == [
+        "metaphor", "irony", "red herring", "pun", "simile"]
+    assert named_skills("A punchline, similar stories, a strawman.", ["pun", "simile", "straw man"]) == []
+    assert named_skills("Two self serving biases.", ["self-serving bias", "confirmation bias"]) == ["self-serving bias"]
+    assert count_sentences("Mr. Smith paid 3.5 dollars... Then he left! Did he? (Yes.)") == 4
+    assert count_sentences("One sentence without a final stop") == 1 and count_sentences("  ") == 0
+
+
+def test_paper_metrics_of_one_item():
+    """Yu et al.: Full Marks = all k+3 points; All Skills = all k skill points and >= 2 of the 3 others; Skill
+    Fraction = skill points / k when all 3 others are earned, else 0."""
+    from brainlike.analyses.skills.grading import ParsedGrade, item_scores
+
+    def sc(skills, topic, limit, sense):
+        return item_scores(ParsedGrade(dict(enumerate(skills)), topic, limit, sense, ungradable=False), len(skills))
+
+    full = sc([1, 1, 1], 1, 1, 1)
+    assert (full.full_marks, full.all_skills, full.skill_fraction, full.score) == (1.0, 1.0, 1.0, 1.0)
+    one_off = sc([1, 1, 1], 1, 0, 1)
+    assert (one_off.full_marks, one_off.all_skills, one_off.skill_fraction) == (0.0, 1.0, 0.0)
+    two_off = sc([1, 1, 1], 0, 0, 1)
+    assert (two_off.all_skills, two_off.skill_fraction) == (0.0, 0.0)
+    partial = sc([1, 0, 1], 1, 1, 1)
+    assert (partial.full_marks, partial.all_skills, partial.skill_fraction) == (0.0, 0.0, pytest.approx(2 / 3))
+    assert partial.score == pytest.approx(5 / 6)
+
+
+def _full_grade(messages):
+    names = _skills_in_grade_prompt(messages)
+    return json.dumps({"skills": {x: 1 for x in names}, "topic": 1, "sentence_limit": 1, "makes_sense": 1})
+
+
+def test_revision_round_and_rules_checked_in_code(scripted_server, tmp_path):
+    """The generator's first answer breaks the rules; the revision is graded. Revised answers that still name a
+    skill or exceed the limit lose that point although the (lenient) grader gave it."""
+    seen = []
+
+    def generate(messages):
+        seen.append(messages)
+        if len(messages) == 2:                                    # first round
+            return "Answer: Too long. Far too long. Way too long.\nExplanation: none."
+        assert messages[2]["role"] == "assistant" and "Way too long" in messages[2]["content"]
+        assert "Check your answer" in messages[-1]["content"]
+        item = messages[1]["content"]
+        skill = re.search(r"illustrates all of the following skills?: ([^.]+)\.", item).group(1).split(", ")[0]
+        topic = re.search(r"text about (.+?) that illustrates", item).group(1)
+        if len(topic) % 2 == 0:                                   # keeps naming the skill
+            return f"Answer: A {skill} about it.\nExplanation: it is a {skill}."
+        return "Answer: Bees hum like small engines in the garden.\nExplanation: ok."
+
+    srv = scripted_server(generate, name="gen")
+    cfg = SkillMixConfig(generator=_client_cfg(srv.base_url), ks=[1, 2], n_per_k=6, output_dir=tmp_path,
+                         progress=False, topics_file=None)
+    res = run_skillmix(cfg, grader=ScriptedClient(_full_grade, name="lenient"))
+    it = res.items.set_index("item_id")
+    assert len(seen) == 2 * 12                                     # a generation and a revision per item
+    assert it["first_answer"].str.contains("Too long").all() and not it["answer"].str.contains("Too long").any()
+    named = it["named_skills"].apply(len) > 0
+    assert (named == (it["topic"].str.len() % 2 == 0)).all() and 0 < named.sum() < len(named)
+    assert (it.loc[named, "full_marks"] == 0).all() and (it.loc[~named, "full_marks"] == 1).all()
+    assert (it["grader_sentence_limit_point"] == 1).all() and (it["sentence_limit_point"] == 1).all()
+    sp = res.skill_points
+    first = sp.groupby("item_id").head(1).set_index("item_id")
+    assert (first.loc[named[named].index, "used"] == 0).all() and bool(first.loc[named[named].index, "named"].all())
+    # no revision: the over-long first answers are graded and lose the sentence point in code, not by the grader
+    res2 = run_skillmix(cfg.model_copy(update={"revise": False, "output_dir": tmp_path / "norev"}),
+                        grader=ScriptedClient(_full_grade, name="lenient"))
+    it2 = res2.items
+    assert (it2["n_sentences"] == 3).all()
+    limit = it2["max_sentences"] < 3
+    assert (it2.loc[limit, "sentence_limit_point"] == 0).all() and (it2.loc[limit, "full_marks"] == 0).all()
+    assert (it2["grader_sentence_limit_point"] == 1).all()
+    off = run_skillmix(cfg.model_copy(update={"revise": False, "code_checks": False,
+                                              "output_dir": tmp_path / "nocheck"}),
+                       grader=ScriptedClient(_full_grade, name="lenient"))
+    assert (off.items["full_marks"] == 1).all()
+
+
+def test_several_graders_rounds_majority_and_agreement(scripted_server, tmp_path):
+    """A consistent grader agrees with itself (kappa 1); a coin-flipping one does not (kappa near 0, also
+    against the consistent one); an item's points are the majority over rounds."""
+    from sklearn.metrics import cohen_kappa_score
+
+    gen = scripted_server(lambda m: "Answer: Bees hum like small engines.\nExplanation: ok.", name="gen")
+    calls: dict = {}
+
+    def consistent(messages):
+        names = _skills_in_grade_prompt(messages)
+        h = sum(map(ord, messages[-1]["content"]))
+        pts = {x: (h >> i) & 1 for i, x in enumerate(names)}
+        return json.dumps({"skills": pts, "topic": (h >> 5) & 1, "sentence_limit": 1, "makes_sense": (h >> 6) & 1})
+
+    def coin(messages):
+        prompt = messages[-1]["content"]
+        calls[prompt] = calls.get(prompt, 0) + 1
+        rng = np.random.default_rng([sum(map(ord, prompt)), calls[prompt]])
+        names = _skills_in_grade_prompt(messages)
+        p = rng.integers(0, 2, len(names) + 3)
+        return json.dumps({"skills": {x: int(v) for x, v in zip(names, p)}, "topic": int(p[-3]),
+                           "sentence_limit": int(p[-2]), "makes_sense": int(p[-1])})
+
+    cfg = SkillMixConfig(generator=_client_cfg(gen.base_url), ks=[2, 3], n_per_k=10, output_dir=tmp_path,
+                         progress=False, n_gradings=3, code_checks=False, n_boot=400)
+    res = run_skillmix(cfg, grader=[ScriptedClient(consistent, name="consistent"), ScriptedClient(coin, name="coin")])
+    g = res.gradings
+    assert len(g) == 20 * 2 * 3 and set(g["grader"]) == {"consistent", "coin"}
+    assert len(res.items) == 20 * 2 and set(res.summary["grader"]) == {"consistent", "coin"}
+    a = res.agreement.set_index(["grading_a", "grading_b"])
+    assert len(a) == 15                                             # 6 gradings, all pairs
+    same = a.loc[("consistent/0", "consistent/1")]
+    assert same["kappa"] == 1.0 and same["percent_agreement"] == 1.0 and same["kind"] == "same grader"
+    for pair in [("coin/0", "coin/1"), ("coin/1", "coin/2"), ("coin/0", "consistent/0")]:
+        row = a.loc[pair]
+        assert abs(row["kappa"]) < 0.25 and row["kappa_ci_low"] < row["kappa"] < row["kappa_ci_high"], (pair, row)
+    # kappa against scikit-learn on the pooled points
+    c0 = g[(g["grader"] == "coin") & (g["round"] == 0)].set_index("item_key")["points"]
+    c1 = g[(g["grader"] == "coin") & (g["round"] == 1)].set_index("item_key")["points"]
+    x = np.concatenate([c0[k] for k in c0.index])
+    y = np.concatenate([c1[k] for k in c0.index])
+    assert a.loc[("coin/0", "coin/1"), "kappa"] == pytest.approx(cohen_kappa_score(x, y))
+    # majority over the coin's three rounds
+    key = c0.index[0]
+    rounds = np.stack([np.asarray(g[(g["grader"] == "coin") & (g["item_key"] == key) & (g["round"] == r)]["points"]
+                                  .iloc[0]) for r in range(3)])
+    majority = (rounds.mean(axis=0) > 0.5).astype(int)
+    row = res.items[(res.items["grader"] == "coin") & (res.items["item_key"] == key)].iloc[0]
+    assert row["points"] == majority.sum() and row["topic_point"] == majority[-3]
+
+
+def test_agreement_kappa_matches_sklearn_and_its_ci_is_calibrated():
+    """Planted agreement is recovered (kappa of a grader that copies 80 % of points and guesses the rest is
+    0.8 within its CI); under the null (independent gradings) the 95 % CI covers 0 at about the nominal rate."""
+    from sklearn.metrics import cohen_kappa_score
+
+    from brainlike.analyses.skills.agreement import _bootstrap_kappa, fast_kappa, grading_agreement
+
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        a, b = rng.integers(0, 2, 50), rng.integers(0, 2, 50)
+        assert fast_kappa(a, b) == pytest.approx(cohen_kappa_score(a, b))
+    pairs = [(rng.integers(0, 2, 6), rng.integers(0, 2, 6)) for _ in range(12)]
+    one = _bootstrap_kappa(pairs, 1, np.random.default_rng(5))[0]       # the vectorised replicate ...
+    idx = np.random.default_rng(5).integers(0, 12, size=(1, 12))[0]      # ... is the kappa of the resample
+    assert one == pytest.approx(cohen_kappa_score(np.concatenate([pairs[i][0] for i in idx]),
+                                                  np.concatenate([pairs[i][1] for i in idx])))
+
+    def table(copy_p, n_items=40, k=3, seed=0):
+        r = np.random.default_rng(seed)
+        rows = []
+        for i in range(n_items):
+            x = r.integers(0, 2, k + 3)
+            y = np.where(r.random(k + 3) < copy_p, x, r.integers(0, 2, k + 3))
+            rows += [{"item_key": f"i{i}", "grader": "a", "round": 0, "ungradable": False, "points": list(x)},
+                     {"item_key": f"i{i}", "grader": "b", "round": 0, "ungradable": False, "points": list(y)}]
+        rows.append({"item_key": "bad", "grader": "a", "round": 0, "ungradable": True, "points": []})
+        return pd.DataFrame(rows)
+
+    planted = grading_agreement(table(0.8), n_boot=300).iloc[0]
+    assert planted["kind"] == "between graders" and planted["n_items"] == 40 and planted["n_points"] == 240
+    assert planted["kappa_ci_low"] < 0.8 < planted["kappa_ci_high"] and planted["kappa"] > 0.6
+    covered = [(lambda r: r["kappa_ci_low"] < 0 < r["kappa_ci_high"])(
+        grading_agreement(table(0.0, seed=s), n_boot=300, seed=s).iloc[0]) for s in range(40)]
+    assert 0.85 <= np.mean(covered) <= 1.0
+
+
+@pytest.mark.slow
+def test_ungradable_items_make_brainlike_run_fail(scripted_server, tmp_path):
+    """Items no grader can grade are counted and the run exits 1 with 'N of M ... ungradable' and why."""
+    import yaml
+    from typer.testing import CliRunner
+
+    from brainlike.cli import app
+
+    n = {"i": 0}
+
+    def sometimes_junk(messages):
+        n["i"] += 1
+        return "I cannot grade this." if n["i"] % 2 == 0 else _full_grade(messages)
+
+    gen = scripted_server(lambda m: "Answer: Bees hum like small engines.\nExplanation: ok.", name="gen")
+    grd = scripted_server(sometimes_junk, name="junky")
+    spec = {"analysis": "skillmix", "name": "t", "output": str(tmp_path / "out"),
+            "skillmix": {"generator": {"kind": "openai", "base_url": gen.base_url, "model": "g", "max_retries": 0},
+                         "grader": {"kind": "openai", "base_url": grd.base_url, "model": "j", "max_retries": 0},
+                         "ks": [1], "n_per_k": 4, "revise": False}}
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(spec))
+    res = CliRunner().invoke(app, ["run", str(tmp_path / "s.yaml")])
+    assert res.exit_code == 1, res.output
+    assert "2 of 4 graded Skill-Mix items were ungradable" in " ".join(res.output.split()), res.output
+    spec["skillmix"]["fail_on_ungradable"] = False
+    spec["output"] = str(tmp_path / "out2")
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(spec))
+    n["i"] = 0
+    assert CliRunner().invoke(app, ["run", str(tmp_path / "s.yaml")]).exit_code == 0

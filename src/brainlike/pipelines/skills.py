@@ -79,11 +79,36 @@ class SkillMix:
                                                  "progress": context.progress and config.skillmix.progress})
         result = run_skillmix(cfg)
         tables = result.tables()
-        failed, message = result.n_failed, result.failure_message()
-        section = Section("Skill-Mix", "Scores by k with confidence intervals.", list(result.figures().items()),
-                          [(k, v) for k, v in tables.items() if "summary" in k and len(v)])
+        failed, message = result.n_problems, result.failure_message()
+        section = Section("Skill-Mix", _skillmix_summary(result), list(result.figures().items()),
+                          [(k, v) for k, v in tables.items() if ("summary" in k or "agreement" in k) and len(v)])
         return AnalysisOutput(tables=tables, sections=[section], failures=failed, message=message,
                               files=[result.output_dir / "records.jsonl"])
+
+
+def _skillmix_summary(result) -> str:
+    """One paragraph for the report: the paper's three metrics by k (mean and CI), failures, agreement."""
+    s = result.summary
+    lines = []
+    for (grader, k), d in s[s["metric"].isin(["full_marks", "all_skills", "skill_fraction"])].groupby(
+            ["grader", "k"], sort=True):
+        parts = [f"{r.paper_name} {r.mean:.2f} [{r.ci_low:.2f}, {r.ci_high:.2f}]" for r in d.itertuples()
+                 if r.mean == r.mean]
+        lines.append(f"grader {grader}, k={k}: " + ("; ".join(parts) if parts else "nothing gradable"))
+    cfg = result.config
+    checks = "checked in code" if cfg.code_checks else "left to the grader"
+    text = (f"Skill-Mix (Yu et al. 2023): {result.n_items} items, "
+            f"{'with' if cfg.revise else 'without'} the self-revision round, {cfg.n_gradings} grading round(s) "
+            f"per grader; sentence limit and skill names {checks}. {int(cfg.confidence * 100)} % CIs (Wilson "
+            "for ratios, bootstrap over items for Skill Fraction). " + " | ".join(lines))
+    a = result.agreement
+    if len(a):
+        text += " Agreement between gradings (Cohen's kappa): " + "; ".join(
+            f"{r.grading_a} vs {r.grading_b} {r.kappa:.2f} [{r.kappa_ci_low:.2f}, {r.kappa_ci_high:.2f}]"
+            for r in a.head(6).itertuples()) + ("; ..." if len(a) > 6 else "") + "."
+    if result.n_problems:
+        text += f" FAILED: {result.failure_message()}."
+    return text
 
 
 SKILL_THEORY = SkillTheory()
