@@ -235,15 +235,18 @@ class SkillMixResult:
     """Results of :func:`run_skillmix` (tables are tidy).
 
     Attributes:
-        items: one row per item: ``item_key, item_id, k, index, skills`` (list), ``topic, max_sentences,
-            generator, grader, prompt, response, answer, n_sentences, sentence_limit_auto, gen_attempts,
-            gen_latency_s, grade_prompt, grade_response, grade_attempts, grade_latency_s, topic_point,
-            sentence_limit_point, makes_sense_point, ungradable, ungradable_reason, parse_method, points,
-            max_points, score, full_marks, all_skills, skill_fraction, status`` ("done"/"error"), ``error,
-            seed, created_at``.
-        skill_points: one row per (item, skill): ``item_key, item_id, generator, grader, k, skill, used``
-            (1/0, NaN when ungradable), ``ungradable``.
+        items: one row per (item, grader): ``item_key, item_id, k, index, skills`` (list), ``topic,
+            max_sentences, generator, grader, prompt, first_response, first_answer, revision_prompt, response,
+            answer, named_skills, n_gradings, n_gradable_rounds, grader_sentence_limit_point, n_sentences,
+            sentence_limit_auto, gen_attempts, gen_latency_s, grade_prompt, grade_response, grade_attempts,
+            grade_latency_s, topic_point, sentence_limit_point, makes_sense_point, ungradable,
+            ungradable_reason, parse_method, points, max_points, score, full_marks, all_skills,
+            skill_fraction, status`` ("done"/"error"), ``error, seed, created_at``.
+        skill_points: one row per (item, grader, skill): ``item_key, item_id, generator, grader, k, skill,
+            used`` (1/0 after the code checks, NaN when ungradable), ``named, ungradable, status``.
         summary: one row per (generator, grader, k, metric), see :func:`aggregate.summarize_scores`.
+        gradings: one row per (item, grader, round): the grader's raw answer and ``points`` (list).
+        agreement: one row per pair of gradings, see :func:`agreement.grading_agreement`.
         output_dir: the folder with ``records.jsonl``, ``items.parquet``, ``skill_points.parquet``,
             ``summary.parquet`` and ``config.json``.
         n_reused / n_new: items taken from an earlier run's log / computed now.
