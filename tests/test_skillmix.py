@@ -190,6 +190,7 @@ def test_sentences_and_answer_extraction():
     assert count_sentences("") == 0
     assert extract_answer("Answer: The sea is a mirror.\nExplanation: metaphor.") == "The sea is a mirror."
     assert extract_answer("no marker here") == "no marker here"
+    assert extract_answer("Answer: Bees hum. **Explanation:** a simile.") == "Bees hum."
 
 
 # ---------------------------------------------------------------------------------------------- intervals

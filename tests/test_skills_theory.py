@@ -342,3 +342,20 @@ def test_finite_size_artefact_shrinks_with_graph_size():
         lo, hi = fs.loc[(big, kp), "n_params_10"], fs.loc[(big, kp), "n_params_90"]
         assert lo <= n_star * 1.15 and hi >= n_star / 1.15 and hi / lo < 2.0
     assert fs.loc[(20_000, 3), "mean_degree"] == pytest.approx(20_000 * 20 / math.comb(40, 3))
+
+
+def test_run_theory_theorem14_tables(small_theory):
+    res = small_theory
+    t14 = res.theorem14
+    assert len(t14) == 12 * 2 and set(t14["method"]) == {"theorem14"}
+    k1 = t14[t14["kprime"] == 1].set_index("n_params")
+    bound = res.emergence.query("method == 'bound' and kprime == 1").set_index("n_params")
+    assert np.allclose(k1["competent_fraction"], bound.loc[k1.index, "competent_fraction"])   # k'=1: same theorem
+    th = res.thresholds.set_index(["kprime", "method"])
+    assert th.loc[(2, "theorem14"), "n_params_10"] > 3 * th.loc[(1, "theorem14"), "n_params_10"]
+    su = res.scale_up.set_index("kprime")
+    assert su.loc[2, "tuple_theorem14_needed"] >= su.loc[2, "tuple_theorem14_ref"]
+    assert 1 - su.loc[2, "tuple_theorem14_needed"] <= 1.3 * (1 - su.loc[1, "single_skill_bound_ref"]) + 1e-9
+    fs = res.finite_size.set_index(["n_pieces", "kprime"])
+    assert fs.loc[(2000, 2), "log10_lead_10"] > fs.loc[(200_000, 2), "log10_lead_10"] >= 0
+    assert len(res.figures()["theory_emergence"].axes) == 3

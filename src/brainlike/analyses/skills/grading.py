@@ -296,8 +296,9 @@ def count_sentences(text: str) -> int:
 
 
 def extract_answer(response: str) -> str:
-    """The text the generator was asked to put after ``Answer:`` (up to ``Explanation:``), else all of it."""
-    m = re.search(r"answer\s*:\s*(.*?)(?:\n\s*\**explanation\**\s*:|$)", response, flags=re.I | re.S)
+    """The text the generator was asked to put after ``Answer:`` (up to ``Explanation:``, on a new line or after
+    a space; the explanation names the skills and must not be graded), else all of it."""
+    m = re.search(r"answer\s*:\s*(.*?)(?:\s\**explanation\**\s*:|$)", response, flags=re.I | re.S)
     out = m.group(1) if m else response
     return out.strip().strip('"').strip()
 

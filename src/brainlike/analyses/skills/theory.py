@@ -131,7 +131,9 @@ class TheoryResult:
             scale) and ``width_decades`` (log10 of 90 % / 10 %).
         scale_up: one row per k': ``kprime, n_params_ref, excess_ref, n_params_needed, excess_needed,
             scale_factor`` (size at which the excess loss is ``1/k'`` of the reference's), and
-            ``single_skill_bound_ref`` / ``tuple_bound_needed`` (guaranteed competent fractions).
+            ``single_skill_bound_ref`` / ``tuple_bound_needed`` (guaranteed competent fractions, our bound) and
+            ``tuple_theorem14_ref`` / ``tuple_theorem14_needed`` (the paper's Theorem 14 at the reference size
+            and at the size needed: the corollary says the latter is about ``single_skill_bound_ref``).
         theorem14: one row per (scale, k'): the paper's Theorem 14 guarantee, ``n_params, theta, gamma, k,
             kprime, beta`` (``gamma / (k' theta)``), ``alpha`` (fraction of tuples that may fail more than
             ``gamma``), ``competent_fraction`` (``1 - alpha``), ``method = "theorem14"``. Its crossings are
@@ -376,6 +378,8 @@ def run_theory(config: TheoryConfig | dict | None = None) -> TheoryResult:
         su.append({"kprime": kp, "n_params_ref": n0, "excess_ref": ex0, "theta_ref": th0, "n_params_needed": n1,
                    "excess_needed": ex1, "theta_needed": th1, "scale_factor": n1 / n0, "gamma": gamma,
                    "single_skill_bound_ref": 1 - noncompetent_bound(th0, gamma, k, 1),
-                   "tuple_bound_needed": 1 - noncompetent_bound(th1, gamma, k, kp)})
+                   "tuple_bound_needed": 1 - noncompetent_bound(th1, gamma, k, kp),
+                   "tuple_theorem14_ref": 1 - theorem14_noncompetent_bound(th0, gamma, k, kp),
+                   "tuple_theorem14_needed": 1 - theorem14_noncompetent_bound(th1, gamma, k, kp)})
     thresholds = emergence_thresholds(pd.concat([emergence, t14], ignore_index=True))
     return TheoryResult(config, law, fit, emergence, curves, thresholds, pd.DataFrame(su), t14, finite)
