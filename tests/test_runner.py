@@ -138,7 +138,7 @@ def _shrunk(name: str, tmp_path: Path, shared: Path) -> dict:
         raw["networks"].update(n_permutations=50)
         raw["consistency"] = {"seeds": [1], "halves": False}
     elif name == "skill_theory.yaml":
-        raw["theory"].update(n_scales=6, n_pieces=2000, n_skills=20, n_graphs=1)
+        raw["theory"].update(n_scales=6, n_pieces=2000, n_skills=20, n_graphs=1, finite_size_pieces=[2000, 200_000])
     return raw
 
 
