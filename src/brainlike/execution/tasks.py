@@ -48,6 +48,7 @@ class FeatureFile:
                    tuple(features.words), dict(features.options))
 
     def open(self) -> Features:
+        """Map the file again (read-only, no copy) as :class:`~brainlike.models.Features`."""
         layers = np.memmap(self.filename, dtype=np.dtype(self.dtype), mode="r", offset=self.offset, shape=self.shape)
         return Features(layers=layers, model=self.model, words=self.words, options=dict(self.options))
 
@@ -61,10 +62,24 @@ def open_features(source: Features | FeatureFile) -> Features:
 class ExtractTask:
     """Hidden states of every layer of one model for the stimulus (cached on disk, resumable).
 
-    Attributes:
-        model: registered name, local path or hub id; ``key``: its label in the results.
-        cache_dir: the feature cache root (must be shared storage on a cluster).
-        device: ``"auto"`` (a GPU when the worker has one), ``"cpu"`` or ``"cuda"``.
+    Attributes
+    ----------
+    model : str
+        Registered name, local path or hub id.
+    key : str
+        The model's label in the results.
+    stimulus : Stimulus
+        The words.
+    options : ExtractionOptions
+        How the hidden states are taken.
+    cache_dir : str
+        The feature cache root (must be shared storage on a cluster).
+    revision : str or None
+        Hub revision of the model.
+    device : {"auto", "cpu", "cuda"}
+        ``"auto"``: a GPU when the worker has one.
+    progress : bool
+        Show a progress bar.
     """
 
     model: str
