@@ -19,6 +19,7 @@ import json
 import math
 import re
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -225,6 +226,37 @@ class Stimulus:
         return cls(tuple(w.strip() for w in words), np.array(on), np.array(off), name or path.stem)
 
 
+def _check_order(onsets: np.ndarray, offsets: np.ndarray, row: Callable[[int], str], where: str,
+                 hint: str = "") -> None:
+    """Raise at the first word that ends before it starts, or starts before the previous word.
+
+    Parameters
+    ----------
+    onsets, offsets : ndarray (n_words,) float64
+        Word times, seconds.
+    row : callable
+        Word index -> how the message names it (``"row 3 (word 'cat')"``).
+    where : str
+        What the message starts with (the stimulus or the file).
+    hint : str
+        Appended to the message of unsorted onsets.
+
+    Raises
+    ------
+    StimulusError
+        Naming the first offending word and its times.
+    """
+    back = np.flatnonzero(offsets < onsets)
+    if back.size:
+        i = int(back[0])
+        raise StimulusError(f"{where}: {row(i)} ends ({offsets[i]} s) before it starts ({onsets[i]} s)")
+    unsorted = np.flatnonzero(np.diff(onsets) < 0)
+    if unsorted.size:
+        i = int(unsorted[0]) + 1
+        raise StimulusError(f"{where}: onsets are not monotonic: {row(i)} starts at {onsets[i]} s, before the "
+                            f"previous word ({onsets[i - 1]} s){hint}")
+
+
 def _validate(words: tuple[str, ...], onsets: np.ndarray, offsets: np.ndarray, name: str) -> None:
     n = len(words)
     if n == 0:
@@ -246,16 +278,7 @@ def _validate(words: tuple[str, ...], onsets: np.ndarray, offsets: np.ndarray, n
     neg = np.flatnonzero(onsets < 0)
     if neg.size:
         raise StimulusError(f"stimulus {name!r}: {row(int(neg[0]))} has a negative onset {onsets[neg[0]]}")
-    back = np.flatnonzero(offsets < onsets)
-    if back.size:
-        i = int(back[0])
-        raise StimulusError(f"stimulus {name!r}: {row(i)} ends ({offsets[i]}) before it starts ({onsets[i]})")
-    nonmono = np.flatnonzero(np.diff(onsets) < 0)
-    if nonmono.size:
-        i = int(nonmono[0]) + 1
-        raise StimulusError(
-            f"stimulus {name!r}: onsets are not monotonic: {row(i)} starts at {onsets[i]} s, before the previous "
-            f"word ({onsets[i - 1]} s)")
+    _check_order(onsets, offsets, row, f"stimulus {name!r}")
     tol = 1e-6
     overlap = np.flatnonzero(offsets[:-1] > onsets[1:] + tol)
     if overlap.size:
@@ -579,15 +602,7 @@ def _timed_stimulus(words, on, off, shift: float, name: str, path: Path, max_ove
     def row(i: int) -> str:
         return f"row {rows[i]} (word {words[i]!r})"
 
-    back = np.flatnonzero(off < on)
-    if back.size:
-        i = int(back[0])
-        raise StimulusError(f"{path}: {row(i)} ends ({off[i]} s) before it starts ({on[i]} s)")
-    unsorted = np.flatnonzero(np.diff(on) < 0)
-    if unsorted.size:
-        i = int(unsorted[0]) + 1
-        raise StimulusError(f"{path}: onsets are not monotonic: {row(i)} starts at {on[i]} s, before the previous "
-                            f"word ({on[i - 1]} s); the words must be in the order they were heard")
+    _check_order(on, off, row, str(path), "; the words must be in the order they were heard")
     overlap = off[:-1] - on[1:]
     big = np.flatnonzero(overlap > max_overlap + 1e-9)
     if big.size:

@@ -137,12 +137,7 @@ def _group_rows(ls: LayerScores, model: str, level: str, rois: tuple[str, ...], 
     _, _, p_max = ls.max_over_layers()
     sig = fdr_correction(p_max, significance).significant.reshape(best.shape)
     med = np.median(best, axis=0)
-    lo, hi = [], []
-    rng = np.random.default_rng(seed)
-    for j in range(best.shape[1]):
-        boots = np.median(best[rng.integers(0, best.shape[0], (2000, best.shape[0])), j], axis=1)
-        lo.append(np.quantile(boots, 0.025))
-        hi.append(np.quantile(boots, 0.975))
+    lo, hi = bootstrap_ci_subjects(best, n_boot=2000, seed=seed, statistic=np.median)
     group = pd.DataFrame({"model": model, "level": level, "roi": list(rois), "effect": gt.effect,
                           "ci_low": gt.ci_low, "ci_high": gt.ci_high, "p": gt.p_empirical,
                           "p_signflip": gt.p_signflip, "p_ttest": gt.p_ttest, "q": gt.q_empirical,
