@@ -76,12 +76,15 @@ def stack_subjects(subjects: list[SubjectData]) -> tuple[np.ndarray, tuple[str, 
     return data, rois, [s.dataset.subject for s in subjects], stim, tr
 
 
+def word_rate(stim: Stimulus, n_volumes: int, tr: float) -> np.ndarray:
+    """``(n_volumes, 1)`` float32 word rate: the Lanczos sum of ones at the word onsets, undelayed."""
+    return fmri_design(np.ones((len(stim), 1)), stim, n_volumes, tr=tr, delays=(0,), trim_start=0, trim_end=0).X
+
+
 def control_design(subjects: list[SubjectData], stim: Stimulus, n_volumes: int, tr: float) -> np.ndarray:
     """``(1, n_volumes, k)`` low-level regressors: word rate from the words, plus the mean over subjects of
     every control the dataset provides in ``dataset.meta["controls"]`` (e.g. sound power) but word rate."""
-    rate = fmri_design(np.ones((len(stim), 1)), stim, n_volumes, tr=tr, delays=(0,), trim_start=0,
-                       trim_end=0).X
-    cols = [rate]
+    cols = [word_rate(stim, n_volumes, tr)]
     names = sorted(set().union(*[set(s.dataset.meta.get("controls", {})) for s in subjects]) - {"word_rate"})
     for name in names:
         arr = np.stack([np.asarray(s.dataset.meta["controls"][name], dtype=np.float64) for s in subjects])
