@@ -30,8 +30,7 @@ def layer_design(model: str, stim: Stimulus, n_volumes: int) -> np.ndarray:
 
 
 def word_rate(stim: Stimulus, n_volumes: int) -> np.ndarray:
-    """``(n_volumes, 1)`` word rate (Lanczos sum of ones at word onsets), undelayed."""
-    from brainlike.neural import fmri_design
+    """``(n_volumes, 1)`` word rate at Brennan's TR (:func:`brainlike.pipelines.alignment_fmri.word_rate`)."""
+    from brainlike.pipelines.alignment_fmri import word_rate as rate
 
-    return fmri_design(np.ones((len(stim), 1)), stim, n_volumes, tr=TR, delays=(0,), trim_start=0,
-                       trim_end=0).X
+    return rate(stim, n_volumes, TR)

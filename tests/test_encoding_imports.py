@@ -9,7 +9,7 @@ import brainlike.encoding as encoding
 
 PKG = pathlib.Path(encoding.__file__).parent
 #: Allowed layer of every module: a module may import only modules of a lower layer.
-LAYERS = {"validation": 0, "metrics": 0, "threads": 1, "folds": 1, "backends": 2, "spectral": 3,
+LAYERS = {"validation": 0, "metrics": 0, "threads": 1, "folds": 1, "backends": 2, "spectral": 3, "options": 3,
           "estimators": 4, "cv": 5}
 
 

@@ -34,11 +34,16 @@ def cache_key(**parts) -> str:
 class CacheEntry:
     """A folder for one cached result.
 
-    Attributes:
-        dir: the entry's folder ``<root>/<key>``.
-        final: the finished file; it exists only once complete (renamed into place).
-        partial_file: the unfinished file an interrupted run resumes (``<final>.partial``).
-        journal_path: the journal of finished work units of ``partial_file``.
+    Attributes
+    ----------
+    dir : Path
+        The entry's folder ``<root>/<key>``.
+    final : Path
+        The finished file; it exists only once complete (renamed into place).
+    partial_file : Path
+        The unfinished file an interrupted run resumes (``<final>.partial``).
+    journal_path : Path
+        The journal of finished work units of ``partial_file``.
     """
 
     def __init__(self, root: Path, key: str, final_name: str = "features.safetensors"):
@@ -49,9 +54,11 @@ class CacheEntry:
         self.partial = self.dir / "partial"  # pieces of format version 1 (removed by clear_partial)
 
     def done(self) -> bool:
+        """Whether the finished file exists."""
         return self.final.exists()
 
     def write_meta(self, meta: dict) -> None:
+        """Write ``meta.json`` (crash-safe) next to the entry's file."""
         atomic_write_json(self.dir / "meta.json", meta, indent=2)
 
     def clear_partial(self) -> None:
@@ -61,11 +68,15 @@ class CacheEntry:
             p.unlink(missing_ok=True)
 
     def lock(self) -> AbstractContextManager[None]:
-        """Hold an exclusive lock on the entry (blocks while another process holds it; released by the
-        kernel if the holder dies). A no-op where ``fcntl`` is unavailable.
+        """Hold an exclusive lock on the entry.
 
-        Raises:
-            BrainlikeError: the cache folder cannot be created or written (names it and ``$BRAINLIKE_CACHE``).
+        It blocks while another process holds it and is released by the kernel if the holder dies; a
+        no-op where ``fcntl`` is unavailable.
+
+        Raises
+        ------
+        BrainlikeError
+            The cache folder cannot be created or written (names it and ``$BRAINLIKE_CACHE``).
         """
         from brainlike.fileio import ensure_writable_dir
 
@@ -90,8 +101,10 @@ class Journal:
         self._fh = None
 
     def read(self) -> dict[int, tuple[int, int, str]]:
-        """Finished units ``{unit: (w0, w1, sha256 hex)}`` (the last line wins); empty if the journal is
-        missing or belongs to another layout."""
+        """Finished units ``{unit: (w0, w1, sha256 hex)}`` (the last line wins).
+
+        Empty if the journal is missing or belongs to another layout.
+        """
         try:
             lines = self.path.read_text(errors="replace").split("\n")
         except OSError:
@@ -133,6 +146,7 @@ class Journal:
         os.fsync(self._fh.fileno())
 
     def close(self) -> None:
+        """Close the journal file (appends reopen it)."""
         if self._fh is not None:
             self._fh.close()
             self._fh = None

@@ -87,8 +87,10 @@ def read_yaml_mapping(path: str | Path) -> dict:
 
 def format_validation_error(exc: ValidationError, source: str, what: str = "spec",
                             prefix: str = "") -> BrainlikeError:
-    """One error for all problems of a config: ``<source>: invalid <what>`` and a line per field
-    (``<prefix>.<field>.<subfield>: what is wrong (got ...)``)."""
+    """One error for all problems of a config.
+
+    ``<source>: invalid <what>`` and a line per field (``<prefix>.<field>.<subfield>: what is wrong (got ...)``).
+    """
     lines = []
     for err in exc.errors():
         loc = ".".join([prefix] * bool(prefix) + [str(x) for x in err["loc"]]) or "(top level)"
@@ -99,8 +101,10 @@ def format_validation_error(exc: ValidationError, source: str, what: str = "spec
 
 
 def validate_config(cls: type[M], raw: Any, source: str = "spec", what: str = "spec", prefix: str = "") -> M:
-    """Validate ``raw`` (a mapping, or an instance already) as ``cls``; errors name every field (after
-    ``prefix``, the section the mapping came from)."""
+    """Validate ``raw`` (a mapping, or an instance already) as ``cls``.
+
+    Errors name every field (after ``prefix``, the section the mapping came from).
+    """
     if isinstance(raw, cls):
         return raw
     if not isinstance(raw, dict):

@@ -106,8 +106,10 @@ def atomic_write(path: str | Path, write: Callable[[Path], Any]) -> Path:
 
 
 def ensure_writable_dir(folder: str | Path, what: str = "output folder") -> Path:
-    """Create ``folder`` when missing and check, by writing and deleting a probe file, that files can be
-    written in it: call it before long work so that a read-only folder fails at once, not at the end.
+    """Create ``folder`` when missing and check that files can be written in it.
+
+    The check writes and deletes a probe file: call it before long work so that a read-only folder
+    fails at once, not at the end.
 
     Returns
     -------

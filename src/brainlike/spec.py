@@ -21,13 +21,16 @@ Example of an alignment spec (see ``examples/zoo.yaml``)::
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from brainlike.config import RunConfig, StimulusSpec, read_yaml_mapping, validate_config
 from brainlike.config import StrictModel as _Strict
 from brainlike.errors import BrainlikeError
+
+if TYPE_CHECKING:
+    from brainlike.encoding.options import EncodingOptions
 
 __all__ = ["AnalysesSpec", "CapabilitySpec", "ContextSpec", "EncodingSpec", "ExperimentSpec", "FeatureSpec",
            "ModelSpec", "RaySpec", "StimulusSpec", "load_spec", "parse_spec", "read_yaml_mapping"]
@@ -119,6 +122,26 @@ class EncodingSpec(_Strict):
         if not v[0] < v[1]:
             raise ValueError(f"encoding.window must be (start, end) with start < end in s after onset, got {v}")
         return v
+
+    def options(self, seed: int = 0, **overrides: Any) -> EncodingOptions:
+        """The :class:`~brainlike.encoding.options.EncodingOptions` of the word-locked (ECoG) fits.
+
+        Parameters
+        ----------
+        seed : int
+            The run's seed (of the permutation shifts).
+        **overrides
+            Other fields, e.g. ``n_permutations=0`` for the context-length fits.
+
+        Returns
+        -------
+        EncodingOptions
+        """
+        from brainlike.encoding.options import EncodingOptions
+
+        return EncodingOptions(n_splits=self.n_splits, inner_splits=self.inner_splits,
+                               alphas=None if self.alphas is None else tuple(self.alphas), backend=self.backend,
+                               n_permutations=self.n_permutations, seed=seed).replace(**overrides)
 
 
 class CapabilitySpec(_Strict):

@@ -19,6 +19,7 @@ import json
 import math
 import re
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,12 +38,16 @@ _WORD_COLUMNS = ("word", "words", "text", "token", "trial_type", "value")
 class Stimulus:
     """Words with timing.
 
-    Attributes:
-        words: ``n_words`` strings, in presentation order; punctuation attached to a word is kept.
-        onsets: ``(n_words,)`` float64, seconds from recording start.
-        offsets: ``(n_words,)`` float64, seconds; ``offsets[i] >= onsets[i]`` and
-            ``offsets[i] <= onsets[i + 1]``.
-        name: a label for tables and figures.
+    Attributes
+    ----------
+    words : tuple of str (n_words,)
+        In presentation order; punctuation attached to a word is kept.
+    onsets : ndarray (n_words,) float64
+        Seconds from recording start.
+    offsets : ndarray (n_words,) float64
+        Seconds; ``offsets[i] >= onsets[i]`` and ``offsets[i] <= onsets[i + 1]``.
+    name : str
+        A label for tables and figures.
     """
 
     words: tuple[str, ...]
@@ -130,10 +135,29 @@ class Stimulus:
     ) -> Stimulus:
         """Split ``text`` on whitespace and give the words a constant-rate timing.
 
-        Args:
-            words_per_second: speech rate (natural speech is about 2–3 words/s).
-            start: onset of the first word, seconds.
-            jitter: standard deviation of a random relative change of each word's duration (0 = none).
+        Parameters
+        ----------
+        text : str
+            Words separated by whitespace.
+        words_per_second : float
+            Speech rate (natural speech is about 2-3 words/s).
+        start : float
+            Onset of the first word, seconds.
+        name : str
+            The stimulus label.
+        jitter : float
+            Standard deviation of a random relative change of each word's duration (0 = none).
+        seed : int
+            Seed of the jitter.
+
+        Returns
+        -------
+        Stimulus
+
+        Raises
+        ------
+        StimulusError
+            No words, or a rate that is not positive.
         """
         words = text.split()
         if not words:
@@ -202,6 +226,37 @@ class Stimulus:
         return cls(tuple(w.strip() for w in words), np.array(on), np.array(off), name or path.stem)
 
 
+def _check_order(onsets: np.ndarray, offsets: np.ndarray, row: Callable[[int], str], where: str,
+                 hint: str = "") -> None:
+    """Raise at the first word that ends before it starts, or starts before the previous word.
+
+    Parameters
+    ----------
+    onsets, offsets : ndarray (n_words,) float64
+        Word times, seconds.
+    row : callable
+        Word index -> how the message names it (``"row 3 (word 'cat')"``).
+    where : str
+        What the message starts with (the stimulus or the file).
+    hint : str
+        Appended to the message of unsorted onsets.
+
+    Raises
+    ------
+    StimulusError
+        Naming the first offending word and its times.
+    """
+    back = np.flatnonzero(offsets < onsets)
+    if back.size:
+        i = int(back[0])
+        raise StimulusError(f"{where}: {row(i)} ends ({offsets[i]} s) before it starts ({onsets[i]} s)")
+    unsorted = np.flatnonzero(np.diff(onsets) < 0)
+    if unsorted.size:
+        i = int(unsorted[0]) + 1
+        raise StimulusError(f"{where}: onsets are not monotonic: {row(i)} starts at {onsets[i]} s, before the "
+                            f"previous word ({onsets[i - 1]} s){hint}")
+
+
 def _validate(words: tuple[str, ...], onsets: np.ndarray, offsets: np.ndarray, name: str) -> None:
     n = len(words)
     if n == 0:
@@ -223,16 +278,7 @@ def _validate(words: tuple[str, ...], onsets: np.ndarray, offsets: np.ndarray, n
     neg = np.flatnonzero(onsets < 0)
     if neg.size:
         raise StimulusError(f"stimulus {name!r}: {row(int(neg[0]))} has a negative onset {onsets[neg[0]]}")
-    back = np.flatnonzero(offsets < onsets)
-    if back.size:
-        i = int(back[0])
-        raise StimulusError(f"stimulus {name!r}: {row(i)} ends ({offsets[i]}) before it starts ({onsets[i]})")
-    nonmono = np.flatnonzero(np.diff(onsets) < 0)
-    if nonmono.size:
-        i = int(nonmono[0]) + 1
-        raise StimulusError(
-            f"stimulus {name!r}: onsets are not monotonic: {row(i)} starts at {onsets[i]} s, before the previous "
-            f"word ({onsets[i - 1]} s)")
+    _check_order(onsets, offsets, row, f"stimulus {name!r}")
     tol = 1e-6
     overlap = np.flatnonzero(offsets[:-1] > onsets[1:] + tol)
     if overlap.size:
@@ -331,9 +377,11 @@ MAX_OVERLAP_S = 0.05
 def read_text_file(path: str | Path, encoding: str = "utf-8", what: str = "text file") -> str:
     """The text of a file, with a clear error for a missing file or bytes that are not ``encoding``.
 
-    Raises:
-        StimulusError: the file is missing, or a byte is not valid in ``encoding`` (the message gives the
-            byte's offset and line, and how to convert the file or pass another encoding).
+    Raises
+    ------
+    StimulusError
+        The file is missing, or a byte is not valid in ``encoding`` (the message gives the byte's offset
+        and line, and how to convert the file or pass another encoding).
     """
     path = Path(path)
     if not path.is_file():
@@ -379,21 +427,33 @@ def read_word_timings(
     seconds with the next word are errors naming the row; smaller overlaps are clipped to the next onset
     (counted in a warning). Times are then shifted by ``onset_shift`` seconds onto the recording's clock.
 
-    Args:
-        path: the file.
-        onset_shift: seconds added to every time.
-        name: the stimulus label (default the file's stem).
-        word_column: the table column with the words (default ``word``/``words``/``text``/``token``/
-            ``trial_type``/``value``).
-        tier: the TextGrid tier with the words.
-        encoding: text encoding of ``.tsv`` / ``.csv`` / ``.json`` files.
-        max_overlap: the largest overlap (s) between consecutive words that is clipped.
+    Parameters
+    ----------
+    path : str or Path
+        The file.
+    onset_shift : float
+        Seconds added to every time.
+    name : str, optional
+        The stimulus label (default the file's stem).
+    word_column : str, optional
+        The table column with the words (default ``word``/``words``/``text``/``token``/``trial_type``/
+        ``value``).
+    tier : str, optional
+        The TextGrid tier with the words.
+    encoding : str
+        Text encoding of ``.tsv`` / ``.csv`` / ``.json`` files.
+    max_overlap : float
+        The largest overlap (s) between consecutive words that is clipped.
 
-    Returns:
-        Stimulus: the timed words, ``onsets``/``offsets`` in seconds, ``(n_words,)`` each.
+    Returns
+    -------
+    Stimulus
+        The timed words, ``onsets``/``offsets`` in seconds, ``(n_words,)`` each.
 
-    Raises:
-        StimulusError: missing file, unknown format, undecodable bytes, no word/time columns, bad timing.
+    Raises
+    ------
+    StimulusError
+        Missing file, unknown format, undecodable bytes, no word/time columns, bad timing.
     """
     path = Path(path)
     if not path.exists():
@@ -434,8 +494,10 @@ def read_stimulus(
     default; a latin-1 file is an error that says where the first bad byte is and how to convert it, or
     pass ``encoding="latin-1"``).
 
-    Raises:
-        StimulusError: see :func:`read_word_timings` and :func:`read_text_file`.
+    Raises
+    ------
+    StimulusError
+        See :func:`read_word_timings` and :func:`read_text_file`.
     """
     path = Path(path)
     if path.suffix.lower() == ".txt":
@@ -540,15 +602,7 @@ def _timed_stimulus(words, on, off, shift: float, name: str, path: Path, max_ove
     def row(i: int) -> str:
         return f"row {rows[i]} (word {words[i]!r})"
 
-    back = np.flatnonzero(off < on)
-    if back.size:
-        i = int(back[0])
-        raise StimulusError(f"{path}: {row(i)} ends ({off[i]} s) before it starts ({on[i]} s)")
-    unsorted = np.flatnonzero(np.diff(on) < 0)
-    if unsorted.size:
-        i = int(unsorted[0]) + 1
-        raise StimulusError(f"{path}: onsets are not monotonic: {row(i)} starts at {on[i]} s, before the previous "
-                            f"word ({on[i - 1]} s); the words must be in the order they were heard")
+    _check_order(on, off, row, str(path), "; the words must be in the order they were heard")
     overlap = off[:-1] - on[1:]
     big = np.flatnonzero(overlap > max_overlap + 1e-9)
     if big.size:

@@ -236,8 +236,10 @@ class ResultsStore:
 
     # ------------------------------------------------------------------ checking
     def piece_status(self, table: str, **partition: Any) -> str:
-        """``"ok"`` (bytes match the manifest), ``"missing"``, ``"unverified"`` (no or unreadable manifest) or
-        ``"damaged"`` (the bytes differ from the manifest: cut short, changed).
+        """The state of one piece: ``"ok"``, ``"missing"``, ``"unverified"`` or ``"damaged"``.
+
+        ``"ok"``: the bytes match the manifest; ``"unverified"``: no or unreadable manifest; ``"damaged"``:
+        the bytes differ from the manifest (cut short, changed).
 
         Raises
         ------

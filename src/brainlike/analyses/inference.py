@@ -20,6 +20,7 @@ of refitted shifted copies will do):
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -124,21 +125,32 @@ def sign_flip_test(d: np.ndarray, n_flips: int = 10000, seed: int = 0) -> np.nda
 
 
 def bootstrap_ci_subjects(d: np.ndarray, n_boot: int = 10000, ci: float = 0.95,
-                          seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Percentile bootstrap CI of the mean over subjects (``scipy.stats.bootstrap``), per column.
+                          seed: int = 0, statistic: Callable[..., np.ndarray] = np.mean,
+                          ) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile bootstrap CI of a statistic over subjects (``scipy.stats.bootstrap``), per column.
 
     Parameters
     ----------
-    d : ndarray (n_subjects, n_tests)
+    d : ndarray (n_subjects, n_tests) or (n_subjects,)
+        One value per subject and test (any unit, e.g. r).
+    n_boot : int
+        Bootstrap resamples of the subjects.
+    ci : float
+        Confidence level, in (0, 1).
+    seed : int
+        Seed of the resampling.
+    statistic : callable
+        Reduces the subjects axis and takes ``axis=`` (default ``np.mean``; ``np.median`` for the median).
 
     Returns
     -------
-    low, high : ndarrays (n_tests,) float64.
+    low, high : ndarrays (n_tests,) float64
+        The CI bounds, in the unit of ``d``.
     """
     d = np.asarray(d, dtype=np.float64)
     if d.ndim == 1:
         d = d[:, None]
-    res = sstats.bootstrap((d,), np.mean, axis=0, n_resamples=n_boot, confidence_level=ci,
+    res = sstats.bootstrap((d,), statistic, axis=0, n_resamples=n_boot, confidence_level=ci,
                            method="percentile", random_state=np.random.default_rng(seed), vectorized=True)
     return np.asarray(res.confidence_interval.low), np.asarray(res.confidence_interval.high)
 

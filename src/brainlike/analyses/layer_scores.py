@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from brainlike.encoding import contiguous_folds, cross_validated_encoding
+from brainlike.encoding import EncodingOptions, contiguous_folds, cross_validated_encoding
+from brainlike.encoding.options import merge_options
 from brainlike.errors import BrainlikeError
 from brainlike.models.features import Features
 from brainlike.neural.stats import permutation_test
@@ -25,12 +27,17 @@ from brainlike.neural.stats import permutation_test
 class LayerChunk:
     """Scores of some layers, and what the channel-level permutation test needs from them.
 
-    Attributes:
-        scores: one row per (layer, channel) of the chunk's layers, as :func:`score_layers` returns them
-            but without ``p_channel``.
-        n_permutations: permutations behind ``p`` (0: no test).
-        obs_max: ``(n_channels,)`` max over the chunk's layers of the observed permutation statistic, or None.
-        null_max: ``(n_permutations, n_channels)`` max over the chunk's layers of the null statistics, or None.
+    Attributes
+    ----------
+    scores : pandas.DataFrame
+        One row per (layer, channel) of the chunk's layers, as :func:`score_layers` returns them but
+        without ``p_channel``.
+    n_permutations : int
+        Permutations behind ``p`` (0: no test).
+    obs_max : ndarray (n_channels,) float64, or None
+        Max over the chunk's layers of the observed permutation statistic (Pearson r, unitless).
+    null_max : ndarray (n_permutations, n_channels) float64, or None
+        Max over the chunk's layers of the null statistics.
     """
 
     scores: pd.DataFrame
@@ -40,6 +47,7 @@ class LayerChunk:
 
     @property
     def layers(self) -> list[int]:
+        """The chunk's layer indices, sorted."""
         return sorted(set(int(k) for k in self.scores["layer"]))
 
 
@@ -59,23 +67,32 @@ def fit_layer_chunk(
     channels: Sequence[str] | None = None,
     regions: Sequence[str] | None = None,
     layers: Sequence[int] | None = None,
-    n_splits: int = 5,
-    inner_splits: int = 5,
-    alphas: np.ndarray | None = None,
+    options: EncodingOptions | None = None,
     groups: np.ndarray | None = None,
-    backend: str = "numpy",
     model: str | None = None,
     subject: str = "sub-01",
-    n_permutations: int = 0,
-    seed: int = 0,
     progress: bool = True,
+    **overrides: Any,
 ) -> LayerChunk:
-    """Cross-validated ridge scores of the given layers (all by default); arguments as :func:`score_layers`.
+    """Cross-validated ridge scores of the given layers (all by default); parameters as :func:`score_layers`.
 
     The permutation seed is the same for every layer, so chunks fitted separately (in other processes or
     on other machines) share the null shifts and :func:`combine_layer_chunks` gives the max-over-layers
     test of the whole model.
+
+    Returns
+    -------
+    LayerChunk
+        The chunk's rows (no ``p_channel``) and its max-over-layers permutation statistics.
+
+    Raises
+    ------
+    BrainlikeError
+        Features and responses of different lengths, NaN/inf responses, wrong numbers of channel names
+        or regions, layers out of range, bad encoding options.
     """
+    opts = merge_options(options, overrides)
+    n_splits, n_permutations = opts.n_splits, opts.n_permutations
     arr = _layer_array(features)
     Y = np.asarray(responses, dtype=np.float32)
     if Y.ndim == 1:
@@ -104,8 +121,7 @@ def fit_layer_chunk(
     folds = None
     for k in tqdm(layers, desc=f"encoding {name}", unit="layer", disable=not progress, leave=False):
         X = np.asarray(arr[k], dtype=np.float32)
-        res = cross_validated_encoding(X, Y, n_splits=n_splits, inner_splits=inner_splits, alphas=alphas,
-                                       groups=groups, backend=backend)
+        res = cross_validated_encoding(X, Y, options=opts, groups=groups)
         frame = pd.DataFrame({
             "model": name, "subject": subject, "layer": k, "relative_layer": k / max(n_layers - 1, 1),
             "channel": channels, "region": regions, "r": res.fold_scores.mean(axis=0).astype(np.float64),
@@ -118,7 +134,7 @@ def fit_layer_chunk(
                 for f, (_, test) in enumerate(contiguous_folds(Y.shape[0], n_splits, groups)):
                     folds[test] = f
             # the same seed for every layer: the same shifts, so the max over layers of the null is valid
-            perm = permutation_test(Y, res.predictions, groups=folds, n_permutations=n_permutations, seed=seed)
+            perm = permutation_test(Y, res.predictions, groups=folds, n_permutations=n_permutations, seed=opts.seed)
             frame["p"] = perm.pvalues.astype(np.float64)
             obs_max = perm.scores if obs_max is None else np.maximum(obs_max, perm.scores)
             null_max = perm.null if null_max is None else np.maximum(null_max, perm.null)
@@ -133,6 +149,21 @@ def combine_layer_chunks(chunks: Sequence[LayerChunk]) -> pd.DataFrame:
 
     ``p_channel = (1 + #{max-over-layers null >= max-over-layers observed}) / (1 + n_permutations)`` with
     the maxima taken over every chunk (each chunk holds the max over its own layers).
+
+    Parameters
+    ----------
+    chunks : sequence of LayerChunk
+        Chunks of disjoint layers, fitted with the same ``n_permutations`` and seed.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The rows of all chunks in layer order, with ``p_channel`` when the chunks hold permutations.
+
+    Raises
+    ------
+    BrainlikeError
+        No chunks, overlapping layers, different ``n_permutations`` or channels.
     """
     if not chunks:
         raise BrainlikeError("no layer chunks to combine")
@@ -174,44 +205,69 @@ def score_layers(
     channels: Sequence[str] | None = None,
     regions: Sequence[str] | None = None,
     layers: Sequence[int] | None = None,
-    n_splits: int = 5,
-    inner_splits: int = 5,
-    alphas: np.ndarray | None = None,
+    options: EncodingOptions | None = None,
     groups: np.ndarray | None = None,
-    backend: str = "numpy",
     model: str | None = None,
     subject: str = "sub-01",
-    n_permutations: int = 0,
-    seed: int = 0,
     progress: bool = True,
+    **overrides: Any,
 ) -> pd.DataFrame:
     """Cross-validated ridge encoding of ``responses`` from each layer's features.
 
-    Args:
-        features: :class:`Features` or an array ``(n_layers, n_samples, n_features)``.
-        responses: ``(n_samples, n_channels)`` neural responses aligned to the feature rows (e.g. one row
-            per word for word-locked ECoG, one per TR for fMRI).
-        channels / regions: ``n_channels`` names and region labels (defaults: ``ch000``…, ``"all"``).
-        layers: layer indices to fit (default all, 0 = embeddings).
-        n_splits / inner_splits: outer contiguous folds (scores) and inner folds (alpha per channel).
-        groups: ``(n_samples,)`` run labels for run-aware folds.
-        n_permutations: if > 0, a one-sided p-value per layer and channel from circular shifts of the
-            held-out predictions within each outer fold (keeps autocorrelation; no refitting), and
-            ``p_channel``, the same test on the max over the fitted layers (free of layer selection).
+    Parameters
+    ----------
+    features : Features or ndarray (n_layers, n_samples, n_features)
+        Hidden states of every layer (0 = embeddings), one row per word / TR; any unit.
+    responses : ndarray (n_samples, n_channels) or (n_samples,)
+        Neural responses aligned to the feature rows (one row per word for word-locked ECoG, one per TR
+        for fMRI); any unit.
+    channels, regions : sequence of str (n_channels,), optional
+        Channel names and region labels (defaults: ``ch000``..., ``"all"``).
+    layers : sequence of int, optional
+        Layer indices to fit (default all).
+    options : EncodingOptions, optional
+        Folds, alphas, backend, permutations and seed (default
+        :class:`~brainlike.encoding.options.EncodingOptions`). With ``n_permutations`` > 0, a one-sided
+        p-value per layer and channel from circular shifts of the held-out predictions within each
+        outer fold (keeps autocorrelation; no refitting), and ``p_channel``, the same test on the max
+        over the fitted layers (free of layer selection).
+    groups : ndarray (n_samples,), optional
+        Run labels for run-aware folds.
+    model, subject : str, optional
+        Labels of the rows (default: the features' model name, ``"sub-01"``).
+    progress : bool
+        Show a progress bar over layers.
+    **overrides
+        Fields of :class:`~brainlike.encoding.options.EncodingOptions` as keywords (``n_splits=4``),
+        applied over ``options``.
 
-    Returns:
-        A tidy table, one row per (layer, channel): ``model, subject, layer, relative_layer, channel,
-        region, r`` (held-out Pearson r over all outer folds), ``alpha`` (median chosen alpha over folds).
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (layer, channel): ``model, subject, layer, relative_layer, channel, region, r``
+        (mean over outer folds of the held-out Pearson r), ``r_pooled`` (r of the concatenated held-out
+        predictions), ``alpha`` (median chosen alpha over folds), ``n_samples``; with permutations also
+        ``p`` and ``p_channel``.
     """
     chunk = fit_layer_chunk(features, responses, channels=channels, regions=regions, layers=layers,
-                            n_splits=n_splits, inner_splits=inner_splits, alphas=alphas, groups=groups,
-                            backend=backend, model=model, subject=subject, n_permutations=n_permutations,
-                            seed=seed, progress=progress)
+                            options=merge_options(options, overrides), groups=groups, model=model,
+                            subject=subject, progress=progress)
     return combine_layer_chunks([chunk])
 
 
 def best_layers(scores: pd.DataFrame) -> pd.DataFrame:
-    """Per (model, subject, channel): the layer with the highest r, its relative depth and r."""
+    """Per (model, subject, channel): the layer with the highest r, its relative depth and r.
+
+    Parameters
+    ----------
+    scores : pandas.DataFrame
+        A table of :func:`score_layers`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``model, subject, channel, region, best_layer, best_relative_layer, best_r``.
+    """
     idx = scores.groupby(["model", "subject", "channel"], sort=False)["r"].idxmax()
     out = scores.loc[idx, ["model", "subject", "channel", "region", "layer", "relative_layer", "r"]]
     return out.rename(columns={"layer": "best_layer", "relative_layer": "best_relative_layer",

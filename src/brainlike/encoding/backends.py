@@ -21,6 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from typing_extensions import override
 
 import brainlike.encoding.threads as _threads
 from brainlike.encoding.validation import EncodingError
@@ -64,6 +65,7 @@ class Backend:
         raise NotImplementedError
 
     def zeros(self, shape: tuple[int, ...], dtype: str) -> Array:  # pragma: no cover
+        """A zero-filled backend array of ``shape`` and ``dtype``."""
         raise NotImplementedError
 
     def cast(self, x: Array, dtype: str) -> Array:  # pragma: no cover
@@ -80,9 +82,11 @@ class Backend:
 
     # ----- reductions
     def sum(self, x: Array, axis: int) -> Array:  # pragma: no cover
+        """Sum along ``axis``, in the dtype of ``x``."""
         raise NotImplementedError
 
     def mean(self, x: Array, axis: int) -> Array:  # pragma: no cover
+        """Mean along ``axis``, in the dtype of ``x``."""
         raise NotImplementedError
 
     def sumsq64(self, x: Array, axis: int = 0) -> Array:  # pragma: no cover
@@ -115,9 +119,11 @@ class Backend:
         raise NotImplementedError
 
     def maximum(self, x: Array, value: float) -> Array:  # pragma: no cover
+        """Element-wise ``max(x, value)``."""
         raise NotImplementedError
 
     def sqrt(self, x: Array) -> Array:  # pragma: no cover
+        """Element-wise square root."""
         raise NotImplementedError
 
     def synchronize(self) -> None:
@@ -132,44 +138,56 @@ class NumpyBackend(Backend):
 
     name = "numpy"
 
+    @override
     def asarray(self, x: Any, dtype: str | None = None) -> np.ndarray:
         if dtype is None:
             return np.asarray(x)
         return np.asarray(x, dtype=_check_dtype(dtype))
 
+    @override
     def to_numpy(self, x: Array) -> np.ndarray:
         return np.asarray(x)
 
+    @override
     def zeros(self, shape: tuple[int, ...], dtype: str) -> np.ndarray:
         return np.zeros(shape, dtype=_check_dtype(dtype))
 
+    @override
     def cast(self, x: np.ndarray, dtype: str) -> np.ndarray:
         return x.astype(_check_dtype(dtype), copy=False)
 
+    @override
     def take(self, x: np.ndarray, idx: np.ndarray, axis: int = 0) -> np.ndarray:
         return np.take(x, idx, axis=axis)
 
+    @override
     def index(self, idx: np.ndarray) -> np.ndarray:
         return np.asarray(idx, dtype=np.int64)
 
+    @override
     def sum(self, x: np.ndarray, axis: int) -> np.ndarray:
         return x.sum(axis=axis)
 
+    @override
     def mean(self, x: np.ndarray, axis: int) -> np.ndarray:
         return x.mean(axis=axis)
 
+    @override
     def sumsq64(self, x: np.ndarray, axis: int = 0) -> np.ndarray:
         if x.dtype == np.float64:
             return np.einsum("ij,ij->j", x, x) if axis == 0 and x.ndim == 2 else (x * x).sum(axis)
         # float32 squares (exact to float32 rounding), accumulated in float64
         return np.square(x).sum(axis=axis, dtype=np.float64)
 
+    @override
     def sum64(self, x: np.ndarray, axis: int = 0) -> np.ndarray:
         return x.sum(axis=axis, dtype=np.float64)
 
+    @override
     def mul64(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.multiply(a, b, dtype=np.float64)
 
+    @override
     def eigh(self, a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if a.shape[0] == 0:
             return np.zeros(0, dtype=a.dtype), np.zeros((0, 0), dtype=a.dtype)
@@ -184,6 +202,7 @@ class NumpyBackend(Backend):
             w, v = np.linalg.eigh(a)
         return w, v
 
+    @override
     def solve_spd(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         import scipy.linalg
 
@@ -192,9 +211,11 @@ class NumpyBackend(Backend):
             c, low = scipy.linalg.cho_factor(a, lower=True, check_finite=False)
         return scipy.linalg.cho_solve((c, low), b, check_finite=False)
 
+    @override
     def maximum(self, x: np.ndarray, value: float) -> np.ndarray:
         return np.maximum(x, value)
 
+    @override
     def sqrt(self, x: np.ndarray) -> np.ndarray:
         return np.sqrt(x)
 
@@ -220,6 +241,7 @@ class TorchBackend(Backend):
     def _dt(self, dtype: str) -> Any:
         return {"float32": self._torch.float32, "float64": self._torch.float64}[_check_dtype(dtype)]
 
+    @override
     def asarray(self, x: Any, dtype: str | None = None) -> Any:
         torch = self._torch
         if isinstance(x, torch.Tensor):
@@ -237,57 +259,72 @@ class TorchBackend(Backend):
             t = t.to(self._dt(dtype))
         return t
 
+    @override
     def to_numpy(self, x: Any) -> np.ndarray:
         if isinstance(x, self._torch.Tensor):
             return x.detach().cpu().numpy()
         return np.asarray(x)
 
+    @override
     def zeros(self, shape: tuple[int, ...], dtype: str) -> Any:
         return self._torch.zeros(shape, dtype=self._dt(dtype), device=self.device)
 
+    @override
     def cast(self, x: Any, dtype: str) -> Any:
         return x.to(self._dt(dtype))
 
+    @override
     def take(self, x: Any, idx: np.ndarray, axis: int = 0) -> Any:
         index = self._torch.as_tensor(np.asarray(idx, dtype=np.int64), device=self.device)
         return self._torch.index_select(x, axis, index)
 
+    @override
     def index(self, idx: np.ndarray) -> Any:
         return self._torch.as_tensor(np.asarray(idx, dtype=np.int64), device=self.device)
 
+    @override
     def sum(self, x: Any, axis: int) -> Any:
         return x.sum(dim=axis)
 
+    @override
     def mean(self, x: Any, axis: int) -> Any:
         return x.mean(dim=axis)
 
+    @override
     def sumsq64(self, x: Any, axis: int = 0) -> Any:
         return (x * x).sum(dim=axis, dtype=self._torch.float64)
 
+    @override
     def sum64(self, x: Any, axis: int = 0) -> Any:
         return x.sum(dim=axis, dtype=self._torch.float64)
 
+    @override
     def mul64(self, a: Any, b: Any) -> Any:
         return a.to(self._torch.float64) * b.to(self._torch.float64)
 
+    @override
     def eigh(self, a: Any) -> tuple[Any, Any]:
         if a.shape[0] == 0:
             return a.new_zeros(0), a.new_zeros((0, 0))
         w, v = self._torch.linalg.eigh(a)
         return w, v
 
+    @override
     def solve_spd(self, a: Any, b: Any) -> Any:
         L, info = self._torch.linalg.cholesky_ex(a)
         if int(info) != 0:
             raise np.linalg.LinAlgError("matrix is not positive definite")
         return self._torch.cholesky_solve(b, L)
 
+    @override
     def maximum(self, x: Any, value: float) -> Any:
         return self._torch.clamp(x, min=value)
 
+    @override
     def sqrt(self, x: Any) -> Any:
         return self._torch.sqrt(x)
 
+    @override
     def synchronize(self) -> None:
         if self.device.type == "cuda":
             self._torch.cuda.synchronize(self.device)

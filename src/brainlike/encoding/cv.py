@@ -4,7 +4,7 @@ The outer folds are contiguous blocks (:func:`brainlike.encoding.folds.contiguou
 scored by a Pearson r and therefore at least
 :data:`~brainlike.encoding.folds.MIN_TEST_FOLD_SIZE` samples long.
 
-Imports: validation, folds, metrics, estimators (top of the package).
+Imports: validation, folds, metrics, options, estimators (top of the package).
 """
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ from typing import Any
 
 import numpy as np
 
-from brainlike.encoding.backends import Backend
 from brainlike.encoding.estimators import RidgeCV
-from brainlike.encoding.folds import MIN_TEST_FOLD_SIZE, contiguous_folds
+from brainlike.encoding.folds import contiguous_folds
 from brainlike.encoding.metrics import pearson_r
-from brainlike.encoding.validation import DEFAULT_ALPHAS, EncodingError, check_alphas, check_xy
+from brainlike.encoding.options import EncodingOptions, merge_options
+from brainlike.encoding.validation import EncodingError, check_xy
 
 __all__ = ["EncodingResult", "cross_validated_encoding", "standardize_train_test"]
 
@@ -78,16 +78,9 @@ def cross_validated_encoding(
     X: Any,
     Y: Any,
     *,
-    n_splits: int = 5,
-    inner_splits: int = 5,
-    alphas: Any = None,
+    options: EncodingOptions | None = None,
     groups: Any = None,
-    backend: str | Backend = "numpy",
-    fit_intercept: bool = True,
-    standardize: bool = True,
-    memory_budget_gb: float = 2.0,
-    gap: int = 0,
-    min_test_size: int = MIN_TEST_FOLD_SIZE,
+    **overrides: Any,
 ) -> EncodingResult:
     """Nested cross-validated ridge encoding model (features -> brain targets).
 
@@ -102,6 +95,15 @@ def cross_validated_encoding(
         Features (e.g. one layer's activations per word / TR); any unit.
     Y : array-like, shape (n_samples, n_targets) or (n_samples,)
         Brain targets (electrodes / voxels); any unit.
+    options : EncodingOptions, optional
+        All the settings below (default :class:`~brainlike.encoding.options.EncodingOptions`);
+        ``n_permutations`` and ``seed`` are not used here.
+    groups : array-like (n_samples,), optional
+        Run labels; no run is ever split between train and test (outer and inner).
+    **overrides
+        Fields of :class:`~brainlike.encoding.options.EncodingOptions` given as keywords
+        (``n_splits=3``), applied over ``options``; the fields are:
+
     n_splits : int
         Number of outer folds (>= 2).
     inner_splits : int
@@ -109,8 +111,6 @@ def cross_validated_encoding(
     alphas : array-like (n_alphas,), optional
         Candidate penalties; default :data:`~brainlike.encoding.validation.DEFAULT_ALPHAS`
         (applies to z-scored features when ``standardize``).
-    groups : array-like (n_samples,), optional
-        Run labels; no run is ever split between train and test (outer and inner).
     backend : {"numpy", "torch", "torch_cpu", "torch_cuda"} or Backend
     fit_intercept : bool
         Fit an unpenalised intercept per target.
@@ -140,16 +140,16 @@ def cross_validated_encoding(
     ------
     EncodingError (a ValueError)
         Bad shapes, NaN/inf, too few samples or groups for the folds, outer test folds
-        smaller than ``min_test_size``, bad alphas.
+        smaller than ``min_test_size``, bad alphas, unknown option names.
     """
+    opts = merge_options(options, overrides)
     X, Y, _ = check_xy(X, Y)
     assert Y is not None
-    if isinstance(min_test_size, bool) or not isinstance(min_test_size, (int, np.integer)) or min_test_size < 2:
-        raise EncodingError(f"min_test_size must be an int >= 2 (a correlation needs 2 samples), got {min_test_size!r}")
-    alpha_grid = check_alphas(DEFAULT_ALPHAS if alphas is None else alphas)
+    alpha_grid = opts.alpha_grid
+    n_splits, inner_splits, gap, standardize = opts.n_splits, opts.inner_splits, opts.gap, opts.standardize
     n, t = Y.shape
     g = None if groups is None else np.asarray(groups)
-    outer = contiguous_folds(n, n_splits, groups=g, gap=gap, min_test_size=min_test_size)
+    outer = contiguous_folds(n, n_splits, groups=g, gap=gap, min_test_size=opts.min_test_size)
     predictions = np.empty((n, t), dtype=np.float32)
     # Scores are computed from float64 predictions: the float32 copy returned to the caller
     # rounds away the tiny variations of strongly regularised predictions around a large
@@ -171,8 +171,8 @@ def cross_validated_encoding(
         except EncodingError as exc:
             raise EncodingError(f"outer fold {k} ({train.size} training samples): {exc}") from exc
         model = RidgeCV(
-            alphas=alpha_grid, cv=inner, backend=backend, fit_intercept=fit_intercept,
-            memory_budget_gb=memory_budget_gb,
+            alphas=alpha_grid, cv=inner, backend=opts.backend, fit_intercept=opts.fit_intercept,
+            memory_budget_gb=opts.memory_budget_gb,
         )
         model.fit(X_tr, Y[train])
         pred = np.asarray(X_te, dtype=np.float64) @ model.coef_.astype(np.float64)

@@ -57,8 +57,11 @@ def _check_int(value: Any, name: str, minimum: int) -> int:
 
 
 def _group_positions(groups: Any, n_samples: int) -> tuple[np.ndarray, np.ndarray]:
-    """Position of every sample's group in order of first appearance (n_samples,) and the
-    number of samples per group (n_groups,)."""
+    """Group positions and sizes.
+
+    Returns the position of every sample's group in order of first appearance (n_samples,) and the
+    number of samples per group (n_groups,).
+    """
     g = np.asarray(groups)
     if g.ndim != 1 or g.shape[0] != n_samples:
         raise EncodingError(f"groups must have shape ({n_samples},), got {g.shape}")

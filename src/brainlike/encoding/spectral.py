@@ -87,8 +87,9 @@ METHODS = ("auto", "spectral", "direct")
 # ---------------------------------------------------------------------------------------
 @dataclass
 class _Decomposition:
-    """Spectral decomposition of one (centred) training set and, for CV folds, its
-    validation-side quantities. Arrays named ``*_b`` live on the backend.
+    """Spectral decomposition of one (centred) training set and, for CV folds, its validation side.
+
+    Arrays named ``*_b`` live on the backend.
 
     Shapes: ``r`` kept eigen-directions, ``p`` features, ``n_A`` training samples,
     ``n_V`` validation samples.
@@ -121,8 +122,11 @@ class _Decomposition:
 
 
 def _keep_mask(w: np.ndarray) -> slice:
-    """Eigen-directions kept from ascending eigenvalues ``w``: a slice (the dropped near-zero and
-    negative rounding-noise eigenvalues come first), so that no eigenvector matrix is copied."""
+    """Eigen-directions kept from ascending eigenvalues ``w``, as a slice.
+
+    The dropped near-zero and negative rounding-noise eigenvalues come first, so that no eigenvector
+    matrix is copied.
+    """
     smax = float(w[-1]) if w.size else 0.0
     if smax <= 0:
         return slice(w.shape[0], w.shape[0])
@@ -151,8 +155,9 @@ def _clusters(s: np.ndarray, a_min: float) -> tuple[np.ndarray, list[tuple[int, 
 
 
 class _RidgeEngine:
-    """Decompositions of one feature matrix for a set of CV folds, and the per-chunk
-    scoring / refit routines. See the module docstring for the algebra.
+    """Decompositions of one feature matrix for a set of CV folds, and the per-chunk scoring / refit.
+
+    See the module docstring for the algebra.
 
     Parameters
     ----------
@@ -333,8 +338,11 @@ class _RidgeEngine:
         return d
 
     def _split_n(self, N: np.ndarray, s_pf: np.ndarray) -> tuple[Any, list[tuple[int, int, Any]]]:
-        """N as one backend matrix (float64, or float32 off the near-diagonal tiles) and the
-        float64 near-diagonal tiles ``(start, stop, N[start:stop, start:stop])``."""
+        """N as one backend matrix and its float64 near-diagonal tiles.
+
+        The matrix is float64, or float32 off the near-diagonal tiles; the tiles are
+        ``(start, stop, N[start:stop, start:stop])``.
+        """
         B = self.B
         r = N.shape[0]
         if self.dtype != "float32" or self.score_func == "pearson" or r < 4 * _TILE:
@@ -360,8 +368,10 @@ class _RidgeEngine:
         return B.asarray(far, "float32"), tiles
 
     def _scratch(self, name: str, shape: tuple[int, int]) -> np.ndarray:
-        """A float64 work array of ``shape`` reused by all decompositions (fresh large arrays
-        cost page faults on every fold); its content is overwritten by the next use."""
+        """A float64 work array of ``shape`` reused by all decompositions.
+
+        Fresh large arrays cost page faults on every fold; its content is overwritten by the next use.
+        """
         size = shape[0] * shape[1]
         buf = self._buffers.get(name)
         if buf is None or buf.size < size:
@@ -486,7 +496,8 @@ class _RidgeEngine:
         One GEMM ``N @ c``; the element-wise products ``c * (N c)``, ``c^2`` and ``g * c`` are
         formed in float64 (exact for float32 inputs) one block of rows at a time and reduced at
         once with the alpha-dependent weights (``F``, ``F^2 diag(M)``, (n_alphas, rows)), so
-        that no (r, t) float64 array is ever allocated: the blocks stay in cache."""
+        that no (r, t) float64 array is ever allocated: the blocks stay in cache.
+        """
         B = self.B
         F, FFM = d.F_b, d.FFM_b  # (n_alphas, r) float64
         r, t = int(c.shape[0]), int(c.shape[1])
@@ -570,10 +581,13 @@ class _RidgeEngine:
         return r * ok
 
     def _refit_by_eigh(self, n_targets: int, n_distinct: int, n_chunks: int) -> bool:
-        """Cost model of the refit (in float64-GEMM flop equivalents, ratios measured with
-        OpenBLAS on this project's machines): one Cholesky factorisation per distinct alpha and
-        target chunk plus float64 triangular solves, against one eigendecomposition (reused by
-        all chunks) plus float32 GEMMs in its orthonormal basis."""
+        """Whether the refit goes through one eigendecomposition (else Cholesky per alpha).
+
+        Cost model of the refit (in float64-GEMM flop equivalents, ratios measured with OpenBLAS on
+        this project's machines): one Cholesky factorisation per distinct alpha and target chunk plus
+        float64 triangular solves, against one eigendecomposition (reused by all chunks) plus float32
+        GEMMs in its orthonormal basis.
+        """
         m = self.p if self.refit_mode == "primal" else self.n
         # potrf runs at about half the GEMM rate; two trsm at ~0.75 of it
         chol = n_chunks * n_distinct * (2.0 / 3.0) * m**3 + n_targets * 2.7 * m * m
@@ -649,16 +663,21 @@ class _RidgeEngine:
 
 
 def _matmul(a: Any, b: Any, out: np.ndarray | None) -> Any:
-    """``a @ b``, written into ``out`` when given (numpy arrays; BLAS writes a strided column
-    block of a larger matrix directly, no temporary)."""
+    """``a @ b``, written into ``out`` when given.
+
+    numpy arrays: BLAS writes a strided column block of a larger matrix directly, no temporary.
+    """
     if out is None:
         return a @ b
     return np.matmul(a, b, out=out)
 
 
 def vecmat64(v: np.ndarray, W: np.ndarray, rows: int = 256) -> np.ndarray:
-    """``v @ W`` in float64 for a float64 vector ``v`` (p,) and a matrix ``W`` (p, t) of any float
-    dtype, converting ``W`` by blocks of rows (no float64 copy of ``W``): ndarray (t,)."""
+    """``v @ W`` in float64: ndarray (t,).
+
+    For a float64 vector ``v`` (p,) and a matrix ``W`` (p, t) of any float dtype, converting ``W`` by
+    blocks of ``rows`` rows (no float64 copy of ``W``).
+    """
     out = np.zeros(W.shape[1])
     for i in range(0, W.shape[0], rows):
         out += v[i:i + rows] @ np.asarray(W[i:i + rows], dtype=np.float64)
@@ -666,6 +685,7 @@ def vecmat64(v: np.ndarray, W: np.ndarray, rows: int = 256) -> np.ndarray:
 
 
 def chunk_size(engine: _RidgeEngine, n_targets: int, memory_budget_gb: float) -> int:
+    """Targets per chunk so that the engine's working memory stays within ``memory_budget_gb`` GiB."""
     budget = float(memory_budget_gb) * (1 << 30)
     free = budget - engine.fixed_bytes()
     size = int(free // max(1, engine.bytes_per_target()))

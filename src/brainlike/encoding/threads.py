@@ -117,9 +117,11 @@ def _runnable_tasks() -> int | None:
 
 
 def _own_runnable_tasks() -> int:
-    """Threads of this process that are running or ready to run (``/proc/self/task/*/stat``),
-    the calling thread included; 1 if unknown. The BLAS library's own worker threads spin for a
-    while after each GEMM and are counted here, so that they are not mistaken for other work."""
+    """Threads of this process that are running or ready to run (``/proc/self/task/*/stat``).
+
+    The calling thread included; 1 if unknown. The BLAS library's own worker threads spin for a
+    while after each GEMM and are counted here, so that they are not mistaken for other work.
+    """
     n = 0
     try:
         tasks = os.listdir("/proc/self/task")
@@ -168,7 +170,8 @@ def blas_threads(n: int) -> Iterator[None]:
     """Limit BLAS threads to ``n`` inside the block (no-op for n <= 0 or without threadpoolctl).
 
     One ``ThreadpoolController`` is kept for the process: building one scans the loaded
-    libraries, ~30 ms per factorisation otherwise (measured: 0.5 s of a 21 s fit)."""
+    libraries, ~30 ms per factorisation otherwise (measured: 0.5 s of a 21 s fit).
+    """
     global _CONTROLLER
     if n <= 0:
         yield

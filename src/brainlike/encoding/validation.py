@@ -28,8 +28,10 @@ class EncodingError(BrainlikeError):
 
 
 class EncodingTypeError(EncodingError, TypeError):
-    """An input of the wrong type (e.g. an object array holding a non-number); also a ``TypeError``,
-    as numpy and scikit-learn raise for it."""
+    """An input of the wrong type (e.g. an object array holding a non-number).
+
+    Also a ``TypeError``, as numpy and scikit-learn raise for it.
+    """
 
 
 #: Default alpha grid: 17 values, 0.1 to 1e7, half a decade apart (``np.logspace(-1, 7, 17)``).

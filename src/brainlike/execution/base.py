@@ -18,10 +18,14 @@ from typing import Any
 class Resources:
     """What one task needs.
 
-    Attributes:
-        num_cpus: CPU cores (Ray reserves them and sets the task's thread count accordingly).
-        num_gpus: GPUs; a backend without GPUs drops the request (the task then runs on the CPU).
-        memory_gb: memory to reserve, GiB (None: no reservation).
+    Attributes
+    ----------
+    num_cpus : float
+        CPU cores (Ray reserves them and sets the task's thread count accordingly).
+    num_gpus : float
+        GPUs; a backend without GPUs drops the request (the task then runs on the CPU).
+    memory_gb : float or None
+        Memory to reserve, GiB (None: no reservation).
     """
 
     num_cpus: float = 1.0

@@ -4,6 +4,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from typing_extensions import override
+
 from brainlike.execution.base import Executor, Resources, TaskFuture
 
 _PENDING = object()
@@ -15,13 +17,16 @@ class _Failed:
 
 
 class LocalFuture(TaskFuture):
-    """Runs its task when the result is first asked for (so a sweep that writes each result as it comes
-    keeps one result in memory at a time)."""
+    """Runs its task when the result is first asked for.
+
+    So a sweep that writes each result as it comes keeps one result in memory at a time.
+    """
 
     def __init__(self, fn: Callable[..., Any], args: tuple):
         self._fn, self._args = fn, args
         self._value: Any = _PENDING
 
+    @override
     def result(self) -> Any:
         if self._value is _PENDING:
             args = tuple(a.result() if isinstance(a, LocalFuture) else a for a in self._args)
@@ -35,6 +40,7 @@ class LocalFuture(TaskFuture):
         return self._value
 
     def done(self) -> bool:
+        """Whether the task has run."""
         return self._value is not _PENDING
 
 
@@ -43,15 +49,18 @@ class LocalExecutor(Executor):
 
     name = "local"
 
+    @override
     def submit(self, fn: Callable[..., Any], *args: Any, resources: Resources = Resources()) -> LocalFuture:
         return LocalFuture(fn, args)
 
+    @override
     def as_completed(self, futures: Iterable[TaskFuture]) -> Iterator[TaskFuture]:
         for f in futures:  # submission order: each runs here, when its turn comes
             f.result()
             yield f
 
     @property
+    @override
     def has_gpus(self) -> bool:
         try:
             import torch

@@ -11,6 +11,8 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from typing_extensions import override
+
 from brainlike.errors import BrainlikeError
 from brainlike.execution.base import Executor, Resources, TaskFuture
 
@@ -29,9 +31,12 @@ def _ray():
 
 
 class RayFuture(TaskFuture):
+    """A Ray object reference."""
+
     def __init__(self, ref):
         self.ref = ref
 
+    @override
     def result(self) -> Any:
         ray = _ray()
         try:
@@ -46,10 +51,13 @@ class RayFuture(TaskFuture):
 class RayExecutor(Executor):
     """Runs tasks with Ray.
 
-    Args:
-        address: ``None`` (``$RAY_ADDRESS`` if set, else a new local instance), ``"auto"`` or ``"host:port"``
-            (the cluster this machine is part of), ``"ray://head:10001"`` (Ray client).
-        num_cpus / num_gpus: cores/GPUs of a new local instance (ignored when joining a cluster).
+    Parameters
+    ----------
+    address : str, optional
+        ``None`` (``$RAY_ADDRESS`` if set, else a new local instance), ``"auto"`` or ``"host:port"`` (the
+        cluster this machine is part of), ``"ray://head:10001"`` (Ray client).
+    num_cpus, num_gpus : int, optional
+        Cores/GPUs of a new local instance (ignored when joining a cluster).
     """
 
     name = "ray"
@@ -75,6 +83,7 @@ class RayExecutor(Executor):
         self._gpus = float(ray.cluster_resources().get("GPU", 0.0))
 
     @property
+    @override
     def has_gpus(self) -> bool:
         return self._gpus > 0
 
@@ -83,6 +92,7 @@ class RayExecutor(Executor):
             self._remotes[fn] = _ray().remote(fn)
         return self._remotes[fn]
 
+    @override
     def submit(self, fn: Callable[..., Any], *args: Any, resources: Resources = Resources()) -> RayFuture:
         opts: dict[str, Any] = {"num_cpus": resources.num_cpus,
                                 "num_gpus": resources.num_gpus if self.has_gpus else 0}
@@ -92,9 +102,11 @@ class RayExecutor(Executor):
         args = tuple(a.ref if isinstance(a, RayFuture) else a for a in args)
         return RayFuture(self._remote(fn).options(**opts).remote(*args))
 
+    @override
     def put(self, value: Any) -> Any:
         return _ray().put(value)
 
+    @override
     def as_completed(self, futures: Iterable[TaskFuture]) -> Iterator[TaskFuture]:
         ray = _ray()
         by_ref = {f.ref: f for f in futures}  # type: ignore[attr-defined]
@@ -104,6 +116,7 @@ class RayExecutor(Executor):
             for ref in ready:
                 yield by_ref[ref]
 
+    @override
     def shutdown(self) -> None:
         if self._owns:
             _ray().shutdown()

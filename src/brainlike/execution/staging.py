@@ -40,8 +40,12 @@ def task_config(task: FitTask) -> str:
 class ChunkStaging:
     """Finished chunks of layer fits, with checksums.
 
-    Args:
-        root: the staging folder (e.g. ``<output>/staging``).
+    Parameters
+    ----------
+    root : str or Path
+        The staging folder (e.g. ``<output>/staging``).
+    table : str
+        The results table the chunks belong to (a sub-folder of ``root``).
     """
 
     def __init__(self, root: str | Path, table: str = "scores"):
@@ -56,6 +60,7 @@ class ChunkStaging:
         return path
 
     def chunk_dir(self, task: FitTask) -> Path:
+        """The folder of one chunk: ``<group_dir>/layers=<first>-<last>``."""
         return self.group_dir(task.partition) / f"layers={task.chunk_id}"
 
     def write(self, task: FitTask, chunk: LayerChunk) -> Path:

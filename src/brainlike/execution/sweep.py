@@ -42,6 +42,7 @@ class FitReport:
 
     @property
     def chunks_fitted(self) -> int:
+        """How many chunks were fitted in this run."""
         return len(self.fitted)
 
 
@@ -62,12 +63,30 @@ def run_fits(
 ) -> FitReport:
     """Fit every chunk not yet done and write one ``staging.table`` piece per (model, subject[, tag]).
 
-    Args:
-        tasks: the full plan, every chunk of every piece (finished work is skipped here).
-        features: ``(model, tag)`` → what :func:`fit_task` takes as features: a future of an extraction task,
-            :class:`~brainlike.models.Features` or a :class:`~brainlike.execution.tasks.FeatureFile`.
-        responses: subject → responses ``(n_samples, n_channels)`` or an :meth:`Executor.put` handle.
-        resources: what each fit task asks for.
+    Parameters
+    ----------
+    executor : Executor
+        Runs the fit tasks.
+    store : ResultsStore
+        Receives one piece of ``staging.table`` per (model, subject[, tag]).
+    staging : ChunkStaging
+        Finished chunks (reused when their configuration matches).
+    tasks : list of FitTask
+        The full plan, every chunk of every piece (finished work is skipped here).
+    features : dict
+        ``(model, tag)`` -> what :func:`fit_task` takes as features: a future of an extraction task,
+        :class:`~brainlike.models.Features` or a :class:`~brainlike.execution.tasks.FeatureFile`.
+    responses : dict
+        Subject -> responses ndarray (n_samples, n_channels) float32, or an :meth:`Executor.put` handle.
+    resources : Resources
+        What each fit task asks for.
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    FitReport
+        What was skipped, reused, discarded and fitted.
     """
     table = staging.table
     report = FitReport()

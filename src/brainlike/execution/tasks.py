@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import mmap
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from brainlike.analyses.layer_scores import LayerChunk, fit_layer_chunk
+from brainlike.encoding import EncodingOptions
+from brainlike.encoding.options import merge_options
 from brainlike.errors import BrainlikeError
 from brainlike.models import ExtractionOptions, Features, extract_features, load_model
 from brainlike.stimulus import Stimulus
@@ -45,6 +48,7 @@ class FeatureFile:
                    tuple(features.words), dict(features.options))
 
     def open(self) -> Features:
+        """Map the file again (read-only, no copy) as :class:`~brainlike.models.Features`."""
         layers = np.memmap(self.filename, dtype=np.dtype(self.dtype), mode="r", offset=self.offset, shape=self.shape)
         return Features(layers=layers, model=self.model, words=self.words, options=dict(self.options))
 
@@ -58,10 +62,24 @@ def open_features(source: Features | FeatureFile) -> Features:
 class ExtractTask:
     """Hidden states of every layer of one model for the stimulus (cached on disk, resumable).
 
-    Attributes:
-        model: registered name, local path or hub id; ``key``: its label in the results.
-        cache_dir: the feature cache root (must be shared storage on a cluster).
-        device: ``"auto"`` (a GPU when the worker has one), ``"cpu"`` or ``"cuda"``.
+    Attributes
+    ----------
+    model : str
+        Registered name, local path or hub id.
+    key : str
+        The model's label in the results.
+    stimulus : Stimulus
+        The words.
+    options : ExtractionOptions
+        How the hidden states are taken.
+    cache_dir : str
+        The feature cache root (must be shared storage on a cluster).
+    revision : str or None
+        Hub revision of the model.
+    device : {"auto", "cpu", "cuda"}
+        ``"auto"``: a GPU when the worker has one.
+    progress : bool
+        Show a progress bar.
     """
 
     model: str
@@ -109,9 +127,30 @@ def layer_chunks(n_layers: int, chunk: int) -> list[tuple[int, ...]]:
 class FitTask:
     """Cross-validated ridge of one subject's responses on some layers of one model.
 
-    ``features_digest`` and ``responses_digest`` identify the inputs (model and extraction options;
-    sha256 of the responses), so a chunk left by a run on other inputs is never reused. ``tag`` holds
-    extra partition keys of the result piece (``(("context", 8),)`` for a context-length fit).
+    Parameters
+    ----------
+    model, subject : str
+        Labels of the piece (model key, subject id).
+    layers : tuple of int
+        The chunk's layer indices.
+    channels, regions : tuple of str (n_channels,)
+        Channel names and region labels of the responses' columns.
+    options : EncodingOptions
+        Folds, alphas, backend, permutations and seed of the fit (default
+        :class:`~brainlike.encoding.options.EncodingOptions`).
+    features_digest, responses_digest : str
+        Identify the inputs (model and extraction options; sha256 of the responses), so a chunk left by
+        a run on other inputs is never reused.
+    tag : tuple of (str, int or str) pairs
+        Extra partition keys of the result piece (``(("context", 8),)`` for a context-length fit).
+    **overrides
+        Fields of :class:`EncodingOptions` as keywords (``n_permutations=10``), applied over
+        ``options``: the constructor of earlier versions took them one by one.
+
+    Notes
+    -----
+    Equality and the staging digest (:func:`brainlike.execution.staging.task_config`) cover every field,
+    the options included, so a chunk fitted with other settings is fitted again.
     """
 
     model: str
@@ -119,15 +158,21 @@ class FitTask:
     layers: tuple[int, ...]
     channels: tuple[str, ...]
     regions: tuple[str, ...]
-    n_splits: int = 5
-    inner_splits: int = 5
-    alphas: tuple[float, ...] | None = None
-    backend: str = "numpy"
-    n_permutations: int = 0
-    seed: int = 0
+    options: EncodingOptions = field(default_factory=EncodingOptions)
     features_digest: str = ""
     responses_digest: str = ""
     tag: tuple[tuple[str, int | str], ...] = ()
+
+    def __init__(self, model: str, subject: str, layers: tuple[int, ...], channels: tuple[str, ...],
+                 regions: tuple[str, ...], options: EncodingOptions | None = None, features_digest: str = "",
+                 responses_digest: str = "", tag: tuple[tuple[str, int | str], ...] = (),
+                 **overrides: Any) -> None:
+        values = {"model": model, "subject": subject, "layers": tuple(int(k) for k in layers),
+                  "channels": tuple(channels), "regions": tuple(regions),
+                  "options": merge_options(options, overrides), "features_digest": features_digest,
+                  "responses_digest": responses_digest, "tag": tuple(tag)}
+        for k, v in values.items():
+            object.__setattr__(self, k, v)
 
     @property
     def partition(self) -> dict:
@@ -141,9 +186,21 @@ class FitTask:
 
 
 def fit_task(task: FitTask, features: Features | FeatureFile, responses: np.ndarray) -> LayerChunk:
-    """Fit the task's layers; ``responses`` ``(n_samples, n_channels)`` float32."""
+    """Fit the task's layers.
+
+    Parameters
+    ----------
+    task : FitTask
+        What to fit and how.
+    features : Features or FeatureFile
+        The model's features (all layers; only the task's are read).
+    responses : ndarray (n_samples, n_channels) float32
+        The subject's responses, aligned to the feature rows.
+
+    Returns
+    -------
+    LayerChunk
+    """
     return fit_layer_chunk(open_features(features), responses, channels=task.channels, regions=task.regions,
-                           layers=task.layers, n_splits=task.n_splits, inner_splits=task.inner_splits,
-                           alphas=None if task.alphas is None else np.asarray(task.alphas), backend=task.backend,
-                           model=task.model, subject=task.subject, n_permutations=task.n_permutations,
-                           seed=task.seed, progress=False)
+                           layers=task.layers, options=task.options, model=task.model, subject=task.subject,
+                           progress=False)

@@ -121,12 +121,11 @@ def run_experiment(spec: ExperimentSpec, console: Console | None = None, progres
             responses[ds.subject] = ex.put(np.ascontiguousarray(Y, dtype=np.float32))
             digests[ds.subject] = responses_digest(Y)
             kept.append(ds)
-        alphas = None if enc.alphas is None else tuple(float(a) for a in enc.alphas)
 
         def plan(key: str, chunks: list[tuple[int, ...]], fdigest: str, n_perm: int, tag: tuple = ()) -> list[FitTask]:
+            options = enc.options(spec.seed, n_permutations=n_perm)
             return [FitTask(key, ds.subject, layers, tuple(ds.channels), tuple(ds.regions or ["all"] * ds.n_channels),
-                            enc.n_splits, enc.inner_splits, alphas, enc.backend, n_perm, spec.seed, fdigest,
-                            digests[ds.subject], tag)
+                            options, fdigest, digests[ds.subject], tag)
                     for ds in kept for layers in chunks]
 
         tasks = [t for key, f in features.items()

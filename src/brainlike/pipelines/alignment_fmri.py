@@ -76,12 +76,15 @@ def stack_subjects(subjects: list[SubjectData]) -> tuple[np.ndarray, tuple[str, 
     return data, rois, [s.dataset.subject for s in subjects], stim, tr
 
 
+def word_rate(stim: Stimulus, n_volumes: int, tr: float) -> np.ndarray:
+    """``(n_volumes, 1)`` float32 word rate: the Lanczos sum of ones at the word onsets, undelayed."""
+    return fmri_design(np.ones((len(stim), 1)), stim, n_volumes, tr=tr, delays=(0,), trim_start=0, trim_end=0).X
+
+
 def control_design(subjects: list[SubjectData], stim: Stimulus, n_volumes: int, tr: float) -> np.ndarray:
     """``(1, n_volumes, k)`` low-level regressors: word rate from the words, plus the mean over subjects of
     every control the dataset provides in ``dataset.meta["controls"]`` (e.g. sound power) but word rate."""
-    rate = fmri_design(np.ones((len(stim), 1)), stim, n_volumes, tr=tr, delays=(0,), trim_start=0,
-                       trim_end=0).X
-    cols = [rate]
+    cols = [word_rate(stim, n_volumes, tr)]
     names = sorted(set().union(*[set(s.dataset.meta.get("controls", {})) for s in subjects]) - {"word_rate"})
     for name in names:
         arr = np.stack([np.asarray(s.dataset.meta["controls"][name], dtype=np.float64) for s in subjects])
@@ -137,12 +140,7 @@ def _group_rows(ls: LayerScores, model: str, level: str, rois: tuple[str, ...], 
     _, _, p_max = ls.max_over_layers()
     sig = fdr_correction(p_max, significance).significant.reshape(best.shape)
     med = np.median(best, axis=0)
-    lo, hi = [], []
-    rng = np.random.default_rng(seed)
-    for j in range(best.shape[1]):
-        boots = np.median(best[rng.integers(0, best.shape[0], (2000, best.shape[0])), j], axis=1)
-        lo.append(np.quantile(boots, 0.025))
-        hi.append(np.quantile(boots, 0.975))
+    lo, hi = bootstrap_ci_subjects(best, n_boot=2000, seed=seed, statistic=np.median)
     group = pd.DataFrame({"model": model, "level": level, "roi": list(rois), "effect": gt.effect,
                           "ci_low": gt.ci_low, "ci_high": gt.ci_high, "p": gt.p_empirical,
                           "p_signflip": gt.p_signflip, "p_ttest": gt.p_ttest, "q": gt.q_empirical,
