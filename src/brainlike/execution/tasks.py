@@ -72,15 +72,25 @@ class ExtractTask:
     revision: str | None = None
     device: str = "auto"
     progress: bool = False
+    features: str = "hidden"
 
 
 def extract_task(task: ExtractTask) -> Features | FeatureFile:
-    """Run one extraction; returns a :class:`FeatureFile` when the features are memory-mapped from disk."""
+    """Run one extraction; returns a :class:`FeatureFile` when the features are memory-mapped from disk.
+
+    ``task.features == "surprisal"``: the model's next-word predictions instead
+    (:func:`surprisal_features`: one layer, columns surprisal and entropy in bits).
+    """
     device = task.device
     if device == "auto":
         import torch
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    if task.features == "surprisal":
+        lm = load_model(task.model, revision=task.revision, device=device)
+        return surprisal_features(lm, task.stimulus, task.key, cache_dir=task.cache_dir, progress=task.progress)
+    if task.features != "hidden":
+        raise BrainlikeError(f"{task.key}: unknown features {task.features!r} (hidden or surprisal)")
     lm = load_model(task.model, dtype=task.options.dtype, revision=task.revision, device=device)
     feats = extract_features(lm, task.stimulus, task.options, cache_dir=task.cache_dir, device=device,
                              progress=task.progress)
@@ -88,13 +98,42 @@ def extract_task(task: ExtractTask) -> Features | FeatureFile:
     return FeatureFile.of(feats) or feats
 
 
+def surprisal_features(lm, stimulus: Stimulus, key: str, *, cache_dir: str | None = None, window: int = 512,
+                       progress: bool = False) -> Features:
+    """The model's next-word predictions on the stimulus as a feature space.
+
+    Returns
+    -------
+    Features
+        ``layers`` ``(1, n_words, 2)`` float32: columns surprisal and entropy (bits,
+        :func:`brainlike.models.surprisal.word_predictions`, the whole stimulus as one continuous
+        context). A word without a prediction (the first word when the model has no BOS token) gets the
+        mean of the others, so it carries no information; ``options["n_imputed"]`` counts them.
+    """
+    from brainlike.models.surprisal import FEATURE_COLUMNS, word_predictions
+
+    pred = word_predictions(lm, stimulus.words, context="continuous", window=window, cache_dir=cache_dir,
+                            progress=progress)
+    X = pred.matrix()
+    bad = ~np.isfinite(X)
+    if bad.all(axis=0).any():
+        raise BrainlikeError(f"{key}: no word has a prediction (too few words?)")
+    X = np.where(bad, np.nanmean(np.where(bad, np.nan, X), axis=0), X)
+    return Features(X[None].astype(np.float32), key, tuple(stimulus.words),
+                    {"features": "surprisal", "columns": list(FEATURE_COLUMNS), "bos": pred.bos,
+                     "n_imputed": int(bad.any(axis=1).sum()), "window": window})
+
+
 def features_digest(task: ExtractTask) -> str:
     """Identity of the features an extraction task gives (model, revision, options, words)."""
     import hashlib
     import json
 
-    blob = json.dumps({"model": task.model, "revision": task.revision, "options": task.options.__dict__,
-                       "words": task.stimulus.text_hash()}, sort_keys=True, default=str).encode()
+    parts = {"model": task.model, "revision": task.revision, "options": task.options.__dict__,
+             "words": task.stimulus.text_hash()}
+    if task.features != "hidden":  # hidden-state digests stay as they were (resume of older runs)
+        parts["features"] = task.features
+    blob = json.dumps(parts, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:24]
 
 

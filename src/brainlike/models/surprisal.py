@@ -308,7 +308,7 @@ def word_predictions(
         raise BrainlikeError(f"window must be at least {2 + int(bos)} tokens, got {window}")
     ranges = _contexts(len(words), g, context)
     key = cache_key(model=lm.fingerprint, name=lm.name, words=_hash_array(words),
-                    groups=None if g is None or context == "continuous" else _hash_array(g.tolist()),
+                    contexts=None if context == "continuous" else _hash_array(ranges),  # boundaries, not ids
                     context=context, window=window, bos=bos, version=SURPRISAL_FORMAT_VERSION)
     if not use_cache:
         return _predictions(lm, words, ranges, window, bos, batch_size, device, progress)
