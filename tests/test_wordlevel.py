@@ -22,15 +22,16 @@ def _table(rng, n_subjects=10, n_words=200, slope=0.0, noise=1.0, surprisal=None
     """A tidy table with a planted surprisal slope (per subject x word)."""
     s = rng.gamma(2.0, 2.0, n_words) if surprisal is None else surprisal
     length = rng.integers(1, 10, n_words).astype(float)
-    rows = []
-    for k in range(n_subjects):
-        y = rng.normal() + slope * s + 0.3 * length + rng.normal(0, noise, n_words)
-        rows.append(pd.DataFrame({"subject": f"s{k}", "item": np.arange(n_words) // 10, "position": np.arange(n_words) % 10 + 1,
-                                  "word": "w", "surprisal": s, "entropy": rng.gamma(2.0, 1.0, n_words),
-                                  "length": length, "y": y}))
-    return pd.concat(rows, ignore_index=True)
+    entropy = rng.gamma(2.0, 1.0, n_words)
+    y = rng.normal(size=(n_subjects, 1)) + slope * s + 0.3 * length + rng.normal(0, noise, (n_subjects, n_words))
+    return pd.DataFrame({"subject": np.repeat([f"s{k}" for k in range(n_subjects)], n_words),
+                         "item": np.tile(np.arange(n_words) // 10, n_subjects),
+                         "position": np.tile(np.arange(n_words) % 10 + 1, n_subjects), "word": "w",
+                         "surprisal": np.tile(s, n_subjects), "entropy": np.tile(entropy, n_subjects),
+                         "length": np.tile(length, n_subjects), "y": y.reshape(-1)})
 
 
+@pytest.mark.slow
 def test_null_tables_are_significant_at_the_nominal_rate():
     from brainlike.analyses.wordlevel import average_response
 

@@ -60,7 +60,9 @@ def _complete(frame: pd.DataFrame, columns: Sequence[str]) -> tuple[pd.DataFrame
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise BrainlikeError(f"word-level table has no column {missing[0]!r} (columns: {list(frame.columns)})")
-    sub = frame[list(columns)].apply(pd.to_numeric, errors="coerce")
+    sub = frame[list(dict.fromkeys(columns))]
+    if not all(pd.api.types.is_numeric_dtype(t) for t in sub.dtypes):
+        sub = sub.apply(pd.to_numeric, errors="coerce")
     keep = np.isfinite(sub.to_numpy(np.float64)).all(axis=1)
     return frame.loc[keep], int((~keep).sum())
 
@@ -117,18 +119,20 @@ def average_response(table: pd.DataFrame, response: str) -> pd.DataFrame:
     """Per word (``item``, ``position``): the mean over subjects of ``response`` (NaNs skipped),
     ``n_subjects`` that contribute, and the mean of every other numeric column over the same trials (a
     per-trial covariate such as ``baseline`` then matches the averaged response)."""
-    words = table.groupby(list(WORD_KEYS), sort=True)
-    valid = table[np.isfinite(pd.to_numeric(table[response], errors="coerce").to_numpy(np.float64))]
-    g = valid.groupby(list(WORD_KEYS), sort=True)
-    out = g[response].agg(["mean", "count"]).rename(columns={"mean": response, "count": "n_subjects"})
-    word_cols = [c for c in table.columns if c not in (response, "subject", *WORD_KEYS)
-                 and pd.api.types.is_numeric_dtype(table[c]) and not pd.api.types.is_bool_dtype(table[c])]
-    if word_cols:  # covariates averaged over the same trials as the response
-        out = out.join(g[word_cols].mean())
-    out = out.reindex(words.size().index)
-    out["n_subjects"] = out["n_subjects"].fillna(0).astype(int)
+    keys = list(WORD_KEYS)
+    cols = [c for c in table.columns if c not in ("subject", *keys) and pd.api.types.is_numeric_dtype(table[c])
+            and not pd.api.types.is_bool_dtype(table[c])]
+    if response not in cols:
+        raise BrainlikeError(f"word-level table has no numeric column {response!r}")
+    valid = np.isfinite(table[response].to_numpy(np.float64))
+    # covariates averaged over the same trials as the response
+    num = table[cols].where(np.broadcast_to(valid[:, None], (len(table), len(cols))))
+    num[keys] = table[keys]
+    g = num.groupby(keys, sort=True)
+    out = g.mean()
+    out["n_subjects"] = g[response].count()
     if "word" in table.columns:
-        out = out.join(words["word"].first())
+        out = out.join(table.drop_duplicates(keys).set_index(keys)["word"])
     return out.reset_index()
 
 
