@@ -15,6 +15,7 @@ import numpy as np
 from brainlike.analyses.layer_scores import LayerChunk, fit_layer_chunk
 from brainlike.errors import BrainlikeError
 from brainlike.models import ExtractionOptions, Features, extract_features, load_model
+from brainlike.models.surprisal import surprisal_features
 from brainlike.stimulus import Stimulus
 
 
@@ -96,32 +97,6 @@ def extract_task(task: ExtractTask) -> Features | FeatureFile:
                              progress=task.progress)
     feats.model = task.key
     return FeatureFile.of(feats) or feats
-
-
-def surprisal_features(lm, stimulus: Stimulus, key: str, *, cache_dir: str | None = None, window: int = 512,
-                       progress: bool = False) -> Features:
-    """The model's next-word predictions on the stimulus as a feature space.
-
-    Returns
-    -------
-    Features
-        ``layers`` ``(1, n_words, 2)`` float32: columns surprisal and entropy (bits,
-        :func:`brainlike.models.surprisal.word_predictions`, the whole stimulus as one continuous
-        context). A word without a prediction (the first word when the model has no BOS token) gets the
-        mean of the others, so it carries no information; ``options["n_imputed"]`` counts them.
-    """
-    from brainlike.models.surprisal import FEATURE_COLUMNS, word_predictions
-
-    pred = word_predictions(lm, stimulus.words, context="continuous", window=window, cache_dir=cache_dir,
-                            progress=progress)
-    X = pred.matrix()
-    bad = ~np.isfinite(X)
-    if bad.all(axis=0).any():
-        raise BrainlikeError(f"{key}: no word has a prediction (too few words?)")
-    X = np.where(bad, np.nanmean(np.where(bad, np.nan, X), axis=0), X)
-    return Features(X[None].astype(np.float32), key, tuple(stimulus.words),
-                    {"features": "surprisal", "columns": list(FEATURE_COLUMNS), "bos": pred.bos,
-                     "n_imputed": int(bad.any(axis=1).sum()), "window": window})
 
 
 def features_digest(task: ExtractTask) -> str:
