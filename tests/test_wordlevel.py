@@ -169,3 +169,26 @@ def test_example_table_through_the_runner_recovers_the_planted_slope(tmp_path, s
                     "dataset": {**dataset, "path": str(null.path)}, "analyses": {"capability": None},
                     "report": False}, progress=False)
     assert res.store.read("wordlevel_average").iloc[0]["slope_p"] > 0.05
+
+
+@pytest.mark.slow
+def test_natural_stories_reading_times_follow_stories260k_surprisal(shared_data):
+    """Real data (Natural Stories, CC BY-NC-SA, used in tests only): r(surprisal, log mean RT) = +.39 with
+    full story context, as in ../shared/data/README.md."""
+    from brainlike.datasets import DatasetContext
+    from brainlike.datasets.wordlevel import WORDLEVEL, WordLevelConfig
+    from brainlike.pipelines.alignment_wordlevel import model_predictions, subjects_table
+
+    path = shared_data / "recordings" / "natural-stories-rt" / "processed_wordinfo.tsv"
+    if not path.exists():
+        pytest.skip("natural-stories-rt not in the shared data")
+    cfg = WordLevelConfig(path=str(path), subject=None, position="zone", responses=["meanItemRT"], transform="log")
+    subjects = WORDLEVEL.load(cfg, DatasetContext())
+    words = subjects[0].dataset.meta["words"]
+    pred = model_predictions("stories260k", words, context="reset", window=512)  # reset per story
+    table = subjects_table(subjects).merge(pred[["item", "position", "surprisal", "entropy"]], on=["item", "position"])
+    out = wordlevel_tables(table, ["meanItemRT"], WordLevelOptions(covariates=("length",)), model="stories260k")
+    avg = out["wordlevel_average"].iloc[0]
+    assert avg["n_words"] == 10256 and avg["n_dropped"] == 0
+    assert avg["r"] == pytest.approx(0.39, abs=0.01)
+    assert avg["r_ci_low"] > 0.35 and 0.15 < avg["partial_r"] < avg["r"]
