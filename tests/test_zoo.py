@@ -81,6 +81,7 @@ def minilm_l3():
     return load_model("minilm-l3")
 
 
+@pytest.mark.slow  # the one-off conversion (~5-20 s), shared by the tests below
 def test_minilm_l3_conversion_is_verified_against_the_onnx_graph(minilm_l3):
     import onnx
     from onnx.reference import ReferenceEvaluator
@@ -135,7 +136,7 @@ def test_onnx_conversion_refuses_a_wrong_tokenizer_and_a_wrong_graph(tmp_path, m
     read = onnx_bert.read_onnx_bert(onnx_file)
     model = onnx_bert.bert_from_onnx(read)
     with torch.no_grad():
-        model.encoder.layer[1].output.dense.bias.add_(1e-2)
+        model.encoder.layer[1].output.dense.bias[:7].add_(1e-2)  # (a constant shift would vanish in LayerNorm)
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(entry.extra["tokenizer"])
@@ -175,7 +176,7 @@ def test_a_damaged_join_is_a_clear_error(tmp_path, monkeypatch):
         joined.joined_gguf(model, cache_dir=tmp_path / "cache")
     assert not out.exists()
     paths[1].write_bytes(bytes(range(256)) * 2)  # a truncated part
-    with pytest.raises(ModelError, match="the parts hold 1,000 bytes, the model file has 1,256"):
+    with pytest.raises(ModelError, match="the parts hold 744 bytes, the model file has 1,000"):
         joined.joined_gguf(model, cache_dir=tmp_path / "cache")
     # a damaged earlier join (same name) is rebuilt from good parts, never used
     paths[1].write_bytes(bytes(range(256)) * 3)
@@ -213,6 +214,7 @@ def test_qwen_joins_verifies_and_loads_offline():
 
 
 # ----------------------------------------------------------------------------------------------- `brainlike models`
+@pytest.mark.slow
 def test_models_command_lists_metadata_that_matches_the_loaded_models(stories260k):
     from brainlike.models.catalog import model_info
 
