@@ -207,7 +207,9 @@ def test_qwen_joins_verifies_and_loads_offline():
     from brainlike.fileio import sha256_file
 
     assert sha256_file(path) == QWEN.sha256
-    lm = load_model("qwen2.5-coder-0.5b")
+    # straight from the GGUF file (transformers de-quantises it): the converted-copy path is the one
+    # test_models_gguf checks on SmolLM2, and a 2 GB float32 copy in the test cache is not needed here
+    lm = load_model("qwen2.5-coder-0.5b", convert_gguf=False, cache=False)
     assert (lm.kind, lm.n_layers, lm.hidden_size, lm.model.config.model_type) == ("causal", 24, 896, "qwen2")
     f = extract_features(lm, _stim(("The", "crow", "flew", "up", "high")), use_cache=False, progress=False)
     assert f.layers.shape == (25, 5, 896) and np.isfinite(f.layers).all()
@@ -227,8 +229,16 @@ def test_models_command_lists_metadata_that_matches_the_loaded_models(stories260
     glove = model_info("glove-6b-50d")
     assert (glove.family, glove.kind, glove.n_layers, glove.hidden_size, glove.n_params) == \
         ("glove", "static", 0, 50, 400_000 * 50)
-    res = CliRunner().invoke(app, ["models"], env={"COLUMNS": "250"})
+    from brainlike.cli import console
+
+    width, console.width = console.width, 1000  # one line per model
+    try:
+        res = CliRunner().invoke(app, ["models"])
+    finally:
+        console.width = width
     assert res.exit_code == 0, res.output
+    assert "stories260k" in res.output and "available" in next(
+        ln for ln in res.output.splitlines() if ln.startswith("stories260k"))
     for name in ("stories260k", "minilm-l3", "glove-6b-50d", "qwen2.5-coder-0.5b", "smollm2-135m"):
         assert name in res.output
     for family in ("llama", "bert", "glove", "qwen2"):

