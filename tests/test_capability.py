@@ -37,3 +37,55 @@ def test_reference_values_from_shared_readme(stories260k):
 def test_encoder_is_refused(minilm):
     with pytest.raises(BrainlikeError, match="not a causal"):
         bits_per_byte(minilm, "hello world", progress=False)
+
+
+def test_bits_per_word_is_total_bits_over_whitespace_words(stories260k):
+    text = read_corpus("shared:inaugural-2009", max_bytes=500)
+    res = bits_per_byte(stories260k, text, window=64, progress=False)
+    n_words = len(text.split())
+    assert res["n_words"] == n_words
+    np.testing.assert_allclose(res["bits_per_word"] * n_words, res["bits_per_byte"] * res["n_bytes"], rtol=1e-12)
+    np.testing.assert_allclose(res["total_bits"], res["nats_per_token"] * res["n_tokens"] / math.log(2), rtol=1e-9)
+
+
+def test_minilm_has_no_masked_lm_head_and_is_excluded_with_a_reason(minilm):
+    from brainlike.analyses.capability import mlm_head_missing, pseudo_log_likelihood
+
+    reason = mlm_head_missing(minilm)
+    assert reason is not None and "BertModel" in reason and "excluded" in reason
+    with pytest.raises(BrainlikeError, match="masked-LM head"):
+        pseudo_log_likelihood(minilm, "hello world", progress=False)
+
+
+def test_pseudo_log_likelihood_masks_each_token_in_turn(minilm, tmp_path):
+    """A tiny BERT with a masked-LM head (random weights, MiniLM's tokenizer): the batched PLL equals
+    masking one token at a time by hand (Salazar et al. 2020, eq. 2)."""
+    from transformers import BertConfig, BertForMaskedLM
+
+    from brainlike.analyses.capability import pseudo_log_likelihood
+    from brainlike.models import load_model
+
+    tok = minilm.tokenizer
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                     intermediate_size=64, max_position_embeddings=64)
+    BertForMaskedLM(cfg).eval().save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    lm = load_model(str(tmp_path))
+    assert lm.kind == "encoder"
+    text = "The cat sat on the mat. It was a sunny day, and the birds sang."
+    res = pseudo_log_likelihood(lm, text, window=12, batch_size=3, progress=False)
+    head = BertForMaskedLM.from_pretrained(tmp_path).eval()
+    ids = tok(text, add_special_tokens=False)["input_ids"]
+    want = 0.0
+    for s in range(0, len(ids), 10):
+        seg = [tok.cls_token_id, *ids[s:s + 10], tok.sep_token_id]
+        for i in range(1, len(seg) - 1):
+            masked = list(seg)
+            masked[i] = tok.mask_token_id
+            with torch.inference_mode():
+                logp = torch.log_softmax(head(input_ids=torch.tensor([masked])).logits[0, i], dim=-1)
+            want -= float(logp[seg[i]]) / math.log(2)
+    assert res["n_tokens"] == len(ids)
+    np.testing.assert_allclose(res["total_bits"], want, rtol=1e-5)
+    np.testing.assert_allclose(res["pll_bits_per_word"], want / len(text.split()), rtol=1e-5)

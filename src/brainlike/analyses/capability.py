@@ -1,4 +1,10 @@
-"""Model capability: bits per byte of held-out text (lower = more capable)."""
+"""Model capability: bits per byte and bits per word of held-out text (lower = more capable).
+
+Causal LMs: :func:`bits_per_byte` (sliding windows, each token scored once). Encoders with a masked-LM
+head: :func:`pseudo_log_likelihood` (Salazar et al. 2020); encoders without one (sentence-transformer
+checkpoints such as all-MiniLM-L6-v2) have no likelihood and are excluded with the reason
+:func:`mlm_head_missing` gives.
+"""
 from __future__ import annotations
 
 import math
@@ -21,14 +27,23 @@ def bits_per_byte(
     stride: int | None = None,
     progress: bool = True,
 ) -> dict:
-    """Bits per UTF-8 byte of ``text`` under a causal LM (sliding windows; each token scored once).
+    """Bits per UTF-8 byte and bits per word of ``text`` under a causal LM (sliding windows; each token
+    scored once).
 
     Every token after the first is predicted with up to ``window - 1`` tokens of context; windows advance
-    by ``stride`` (default ``window // 2``) and only the tokens not scored before count. The result is
-    tokenizer-independent: total negative log-likelihood (nats) / (bytes × ln 2).
+    by ``stride`` (default ``window // 2``) and only the tokens not scored before count. With ``T`` = the
+    total negative log-likelihood of the scored tokens in bits:
+
+    * ``bits_per_byte`` = T / number of UTF-8 bytes of ``text`` (tokenizer-independent);
+    * ``bits_per_word`` = T / number of whitespace-separated words of ``text`` (``len(text.split())``),
+      so punctuation attached to a word belongs to it.
+
+    A BOS token is prepended when the tokenizer adds one, so the first token is predicted too; without
+    one the first token is never scored (its bits are missing from T: the numbers are a slight lower bound).
 
     Returns:
-        dict with ``bits_per_byte``, ``nats_per_token``, ``n_tokens``, ``n_bytes``.
+        dict with ``bits_per_byte``, ``bits_per_word``, ``total_bits``, ``nats_per_token``, ``n_tokens``
+        (scored), ``n_bytes``, ``n_words``.
     """
     lm = model if isinstance(model, LoadedModel) else load_model(model)
     if lm.kind != "causal":
@@ -68,8 +83,83 @@ def bits_per_byte(
         scored_until = stop
         if stop == len(ids):
             break
-    return {"bits_per_byte": total_nll / (n_bytes * math.log(2)), "nats_per_token": total_nll / max(n_scored, 1),
-            "n_tokens": n_scored, "n_bytes": n_bytes}
+    total_bits = total_nll / math.log(2)
+    n_words = len(text.split())
+    return {"bits_per_byte": total_bits / n_bytes, "bits_per_word": total_bits / max(n_words, 1),
+            "total_bits": total_bits, "nats_per_token": total_nll / max(n_scored, 1), "n_tokens": n_scored,
+            "n_bytes": n_bytes, "n_words": n_words}
+
+
+def mlm_head_missing(lm: LoadedModel) -> str | None:
+    """Why an encoder has no pseudo-log-likelihood: ``None`` when its checkpoint declares a masked-LM
+    head (``config.architectures`` has ``...ForMaskedLM``), else a one-line reason for the report."""
+    if lm.kind == "causal":
+        return "a causal LM: scored by bits per byte/word instead"
+    archs = list(getattr(lm.model.config, "architectures", None) or [])
+    if any(a.endswith("ForMaskedLM") for a in archs):
+        return None
+    return (f"encoder without a masked-LM head (checkpoint architectures: {', '.join(archs) or 'none'}): "
+            "no pseudo-log-likelihood, excluded from the capability measures")
+
+
+@torch.inference_mode()
+def pseudo_log_likelihood(
+    model: str | LoadedModel,
+    text: str,
+    max_bytes: int | None = 20000,
+    window: int = 128,
+    batch_size: int = 32,
+    progress: bool = True,
+) -> dict:
+    """Pseudo-log-likelihood of ``text`` under a masked LM (Salazar et al. 2020, "Masked language model
+    scoring"): every token is masked in turn and scored given all the others of its segment.
+
+    The text is cut into consecutive segments of ``window`` tokens including the tokenizer's special
+    tokens (e.g. [CLS] ... [SEP]); with ``T`` = -sum over tokens of log2 p(token | segment with
+    the token masked), ``pll_bits_per_byte`` = T / UTF-8 bytes and ``pll_bits_per_word`` = T / whitespace
+    words. Not comparable with causal bits (it conditions on both sides); use it within encoders only.
+
+    Returns:
+        dict with ``pll_bits_per_byte``, ``pll_bits_per_word``, ``total_bits``, ``n_tokens``, ``n_bytes``,
+        ``n_words``.
+    """
+    from transformers import AutoModelForMaskedLM
+
+    lm = model if isinstance(model, LoadedModel) else load_model(model)
+    reason = mlm_head_missing(lm)
+    if reason is not None:
+        raise BrainlikeError(f"{lm.name}: {reason}")
+    if lm.entry.random_seed is None:
+        head = AutoModelForMaskedLM.from_pretrained(lm.entry.path).eval()
+    else:  # a random-weight twin: the head initialised like the body (models.registry.random_twin)
+        torch.manual_seed(lm.entry.random_seed)
+        head = AutoModelForMaskedLM.from_config(lm.model.config).eval()
+    tok = lm.tokenizer
+    if max_bytes is not None:
+        text = text.encode("utf-8")[:max_bytes].decode("utf-8", errors="ignore")
+    n_bytes, n_words = len(text.encode("utf-8")), len(text.split())
+    if n_bytes == 0:
+        raise BrainlikeError("empty evaluation text")
+    ids = tok(text, add_special_tokens=False)["input_ids"]
+    plain = tok("a", add_special_tokens=False)["input_ids"]
+    framed_a = tok("a", add_special_tokens=True)["input_ids"]
+    offset = next(i for i in range(len(framed_a)) if framed_a[i:i + len(plain)] == plain)
+    prefix, suffix = framed_a[:offset], framed_a[offset + len(plain):]  # e.g. [CLS], [SEP]
+    seg = max(window - len(prefix) - len(suffix), 1)
+    total, n = 0.0, 0
+    for start in tqdm(range(0, len(ids), seg), desc=f"PLL {lm.name}", disable=not progress, leave=False):
+        body = ids[start:start + seg]
+        base = torch.tensor(prefix + body + suffix)
+        for b in range(0, len(body), batch_size):
+            pos = torch.arange(b, min(b + batch_size, len(body))) + offset
+            batch = base.repeat(len(pos), 1)
+            batch[torch.arange(len(pos)), pos] = tok.mask_token_id
+            logp = torch.log_softmax(head(input_ids=batch).logits.float(), dim=-1)
+            total -= float(logp[torch.arange(len(pos)), pos, base[pos]].sum())
+            n += len(pos)
+    bits = total / math.log(2)
+    return {"pll_bits_per_byte": bits / n_bytes, "pll_bits_per_word": bits / max(n_words, 1), "total_bits": bits,
+            "n_tokens": n, "n_bytes": n_bytes, "n_words": n_words}
 
 
 def read_corpus(spec: str, max_bytes: int | None = None) -> str:
