@@ -89,3 +89,48 @@ def test_pseudo_log_likelihood_masks_each_token_in_turn(minilm, tmp_path):
     assert res["n_tokens"] == len(ids)
     np.testing.assert_allclose(res["total_bits"], want, rtol=1e-5)
     np.testing.assert_allclose(res["pll_bits_per_word"], want / len(text.split()), rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_capability_tables_measure_exclude_correlate_and_cache(shared_data, minilm, tmp_path, monkeypatch):
+    """The pipeline's capability tables: bits per byte/word and SyntaxGym for causal LMs (random-weight
+    twins worse than the trained model), an explicit exclusion row for an encoder without an MLM head,
+    correlations with their smallest attainable p, and a rerun that loads no model."""
+    import pandas as pd
+    from rich.console import Console
+
+    from brainlike.pipelines import alignment as pipe
+    from brainlike.spec import ExperimentSpec
+    from brainlike.store import ResultsStore
+
+    models = ["stories260k", "stories260k@random", "stories260k@random:1", "minilm-l6"]
+    spec = ExperimentSpec(models=models, analyses={"capability": {
+        "corpus": "shared:inaugural-2009", "corpora": ["shared:tinyshakespeare"], "max_bytes": 300,
+        "syntaxgym": ["number_src", "subordination"], "syntaxgym_max_items": 2, "n_boot": 200}})
+    per_model = pd.DataFrame({"model": models, "brain_score": [0.3, 0.1, 0.12, 0.2]})
+    store = ResultsStore(tmp_path / "results")
+    tables = pipe.capability_tables(spec, store, per_model, Console(quiet=True), progress=False)
+    cap = tables["capability"].set_index(["model", "measure"])
+    for corpus in ("inaugural-2009", "tinyshakespeare"):
+        trained = cap.loc[("stories260k", f"bits_per_word:{corpus}"), "value"]
+        for twin in models[1:3]:
+            assert cap.loc[(twin, f"bits_per_word:{corpus}"), "value"] > trained + 1.0
+    enc = cap.loc["minilm-l6"]
+    assert enc["value"].isna().all() and set(enc.index) == {"bits_per_word:inaugural-2009",
+                                                            "bits_per_word:tinyshakespeare", "syntaxgym"}
+    assert enc["note"].str.contains("masked-LM head|not a causal LM").all()
+    sgym = tables["syntaxgym"]
+    assert len(sgym) == 6 and (sgym["n_items"] == 2).all()
+    assert cap.loc[("stories260k", "syntaxgym"), "ci_low"] <= cap.loc[("stories260k", "syntaxgym"), "value"]
+    corr = tables["capability_correlation"].set_index(["capability_measure", "metric"])
+    row = corr.loc[("-bits_per_word:inaugural-2009", "brain_score")]
+    assert row["n_models"] == 3 and row["p_min"] == pytest.approx(1 / 6) and row["p_perm"] >= row["p_min"]
+    assert row["pearson_r"] > 0  # the trained model: lowest bits and highest (planted) brain score
+
+    def no_loading(*a, **k):
+        raise AssertionError("a rerun must read the cached measures")
+
+    monkeypatch.setattr(pipe, "load_model", no_loading)
+    again = pipe.capability_tables(spec, store, per_model, Console(quiet=True), progress=False)
+    pd.testing.assert_frame_equal(again["capability"], tables["capability"], check_dtype=False)
+    pd.testing.assert_frame_equal(again["syntaxgym"], tables["syntaxgym"], check_dtype=False)

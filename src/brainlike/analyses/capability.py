@@ -11,6 +11,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
@@ -196,3 +197,85 @@ def read_corpus(spec: str, max_bytes: int | None = None) -> str:
     if max_bytes is not None:
         text = text.encode("utf-8")[:max_bytes].decode("utf-8", errors="ignore")
     return text
+
+
+CAPABILITY_COLUMNS = ["model", "measure", "value", "ci_low", "ci_high", "higher_is_better", "source", "note"]
+
+
+def corpus_label(spec: str) -> str:
+    """Short name of a corpus spec for measure names: ``shared:wikitext2`` -> ``wikitext2``, a path -> its stem."""
+    return spec.split(":", 1)[1] if spec.startswith("shared:") else Path(spec).stem
+
+
+def capability_measures(
+    lm: LoadedModel,
+    corpora: list[str],
+    *,
+    max_bytes: int | None = 8000,
+    window: int = 512,
+    syntaxgym: list[str] | None = None,
+    syntaxgym_max_items: int | None = None,
+    n_boot: int = 2000,
+    seed: int = 0,
+    progress: bool = True,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every capability measure of one model, as tidy rows; a measure the model cannot have is a row
+    with ``value`` NaN and the reason in ``note`` (never silently dropped).
+
+    Parameters
+    ----------
+    lm : LoadedModel
+    corpora : list of str
+        Corpus specs (:func:`read_corpus`); causal LMs get ``bits_per_byte:<corpus>`` and
+        ``bits_per_word:<corpus>`` (:func:`bits_per_byte`), encoders with a masked-LM head
+        ``pll_bits_per_byte:<corpus>`` / ``pll_bits_per_word:<corpus>`` (:func:`pseudo_log_likelihood`).
+    syntaxgym : list of str, optional
+        SyntaxGym 2020 suite names (``[]``: all 31; None: no SyntaxGym); causal LMs only. Gives
+        ``syntaxgym`` (mean over suites, bootstrap CI) and ``syntaxgym_items`` (pooled, Wilson CI).
+
+    Returns
+    -------
+    rows : DataFrame
+        :data:`CAPABILITY_COLUMNS` (``value`` in bits or accuracy in [0, 1]).
+    items : DataFrame
+        Per-item SyntaxGym results (``model, suite, item, n_predictions, n_holding, correct``); empty
+        without SyntaxGym.
+    """
+    from brainlike.analyses import syntaxgym as sg
+
+    rows: list[dict] = []
+
+    def add(measure, value, lo=np.nan, hi=np.nan, better=False, source="", note=""):
+        rows.append(dict(model=lm.name, measure=measure, value=value, ci_low=lo, ci_high=hi,
+                         higher_is_better=better, source=source, note=note))
+
+    reason = mlm_head_missing(lm) if lm.kind != "causal" else None
+    for corpus in corpora:
+        label, text = corpus_label(corpus), read_corpus(corpus, max_bytes)
+        if lm.kind == "causal":
+            res = bits_per_byte(lm, text, max_bytes=None, window=window, progress=progress)
+            add(f"bits_per_byte:{label}", res["bits_per_byte"], source=corpus, note=f"{res['n_bytes']} bytes")
+            add(f"bits_per_word:{label}", res["bits_per_word"], source=corpus, note=f"{res['n_words']} words")
+        elif reason is None:
+            res = pseudo_log_likelihood(lm, text, max_bytes=None, progress=progress)
+            add(f"pll_bits_per_byte:{label}", res["pll_bits_per_byte"], source=corpus, note="pseudo-log-likelihood")
+            add(f"pll_bits_per_word:{label}", res["pll_bits_per_word"], source=corpus, note="pseudo-log-likelihood")
+        else:
+            add(f"bits_per_word:{label}", np.nan, source=corpus, note=reason)
+    items = pd.DataFrame(columns=["model", "suite", "item", "n_predictions", "n_holding", "correct"])
+    if syntaxgym is not None:
+        if lm.kind != "causal":
+            add("syntaxgym", np.nan, better=True, source="SyntaxGym 2020",
+                note="not a causal LM: no next-word surprisal, excluded from SyntaxGym")
+        else:
+            items = sg.evaluate_syntaxgym(sg.model_predictor(lm, window=window, progress=progress),
+                                          syntaxgym or None, max_items=syntaxgym_max_items)
+            items.insert(0, "model", lm.name)
+            ov = sg.overall_accuracy(items, n_boot=n_boot, seed=seed).set_index("measure")
+            n_s, n_i = int(ov.loc["suite_mean", "n_suites"]), int(ov.loc["suite_mean", "n_items"])
+            add("syntaxgym", ov.loc["suite_mean", "value"], ov.loc["suite_mean", "ci_low"],
+                ov.loc["suite_mean", "ci_high"], True, "SyntaxGym 2020",
+                f"mean over {n_s} suites ({n_i} items); bootstrap CI over items within suites")
+            add("syntaxgym_items", ov.loc["item_mean", "value"], ov.loc["item_mean", "ci_low"],
+                ov.loc["item_mean", "ci_high"], True, "SyntaxGym 2020", f"pooled over {n_i} items; Wilson CI")
+    return pd.DataFrame(rows, columns=CAPABILITY_COLUMNS), items
