@@ -51,10 +51,13 @@ CORPORA = ["shared:tinyshakespeare", "shared:wikitext2", "shared:inaugural-2009"
 
 def available(names: list[str]) -> tuple[list[str], list[str]]:
     """The zoo members that resolve here, and a line for each that does not."""
-    from brainlike.models.registry import resolve_model
+    from brainlike.models.registry import registered_models, resolve_model
 
     ok, skipped = [], []
     for n in names:
+        if n not in registered_models():  # an unregistered name would be looked up on the (offline) hub
+            skipped.append(f"{n}: skipped (not a registered model in this checkout)")
+            continue
         try:
             resolve_model(n)
             ok.append(n)
