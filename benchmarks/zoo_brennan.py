@@ -30,7 +30,7 @@ DOC_HEADER = """# The zoo on the real fMRI recording: brain score vs capability
 Written by `benchmarks/zoo_brennan.py` (the command is in its docstring and in `benchmarks/RESULTS.md`).
 Every installed zoo model, its random-weight twin (`NAME@random`: same architecture and tokenizer, weights
 from the config's initialiser) and the low-level baseline ("low-level controls": word rate + sound power)
-on Brennan et al. (2016), 26 listeners (s33 is all zeros), 6 language ROIs, through the fMRI path of
+on Brennan et al. (2016), 27 listeners (s33, all zeros, excluded), 6 language ROIs, through the fMRI path of
 `brainlike run` (`examples/brennan.yaml`).
 
 - **group r**: mean over the 6 ROIs of the best-layer held-out r of the group fit (the mean of the z-scored
