@@ -145,6 +145,8 @@ def _builtins() -> None:
       "a BIDS fMRI dataset (NIfTI/GIfTI runs with events; e.g. Narratives ds002345, LeBel ds003020)")
     d("brennan2016", "brainlike.datasets.brennan:BRENNAN2016",
       "REAL fMRI: Brennan et al. 2016, 27 listeners, 6 language ROIs (shipped in the package, CC BY 4.0)")
+    d("wordlevel", "brainlike.datasets.wordlevel:WORDLEVEL",
+      "tidy per-word response tables (ERP amplitudes, reading times), regressed on each model's surprisal")
     a = ANALYSES.register
     a("alignment", "brainlike.pipelines.alignment:ALIGNMENT",
       "layer-wise brain alignment of a model zoo (Mischler et al. 2024)")

@@ -40,10 +40,15 @@ class ModelSpec(_Strict):
     label: str | None = None
     revision: str | None = None
     capability: float | None = Field(None, description="user-supplied benchmark score (higher = better)")
+    features: Literal["hidden", "surprisal"] = Field(
+        "hidden", description="hidden: every layer's hidden states; surprisal: the model's next-word predictions "
+        "(one layer of 2 columns: surprisal and entropy, bits; causal LMs only)")
 
     @property
     def key(self) -> str:
-        return self.label or self.name
+        if self.label:
+            return self.label
+        return self.name if self.features == "hidden" else f"{self.name}/{self.features}"
 
 
 class FeatureSpec(_Strict):
@@ -172,12 +177,39 @@ class ContextSpec(_Strict):
         return sorted(set(v))
 
 
+class WordLevelSpec(_Strict):
+    """Word-level datasets (``dataset: {kind: wordlevel}``): the regressions on each model's surprisal.
+
+    See :class:`~brainlike.analyses.wordlevel.WordLevelOptions`.
+    """
+
+    predictors: list[Literal["surprisal", "entropy"]] = Field(default_factory=lambda: ["surprisal", "entropy"],
+                                                              min_length=1)
+    covariates: list[str] = Field(default_factory=lambda: ["length", "position", "frequency", "baseline"],
+                                  description="covariates of every fit (those the table lacks are skipped)")
+    n_splits: int = Field(200, ge=1, description="random halves of the subjects for the split-half ceiling")
+    partial: bool = Field(True, description="partial correlation of surprisal with the response given the covariates")
+    mixed: bool = Field(False, description="also a mixed model (statsmodels MixedLM, random intercept per subject)")
+    mixed_item: bool = Field(False, description="the mixed model also gets a variance component per item")
+
+    def options(self, seed: int):
+        from brainlike.analyses.wordlevel import WordLevelOptions
+
+        return WordLevelOptions(predictors=tuple(self.predictors), covariates=tuple(self.covariates),
+                                n_splits=self.n_splits, partial=self.partial, mixed=self.mixed,
+                                mixed_item=self.mixed_item, seed=seed)
+
+
 class AnalysesSpec(_Strict):
     capability: CapabilitySpec | None = Field(default_factory=CapabilitySpec)
     context: ContextSpec | None = None
     hierarchy_bootstrap: int = Field(2000, ge=100)
     controls: bool = Field(True, description="fMRI: also score the low-level regressors (word rate, the "
                            "dataset's own, e.g. sound power) as a baseline model")
+    surprisal_control: str | None = Field(None, description="fMRI: add this causal LM's per-word surprisal and "
+                                          "entropy to the low-level control band (controls model and variance "
+                                          "partition)")
+    wordlevel: WordLevelSpec = Field(default_factory=WordLevelSpec, description="word-level datasets")
 
 
 class RaySpec(_Strict):

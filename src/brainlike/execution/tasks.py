@@ -15,6 +15,7 @@ import numpy as np
 from brainlike.analyses.layer_scores import LayerChunk, fit_layer_chunk
 from brainlike.errors import BrainlikeError
 from brainlike.models import ExtractionOptions, Features, extract_features, load_model
+from brainlike.models.surprisal import surprisal_features
 from brainlike.stimulus import Stimulus
 
 
@@ -72,15 +73,25 @@ class ExtractTask:
     revision: str | None = None
     device: str = "auto"
     progress: bool = False
+    features: str = "hidden"
 
 
 def extract_task(task: ExtractTask) -> Features | FeatureFile:
-    """Run one extraction; returns a :class:`FeatureFile` when the features are memory-mapped from disk."""
+    """Run one extraction; returns a :class:`FeatureFile` when the features are memory-mapped from disk.
+
+    ``task.features == "surprisal"``: the model's next-word predictions instead
+    (:func:`surprisal_features`: one layer, columns surprisal and entropy in bits).
+    """
     device = task.device
     if device == "auto":
         import torch
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    if task.features == "surprisal":
+        lm = load_model(task.model, revision=task.revision, device=device)
+        return surprisal_features(lm, task.stimulus, task.key, cache_dir=task.cache_dir, progress=task.progress)
+    if task.features != "hidden":
+        raise BrainlikeError(f"{task.key}: unknown features {task.features!r} (hidden or surprisal)")
     lm = load_model(task.model, dtype=task.options.dtype, revision=task.revision, device=device)
     feats = extract_features(lm, task.stimulus, task.options, cache_dir=task.cache_dir, device=device,
                              progress=task.progress)
@@ -93,8 +104,11 @@ def features_digest(task: ExtractTask) -> str:
     import hashlib
     import json
 
-    blob = json.dumps({"model": task.model, "revision": task.revision, "options": task.options.__dict__,
-                       "words": task.stimulus.text_hash()}, sort_keys=True, default=str).encode()
+    parts = {"model": task.model, "revision": task.revision, "options": task.options.__dict__,
+             "words": task.stimulus.text_hash()}
+    if task.features != "hidden":  # hidden-state digests stay as they were (resume of older runs)
+        parts["features"] = task.features
+    blob = json.dumps(parts, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:24]
 
 

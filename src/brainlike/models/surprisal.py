@@ -57,8 +57,10 @@ from brainlike.cache import CacheEntry, cache_key, default_cache_dir
 from brainlike.errors import BrainlikeError
 from brainlike.fileio import atomic_write
 from brainlike.models.alignment import TokenizedWords, tokenize_words
+from brainlike.models.features import Features
 from brainlike.models.hooks import window_plan
 from brainlike.models.loading import LoadedModel, load_model
+from brainlike.stimulus import Stimulus
 
 #: Bumped whenever the computation changes, so old cache entries are not reused.
 SURPRISAL_FORMAT_VERSION = 1
@@ -66,7 +68,7 @@ SURPRISAL_FORMAT_VERSION = 1
 #: Column names of the feature space made from the predictions (one layer, these two columns).
 FEATURE_COLUMNS = ("surprisal", "entropy")
 
-__all__ = ["FEATURE_COLUMNS", "WordPredictions", "uses_bos", "word_predictions"]
+__all__ = ["FEATURE_COLUMNS", "WordPredictions", "surprisal_features", "uses_bos", "word_predictions"]
 
 _LN2 = math.log(2.0)
 _ROWS = 64  # positions per float64 log-softmax (bounds memory for large vocabularies)
@@ -308,7 +310,7 @@ def word_predictions(
         raise BrainlikeError(f"window must be at least {2 + int(bos)} tokens, got {window}")
     ranges = _contexts(len(words), g, context)
     key = cache_key(model=lm.fingerprint, name=lm.name, words=_hash_array(words),
-                    groups=None if g is None or context == "continuous" else _hash_array(g.tolist()),
+                    contexts=None if context == "continuous" else _hash_array(ranges),  # boundaries, not ids
                     context=context, window=window, bos=bos, version=SURPRISAL_FORMAT_VERSION)
     if not use_cache:
         return _predictions(lm, words, ranges, window, bos, batch_size, device, progress)
@@ -342,3 +344,27 @@ def _predictions(lm: LoadedModel, words: tuple[str, ...], ranges: list[tuple[int
     else:
         s, e, n = np.zeros(0), np.zeros(0), np.zeros(0, dtype=np.int64)
     return WordPredictions(words, s, e, n, lm.name, bos)
+
+
+def surprisal_features(lm: LoadedModel, stimulus: Stimulus, key: str, *, cache_dir: str | Path | None = None,
+                       window: int = 512, progress: bool = False) -> Features:
+    """The model's next-word predictions on the stimulus as a feature space.
+
+    Returns
+    -------
+    Features
+        ``layers`` ``(1, n_words, 2)`` float32: columns surprisal and entropy (bits,
+        :func:`brainlike.models.surprisal.word_predictions`, the whole stimulus as one continuous
+        context). A word without a prediction (the first word when the model has no BOS token) gets the
+        mean of the others, so it carries no information; ``options["n_imputed"]`` counts them.
+    """
+    pred = word_predictions(lm, stimulus.words, context="continuous", window=window, cache_dir=cache_dir,
+                            progress=progress)
+    X = pred.matrix()
+    bad = ~np.isfinite(X)
+    if bad.all(axis=0).any():
+        raise BrainlikeError(f"{key}: no word has a prediction (too few words?)")
+    X = np.where(bad, np.nanmean(np.where(bad, np.nan, X), axis=0), X)
+    return Features(X[None].astype(np.float32), key, tuple(stimulus.words),
+                    {"features": "surprisal", "columns": list(FEATURE_COLUMNS), "bos": pred.bos,
+                     "n_imputed": int(bad.any(axis=1).sum()), "window": window})

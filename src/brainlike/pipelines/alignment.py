@@ -83,6 +83,15 @@ def run_experiment(spec: ExperimentSpec, console: Console | None = None, progres
     recorded = []  # recordings bring their own words; features are extracted on them
     if not plugin.needs_features:
         recorded = plugin.load(spec.dataset_config, DatasetContext(seed=spec.seed))
+    if recorded and recorded[0].dataset.modality == "wordlevel":  # per-word tables: regressions on surprisal
+        from brainlike.pipelines.alignment_wordlevel import run_wordlevel
+
+        tables = run_wordlevel(spec, recorded, store, console, progress)
+        tables.update(capability_tables(spec, store, tables["brain_scores"], console, progress))
+        for name in ("capability", "capability_correlation"):
+            if name in tables:
+                store.write(name, tables[name])
+        return _finish(spec, tables, out, store, console, t0)
     stim = recorded[0].stimulus if recorded else load_stimulus(spec)
     console.print(f"[bold]{spec.name}[/]: {len(spec.models)} models, stimulus {stim.name!r} ({len(stim)} words), "
                   f"executor {spec.executor}")
@@ -99,7 +108,8 @@ def run_experiment(spec: ExperimentSpec, console: Console | None = None, progres
     fit_res = Resources(num_cpus=rs.cpus_per_fit)
     local_bars = progress and spec.executor == "local"
     with ex:
-        ext_tasks = {m.key: ExtractTask(m.name, m.key, stim, opts, cache, m.revision, progress=local_bars)
+        ext_tasks = {m.key: ExtractTask(m.name, m.key, stim, opts, cache, m.revision, progress=local_bars,
+                                        features=m.features)
                      for m in spec.models}
         ext = {k: ex.submit(extract_task, t, resources=extract_res) for k, t in ext_tasks.items()}
         features: dict[str, Features] = {}
@@ -150,6 +160,8 @@ def run_experiment(spec: ExperimentSpec, console: Console | None = None, progres
             # context-length curves: features with exactly N preceding tokens, all layers in one task
             ctx_tasks, ctx_feats = [], {}
             for m in spec.models:
+                if m.features != "hidden":  # context lengths are a property of hidden states
+                    continue
                 f = features[m.key]
                 for n_ctx in spec.analyses.context.windows:
                     tag = (("context", n_ctx),)

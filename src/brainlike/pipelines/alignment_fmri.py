@@ -76,12 +76,18 @@ def stack_subjects(subjects: list[SubjectData]) -> tuple[np.ndarray, tuple[str, 
     return data, rois, [s.dataset.subject for s in subjects], stim, tr
 
 
-def control_design(subjects: list[SubjectData], stim: Stimulus, n_volumes: int, tr: float) -> np.ndarray:
+def control_design(subjects: list[SubjectData], stim: Stimulus, n_volumes: int, tr: float,
+                   word_controls: np.ndarray | None = None) -> np.ndarray:
     """``(1, n_volumes, k)`` low-level regressors: word rate from the words, plus the mean over subjects of
-    every control the dataset provides in ``dataset.meta["controls"]`` (e.g. sound power) but word rate."""
+    every control the dataset provides in ``dataset.meta["controls"]`` (e.g. sound power) but word rate,
+    plus ``word_controls`` ``(n_words, j)`` per-word values (e.g. surprisal and entropy, bits) resampled
+    to the volumes like any word feature (:func:`brainlike.neural.fmri.fmri_design`)."""
     rate = fmri_design(np.ones((len(stim), 1)), stim, n_volumes, tr=tr, delays=(0,), trim_start=0,
                        trim_end=0).X
     cols = [rate]
+    if word_controls is not None:
+        cols.append(fmri_design(np.asarray(word_controls, dtype=np.float64), stim, n_volumes, tr=tr, delays=(0,),
+                                trim_start=0, trim_end=0).X)
     names = sorted(set().union(*[set(s.dataset.meta.get("controls", {})) for s in subjects]) - {"word_rate"})
     for name in names:
         arr = np.stack([np.asarray(s.dataset.meta["controls"][name], dtype=np.float64) for s in subjects])
@@ -159,13 +165,13 @@ def _group_rows(ls: LayerScores, model: str, level: str, rois: tuple[str, ...], 
 
 def _partition_rows(key: str, X: np.ndarray, chosen: list[int], ls: LayerScores, data: np.ndarray,
                     subjects: list[SubjectData], stim: Stimulus, tr: float, rois: tuple[str, ...],
-                    options: FMRIEncodingOptions) -> pd.DataFrame:
+                    options: FMRIEncodingOptions, word_controls: np.ndarray | None = None) -> pd.DataFrame:
     """Variance partition of the layer with the best mean group-level r against the low-level controls."""
     from brainlike.analyses.fmri_encoding import zscore_subjects
     from brainlike.analyses.variance_partition import variance_partitioning
 
     i = int(np.argmax(ls.scores.mean(axis=1)))
-    ctl = control_design(subjects, stim, data.shape[1], tr)[0]
+    ctl = control_design(subjects, stim, data.shape[1], tr, word_controls)[0]
     vp = variance_partitioning(X[i], ctl, zscore_subjects(data).mean(axis=0), options)
     return pd.DataFrame({"model": key, "layer": chosen[i], "roi": list(rois), "r2_controls": vp.r2_controls,
                          "r2_lm": vp.r2_lm, "r2_joint": vp.r2_joint, "unique_lm": vp.unique_lm,
@@ -174,7 +180,7 @@ def _partition_rows(key: str, X: np.ndarray, chosen: list[int], ls: LayerScores,
 
 def fmri_alignment(models: dict[str, tuple[Features, list[int] | None]], subjects: list[SubjectData],
                    options: FMRIEncodingOptions, levels: list[str], *, controls: bool = True,
-                   partition: bool = False,
+                   partition: bool = False, word_controls: np.ndarray | None = None,
                    significance: float = 0.05, seed: int = 0, console: Console | None = None,
                    progress: bool = True) -> dict[str, pd.DataFrame]:
     """Score every model's layers on the fMRI subjects at every level (see the module docstring).
@@ -193,6 +199,9 @@ def fmri_alignment(models: dict[str, tuple[Features, list[int] | None]], subject
     partition : bool
         Variance partitioning of every model's best group-level layer against the low-level controls
         (controls-only, LM-only and joint banded ridge on the group mean: the R^2 the LM adds).
+    word_controls : ndarray, optional
+        ``(n_words, j)`` per-word regressors added to the control band (e.g. a model's surprisal and
+        entropy, ``analyses.surprisal_control``).
 
     Returns
     -------
@@ -216,7 +225,7 @@ def fmri_alignment(models: dict[str, tuple[Features, list[int] | None]], subject
                                delays=(0,), trim_start=0, trim_end=0).X
         designs[key] = (X, chosen, n_layers)
     if controls:
-        designs[CONTROL_MODEL] = (control_design(subjects, stim, n_vol, tr), [0], 1)
+        designs[CONTROL_MODEL] = (control_design(subjects, stim, n_vol, tr, word_controls), [0], 1)
     out: dict[str, list[pd.DataFrame]] = {k: [] for k in FMRI_TABLES}
     for key, (X, chosen, n_layers) in designs.items():
         for level in levels:
@@ -227,7 +236,7 @@ def fmri_alignment(models: dict[str, tuple[Features, list[int] | None]], subject
             out["fmri_best"].append(_best_rows(ls, key, level, chosen, n_layers, labels, rois, ceiling[level]))
             if level == "group" and partition and key != CONTROL_MODEL:
                 out["fmri_variance_partition"].append(
-                    _partition_rows(key, X, chosen, ls, data, subjects, stim, tr, rois, options))
+                    _partition_rows(key, X, chosen, ls, data, subjects, stim, tr, rois, options, word_controls))
             if level == "group":
                 best, _, _ = ls.max_over_layers()
                 for j, roi in enumerate(rois):
@@ -286,12 +295,13 @@ def run_fmri(spec, features: dict[str, Features], subjects: list[SubjectData], s
                                                                 for k, f in features.items()}
     if spec.analyses.controls:
         todo[CONTROL_MODEL] = None
+    word_controls = surprisal_controls(spec, subjects, console)
     for i, (key, item) in enumerate(todo.items()):
         if all(store.has(t, model=key) for t in ("fmri_scores", "fmri_best")):
             console.print(f"fMRI encoding: {key} finished earlier, reused")
             continue
         try:
-            part = _fit_one(key, item, subjects, options, levels, spec, console, progress)
+            part = _fit_one(key, item, subjects, options, levels, spec, console, progress, word_controls)
         except KeyboardInterrupt:
             raise RunInterrupted(i, len(todo), "models (fMRI encoding)") from None
         for name in (*[t for t in FMRI_TABLES if t != "fmri_scores"], "fmri_scores"):  # scores last: "done"
@@ -302,10 +312,27 @@ def run_fmri(spec, features: dict[str, Features], subjects: list[SubjectData], s
     return _collect(store, list(todo))
 
 
-def _fit_one(key, item, subjects, options, levels, spec, console, progress) -> dict[str, pd.DataFrame]:
+def surprisal_controls(spec, subjects: list[SubjectData], console: Console) -> np.ndarray | None:
+    """``(n_words, 2)`` surprisal and entropy (bits) of ``analyses.surprisal_control`` on the story (one
+    continuous context), for the control band; None when the spec does not ask for it."""
+    name = getattr(spec.analyses, "surprisal_control", None)
+    if not name:
+        return None
+    from brainlike.models import load_model
+    from brainlike.models.surprisal import surprisal_features
+
+    feats = surprisal_features(load_model(name), subjects[0].stimulus, name)
+    console.print(f"control band: + surprisal and entropy of {name} ({feats.options['n_imputed']} words without a "
+                  "prediction set to the mean)")
+    return np.asarray(feats.layers[0], dtype=np.float64)
+
+
+def _fit_one(key, item, subjects, options, levels, spec, console, progress,
+             word_controls: np.ndarray | None = None) -> dict[str, pd.DataFrame]:
     """One model's tables (``item`` None: the low-level controls)."""
     return fmri_alignment({} if item is None else {key: item}, subjects, options, levels,
                           controls=item is None, partition=item is not None and spec.analyses.controls,
+                          word_controls=word_controls,
                           significance=spec.encoding.significance, seed=spec.seed, console=console,
                           progress=progress)
 

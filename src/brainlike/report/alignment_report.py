@@ -98,6 +98,10 @@ def alignment_sections(tables: dict[str, pd.DataFrame]) -> list[Section]:
         from brainlike.report.fmri_report import fmri_sections
 
         return fmri_sections(tables) + _capability_sections(tables)
+    if "wordlevel_average" in tables:
+        from brainlike.report.wordlevel_report import wordlevel_sections
+
+        return wordlevel_sections(tables) + _capability_sections(tables)
     sections = [
         Section("Brain score by layer", "Mean held-out Pearson r over significant electrodes against relative layer "
                 "depth; the brain score of a model is the peak of its curve.",
