@@ -114,7 +114,7 @@ def zoo_table(tables: dict[str, pd.DataFrame], facts: pd.DataFrame, models: list
     out = bs[["model", "group_r", "group_r_norm"]].merge(subject_ci(tables["fmri_best"], "r"), on="model", how="left")
     out = out.merge(subject_ci(tables["fmri_best"], "r_normalized").drop(columns="n_subjects"), on="model",
                     how="left")
-    out["base"] = out["model"].str.split("@").str[0]
+    out["base"] = out["model"].str.split("/").str[0].str.split("@").str[0]
     out["twin"] = out["model"].str.contains("@random")
     out = out.merge(facts, on="base", how="left")
     cap = tables.get("capability")
@@ -210,6 +210,9 @@ def main() -> None:
     ap.add_argument("--models", nargs="*", default=ZOO)
     ap.add_argument("--no-twins", action="store_true")
     ap.add_argument("--doc", default="docs/zoo.md", help="markdown table written here ('' = print only)")
+    ap.add_argument("--surprisal", action="store_true",
+                    help="instead: each causal model's surprisal + entropy as the only regressors (ModelSpec "
+                         "features: surprisal), into the same store; the capability measures are reused")
     args = ap.parse_args()
 
     from rich.console import Console
@@ -221,8 +224,10 @@ def main() -> None:
     t0 = time.time()
     names, skipped = available(args.models)
     models = [m for n in names for m in ([n] if args.no_twins else [n, f"{n}@random"])]
-    # TODO(surprisal): add {name: X, features: surprisal} for each causal model once ModelSpec.features
-    # (branch `surprisal`) is merged: surprisal as the only regressor.
+    if args.surprisal:  # surprisal and entropy (bits) as the only regressors: one "layer" of 2 columns
+        facts0 = model_facts(names)
+        causal = set(facts0.loc[facts0["kind"] == "causal", "base"])
+        models = [{"name": m, "features": "surprisal"} for m in models if m.split("@")[0] in causal]
     spec = ExperimentSpec(
         name="zoo-brennan", output=args.out, seed=0, models=models, dataset={"kind": "brennan2016"}, report=True,
         encoding={"inner_splits": 5, "fmri": {"levels": ["group", "single"], "n_shifts": args.n_shifts,
@@ -231,8 +236,9 @@ def main() -> None:
                                                    "syntaxgym": "all", "syntaxgym_max_items": args.syntaxgym_items}})
     console = Console(stderr=True)
     res = run_experiment(spec, console=console, progress=False)
-    facts = model_facts(names)
-    table = zoo_table(res.tables, facts, models)
+    facts = facts0 if args.surprisal else model_facts(names)
+    keys = [m if isinstance(m, str) else f"{m['name']}/surprisal" for m in models]
+    table = zoo_table(res.tables, facts, keys)
     twins = twins_below(table)
     items = "all items" if not args.syntaxgym_items else f"first {args.syntaxgym_items} items"
     meta = {"date": time.strftime("%Y-%m-%d", time.gmtime()), "seconds": time.time() - t0,
@@ -242,8 +248,8 @@ def main() -> None:
     md = markdown(table, res.tables.get("capability_correlation"), skipped, twins, meta)
     print(md)
     Path(args.out).mkdir(parents=True, exist_ok=True)
-    atomic_write_text(Path(args.out) / "zoo_table.md", md)
-    if args.doc:
+    atomic_write_text(Path(args.out) / ("zoo_surprisal_table.md" if args.surprisal else "zoo_table.md"), md)
+    if args.doc and not args.surprisal:
         atomic_write_text(args.doc, DOC_HEADER + md)
 
 

@@ -242,10 +242,15 @@ def capability_tables(spec: ExperimentSpec, store: ResultsStore, per_model: pd.D
                                            ci_high=np.nan, higher_is_better=True, source="spec", note="")]))
         if cap_spec is None or not (cap_spec.all_corpora or cap_spec.syntaxgym_suites is not None):
             continue
-        if store.has("capability_measures", model=m.key, config=config):
-            rows.append(store.read("capability_measures", where={"model": m.key, "config": config}))
-            if store.has("syntaxgym_items", model=m.key, config=config):
-                items.append(store.read("syntaxgym_items", where={"model": m.key, "config": config}))
+        # the measures belong to the model, not to its feature kind: `X/surprisal` reuses X's if stored
+        cached = next((k for k in dict.fromkeys([m.key] + ([m.name] if m.revision is None else []))
+                       if store.has("capability_measures", model=k, config=config)), None)
+        if cached is not None:
+            rows.append(store.read("capability_measures", where={"model": cached, "config": config})
+                        .assign(model=m.key))
+            if store.has("syntaxgym_items", model=cached, config=config):
+                items.append(store.read("syntaxgym_items", where={"model": cached, "config": config})
+                             .assign(model=m.key))
             continue
         lm = load_model(m.name, dtype=spec.features.dtype)
         r, it = capability_measures(lm, cap_spec.all_corpora, max_bytes=cap_spec.max_bytes, window=cap_spec.window,
