@@ -134,3 +134,10 @@ def test_capability_tables_measure_exclude_correlate_and_cache(shared_data, mini
     again = pipe.capability_tables(spec, store, per_model, Console(quiet=True), progress=False)
     pd.testing.assert_frame_equal(again["capability"], tables["capability"], check_dtype=False)
     pd.testing.assert_frame_equal(again["syntaxgym"], tables["syntaxgym"], check_dtype=False)
+    # a model's measures serve its other feature kinds too (surprisal as the only regressor)
+    surp = spec.model_copy(update={"models": [m.model_copy(update={"features": "surprisal"}) for m in spec.models[:1]]})
+    one = pd.DataFrame({"model": ["stories260k/surprisal"], "brain_score": [0.2]})
+    reused = pipe.capability_tables(surp, store, one, Console(quiet=True), progress=False)["capability"]
+    want = tables["capability"][tables["capability"]["model"] == "stories260k"]
+    assert set(reused["model"]) == {"stories260k/surprisal"}
+    np.testing.assert_allclose(reused["value"].to_numpy(float), want["value"].to_numpy(float))
