@@ -70,17 +70,29 @@ def demo(
 
 
 @app.command()
-def models() -> None:
-    """List the registered models (offline packaged models first)."""
-    from brainlike.models.registry import registered_models, resolve_model
+def models(as_json: bool = typer.Option(False, "--json", help="print the table as JSON (to stdout)")) -> None:
+    """List the registered models: family, parameters, layers, hidden size, licence, installed, kind."""
+    from rich import box
+    from rich.table import Table
 
-    for name, desc in registered_models().items():
-        try:
-            resolve_model(name)
-            status = "[green]available[/]"
-        except BrainlikeError as exc:
-            status = f"[yellow]not installed[/] ({exc})"
-        console.print(f"[bold]{name}[/]: {desc} — {status}")
+    from brainlike.models.catalog import as_json as to_json
+    from brainlike.models.catalog import format_params, zoo_table
+
+    infos = zoo_table()
+    if as_json:
+        print(to_json(infos))
+        return
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False,
+                  caption="numbers from the installed files (config.json, GGUF header, ONNX graph); "
+                          "from brainlike's record when not installed")
+    for col in ("name", "family", "params", "layers", "hidden", "licence", "installed", "kind"):
+        table.add_column(col, justify="right" if col in ("params", "layers", "hidden") else "left",
+                         no_wrap=col != "installed")
+    for i in infos:
+        installed = "[green]available[/]" if i.installed else f"[yellow]not installed: {i.install}[/]"
+        table.add_row(i.name, i.family, format_params(i.n_params), str(i.n_layers), str(i.hidden_size), i.licence,
+                      installed, i.kind)
+    console.print(table)
 
 
 @app.command()

@@ -283,7 +283,8 @@ def extract_features(
 
     Returns:
         :class:`Features` with ``layers`` of shape ``(n_layers + 1, n_words, hidden_size)``, float32 — a
-        read-only memory map of the cache file when ``use_cache``.
+        read-only memory map of the cache file when ``use_cache``. A static model (``glove-6b-50d``) gives
+        one layer ``(1, n_words, dim)``, computed in memory (out-of-vocabulary rate in ``options["oov_rate"]``).
     """
     options = options or ExtractionOptions()
     if option_overrides:
@@ -294,6 +295,12 @@ def extract_features(
             raise BrainlikeError("pass the model name (not a loaded model) to extract in another dtype")
     else:
         lm = load_model(model, dtype=options.dtype, device=device)
+    if lm.kind == "static":  # one context-free vector per word: a lookup, not worth a cache entry
+        from brainlike.models.static import static_features
+
+        return static_features(lm.model, stimulus.words, lm.name,
+                               {"model": lm.name, "fingerprint": lm.fingerprint, "stimulus": stimulus.name,
+                                "n_words": len(stimulus), "options": options.__dict__})
     max_window = min(options.max_window or 2048, lm.max_tokens)
     key = cache_key(model=lm.fingerprint, name=lm.name, words=stimulus.text_hash(), options=options.__dict__,
                     max_window=max_window, version=FEATURE_FORMAT_VERSION)

@@ -46,9 +46,10 @@ class LoadedModel:
 
     Attributes:
         entry: where it came from.
-        model: the transformers module (eval mode).
-        tokenizer: a *fast* tokenizer (offsets are needed for word alignment).
-        kind: ``"causal"`` or ``"encoder"``.
+        model: the transformers module (eval mode); for a static model its
+            :class:`~brainlike.models.static.StaticEmbeddings`.
+        tokenizer: a *fast* tokenizer (offsets are needed for word alignment); ``None`` for a static model.
+        kind: ``"causal"``, ``"encoder"`` or ``"static"`` (one context-free vector per word, ``n_layers=0``).
         n_layers: transformer blocks; hidden states have ``n_layers + 1`` entries (embeddings first).
         hidden_size: width of the residual stream.
         max_tokens: the longest input the model takes (its position limit).
@@ -120,8 +121,15 @@ def load_model(
         return _MEMO[key]
     tdtype = torch_dtype(dtype)
     fingerprint = entry.fingerprint()
+    if entry.source == "static":  # word vectors: no network, no tokenizer
+        loaded = _load_static(entry, fingerprint)
+        if cache:
+            _MEMO[key] = loaded
+        return loaded
     trained = dataclasses.replace(entry, random_seed=None)
     load_entry = _converted_gguf(trained, trained.fingerprint()) if entry.gguf_file and convert_gguf else entry
+    if entry.source == "onnx":
+        load_entry = _converted_onnx(trained, trained.fingerprint())
     kwargs: dict = {"trust_remote_code": trust_remote_code}
     if entry.revision:
         kwargs["revision"] = entry.revision
@@ -175,6 +183,16 @@ def load_model(
     if cache:
         _MEMO[key] = loaded
     return loaded
+
+
+def _load_static(entry: ModelEntry, fingerprint: str) -> LoadedModel:
+    """A static word-vector model (:mod:`brainlike.models.static`): ``model`` is its
+    :class:`~brainlike.models.static.StaticEmbeddings`, no tokenizer, one hidden state (``n_layers=0``)."""
+    from brainlike.models.static import load_static
+
+    vectors, vocab = (Path(f) for f in entry.extra["files"])
+    emb = load_static(vectors, vocab, entry.random_seed)
+    return LoadedModel(entry, emb, None, "static", 0, emb.dim, 0, fingerprint)
 
 
 def _weights_policy(entry: ModelEntry, model_kwargs: dict, allow_pickle: bool) -> None:
@@ -248,17 +266,59 @@ def _converted_gguf(entry: ModelEntry, fingerprint: str) -> ModelEntry:
 
     transformers de-quantises a GGUF file and converts its tokenizer on every load (measured here:
     Gemma 3 270M 86 s, SmolLM2-135M 5-30 s); the converted folder loads in seconds with the same
-    weights. Keyed by the GGUF file's content hash; written to a temporary folder that is renamed into
-    place with :data:`CONVERSION_MANIFEST` (the SHA-256 of each file), so an interrupted conversion leaves
-    nothing half-written. The copy is verified against its manifest whenever it is used; a damaged one is
-    rebuilt (with a warning). Falls back to the GGUF file when the conversion cannot be written
-    (read-only cache, full disk).
+    weights. Keyed by the GGUF file's content hash (see :func:`_converted_copy`). Falls back to the GGUF
+    file when the conversion cannot be written (read-only cache, full disk).
     """
-    from transformers import AutoConfig, AutoTokenizer
+    def build(tmp: Path) -> dict:
+        from transformers import AutoConfig, AutoTokenizer
 
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            kw = {"gguf_file": entry.gguf_file}
+            config = AutoConfig.from_pretrained(entry.path, **kw)
+            _, auto = _model_class(entry, config)
+            model = auto.from_pretrained(entry.path, dtype=torch.float32, **kw)
+            tokenizer = AutoTokenizer.from_pretrained(entry.path, **kw)
+            # the weights are de-quantised float32 already; transformers only refuses to save a model
+            # that still carries its GGUF quantizer object
+            model.hf_quantizer = None
+            if hasattr(model.config, "quantization_config"):
+                del model.config.quantization_config
+            model.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
+        return {"gguf_file": entry.gguf_file}
+
+    return _converted_copy(entry, fingerprint, "from-gguf", str(entry.gguf_file), build, fallback=True)
+
+
+def _converted_onnx(entry: ModelEntry, fingerprint: str) -> ModelEntry:
+    """An ONNX BERT graph converted once to a ``BertModel`` folder in the cache, verified against the graph
+    (:func:`brainlike.models.onnx_bert.convert_onnx_bert`; the differences are kept in the manifest)."""
+    from brainlike.models.onnx_bert import convert_onnx_bert
+
+    onnx_file = Path(entry.path) / entry.extra["onnx_file"]
+
+    def build(tmp: Path) -> dict:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return {"onnx_file": onnx_file.name,
+                    "verification": convert_onnx_bert(onnx_file, entry.extra["tokenizer"], tmp)}
+
+    return _converted_copy(entry, fingerprint, "from-onnx", onnx_file.name, build, fallback=False)
+
+
+def _converted_copy(entry: ModelEntry, fingerprint: str, subdir: str, what: str, build, fallback: bool) -> ModelEntry:
+    """A Hugging Face folder made once from ``entry`` by ``build(tmp) -> manifest fields``, in the cache.
+
+    Keyed by the source's content hash; written to a temporary folder that is renamed into place with
+    :data:`CONVERSION_MANIFEST` (the SHA-256 of each file, plus ``build``'s fields), so an interrupted
+    conversion leaves nothing half-written. The copy is verified against its manifest whenever it is used;
+    a damaged one is rebuilt (with a warning). When the folder cannot be written, ``fallback`` returns
+    ``entry`` itself (with a warning), else raises :class:`ModelError`.
+    """
     from brainlike.cache import CacheEntry, default_cache_dir
 
-    out = default_cache_dir() / "models" / "from-gguf" / fingerprint.replace(":", "-")
+    out = default_cache_dir() / "models" / subdir / fingerprint.replace(":", "-")
     converted = ModelEntry(entry.name, str(out), "local", None, entry.kind, description=entry.description)
     if out.exists() and _verify_converted(out) is None:
         return converted
@@ -267,40 +327,32 @@ def _converted_gguf(entry: ModelEntry, fingerprint: str) -> ModelEntry:
             problem = _verify_converted(out)
             if problem is None:
                 return converted
-            msg = f"the converted copy of {entry.gguf_file} is damaged ({problem}); rebuilding it from the GGUF file"
-            warnings.warn(msg, RuntimeWarning, stacklevel=3)
+            msg = f"the converted copy of {what} is damaged ({problem}); rebuilding it"
+            warnings.warn(msg, RuntimeWarning, stacklevel=4)
             log.warning(msg)
             shutil.rmtree(out, ignore_errors=True)  # brainlike's own cache folder, never a user folder
         tmp = out.with_name(f"{out.name}{TMP_MARK}{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                kw = {"gguf_file": entry.gguf_file}
-                config = AutoConfig.from_pretrained(entry.path, **kw)
-                _, auto = _model_class(entry, config)
-                model = auto.from_pretrained(entry.path, dtype=torch.float32, **kw)
-                tokenizer = AutoTokenizer.from_pretrained(entry.path, **kw)
-                # the weights are de-quantised float32 already; transformers only refuses to save a model
-                # that still carries its GGUF quantizer object
-                model.hf_quantizer = None
-                if hasattr(model.config, "quantization_config"):
-                    del model.config.quantization_config
-                model.save_pretrained(tmp)
-                tokenizer.save_pretrained(tmp)
+            fields = build(tmp)
             files = {p.name: {"size": p.stat().st_size, "sha256": sha256_file(p)}
                      for p in sorted(tmp.iterdir()) if p.is_file()}
-            atomic_write_json(tmp / CONVERSION_MANIFEST, {"source": fingerprint, "gguf_file": entry.gguf_file,
-                                                          "files": files})
+            atomic_write_json(tmp / CONVERSION_MANIFEST, {"source": fingerprint, **fields, "files": files})
             for p in tmp.iterdir():
                 with open(p, "rb") as fh:
                     os.fsync(fh.fileno())
             os.replace(tmp, out)
             fsync_dir(out.parent)
+        except ModelError:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
         except (OSError, BrainlikeError) as exc:  # fileio reports a read-only folder / full disk as BrainlikeError
             shutil.rmtree(tmp, ignore_errors=True)
-            warnings.warn(f"could not cache a converted copy of {entry.gguf_file} ({exc}); loading the GGUF file",
-                          stacklevel=3)
+            if not fallback:
+                raise ModelError(f"could not write the converted copy of {what} to {out} ({exc}); make the "
+                                 "brainlike cache writable or set BRAINLIKE_CACHE to another folder") from None
+            warnings.warn(f"could not cache a converted copy of {what} ({exc}); loading the original file",
+                          stacklevel=4)
             return entry
         except Exception:
             shutil.rmtree(tmp, ignore_errors=True)

