@@ -96,7 +96,9 @@ def mlm_head_missing(lm: LoadedModel) -> str | None:
     head (``config.architectures`` has ``...ForMaskedLM``), else a one-line reason for the report."""
     if lm.kind == "causal":
         return "a causal LM: scored by bits per byte/word instead"
-    archs = list(getattr(lm.model.config, "architectures", None) or [])
+    if lm.kind == "static":
+        return "static word vectors: no language-model head, excluded from the capability measures"
+    archs = list(getattr(getattr(lm.model, "config", None), "architectures", None) or [])
     if any(a.endswith("ForMaskedLM") for a in archs):
         return None
     return (f"encoder without a masked-LM head (checkpoint architectures: {', '.join(archs) or 'none'}): "
@@ -266,7 +268,7 @@ def capability_measures(
     if syntaxgym is not None:
         if lm.kind != "causal":
             add("syntaxgym", np.nan, better=True, source="SyntaxGym 2020",
-                note="not a causal LM: no next-word surprisal, excluded from SyntaxGym")
+                note=f"not a causal LM ({lm.kind}): no next-word surprisal, excluded from SyntaxGym")
         else:
             items = sg.evaluate_syntaxgym(sg.model_predictor(lm, window=window, progress=progress),
                                           syntaxgym or None, max_items=syntaxgym_max_items)
