@@ -6,8 +6,9 @@ single-subject levels, refitted circular-shift nulls, noise ceilings), with the 
 ``analyses.capability`` (bits per byte / per word on three corpora, SyntaxGym 2020). Writes the table to
 ``docs/zoo.md`` (and prints it); the run's own report is ``<out>/report.html``.
 
-    PYTHONPATH=src HF_HUB_OFFLINE=1 python benchmarks/zoo_brennan.py --out brainlike-out/zoo_brennan \\
-        --n-shifts 50 --syntaxgym-items 6
+    OMP_NUM_THREADS=1 PYTHONPATH=src HF_HUB_OFFLINE=1 python benchmarks/zoo_brennan.py \\
+        --out brainlike-out/zoo_brennan --n-shifts 50 --syntaxgym-items 4 --max-bytes 3000
+    ... the same with --surprisal   (surprisal + entropy as the only regressors, same store)
 
 The brain score of a model is the mean over the 6 ROIs of the group-level best-layer r (the mean of the
 z-scored subjects fitted at once); its CI is the percentile bootstrap over subjects of the same score at
