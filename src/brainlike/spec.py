@@ -150,9 +150,32 @@ class EncodingSpec(_Strict):
 
 
 class CapabilitySpec(_Strict):
+    """Capability measures per model (:func:`brainlike.analyses.capability.capability_measures`).
+
+    Every corpus (``corpus`` and ``corpora``) gives bits per byte and bits per word (causal LMs) or the
+    pseudo-log-likelihood versions (encoders with a masked-LM head); ``syntaxgym`` adds SyntaxGym 2020
+    accuracy (causal LMs). Models that cannot have a measure get a row saying why.
+    """
+
     corpus: str | None = Field("shared:inaugural-2009", description="held-out text for bits per byte")
+    corpora: list[str] = Field(default_factory=list, description="more held-out texts (each: bits per byte and "
+                               "per word), e.g. [shared:tinyshakespeare, shared:wikitext2, shared:inaugural-2009]")
     max_bytes: int = Field(8000, ge=100)
     window: int = Field(512, ge=8)
+    syntaxgym: Literal["all"] | list[str] | None = Field(None, description="SyntaxGym 2020 suites ('all': the 31 "
+                                                         "suites; a list of suite names; null: none)")
+    syntaxgym_max_items: int | None = Field(None, ge=1, description="only the first items of every suite")
+    n_boot: int = Field(2000, ge=100, description="bootstrap resamples for the CIs (SyntaxGym, correlations)")
+
+    @property
+    def all_corpora(self) -> list[str]:
+        """``corpus`` then ``corpora``, without repeats."""
+        return list(dict.fromkeys(([self.corpus] if self.corpus else []) + list(self.corpora)))
+
+    @property
+    def syntaxgym_suites(self) -> list[str] | None:
+        """None: no SyntaxGym; ``[]``: all suites; else the names."""
+        return None if self.syntaxgym is None else ([] if self.syntaxgym == "all" else list(self.syntaxgym))
 
 
 class ContextSpec(_Strict):

@@ -138,6 +138,8 @@ def capability_correlation(
     metrics: tuple[str, ...] = ("brain_score", "rho"),
     capability_column: str = "capability",
     n_perm: int = 10000,
+    n_boot: int = 2000,
+    ci: float = 0.95,
     seed: int = 0,
 ) -> pd.DataFrame:
     """Correlation across models of brain score / hierarchy alignment with capability.
@@ -146,10 +148,15 @@ def capability_correlation(
         per_model: one row per model with the ``metrics`` columns.
         capability: one row per model with ``capability_column`` (higher = more capable; pass
             ``-bits_per_byte`` for perplexity-based capability).
+        n_boot: bootstrap resamples of models for the CIs of Pearson r and Spearman rho (percentile;
+            resamples whose values are all tied are dropped).
 
     Returns:
-        one row per metric: ``pearson_r``, ``spearman_rho``, ``p_perm`` (two-sided permutation p-value of
-        Pearson r over model labels; exact enumeration when there are at most 8 models), ``n_models``.
+        one row per metric: ``pearson_r`` (``pearson_ci_low``, ``pearson_ci_high``), ``spearman_rho``
+        (``spearman_ci_low``, ``spearman_ci_high``), ``p_perm`` (two-sided permutation p-value of Pearson r
+        over model labels; exact enumeration of all n! orders when there are at most 8 models, else
+        ``(1 + #{|r_perm| >= |r|}) / (1 + n_perm)``), ``p_min`` (the smallest p the test can give: 1/n! or
+        1/(1 + n_perm); with few models no correlation can be significant), ``n_models``, ``models``.
     """
     df = per_model.merge(capability[["model", capability_column]], on="model")
     rng = np.random.default_rng(seed)
@@ -160,21 +167,40 @@ def capability_correlation(
         d = df.dropna(subset=[m, capability_column])
         x, y = d[capability_column].to_numpy(float), d[m].to_numpy(float)
         n = len(d)
+        base = dict(metric=m, n_models=n, models=", ".join(map(str, d["model"])))
         if n < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
-            rows.append(dict(metric=m, pearson_r=np.nan, spearman_rho=np.nan, p_perm=np.nan, n_models=n))
+            rows.append(dict(base, pearson_r=np.nan, pearson_ci_low=np.nan, pearson_ci_high=np.nan,
+                             spearman_rho=np.nan, spearman_ci_low=np.nan, spearman_ci_high=np.nan, p_perm=np.nan,
+                             p_min=np.nan))
             continue
         r = float(np.corrcoef(x, y)[0, 1])
         if n <= 8:
             import itertools
+            import math
 
             perms = np.array(list(itertools.permutations(range(n))))
+            null = np.array([np.corrcoef(x, y[p])[0, 1] for p in perms])
+            p_perm = float((np.sum(np.abs(null) >= abs(r) - 1e-12)) / len(null))
+            p_min = 1.0 / math.factorial(n)
         else:
-            perms = np.array([rng.permutation(n) for _ in range(n_perm)])
-        null = np.array([np.corrcoef(x, y[p])[0, 1] for p in perms])
-        p_perm = float((np.sum(np.abs(null) >= abs(r) - 1e-12)) / len(null))
-        rows.append(dict(metric=m, pearson_r=r, spearman_rho=float(stats.spearmanr(x, y)[0]), p_perm=p_perm,
-                         n_models=n))
-    return pd.DataFrame(rows)
+            null = np.array([np.corrcoef(x, y[rng.permutation(n)])[0, 1] for _ in range(n_perm)])
+            p_perm = float((1 + np.sum(np.abs(null) >= abs(r) - 1e-12)) / (1 + n_perm))
+            p_min = 1.0 / (1 + n_perm)
+        boots_p, boots_s = [], []
+        for _ in range(n_boot):
+            i = rng.integers(0, n, n)
+            if np.ptp(x[i]) == 0 or np.ptp(y[i]) == 0:
+                continue
+            boots_p.append(np.corrcoef(x[i], y[i])[0, 1])
+            boots_s.append(_spearman(x[i], y[i]))
+        q = [(1 - ci) / 2, 1 - (1 - ci) / 2]
+        (plo, phi), (slo, shi) = (np.nanquantile(b, q) if len(b) else (np.nan, np.nan) for b in (boots_p, boots_s))
+        rows.append(dict(base, pearson_r=r, pearson_ci_low=float(plo), pearson_ci_high=float(phi),
+                         spearman_rho=float(stats.spearmanr(x, y)[0]), spearman_ci_low=float(slo),
+                         spearman_ci_high=float(shi), p_perm=p_perm, p_min=p_min))
+    cols = ["metric", "pearson_r", "pearson_ci_low", "pearson_ci_high", "spearman_rho", "spearman_ci_low",
+            "spearman_ci_high", "p_perm", "p_min", "n_models", "models"]
+    return pd.DataFrame(rows, columns=cols)
 
 
 def context_curves(scores: pd.DataFrame) -> pd.DataFrame:

@@ -69,10 +69,16 @@ def run_experiment(spec: ExperimentSpec, console: Console | None = None, progres
     out = Path(spec.output)
     store = ResultsStore(out / "results")
     cap = spec.analyses.capability
-    if cap is not None and cap.corpus and any(m.capability is None for m in spec.models):
+    if cap is not None:
         from brainlike.analyses.capability import read_corpus
 
-        read_corpus(cap.corpus, cap.max_bytes)  # pre-flight: a bad corpus fails before any model is loaded
+        for corpus in cap.all_corpora:
+            read_corpus(corpus, cap.max_bytes)  # pre-flight: a bad corpus fails before any model is loaded
+        if cap.syntaxgym_suites:
+            from brainlike.analyses.syntaxgym import load_suite
+
+            for name in cap.syntaxgym_suites:
+                load_suite(name)  # pre-flight: unknown suite names fail early too
     plugin = dataset_plugin(spec.dataset_kind)
     recorded = []  # recordings bring their own words; features are extracted on them
     if not plugin.needs_features:
@@ -116,7 +122,7 @@ def run_experiment(spec: ExperimentSpec, console: Console | None = None, progres
 
             tables = run_fmri(spec, features, subjects, store, console, progress)
             tables.update(capability_tables(spec, store, tables["brain_scores"], console, progress))
-            for name in ("capability", "capability_correlation"):
+            for name in ("capability", "syntaxgym", "capability_correlation"):
                 if name in tables:
                     store.write(name, tables[name])
             return _finish(spec, tables, out, store, console, t0)
@@ -206,33 +212,80 @@ ALIGNMENT = Alignment()
 
 def capability_tables(spec: ExperimentSpec, store: ResultsStore, per_model: pd.DataFrame, console: Console,
                       progress: bool = True) -> dict[str, pd.DataFrame]:
-    """``capability`` (bits per byte on held-out text, or the spec's score) per model, cached in the store,
-    and ``capability_correlation`` of the per-model brain metrics with it across the zoo."""
-    from brainlike.analyses.capability import bits_per_byte, read_corpus
+    """The capability tables of a run (all stored by the caller):
 
-    cap_rows = []
+    * ``capability``: ``model, measure, value, ci_low, ci_high, higher_is_better, source, note`` — the spec's
+      ``capability:`` score (measure ``spec``), bits per byte / per word on every corpus, SyntaxGym accuracy;
+      a measure a model cannot have is a row with NaN and the reason (e.g. an encoder without an MLM head);
+    * ``syntaxgym``: per model and suite, accuracy with a Wilson CI (when SyntaxGym is asked for);
+    * ``capability_correlation``: per capability measure (oriented so that higher = more capable) and
+      brain metric, Pearson / Spearman across models with bootstrap CIs, the permutation p and the
+      smallest p attainable with that many models.
+
+    Each model's measures are cached in the store (``capability_measures``, ``syntaxgym_items``; keyed by
+    model and the measure settings), so a rerun loads no model.
+    """
+    import hashlib
+    import json
+
+    from brainlike.analyses.capability import CAPABILITY_COLUMNS, capability_measures
+    from brainlike.analyses.syntaxgym import suite_accuracy
+
     cap_spec = spec.analyses.capability
+    rows, items = [], []
+    settings = None if cap_spec is None else cap_spec.model_dump(exclude={"n_boot"})
+    config = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
     for m in spec.models:
         if m.capability is not None:
-            cap_rows.append({"model": m.key, "capability": m.capability, "bits_per_byte": np.nan, "source": "spec"})
-        elif cap_spec is not None and cap_spec.corpus:
-            if store.has("capability_cache", model=m.key):
-                cap_rows.append(store.read("capability_cache", where={"model": m.key}).iloc[0].to_dict())
-                continue
-            lm = load_model(m.name, dtype=spec.features.dtype)
-            if lm.kind != "causal":
-                console.print(f"[yellow]{m.key}: not a causal LM; no bits-per-byte capability (give `capability:` "
-                              "in the spec)[/]")
-                continue
-            bpb = bits_per_byte(lm, read_corpus(cap_spec.corpus, cap_spec.max_bytes), window=cap_spec.window,
-                                progress=progress)["bits_per_byte"]
-            row = {"model": m.key, "capability": -bpb, "bits_per_byte": bpb, "source": cap_spec.corpus}
-            store.write("capability_cache", pd.DataFrame([row]), model=m.key)
-            cap_rows.append(row)
-    if not cap_rows:
+            rows.append(pd.DataFrame([dict(model=m.key, measure="spec", value=m.capability, ci_low=np.nan,
+                                           ci_high=np.nan, higher_is_better=True, source="spec", note="")]))
+        if cap_spec is None or not (cap_spec.all_corpora or cap_spec.syntaxgym_suites is not None):
+            continue
+        # the measures belong to the model, not to its feature kind: `X/surprisal` reuses X's if stored
+        cached = next((k for k in dict.fromkeys([m.key] + ([m.name] if m.revision is None else []))
+                       if store.has("capability_measures", model=k, config=config)), None)
+        if cached is not None:
+            rows.append(store.read("capability_measures", where={"model": cached, "config": config})
+                        .assign(model=m.key))
+            if store.has("syntaxgym_items", model=cached, config=config):
+                items.append(store.read("syntaxgym_items", where={"model": cached, "config": config})
+                             .assign(model=m.key))
+            continue
+        lm = load_model(m.name, dtype=spec.features.dtype)
+        r, it = capability_measures(lm, cap_spec.all_corpora, max_bytes=cap_spec.max_bytes, window=cap_spec.window,
+                                    syntaxgym=cap_spec.syntaxgym_suites,
+                                    syntaxgym_max_items=cap_spec.syntaxgym_max_items, n_boot=cap_spec.n_boot,
+                                    seed=spec.seed, progress=progress)
+        del lm
+        r["model"] = m.key
+        for note in r.loc[r["value"].isna(), "note"].unique():
+            console.print(f"[yellow]{m.key}: {note}[/]")
+        if len(it):
+            it["model"] = m.key
+            store.write("syntaxgym_items", it, model=m.key, config=config)
+        store.write("capability_measures", r, model=m.key, config=config)  # last: marks the model done
+        rows.append(r)
+        items.append(it)
+    if not rows:
         return {}
-    cap = pd.DataFrame(cap_rows)
-    return {"capability": cap, "capability_correlation": al.capability_correlation(per_model, cap, seed=spec.seed)}
+    cap = pd.concat(rows, ignore_index=True)[CAPABILITY_COLUMNS]
+    tables = {"capability": cap}
+    items = [i for i in items if len(i)]
+    if items:
+        tables["syntaxgym"] = suite_accuracy(pd.concat(items, ignore_index=True)[
+            ["model", "suite", "item", "n_predictions", "n_holding", "correct"]])
+    metrics = tuple(c for c in ("brain_score", "brain_score_normalized", "rho") if c in per_model.columns)
+    corr = []
+    for measure, d in cap.dropna(subset=["value"]).groupby("measure", sort=False):
+        sign = np.where(d["higher_is_better"].astype(bool), 1.0, -1.0)
+        oriented = pd.DataFrame({"model": d["model"], "capability": d["value"].to_numpy(float) * sign})
+        c = al.capability_correlation(per_model, oriented, metrics=metrics, n_boot=cap_spec.n_boot
+                                      if cap_spec is not None else 2000, seed=spec.seed)
+        c.insert(0, "capability_measure", measure if (sign > 0).all() else f"-{measure}")
+        corr.append(c)
+    if corr:
+        tables["capability_correlation"] = pd.concat(corr, ignore_index=True)
+    return tables
 
 
 def analyse(spec: ExperimentSpec, store: ResultsStore, channels: pd.DataFrame, console: Console,

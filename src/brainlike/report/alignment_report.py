@@ -26,10 +26,21 @@ def plot_layer_curves(curve: pd.DataFrame, ax=None):
 
 
 def plot_score_vs_capability(per_model: pd.DataFrame, capability: pd.DataFrame, metric: str = "brain_score",
-                             ax=None):
-    """Scatter of a per-model metric against capability, with a least-squares line."""
+                             measure: str | None = None, ax=None):
+    """Scatter of a per-model metric against one capability measure (with its CI when it has one) and a
+    least-squares line. ``capability``: the long ``capability`` table (``measure``, ``value``, ...) or a
+    frame with a ``capability`` column (one row per model)."""
     fig, ax = fig_ax(ax)
-    d = per_model.merge(capability[["model", "capability"]], on="model").dropna(subset=[metric, "capability"])
+    if "measure" in capability.columns:
+        measure = measure or str(capability["measure"].iloc[0])
+        cap = capability[capability["measure"] == measure].rename(columns={"value": "capability"})
+    else:
+        cap = capability
+    cols = [c for c in ("model", "capability", "ci_low", "ci_high") if c in cap.columns]
+    d = per_model.merge(cap[cols], on="model").dropna(subset=[metric, "capability"])
+    if {"ci_low", "ci_high"} <= set(d.columns) and d["ci_low"].notna().any():
+        ax.errorbar(d["capability"], d[metric], xerr=[d["capability"] - d["ci_low"], d["ci_high"] - d["capability"]],
+                    fmt="none", ecolor="0.6", lw=1)
     ax.scatter(d["capability"], d[metric], s=30)
     for _, row in d.iterrows():
         ax.annotate(row["model"], (row["capability"], row[metric]), fontsize=8, xytext=(4, 2),
@@ -38,7 +49,7 @@ def plot_score_vs_capability(per_model: pd.DataFrame, capability: pd.DataFrame, 
         slope, icpt = np.polyfit(d["capability"], d[metric], 1)
         xs = np.linspace(d["capability"].min(), d["capability"].max(), 20)
         ax.plot(xs, slope * xs + icpt, color="0.4", lw=1, ls="--")
-    ax.set_xlabel("capability (−bits per byte, or spec score)")
+    ax.set_xlabel(measure.replace("_", " ") if measure else "capability (higher = better)")
     ax.set_ylabel(metric.replace("_", " "))
     fig.tight_layout()
     return fig
@@ -114,15 +125,25 @@ def alignment_sections(tables: dict[str, pd.DataFrame]) -> list[Section]:
 def _capability_sections(tables: dict[str, pd.DataFrame]) -> list[Section]:
     if "capability" not in tables:
         return []
-    per_model = tables["brain_scores"]
-    figs = [("brain score vs capability", plot_score_vs_capability(per_model, tables["capability"]))]
-    if "rho" in per_model:
+    per_model, cap = tables["brain_scores"], tables["capability"]
+    measures = [m for m in dict.fromkeys(cap.dropna(subset=["value"])["measure"])]
+    figs = [(f"brain score vs {m}", plot_score_vs_capability(per_model, cap, measure=m))
+            for m in measures if m.startswith(("syntaxgym", "bits_per_word", "spec", "pll_bits_per_word"))][:6]
+    if "rho" in per_model and measures:
         figs.append(("hierarchy alignment vs capability",
-                     plot_score_vs_capability(per_model, tables["capability"], metric="rho")))
-    return [Section("Brain-likeness vs capability", "Capability is minus bits per byte on held-out text (higher = "
-                    "better) unless the spec gives a score; p-values from permutations of model labels.", figs,
-                    [("capability", tables["capability"]),
-                     ("correlation across models", tables["capability_correlation"])])]
+                     plot_score_vs_capability(per_model, cap, metric="rho", measure=measures[0])))
+    excluded = cap[cap["value"].isna()]
+    lines = "".join(f" Excluded: {r.model} from {r.measure} ({r.note})." for r in excluded.itertuples())
+    out = [("capability", cap)]
+    if "syntaxgym" in tables:
+        out.append(("SyntaxGym 2020 accuracy per suite (Wilson 95% CI over items)", tables["syntaxgym"]))
+    if "capability_correlation" in tables:
+        out.append(("correlation across models (bootstrap CIs over models; p by permutations of model labels, "
+                    "p_min the smallest attainable)", tables["capability_correlation"]))
+    return [Section("Brain-likeness vs capability", "Capability measures: bits per byte and bits per word on "
+                    "held-out text (lower = better; correlated as minus bits), SyntaxGym 2020 accuracy (the mean "
+                    "over suites of the fraction of items whose predictions all hold; higher = better), or the "
+                    "spec's score." + lines, figs, out)]
 
 
 def alignment_report(spec, tables: dict[str, pd.DataFrame], path: str | Path) -> Path:
