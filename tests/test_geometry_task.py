@@ -3,6 +3,7 @@ scikit-dimension, and the task experiment on stories260k."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -162,8 +163,8 @@ def test_count_patterns_matches_brute_force():
 
 @pytest.fixture(scope="module")
 def task_result(stories260k):
-    config = {"models": ["stories260k"], "task": "arithmetic", "n_questions": 16, "shots": [0, 2],
-              "n_bootstrap": 10, "max_new_tokens": 3, "progress": False, "seed": 1}
+    config = {"models": ["stories260k"], "task": "arithmetic", "n_questions": 8, "shots": [0, 2],
+              "tokens_per_question": 3, "n_bootstrap": 10, "max_new_tokens": 3, "progress": False, "seed": 1}
     return run_geometry(config, models={"stories260k": stories260k})
 
 
@@ -178,7 +179,7 @@ def test_task_experiment_tables(task_result):
     dens = r.layers[r.layers["measure"] == "density"]
     assert dens["estimate"].between(0, 1).all()
     acc = r.accuracy
-    assert len(acc) == 4 * 16 and acc["correct"].dtype == bool
+    assert len(acc) == 4 * 8 and acc["correct"].dtype == bool
     assert (acc["correct"] == [check_answer(g, a) for g, a in zip(acc["generated"], acc["answer"])]).all()
     ctx = acc.groupby("condition")["n_context_tokens"].mean()
     assert ctx["examples-0"] == 0 and abs(ctx["irrelevant-2"] - ctx["examples-2"]) <= 2
@@ -193,7 +194,7 @@ def test_task_experiment_tables(task_result):
     assert matched["p_value"].between(0, 1).all()
     summary = r.accuracy_summary
     overall = summary[summary["difficulty"] == -1]
-    assert len(overall) == 4 and (overall["n"] == 16).all()
+    assert len(overall) == 4 and (overall["n"] == 8).all()
     assert (overall["ci_low"] <= overall["accuracy"]).all() and (overall["accuracy"] <= overall["ci_high"]).all()
     assert len(r.verdicts) == 1 and r.verdicts["verdict"].iloc[0].startswith("stories260k: the prediction")
 
@@ -216,3 +217,29 @@ def test_encoders_are_excluded_with_a_note(minilm):
                       "n_bootstrap": 10, "progress": False}, models={"minilm-l6": minilm})
     assert r.layers.empty and not r.models["included"].iloc[0]
     assert any("encoder" in n for n in r.notes) and "encoder" in r.models["note"].iloc[0]
+
+
+@pytest.mark.slow
+def test_task_example_runs_through_brainlike_run(tmp_path, shared_data):
+    import yaml
+    from typer.testing import CliRunner
+
+    from brainlike.cli import app
+
+    raw = yaml.safe_load((Path(__file__).resolve().parents[1] / "examples" / "geometry_task.yaml").read_text())
+    assert raw["task"] == "arithmetic" and "minilm-l6" in raw["models"]
+    raw.update(models=["stories260k", "minilm-l6"], n_questions=4, shots=[0, 1], controls=["irrelevant"],
+               tokens_per_question=6, n_bootstrap=10, max_new_tokens=2, output=str(tmp_path / "out"))
+    spec = tmp_path / "task.yaml"
+    spec.write_text(yaml.safe_dump(raw))
+    res = CliRunner().invoke(app, ["run", str(spec)])
+    assert res.exit_code == 0, res.output
+    store = tmp_path / "out" / "results"
+    listed = set(CliRunner().invoke(app, ["results", "tables", "--store", str(store)]).output.split())
+    assert {"geometry_task_layers", "geometry_task_chain", "geometry_task_accuracy_summary",
+            "geometry_task_activation_patterns"} <= listed
+    q = CliRunner().invoke(app, ["results", "query", "SELECT count(*) AS n FROM geometry_task_chain",
+                                 "--store", str(store), "--csv"])
+    assert q.exit_code == 0 and int(q.output.split()[1]) > 0
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert "minilm-l6 is an encoder" in html and "the prediction" in html

@@ -376,6 +376,8 @@ def run_arithmetic_geometry(config, models: dict[str, LoadedModel] | None = None
               for k, v in parts.items()}
     for key in ("layers", "activation_patterns", "accuracy", "chain"):
         tables.setdefault(key, pd.DataFrame())
+    if "parsed" in tables["accuracy"]:
+        tables["accuracy"]["parsed"] = tables["accuracy"]["parsed"].astype("Int64")
     summary = accuracy_table(tables["accuracy"], items)
     included = [m for m in tables["models"]["model"]] if "models" in tables else []
     verdicts = pd.DataFrame([{"model": m, "verdict": verdict(tables["chain"], m)} for m in included
