@@ -21,6 +21,7 @@ from brainlike.analyses.geometry.arithmetic import (
 from brainlike.analyses.geometry.reasoning import count_patterns, task_conditions, verdict
 from brainlike.analyses.geometry.resampled_id import (
     bootstrap_draws,
+    centred_ci,
     distance_matrix,
     id_from_distances,
     resampled_ids,
@@ -127,13 +128,14 @@ def test_bootstrap_ci_covers_and_null_is_calibrated():
 
     owner = np.repeat(np.arange(60), 6)
     draws = bootstrap_draws(60, 40, seed=0)
+    assert draws.shape == (40, 30) and all(len(set(d)) == 30 for d in draws)
     ids = resampled_ids(distance_matrix(cloud(4, 0)), owner, draws, 3, ["twonn", "mle"])
-    assert ids.shape == (41, 2)
-    lo, hi = np.quantile(ids[1:], [0.025, 0.975], axis=0)
-    assert np.all(lo < ids[0]) and np.all(ids[0] < hi) and np.all(np.abs(ids[0] - 4) < 1.0)
+    assert ids.shape == (41, 2) and np.all(np.abs(ids[0] - 4) < 1.0)
+    lo, hi = centred_ci(ids[0, 0], ids[1:, 0])
+    assert lo < 4 < hi
     labels = np.r_[np.ones(360, bool), np.zeros(360, bool)]
     both = np.concatenate([owner, owner])
-    p_values = []
+    p_values, replicates = [], []
 
     def point(Y):
         return resampled_ids(distance_matrix(Y), owner, draws[:0], 3, ["twonn"])[0, 0]
@@ -142,7 +144,10 @@ def test_bootstrap_ci_covers_and_null_is_calibrated():
         X = np.concatenate([cloud(4, 10 + seed), cloud(4, 50 + seed)])
         null = swap_null(distance_matrix(X), both, labels, 3, ["twonn"], 40, seed=seed)
         diff = point(X[:360]) - point(X[360:])
+        replicates.append(point(X[:360]))
         p_values.append((1 + np.sum(np.abs(null[:, 0]) >= abs(diff))) / 41)
+    # the half-sampling CI is as wide as the spread of independent replicates (2 x 1.96 sd)
+    assert 0.4 < (hi - lo) / (2 * 1.96 * np.std(replicates, ddof=1)) < 2.5
     assert np.mean(np.array(p_values) < 0.05) <= 0.25
     X = np.concatenate([cloud(8, 3), cloud(4, 4)])  # planted effect: found
     null = swap_null(distance_matrix(X), both, labels, 3, ["twonn"], 40)

@@ -7,8 +7,8 @@ token length) and ``shuffled-k`` (the same examples with wrong answers) — ever
 once (attention, MLP inputs) and answered greedily. Per layer: intrinsic dimension (TwoNN, MLE) of the
 MLP inputs over the *question* tokens (the same text in every condition, so only the context differs),
 attention density, and the number of distinct activation patterns of the layer's real MLP (sign of its
-first projection, the SwiGLU gate) beside the Zaslavsky bound. CIs: bootstrap over questions (paired
-across conditions); nulls: a question-wise swap of the two conditions (ID), exact McNemar (accuracy),
+first projection, the SwiGLU gate) beside the Zaslavsky bound. CIs: half-sampling of questions (paired
+across conditions, :mod:`.resampled_id`); nulls: a question-wise swap of the two conditions (ID), exact McNemar (accuracy),
 and a permutation of accuracies across conditions (correlation). Encoders cannot answer and are
 excluded with a note.
 """
@@ -36,6 +36,7 @@ from brainlike.analyses.geometry.modules import attention_heads, mlp_modules, ml
 from brainlike.analyses.geometry.questions import generate_answer
 from brainlike.analyses.geometry.resampled_id import (
     bootstrap_draws,
+    centred_ci,
     distance_matrix,
     distinct_points,
     resampled_ids,
@@ -72,13 +73,10 @@ def count_patterns(X: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> int:
     return int(len(np.unique(np.packbits(pre > 0, axis=1), axis=0)))
 
 
-def _ci(values: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+def _ci(values: np.ndarray) -> tuple[float, float]:
+    """CI from ``values = [full-sample estimate, draw 1, ...]`` (:func:`centred_ci`)."""
     v = np.asarray(values, float)
-    v = v[np.isfinite(v)]
-    if not len(v):
-        return float("nan"), float("nan")
-    a = (1 - level) / 2
-    return float(np.quantile(v, a)), float(np.quantile(v, 1 - a))
+    return centred_ci(float(v[0]), v[1:])
 
 
 @dataclass
@@ -150,13 +148,12 @@ def _run_model(lm: LoadedModel, config, items) -> dict[str, pd.DataFrame]:
             base = {"model": lm.name, "condition": c, "context": ctx, "n_shots": k, "layer": layer + 1,
                     "relative_layer": (layer + 1) / L}
             for j, e in enumerate(est):
-                lo, hi = _ci(cube[1:, layer, j])
+                lo, hi = _ci(cube[:, layer, j])
                 layer_rows.append({**base, "measure": f"id_{e}", "estimate": cube[0, layer, j], "ci_low": lo,
                                    "ci_high": hi, "n_points": n_used})
             dens = captured[c].density[:, layer]
             for j, meas in enumerate(DENSITY_MEASURES):
-                boot = dens[draws, j].mean(axis=1)
-                lo, hi = _ci(boot)
+                lo, hi = _ci(np.r_[dens[:, j].mean(), dens[draws, j].mean(axis=1)])
                 layer_rows.append({**base, "measure": meas, "estimate": float(dens[:, j].mean()), "ci_low": lo,
                                    "ci_high": hi, "n_points": n_q})
             w, b = gates[layer]
@@ -184,10 +181,10 @@ def _run_model(lm: LoadedModel, config, items) -> dict[str, pd.DataFrame]:
         for j, e in enumerate(est):
             delta = late_id[a][:, j] - late_id[b][:, j]
             p = (1 + np.sum(np.abs(null[:, j]) >= abs(delta[0]))) / (1 + len(null))
-            chain.append({**base, "effect": f"delta_late_id_{e}", "estimate": delta[0], **_ci_dict(delta[1:]),
+            chain.append({**base, "effect": f"delta_late_id_{e}", "estimate": delta[0], **_ci_dict(delta),
                           "p_value": float(p), "null": f"question-wise swap of the two conditions ({len(null)})"})
         delta = acc[a] - acc[b]
-        chain.append({**base, "effect": "delta_accuracy", "estimate": delta[0], **_ci_dict(delta[1:]),
+        chain.append({**base, "effect": "delta_accuracy", "estimate": delta[0], **_ci_dict(delta),
                       "p_value": _mcnemar(captured[a].correct, captured[b].correct), "null": "exact McNemar"})
     names = list(ids)
     A = np.stack([acc[c] for c in names], axis=1)  # (1 + B, n_cond)
@@ -198,7 +195,8 @@ def _run_model(lm: LoadedModel, config, items) -> dict[str, pd.DataFrame]:
         perm = np.array([_pearson(Z[0], rng.permutation(A[0])) for _ in range(2000)])
         p = (1 + np.sum(np.abs(perm) >= abs(r[0]))) / (1 + len(perm)) if np.isfinite(r[0]) else float("nan")
         chain.append({"model": lm.name, "condition": "all", "control": "", "contrast": f"{len(names)} conditions",
-                      "n_shots": -1, "effect": f"corr_late_id_{e}_accuracy", "estimate": r[0], **_ci_dict(r[1:]),
+                      "n_shots": -1, "effect": f"corr_late_id_{e}_accuracy", "estimate": r[0],
+                      **{k: float(np.clip(v, -1, 1)) for k, v in _ci_dict(r).items()},
                       "p_value": float(p), "null": "accuracies permuted across conditions (2000)"})
     model_row = {"model": lm.name, "kind": lm.kind, "n_layers": L, "n_heads": attention_heads(lm.model),
                  "hidden_size": lm.hidden_size, "mlp_width": width, "fingerprint": lm.fingerprint,
@@ -210,7 +208,7 @@ def _run_model(lm: LoadedModel, config, items) -> dict[str, pd.DataFrame]:
 
 
 def _ci_dict(values: np.ndarray) -> dict[str, float]:
-    lo, hi = _ci(values)
+    lo, hi = _ci(values)  # values[0] is the full-sample estimate
     return {"ci_low": lo, "ci_high": hi}
 
 

@@ -3,10 +3,13 @@ one distance matrix per point cloud.
 
 The point cloud of one (condition, layer) is the MLP inputs of the question tokens of every question,
 de-duplicated; each point remembers its question (``owner``). Every estimate takes ``t`` distinct tokens
-(chosen at random) per question *occurrence*: the point estimate one occurrence of every question, a
-bootstrap draw the questions resampled with replacement (a question drawn twice gives ``2t`` different
-tokens of itself; an exact copy of a point would have distance 0 and break TwoNN). So the point estimate
-and the draws have the same size and the same make-up, in every condition. TwoNN is
+(chosen at random) per question: the point estimate all questions, a resampling draw a random half of
+the questions without replacement (half-sampling: with the finite-population factor 1/2 its variance
+matches that of the full-sample estimate, McCarthy 1969; resampling *with* replacement would put
+duplicate questions, hence tight same-question clusters, into a cloud and bias the local estimators).
+The CI is the draws' 2.5-97.5% spread around their mean, placed on the full-sample estimate (ID depends on
+the number of points, and a half-sample has half as many). Draws are shared by all conditions, so
+differences between conditions are paired. TwoNN is
 scikit-dimension's (``TwoNN(dist=True)`` on the two nearest distances); MLE is scikit-dimension's
 ``MLE()`` formula (Levina-Bickel, MacKay-Ghahramani ``comb="mle"``, no noise) evaluated on all points at
 once (tested equal to ``skdim.id.MLE``), because skdim loops over points in Python. Both read
@@ -83,9 +86,22 @@ def _groups(owner: np.ndarray) -> dict[int, np.ndarray]:
 
 
 def bootstrap_draws(n_questions: int, n_draws: int, seed: int = 0) -> np.ndarray:
-    """``(n_draws, n_questions)`` int question indices resampled with replacement (shared by all
+    """``(n_draws, n_questions // 2)`` int question indices: random halves without replacement (shared by all
     conditions, so that differences between conditions are paired)."""
-    return np.random.default_rng([seed, 7]).integers(0, n_questions, size=(n_draws, n_questions))
+    rng = np.random.default_rng([seed, 7])
+    return np.stack([rng.permutation(n_questions)[: n_questions // 2] for _ in range(n_draws)]) if n_draws \
+        else np.zeros((0, n_questions // 2), dtype=np.int64)
+
+
+def centred_ci(estimate: float, draws: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """``estimate`` plus the ``level`` quantiles of ``draws - mean(draws)`` (non-finite draws dropped)."""
+    v = np.asarray(draws, float)
+    v = v[np.isfinite(v)]
+    if not len(v) or not np.isfinite(estimate):
+        return float("nan"), float("nan")
+    a = (1 - level) / 2
+    lo, hi = np.quantile(v - v.mean(), [a, 1 - a])
+    return float(estimate + lo), float(estimate + hi)
 
 
 def resampled_ids(D: np.ndarray, owner: np.ndarray, draws: np.ndarray, t: int,
@@ -95,7 +111,7 @@ def resampled_ids(D: np.ndarray, owner: np.ndarray, draws: np.ndarray, t: int,
     Args:
         D: ``(n, n)`` distances of the de-duplicated points.
         owner: ``(n,)`` question index of each point.
-        draws: ``(n_draws, n_questions)`` resampled question indices (:func:`bootstrap_draws`).
+        draws: ``(n_draws, n_half)`` question indices of each draw (:func:`bootstrap_draws`).
         t: tokens per question occurrence.
         estimators: ``twonn`` / ``mle``.
 
@@ -104,7 +120,7 @@ def resampled_ids(D: np.ndarray, owner: np.ndarray, draws: np.ndarray, t: int,
     """
     rng = np.random.default_rng([seed, 11])
     groups = _groups(owner)
-    n_q = draws.shape[1] if draws.ndim == 2 and draws.size else int(owner.max()) + 1
+    n_q = int(owner.max()) + 1
     out = np.empty((1 + len(draws), len(estimators)))
     for b in range(len(draws) + 1):
         counts = dict.fromkeys(range(n_q), 1) if b == 0 else dict(zip(*np.unique(draws[b - 1], return_counts=True)))
