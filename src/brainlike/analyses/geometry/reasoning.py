@@ -7,10 +7,10 @@ token length) and ``shuffled-k`` (the same examples with wrong answers) — ever
 once (attention, MLP inputs) and answered greedily. Per layer: intrinsic dimension (TwoNN, MLE) of the
 MLP inputs over the *question* tokens (the same text in every condition, so only the context differs),
 attention density, and the number of distinct activation patterns of the layer's real MLP (sign of its
-first projection, the SwiGLU gate) beside the Zaslavsky bound. CIs: half-sampling of questions (paired
-across conditions, :mod:`.resampled_id`); nulls: a question-wise swap of the two conditions (ID), exact McNemar (accuracy),
-and a permutation of accuracies across conditions (correlation). Encoders cannot answer and are
-excluded with a note.
+first projection, the SwiGLU gate) beside the Zaslavsky bound. CIs: half-sampling of questions
+(paired across conditions, :mod:`.resampled_id`); nulls: a question-wise swap of the two conditions
+(ID), exact McNemar (accuracy), and a permutation of accuracies across conditions (correlation).
+Encoders cannot answer and are excluded with a note.
 """
 from __future__ import annotations
 
