@@ -55,6 +55,18 @@ class GeometryConfig(BaseModel):
         mlp_path: dotted MLP module template (``"model.layers.{i}.mlp"``) for unknown architectures.
         seed: seeds question subsets, few-shot picks and point subsamples.
         progress: show progress bars.
+        task: ``questions`` (the question set above, ``conditions``) or ``arithmetic`` (generated problems
+            with ``shots`` worked examples and length-matched ``controls``; see
+            :mod:`brainlike.analyses.geometry.reasoning`). ``n_questions`` is then the number of generated
+            problems (default 100) and ``token_scope`` defaults to ``question``.
+        shots: worked examples per context (arithmetic task).
+        controls: length-matched control contexts for each ``shots > 0``: ``irrelevant`` (neutral text of
+            the same token length), ``shuffled`` (the same examples with wrong answers).
+        difficulties: difficulty levels of the generated problems (0 = bare sums, 1-3 = word-problem steps).
+        n_bootstrap: bootstrap draws over questions for the CIs (permutation nulls use half as many, >= 20).
+        late_from: layers with relative depth above this are the "late" layers of the chain.
+        tokens_per_question: question tokens per question in each intrinsic-dimension estimate (arithmetic
+            task; the same in the point estimate, the bootstrap draws and every condition).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -70,7 +82,7 @@ class GeometryConfig(BaseModel):
     estimators: list[Literal["twonn", "mle"]] = Field(default_factory=lambda: ["twonn", "mle"], min_length=1)
     mle_neighbors: int = Field(default=20, ge=3)
     max_points: int = Field(default=2000, ge=MIN_POINTS)
-    token_scope: Literal["all", "question"] = "all"
+    token_scope: Literal["all", "question"] | None = None
     region_rounding: Literal["ceil", "round", "floor"] = "ceil"
     accuracy: bool = True
     max_new_tokens: int = Field(default=5, ge=1, le=64)
@@ -79,8 +91,34 @@ class GeometryConfig(BaseModel):
     mlp_path: str | None = None
     seed: int = 0
     progress: bool = True
+    task: Literal["questions", "arithmetic"] = "questions"
+    shots: list[int] = Field(default_factory=lambda: [0, 1, 2, 4, 8], min_length=1)
+    controls: list[Literal["irrelevant", "shuffled"]] = Field(default_factory=lambda: ["irrelevant", "shuffled"])
+    difficulties: list[int] = Field(default_factory=lambda: [0, 1, 2, 3], min_length=1)
+    n_bootstrap: int = Field(default=100, ge=10)
+    late_from: float = Field(default=2 / 3, ge=0.0, lt=1.0)
+    tokens_per_question: int = Field(default=4, ge=1)
 
-    @field_validator("conditions", "estimators", "models")
+    @field_validator("shots")
+    @classmethod
+    def _shots(cls, value: list[int]) -> list[int]:
+        if any(k < 0 or k > 8 for k in value):
+            raise ValueError(f"shots must be between 0 and 8, got {value}")
+        return sorted(set(value))
+
+    @field_validator("difficulties")
+    @classmethod
+    def _difficulties(cls, value: list[int]) -> list[int]:
+        if any(d not in (0, 1, 2, 3) for d in value):
+            raise ValueError(f"difficulties must be among 0, 1, 2, 3, got {value}")
+        return sorted(set(value))
+
+    @property
+    def scope(self) -> str:
+        """The token scope in effect: ``token_scope``, or its default for the task."""
+        return self.token_scope or ("question" if self.task == "arithmetic" else "all")
+
+    @field_validator("conditions", "estimators", "models", "controls")
     @classmethod
     def _unique(cls, value: list) -> list:
         if len(set(value)) != len(value):
@@ -242,7 +280,7 @@ def _run_model(lm: LoadedModel, config: GeometryConfig, questions: list[Question
     attention, points = [], {}
     for condition in config.conditions:
         built = [build_prompt(questions, i, condition, config.n_shots, config.seed) for i in range(n_asked)]
-        spans = [s for _, s in built] if config.token_scope == "question" else None
+        spans = [s for _, s in built] if config.scope == "question" else None
         geo = measure_prompts(lm, [p for p, _ in built], scope_spans=spans, threshold=config.density_threshold,
                               relative_threshold=config.relative_threshold, mlp_path=config.mlp_path,
                               progress=config.progress, desc=f"{lm.name} {condition}")
@@ -267,7 +305,7 @@ def _run_model(lm: LoadedModel, config: GeometryConfig, questions: list[Question
                 base = {"model": lm.name, "condition": condition, "layer": layer,
                         "relative_layer": layer / lm.n_layers, "estimator": est}
                 id_rows.append({**base, "intrinsic_dimension": d, "n_points": n_common,
-                                "ambient_dim": lm.hidden_size, "token_scope": config.token_scope})
+                                "ambient_dim": lm.hidden_size, "token_scope": config.scope})
                 dim_used = min(integer_dimension(d, config.region_rounding), width)
                 region_rows.append({**base, "intrinsic_dimension": d, "dim_used": dim_used, "width": width,
                                     "log10_regions": log10_linear_region_bound(width, d, config.region_rounding),
@@ -297,7 +335,7 @@ _ACCURACY_COLUMNS = ["model", "condition", "question_id", "category", "n_tokens"
 
 
 def run_geometry(config: GeometryConfig | dict | str | Path,
-                 models: dict[str, LoadedModel] | None = None) -> GeometryResult:
+                 models: dict[str, LoadedModel] | None = None):
     """Run the geometry / context experiment for every model of ``config``.
 
     Args:
@@ -305,9 +343,14 @@ def run_geometry(config: GeometryConfig | dict | str | Path,
         models: already loaded models by name (optional; others are loaded with eager attention).
 
     Returns:
-        :class:`GeometryResult` with per-layer tables for every condition.
+        :class:`GeometryResult` with per-layer tables for every condition, or for ``task: arithmetic`` a
+        :class:`~brainlike.analyses.geometry.reasoning.TaskGeometryResult`.
     """
     config = GeometryConfig.parse(config)
+    if config.task == "arithmetic":
+        from brainlike.analyses.geometry.reasoning import run_arithmetic_geometry
+
+        return run_arithmetic_geometry(config, models)
     questions = _select_questions(config)
     n_asked = config.n_questions or len(questions)
     notes: list[str] = []

@@ -1,0 +1,387 @@
+"""The paper's chain on a task the models can solve: context → intrinsic dimension at late layers → accuracy.
+
+``run_geometry(config)`` with ``task: arithmetic`` lands here (:func:`run_arithmetic_geometry`). For
+every causal model and every context condition — ``examples-k`` (``k`` worked examples, ``k`` in
+``shots``) and, for ``k > 0``, the length-matched controls ``irrelevant-k`` (neutral text of the same
+token length) and ``shuffled-k`` (the same examples with wrong answers) — every generated item is run
+once (attention, MLP inputs) and answered greedily. Per layer: intrinsic dimension (TwoNN, MLE) of the
+MLP inputs over the *question* tokens (the same text in every condition, so only the context differs),
+attention density, and the number of distinct activation patterns of the layer's real MLP (sign of its
+first projection, the SwiGLU gate) beside the Zaslavsky bound. CIs: half-sampling of questions
+(paired across conditions, :mod:`.resampled_id`); nulls: a question-wise swap of the two conditions
+(ID), exact McNemar (accuracy), and a permutation of accuracies across conditions (correlation).
+Encoders cannot answer and are excluded with a note.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from brainlike.analyses.geometry.arithmetic import (
+    build_task_prompt,
+    chance_rate,
+    check_answer,
+    generate_items,
+    parse_integer,
+)
+from brainlike.analyses.geometry.attention import attention_graph_stats
+from brainlike.analyses.geometry.capture import capture_prompt
+from brainlike.analyses.geometry.linear_regions import integer_dimension, log10_linear_region_bound
+from brainlike.analyses.geometry.modules import attention_heads, mlp_modules, mlp_width
+from brainlike.analyses.geometry.questions import generate_answer
+from brainlike.analyses.geometry.resampled_id import (
+    bootstrap_draws,
+    centred_ci,
+    distance_matrix,
+    distinct_points,
+    resampled_ids,
+    swap_null,
+)
+from brainlike.errors import BrainlikeError
+from brainlike.models.loading import LoadedModel, load_model
+
+#: Attention measures reported per layer (mean over heads, then over prompts).
+DENSITY_MEASURES: tuple[str, ...] = ("density", "relative_density", "effective_density")
+
+
+def task_conditions(shots: list[int], controls: list[str]) -> list[tuple[str, str, int]]:
+    """``(condition, context, k)`` for every condition: ``examples-k`` per ``k``, then the controls of each
+    ``k > 0`` (``irrelevant-k``, ``shuffled-k``)."""
+    out = [(f"examples-{k}", "examples", k) for k in shots]
+    out += [(f"{c}-{k}", c, k) for k in shots if k > 0 for c in controls]
+    return out
+
+
+def _gate(mlp: torch.nn.Module, hidden: int) -> tuple[np.ndarray, np.ndarray]:
+    """Weight ``(width, hidden)`` and bias ``(width,)`` of the MLP's first projection reading ``hidden``."""
+    for mod in mlp.modules():
+        if isinstance(mod, torch.nn.Linear) and mod.in_features == hidden:
+            w = mod.weight.detach().float().cpu().numpy()
+            b = mod.bias.detach().float().cpu().numpy() if mod.bias is not None else np.zeros(len(w), np.float32)
+            return w, b
+    raise BrainlikeError(f"{type(mlp).__name__}: no linear layer reading {hidden} inputs to take patterns from")
+
+
+def count_patterns(X: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> int:
+    """Distinct on/off patterns ``(X @ weight.T + bias) > 0`` over the rows of ``X`` (``(n, hidden)``)."""
+    pre = X.astype(np.float32) @ weight.T + bias
+    return int(len(np.unique(np.packbits(pre > 0, axis=1), axis=0)))
+
+
+def _ci(values: np.ndarray) -> tuple[float, float]:
+    """CI from ``values = [full-sample estimate, draw 1, ...]`` (:func:`centred_ci`)."""
+    v = np.asarray(values, float)
+    return centred_ci(float(v[0]), v[1:])
+
+
+@dataclass
+class _Captured:
+    points: list[list[np.ndarray]]  # [layer][question] -> (n_tok, hidden) float16
+    density: np.ndarray  # (n_questions, n_layers, n_measures)
+    correct: np.ndarray  # (n_questions,) bool
+    rows: list[dict]
+
+
+def _capture_condition(lm: LoadedModel, items, context: str, k: int, config, desc: str) -> _Captured:
+    causal = lm.kind == "causal"
+    points: list[list[np.ndarray]] = [[] for _ in range(lm.n_layers)]
+    density = np.zeros((len(items), lm.n_layers, len(DENSITY_MEASURES)))
+    correct = np.zeros(len(items), dtype=bool)
+    rows = []
+    for q, item in enumerate(tqdm(items, desc=desc, disable=not config.progress, leave=False)):
+        prompt, span, prefix = build_task_prompt(item, context, k, lm.tokenizer, config.seed)
+        cap = capture_prompt(lm, prompt, mlp_path=config.mlp_path)
+        for layer in range(lm.n_layers):
+            stats = attention_graph_stats(cap.attention[layer], causal, config.density_threshold,
+                                          config.relative_threshold)
+            density[q, layer] = [float(np.mean(stats[m])) for m in DENSITY_MEASURES]
+        mask = cap.scope_mask(span) if config.scope == "question" else np.ones(cap.n_tokens, bool)
+        for layer in range(lm.n_layers):
+            points[layer].append(cap.mlp_inputs[layer][mask].astype(np.float16))
+        generated = generate_answer(lm, prompt, config.max_new_tokens) if config.accuracy else ""
+        correct[q] = check_answer(generated, item.answer)
+        rows.append({"question_id": item.id, "difficulty": item.difficulty, "n_tokens": cap.n_tokens,
+                     "n_context_tokens": len(lm.tokenizer(prefix, add_special_tokens=False)["input_ids"])
+                     if prefix else 0, "n_question_tokens": int(mask.sum()), "answer": item.answer,
+                     "generated": generated, "parsed": parse_integer(generated), "correct": bool(correct[q])})
+    return _Captured(points, density, correct, rows)
+
+
+def _cloud(cap: _Captured, layer: int) -> tuple[np.ndarray, np.ndarray]:
+    chunks = cap.points[layer]
+    owner = np.concatenate([np.full(len(c), q) for q, c in enumerate(chunks)])
+    return distinct_points(np.concatenate(chunks).astype(np.float64), owner)
+
+
+def _run_model(lm: LoadedModel, config, items) -> dict[str, pd.DataFrame]:
+    conds = task_conditions(config.shots, config.controls)
+    modules = mlp_modules(lm.model, lm.n_layers, config.mlp_path)
+    width = mlp_width(modules[0], lm.hidden_size, lm.model.config)
+    gates = [_gate(m, lm.hidden_size) for m in modules]
+    L, est = lm.n_layers, list(config.estimators)
+    captured = {c: _capture_condition(lm, items, ctx, k, config, f"{lm.name} {c}") for c, ctx, k in conds}
+    n_q = len(items)
+    draws = bootstrap_draws(n_q, config.n_bootstrap, config.seed)
+    clouds = {c: [_cloud(captured[c], layer) for layer in range(L)] for c, _, _ in conds}
+    t = max(1, min(config.tokens_per_question, config.max_points // n_q))
+    m = min(int(np.minimum(np.bincount(o, minlength=n_q), t).sum()) for per in clouds.values() for _, o in per)
+    if m < 20:
+        raise BrainlikeError(f"{lm.name}: only {m} distinct question-token vectors in some condition/layer; "
+                             "use more questions (n_questions)")
+    late = [layer for layer in range(L) if (layer + 1) / L > config.late_from]
+
+    meta = {c: (ctx, k) for c, ctx, k in conds}
+    layer_rows, pattern_rows, acc_rows = [], [], []
+    ids: dict[str, np.ndarray] = {}  # condition -> (1 + B, L, n_est)
+    for c, ctx, k in tqdm(conds, desc=f"{lm.name} ID", disable=not config.progress, leave=False):
+        cube = np.empty((1 + len(draws), L, len(est)))
+        for layer in range(L):
+            X, owner = clouds[c][layer]
+            D = distance_matrix(X)
+            n_used = int(np.minimum(np.bincount(owner, minlength=n_q), t).sum())
+            cube[:, layer] = resampled_ids(D, owner, draws, t, est, config.mle_neighbors, config.seed + layer)
+            base = {"model": lm.name, "condition": c, "context": ctx, "n_shots": k, "layer": layer + 1,
+                    "relative_layer": (layer + 1) / L}
+            for j, e in enumerate(est):
+                lo, hi = _ci(cube[:, layer, j])
+                layer_rows.append({**base, "measure": f"id_{e}", "estimate": cube[0, layer, j], "ci_low": lo,
+                                   "ci_high": hi, "n_points": n_used})
+            dens = captured[c].density[:, layer]
+            for j, meas in enumerate(DENSITY_MEASURES):
+                lo, hi = _ci(np.r_[dens[:, j].mean(), dens[draws, j].mean(axis=1)])
+                layer_rows.append({**base, "measure": meas, "estimate": float(dens[:, j].mean()), "ci_low": lo,
+                                   "ci_high": hi, "n_points": n_q})
+            w, b = gates[layer]
+            id_twonn = cube[0, layer, est.index("twonn")] if "twonn" in est else cube[0, layer, 0]
+            pattern_rows.append({**base, "n_points": len(X), "n_patterns": count_patterns(X, w, b), "width": width,
+                                 "intrinsic_dimension": id_twonn,
+                                 "dim_used": min(integer_dimension(id_twonn, config.region_rounding), width),
+                                 "log10_regions_bound": log10_linear_region_bound(width, id_twonn,
+                                                                                  config.region_rounding)})
+        ids[c] = cube
+        for row in captured[c].rows:
+            acc_rows.append({"model": lm.name, "condition": c, "context": ctx, "n_shots": k, **row})
+
+    late_id = {c: ids[c][:, late].mean(axis=1) for c in ids}  # (1 + B, n_est)
+    acc = {c: np.concatenate([[captured[c].correct.mean()], captured[c].correct[draws].mean(axis=1)])
+           for c in ids}
+    chain = []
+    contrasts = [(f"examples-{k}", f"{ctl}-{k}", "length-matched") for k in config.shots if k > 0
+                 for ctl in config.controls]
+    if 0 in config.shots:
+        contrasts += [(f"examples-{k}", "examples-0", "not length-matched") for k in config.shots if k > 0]
+    for a, b, kind in contrasts:
+        base = {"model": lm.name, "condition": a, "control": b, "contrast": kind, "n_shots": meta[a][1]}
+        null = _late_null(captured[a], captured[b], late, t, est, config)
+        for j, e in enumerate(est):
+            delta = late_id[a][:, j] - late_id[b][:, j]
+            p = (1 + np.sum(np.abs(null[:, j]) >= abs(delta[0]))) / (1 + len(null))
+            chain.append({**base, "effect": f"delta_late_id_{e}", "estimate": delta[0], **_ci_dict(delta),
+                          "p_value": float(p), "null": f"question-wise swap of the two conditions ({len(null)})"})
+        delta = acc[a] - acc[b]
+        chain.append({**base, "effect": "delta_accuracy", "estimate": delta[0], **_ci_dict(delta),
+                      "p_value": _mcnemar(captured[a].correct, captured[b].correct), "null": "exact McNemar"})
+    names = list(ids)
+    A = np.stack([acc[c] for c in names], axis=1)  # (1 + B, n_cond)
+    rng = np.random.default_rng([config.seed, 17])
+    for j, e in enumerate(est):
+        Z = np.stack([late_id[c][:, j] for c in names], axis=1)
+        r = np.array([_pearson(Z[b], A[b]) for b in range(len(Z))])
+        perm = np.array([_pearson(Z[0], rng.permutation(A[0])) for _ in range(2000)])
+        p = (1 + np.sum(np.abs(perm) >= abs(r[0]))) / (1 + len(perm)) if np.isfinite(r[0]) else float("nan")
+        chain.append({"model": lm.name, "condition": "all", "control": "", "contrast": f"{len(names)} conditions",
+                      "n_shots": -1, "effect": f"corr_late_id_{e}_accuracy", "estimate": r[0],
+                      **{k: float(np.clip(v, -1, 1)) for k, v in _ci_dict(r).items()},
+                      "p_value": float(p), "null": "accuracies permuted across conditions (2000)"})
+    model_row = {"model": lm.name, "kind": lm.kind, "n_layers": L, "n_heads": attention_heads(lm.model),
+                 "hidden_size": lm.hidden_size, "mlp_width": width, "fingerprint": lm.fingerprint,
+                 "n_points_per_estimate": m, "tokens_per_question": t,
+                 "late_layers": f"{late[0] + 1}-{late[-1] + 1}", "included": True,
+                 "note": ""}
+    return {"layers": pd.DataFrame(layer_rows), "activation_patterns": pd.DataFrame(pattern_rows),
+            "accuracy": pd.DataFrame(acc_rows), "chain": pd.DataFrame(chain), "models": pd.DataFrame([model_row])}
+
+
+def _ci_dict(values: np.ndarray) -> dict[str, float]:
+    lo, hi = _ci(values)  # values[0] is the full-sample estimate
+    return {"ci_low": lo, "ci_high": hi}
+
+
+def _pearson(x: np.ndarray, y: np.ndarray) -> float:
+    if np.std(x) == 0 or np.std(y) == 0:
+        return float("nan")
+    return float(np.corrcoef(x, y)[0, 1])
+
+
+def _mcnemar(a: np.ndarray, b: np.ndarray) -> float:
+    from statsmodels.stats.contingency_tables import mcnemar
+
+    table = [[int(np.sum(a & b)), int(np.sum(a & ~b))], [int(np.sum(~a & b)), int(np.sum(~a & ~b))]]
+    return float(mcnemar(table, exact=True).pvalue)
+
+
+def _late_null(cap_a: _Captured, cap_b: _Captured, late: list[int], t: int, est: list[str], config) -> np.ndarray:
+    """``(n_permutations, n_est)`` null of the late-layer mean ID difference (same swaps in every layer)."""
+    n_perm = max(config.n_bootstrap // 2, 20)
+    total = np.zeros((n_perm, len(est)))
+    for layer in late:
+        Xa, oa = _cloud(cap_a, layer)
+        Xb, ob = _cloud(cap_b, layer)
+        X, owner = np.concatenate([Xa, Xb]), np.concatenate([oa, ob])
+        is_a = np.r_[np.ones(len(Xa), bool), np.zeros(len(Xb), bool)]
+        total += swap_null(distance_matrix(X), owner, is_a, t, est, n_perm, config.mle_neighbors, config.seed)
+    return total / len(late)
+
+
+def accuracy_table(accuracy: pd.DataFrame, items) -> pd.DataFrame:
+    """Accuracy per (model, condition, difficulty) and over all difficulties (``difficulty = -1``):
+    ``n, n_correct, accuracy, ci_low, ci_high`` (Wilson 95%), ``chance`` (:func:`chance_rate`),
+    ``above_chance`` (Wilson lower bound > chance) and ``n_context_tokens`` (mean)."""
+    from statsmodels.stats.proportion import proportion_confint
+
+    if accuracy.empty:
+        return pd.DataFrame(columns=["model", "condition", "difficulty", "n", "n_correct", "accuracy"])
+    chance = {d: chance_rate([it for it in items if it.difficulty == d]) for d in {it.difficulty for it in items}}
+    chance[-1] = chance_rate(items)
+    rows = []
+    for (model, cond), g in accuracy.groupby(["model", "condition"], sort=False):
+        for d, part in [(-1, g), *sorted(g.groupby("difficulty"))]:
+            n, s = len(part), int(part["correct"].sum())
+            lo, hi = proportion_confint(s, n, alpha=0.05, method="wilson")
+            rows.append({"model": model, "condition": cond, "context": part["context"].iloc[0],
+                         "n_shots": int(part["n_shots"].iloc[0]), "difficulty": int(d), "n": n, "n_correct": s,
+                         "accuracy": s / n, "ci_low": float(lo), "ci_high": float(hi), "chance": chance[int(d)],
+                         "above_chance": bool(lo > chance[int(d)]),
+                         "n_context_tokens": float(part["n_context_tokens"].mean())})
+    return pd.DataFrame(rows)
+
+
+def verdict(chain: pd.DataFrame, model: str) -> str:
+    """One sentence: does "more context → higher late-layer ID → higher accuracy" hold for ``model``?
+
+    Tested on the largest shot count against every length-matched control: the late-layer ID difference
+    (both estimators) and the accuracy difference must have 95% CIs above zero, and the correlation of
+    late-layer ID with accuracy across conditions must have a CI above zero (both estimators)."""
+    c = chain[chain["model"] == model]
+    matched = c[c["contrast"] == "length-matched"]
+    if matched.empty:
+        return f"{model}: no length-matched control was run, so the prediction was not tested."
+    k = int(matched["n_shots"].max())
+    top = matched[matched["n_shots"] == k]
+    id_up = top[top["effect"].str.startswith("delta_late_id")]
+    acc_up = top[top["effect"] == "delta_accuracy"]
+    corr = c[c["effect"].str.startswith("corr_")]
+    parts = {"late-layer ID rises with context": bool((id_up["ci_low"] > 0).all()),
+             "accuracy rises with context": bool((acc_up["ci_low"] > 0).all()),
+             "late-layer ID tracks accuracy across conditions": bool((corr["ci_low"] > 0).all())}
+    held = [p for p, ok in parts.items() if ok]
+    failed = [p for p, ok in parts.items() if not ok]
+    if not failed:
+        return (f"{model}: the prediction holds here ({k} examples vs length-matched controls): "
+                + "; ".join(held) + " (all 95% CIs above zero).")
+    return (f"{model}: the prediction does not hold here ({k} examples vs length-matched controls): "
+            f"not supported: {'; '.join(failed)}" + (f"; supported: {'; '.join(held)}." if held else "."))
+
+
+@dataclass
+class TaskGeometryResult:
+    """Tables of the arithmetic-task geometry experiment (tidy, one row per observation).
+
+    Attributes:
+        layers: per (model, condition, layer, measure): ``estimate, ci_low, ci_high`` (bootstrap 95% over
+            questions), ``n_points``; measures ``id_twonn``, ``id_mle`` (dimensions), ``density``,
+            ``relative_density``, ``effective_density`` (shares of allowed attention entries).
+        activation_patterns: per (model, condition, layer): ``n_points`` (distinct question-token MLP
+            inputs), ``n_patterns`` (distinct sign patterns of the MLP's first projection on them),
+            ``width``, ``intrinsic_dimension`` (TwoNN), ``dim_used``, ``log10_regions_bound``.
+        accuracy: per (model, condition, question): ``difficulty, n_tokens, n_context_tokens, answer,
+            generated, parsed, correct``.
+        accuracy_summary: see :func:`accuracy_table`.
+        chain: per (model, contrast, effect): ``estimate, ci_low, ci_high, p_value, null``.
+        verdicts: per model: ``verdict`` (one sentence).
+        models: per model: architecture, ``n_points_per_estimate``, ``late_layers``, ``included``, ``note``.
+        config / notes: settings and remarks (encoders excluded).
+    """
+
+    layers: pd.DataFrame
+    activation_patterns: pd.DataFrame
+    accuracy: pd.DataFrame
+    accuracy_summary: pd.DataFrame
+    chain: pd.DataFrame
+    verdicts: pd.DataFrame
+    models: pd.DataFrame
+    config: dict
+    notes: list[str] = field(default_factory=list)
+
+    TABLES = ("layers", "activation_patterns", "accuracy", "accuracy_summary", "chain", "verdicts", "models")
+
+    def figures(self) -> dict:
+        """``{"task_intrinsic_dimension": Figure}``: TwoNN ID per layer with bootstrap CIs, per condition."""
+        import matplotlib.pyplot as plt
+
+        figs = {}
+        ids = self.layers[self.layers["measure"] == "id_twonn"]
+        if ids.empty:
+            return figs
+        models = list(dict.fromkeys(ids["model"]))
+        fig, axes = plt.subplots(1, len(models), figsize=(5 * len(models), 3.6), squeeze=False)
+        for ax, model in zip(axes[0], models):
+            for cond, g in ids[ids["model"] == model].groupby("condition", sort=False):
+                style = "-" if g["context"].iloc[0] == "examples" else ":"
+                line, = ax.plot(g["layer"], g["estimate"], style, label=cond)
+                ax.fill_between(g["layer"], g["ci_low"], g["ci_high"], color=line.get_color(), alpha=0.12)
+            ax.set(title=model, xlabel="layer", ylabel="TwoNN ID of question tokens")
+            ax.legend(fontsize=6, ncol=2)
+        fig.tight_layout()
+        figs["task_intrinsic_dimension"] = fig
+        return figs
+
+    def save(self, folder: str | Path) -> Path:
+        """Write every table as ``<name>.parquet`` into ``folder``."""
+        from brainlike.fileio import atomic_write
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in self.TABLES:
+            table = getattr(self, name)
+            atomic_write(folder / f"{name}.parquet", lambda tmp, t=table: t.to_parquet(tmp, index=False))
+        return folder
+
+
+def run_arithmetic_geometry(config, models: dict[str, LoadedModel] | None = None) -> TaskGeometryResult:
+    """The arithmetic-task experiment for every model of ``config`` (a ``GeometryConfig`` with
+    ``task="arithmetic"``); see the module doc."""
+    items = generate_items(config.n_questions or 100, config.difficulties, config.seed, max(config.shots))
+    notes, parts = [], {}
+    for name in config.models:
+        lm = (models or {}).get(name) or load_model(name, dtype=config.dtype, device=config.device,
+                                                    attn_implementation="eager")
+        if lm.kind != "causal":
+            note = f"{lm.name} is an encoder: it cannot generate answers, so it is excluded from the task"
+            notes.append(note)
+            parts.setdefault("models", []).append(pd.DataFrame([{"model": lm.name, "kind": lm.kind,
+                                                                   "n_layers": lm.n_layers, "included": False,
+                                                                   "note": note}]))
+            continue
+        for key, table in _run_model(lm, config, items).items():
+            parts.setdefault(key, []).append(table)
+    tables = {k: pd.concat([t for t in v if not t.empty] or [pd.DataFrame()], ignore_index=True)
+              for k, v in parts.items()}
+    for key in ("layers", "activation_patterns", "accuracy", "chain"):
+        tables.setdefault(key, pd.DataFrame())
+    if "parsed" in tables["accuracy"]:
+        tables["accuracy"]["parsed"] = tables["accuracy"]["parsed"].astype("Int64")
+    summary = accuracy_table(tables["accuracy"], items)
+    included = [m for m in tables["models"]["model"]] if "models" in tables else []
+    verdicts = pd.DataFrame([{"model": m, "verdict": verdict(tables["chain"], m)} for m in included
+                             if not tables["chain"].empty and m in set(tables["chain"]["model"])],
+                            columns=["model", "verdict"])
+    return TaskGeometryResult(layers=tables["layers"], activation_patterns=tables["activation_patterns"],
+                              accuracy=tables["accuracy"], accuracy_summary=summary, chain=tables["chain"],
+                              verdicts=verdicts, models=tables["models"],
+                              config=config.model_dump(mode="json"), notes=notes)
