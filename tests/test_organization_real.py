@@ -114,7 +114,7 @@ def test_real_recording_null_patterns_are_not_assigned():
     zs, ps, n_assigned = [], [], 0
     for rep in range(2):
         regs = hrf_regressors(_ar1(rng, (12, rec.n_volumes), 0.5), TR)
-        res = roi_organization(rec.Y, regs, rec.nuisance, rec.rois, n_shifts=120, n_boot=20, seed=rep)
+        res = roi_organization(rec.Y, regs, rec.nuisance, rec.rois, n_shifts=80, n_boot=10, seed=rep)
         zs.append(res.effects["z"].to_numpy())
         ps.append(res.effects["p_value"].to_numpy())
         n_assigned += int(res.assignments["assigned"].sum())
@@ -129,7 +129,7 @@ def test_brennan_pipeline_tables(shared_data):
     cfg = {"models": ["stories260k"], "data": {"kind": "brennan2016"},
            "patterns": {"n_patterns": 8, "n_epochs": 5}, "roi": {"n_shifts": 40, "n_boot": 20},
            "consistency": {"seeds": [1], "n_chance": 20, "n_boot": 20},
-           "sweep": {"n_patterns": [4, 8], "alpha": [0.1], "n_shifts": 20, "n_boot": 10}}
+           "sweep": {"n_patterns": [4, 8], "alpha": [0.1], "n_shifts": 10, "n_boot": 10}}
     res = run_organization(cfg, progress=False)
     tables = res.tables()
     eff, asg, m, sweep = tables["roi_effects"], tables["assignments"], tables["metrics"], tables["sweep"]
