@@ -103,9 +103,16 @@ def fit_roi_glm(Y: np.ndarray, regressors: np.ndarray, nuisance: np.ndarray,
     for s in range(n_s):
         q, _ = np.linalg.qr(N[s])
         yr = Y[s] - q @ (q.T @ Y[s])
-        xr = Xs - np.einsum("tq,mqk->mtk", q, np.einsum("tq,mtk->mqk", q, Xs))
-        g_inv = np.linalg.pinv(np.einsum("mtk,mtj->mkj", xr, xr), hermitian=True)
-        b = g_inv @ np.einsum("mtk,tr->mkr", xr, yr)                # (m, K, R)
+        flat = Xs.transpose(1, 0, 2).reshape(n_v, -1)               # (n_vol, m K): one BLAS product
+        flat = flat - q @ (q.T @ flat)
+        xr = np.ascontiguousarray(flat.reshape(n_v, len(shifts), k).transpose(1, 0, 2))   # (m, n_vol, K)
+        xt = np.ascontiguousarray(xr.transpose(0, 2, 1))           # contiguous: batched BLAS products
+        gram = xt @ xr
+        try:
+            g_inv = np.linalg.inv(gram)
+        except np.linalg.LinAlgError:
+            g_inv = np.linalg.pinv(gram, hermitian=True)
+        b = g_inv @ (xt @ yr)                                       # (m, K, R)
         resid = yr[None] - xr @ b
         sigma2 = (resid ** 2).sum(axis=1) / dof                     # (m, R)
         var = np.clip(np.diagonal(g_inv, axis1=1, axis2=2), 0, None)  # (m, K)
