@@ -30,7 +30,9 @@ BASE = {"models": ["stories260k"], "stimulus": {"jitter": 0.0},
 
 @pytest.fixture(scope="module")
 def sim_run(shared_data):
-    cfg = dict(BASE, models=["stories260k", "minilm-l6"], consistency={"seeds": [1], "halves": True})
+    # init "svd": the refit starts from the same dictionary (the stability asserted below is that of the
+    # mini-batch order only; tests/test_organization_real.py measures it from random initialisations)
+    cfg = dict(BASE, models=["stories260k", "minilm-l6"], consistency={"seeds": [1], "halves": True, "init": "svd"})
     return run_organization(cfg, progress=False)
 
 

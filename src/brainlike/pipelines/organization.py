@@ -52,10 +52,17 @@ class Organization:
             model = max((n for n in result.models if key.endswith("_" + n)), key=len, default=None)
             figures.append((key if model is None else key[: -len(model)] + stems[model], fig))
         shown = result.tables()
-        section = Section("Patterns and networks", "Representative temporal patterns of MLP neurons, their maps "
-                          "and the functional network each is assigned to (permutation null, FDR).",
-                          figures,
-                          [(k, shown[k]) for k in ("assignments", "metrics", "consistency", "recovery")
+        if "roi_effects" in shown:  # the real ROI recording: per-subject GLMs, refitted shift null
+            text = ("Representative temporal patterns of MLP neurons as fixed HRF regressors of every subject's ROI "
+                    "time courses (controls: word rate, sound power): the ROI each pattern maps to (z against "
+                    "refitted circular shifts of the patterns, Bonferroni over ROIs, FDR over patterns), its "
+                    "consistency across subjects (bootstrap CI, chance by the shifts), diversity and stability "
+                    "with chance levels, and the K/alpha sweep. Random-weight twins are the baseline.")
+        else:
+            text = ("Representative temporal patterns of MLP neurons, their maps and the functional network each is "
+                    f"assigned to ({config.networks.null} null, FDR).")
+        section = Section("Patterns and networks", text, figures,
+                          [(k, shown[k]) for k in ("assignments", "metrics", "consistency", "sweep", "recovery")
                            if k in shown and len(shown[k])])
         return AnalysisOutput(tables=tables, sections=[section], subtitle=", ".join(config.models), files=files)
 

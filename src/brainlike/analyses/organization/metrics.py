@@ -22,8 +22,8 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-__all__ = ["assignment_agreement", "map_diversity", "match_patterns", "mean_dissimilarity", "network_entropy",
-           "pattern_diversity"]
+__all__ = ["assignment_agreement", "diversity_bootstrap", "diversity_chance", "map_diversity", "match_patterns",
+           "mean_dissimilarity", "network_entropy", "pattern_diversity", "phase_randomize", "stability_chance"]
 
 
 def _corr_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -91,3 +91,53 @@ def assignment_agreement(labels_a: Sequence[str | None], labels_b: Sequence[str 
     if not pairs:
         return float("nan")
     return float(np.mean([x == y for x, y in pairs]))
+
+
+# ------------------------------------------------------------------------------ chance levels and CIs
+def phase_randomize(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Each row of ``x`` ``(K, n)`` with its Fourier phases replaced by uniform random ones (independently
+    per row): the same power spectrum (autocorrelation), no relation to the other rows. ``(K, n)`` float64."""
+    x = np.asarray(x, dtype=np.float64)
+    n = x.shape[1]
+    f = np.fft.rfft(x - x.mean(axis=1, keepdims=True), axis=1)
+    phase = rng.uniform(0, 2 * np.pi, f.shape)
+    phase[:, 0] = 0.0
+    if n % 2 == 0:
+        phase[:, -1] = 0.0
+    return np.fft.irfft(np.abs(f) * np.exp(1j * phase), n=n, axis=1)
+
+
+def diversity_chance(patterns: np.ndarray, n: int = 200, seed: int = 0) -> np.ndarray:
+    """``(n,)`` :func:`pattern_diversity` of ``n`` sets of phase-randomised copies of ``patterns`` ``(K, n_trs)``:
+    the diversity that K unrelated time courses with the patterns' spectra have by chance."""
+    rng = np.random.default_rng(seed)
+    return np.array([pattern_diversity(phase_randomize(patterns, rng)) for _ in range(n)])
+
+
+def diversity_bootstrap(patterns: np.ndarray, n_boot: int = 500, seed: int = 0) -> np.ndarray:
+    """``(n_boot,)`` :func:`pattern_diversity` over bootstrap resamples of the patterns: the K patterns are
+    drawn with replacement and the mean ``1 - |r|`` is taken over the pairs of distinct draws (a pattern
+    is never paired with its own copy). The spread says how much the diversity depends on which patterns
+    the dictionary happened to find. (Resampling volumes instead would bias it: repeated blocks inflate
+    every correlation.)"""
+    x = np.asarray(patterns, dtype=np.float64)
+    k = len(x)
+    if k < 3:
+        return np.full(n_boot, pattern_diversity(x))
+    d = 1.0 - np.abs(_corr_rows(x, x))
+    rng = np.random.default_rng(seed)
+    out = np.empty(n_boot)
+    for b in range(n_boot):
+        idx = rng.integers(0, k, k)
+        sub = d[np.ix_(idx, idx)]
+        keep = idx[:, None] != idx[None, :]
+        out[b] = sub[keep].mean()
+    return out
+
+
+def stability_chance(patterns: np.ndarray, n: int = 100, seed: int = 0) -> np.ndarray:
+    """``(n,)`` mean Hungarian-matched ``|r|`` between ``patterns`` ``(K, n_trs)`` and phase-randomised copies:
+    the pattern stability that two unrelated dictionaries with these spectra reach by chance (the matching
+    picks the largest correlations, so it is above 0)."""
+    rng = np.random.default_rng(seed)
+    return np.array([match_patterns(patterns, phase_randomize(patterns, rng))[2].mean() for _ in range(n)])

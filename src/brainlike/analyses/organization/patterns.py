@@ -158,14 +158,20 @@ class _OnlineDictionary:
     ``MiniBatchDictionaryLearning`` (inner statistics ``A``, ``B``, forgetting factor, block-coordinate
     dictionary update with resampling of unused atoms) with :func:`sparse_encode` as the coder."""
 
-    def __init__(self, n_components: int, alpha: float, batch_size: int, positive: bool, rng: np.random.Generator):
+    def __init__(self, n_components: int, alpha: float, batch_size: int, positive: bool, rng: np.random.Generator,
+                 init: str = "svd"):
         self.k, self.alpha, self.batch_size, self.positive, self.rng = n_components, alpha, batch_size, positive, rng
+        self.init_method = init
         self.step = 0
 
     def init(self, X: np.ndarray) -> None:
-        """SVD initialisation (as scikit-learn): the top right singular vectors scaled by their values."""
-        _, s, vt = np.linalg.svd(np.asarray(X, dtype=np.float64), full_matrices=False)
-        D = s[: self.k, None] * vt[: self.k]
+        """SVD initialisation (as scikit-learn: the top right singular vectors scaled by their values, the
+        same for every seed), or ``"random"``: K distinct rows of ``X`` drawn with the seed."""
+        if self.init_method == "random":
+            D = _random_init(X, self.k, self.rng)
+        else:
+            _, s, vt = np.linalg.svd(np.asarray(X, dtype=np.float64), full_matrices=False)
+            D = s[: self.k, None] * vt[: self.k]
         if len(D) < self.k:
             D = np.vstack([D, np.zeros((self.k - len(D), X.shape[1]))])
         self.D = D
@@ -209,6 +215,9 @@ class PatternLearner:
         max_in_memory: largest number of neurons held in memory at once for the initial fit.
         positive_code: constrain codes to be non-negative.
         random_state: seed (sampling, initialisation, mini-batch order).
+        init: ``"svd"`` (scikit-learn's default: deterministic given the sample, so seeds differ only by the
+            mini-batch order) or ``"random"`` (K neurons' time courses drawn k-means++-style with the seed:
+            seeds start from different dictionaries; use it to measure stability).
         backend: ``"numpy"`` (vectorised port, default) or ``"sklearn"`` (``MiniBatchDictionaryLearning``).
         progress: show progress bars.
 
@@ -218,7 +227,9 @@ class PatternLearner:
 
     def __init__(self, n_patterns: int = 10, alpha: float = 0.1, batch_size: int = 256, n_epochs: int = 20,
                  max_in_memory: int = 20000, positive_code: bool = False, random_state: int = 0,
-                 backend: str = "numpy", progress: bool = False):
+                 backend: str = "numpy", progress: bool = False, init: str = "svd"):
+        if init not in ("svd", "random"):
+            raise BrainlikeError(f"init must be 'svd' or 'random', not {init!r}")
         if backend not in ("numpy", "sklearn"):
             raise BrainlikeError(f"backend must be 'numpy' or 'sklearn', not {backend!r}")
         if n_patterns < 1:
@@ -236,13 +247,14 @@ class PatternLearner:
         self.random_state = random_state
         self.backend = backend
         self.progress = progress
+        self.init = init
 
-    def _estimator(self) -> MiniBatchDictionaryLearning:
+    def _estimator(self, dict_init: np.ndarray | None = None) -> MiniBatchDictionaryLearning:
         return MiniBatchDictionaryLearning(
             n_components=self.n_patterns, alpha=self.alpha, max_iter=self.n_epochs, batch_size=self.batch_size,
             fit_algorithm="cd", transform_algorithm="lasso_cd", transform_alpha=self.alpha,
             positive_code=self.positive_code, random_state=self.random_state, shuffle=True, tol=0.0,
-            max_no_improvement=None)
+            max_no_improvement=None, dict_init=dict_init)
 
     def fit(self, X: np.ndarray) -> PatternLearner:
         """Fit on in-memory time courses ``X``: ``(n_neurons, n_trs)`` (rows as from :mod:`.timecourses`)."""
@@ -264,11 +276,11 @@ class PatternLearner:
         if self.n_patterns > n_trs:
             raise BrainlikeError(f"n_patterns={self.n_patterns} exceeds the number of volumes ({n_trs})")
         if self.backend == "sklearn":
-            est = self._estimator()
+            est = self._estimator(_random_init(sample, self.n_patterns, rng) if self.init == "random" else None)
             est.fit(sample.astype(np.float64))
             step = est.partial_fit
         else:
-            est = _OnlineDictionary(self.n_patterns, self.alpha, self.batch_size, self.positive_code, rng)
+            est = _OnlineDictionary(self.n_patterns, self.alpha, self.batch_size, self.positive_code, rng, self.init)
             est.fit(sample, self.n_epochs, self.progress)
             step = est.partial_fit
         if seen > len(sample):
@@ -330,6 +342,25 @@ class PatternLearner:
     def _check_fitted(self) -> None:
         if not hasattr(self, "components_"):
             raise BrainlikeError("PatternLearner is not fitted yet: call fit() or fit_blocks() first")
+
+
+def _random_init(X: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """``(min(k, n), n_trs)`` float64: ``k`` distinct rows of ``X`` ``(n, n_trs)`` chosen with ``rng``, spread
+    out as in k-means++: each next row is drawn with probability proportional to ``(1 - max |cos|)²`` to the
+    rows already chosen, so two starting atoms rarely sit on the same sub-group."""
+    X = np.asarray(X, dtype=np.float64)
+    n = len(X)
+    k = min(k, n)
+    unit = X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-30)
+    chosen = [int(rng.integers(n))]
+    closest = np.abs(unit @ unit[chosen[0]])
+    for _ in range(1, k):
+        w = (1.0 - np.clip(closest, 0.0, 1.0)) ** 2
+        w[chosen] = 0.0
+        nxt = int(rng.choice(n, p=w / w.sum())) if w.sum() > 0 else int(rng.choice(np.setdiff1d(np.arange(n), chosen)))
+        chosen.append(nxt)
+        closest = np.maximum(closest, np.abs(unit @ unit[nxt]))
+    return X[chosen].copy()
 
 
 def _reservoir_add(sample: np.ndarray | None, block: np.ndarray, seen: int, capacity: int,

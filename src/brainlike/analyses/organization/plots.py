@@ -14,7 +14,8 @@ import pandas as pd  # noqa: E402
 from brainlike.errors import BrainlikeError  # noqa: E402
 from brainlike.plotting import fig_ax  # noqa: E402
 
-__all__ = ["plot_layer_membership", "plot_model_metrics", "plot_overlap", "plot_pattern_maps", "plot_patterns"]
+__all__ = ["plot_layer_membership", "plot_model_metrics", "plot_overlap", "plot_pattern_maps", "plot_patterns",
+           "plot_roi_effects"]
 
 
 def _fig_ax(ax, size=(6, 4)):
@@ -141,5 +142,38 @@ def plot_model_metrics(metrics: pd.DataFrame, ax=None, x: str = "pattern_diversi
     ax.set_ylabel(y.replace("_", " "))
     ax.margins(0.2)
     ax.set_title("functional organization across models")
+    fig.tight_layout()
+    return fig
+
+
+def plot_roi_effects(effects: pd.DataFrame, assignments: pd.DataFrame, ax=None):
+    """Pattern x ROI heatmap of ``z`` against the refitted shift null (real ROI recording), ``*`` on the
+    assigned ROI of each assigned pattern and the pattern's subject consistency (vs chance) on the right.
+
+    Tables: ``effects`` (``pattern, roi, z``) and ``assignments`` (``pattern, roi, assigned, consistency,
+    chance``) of one model."""
+    if effects.empty:
+        raise BrainlikeError("no ROI effects to plot")
+    grid = effects.pivot(index="pattern", columns="roi", values="z")
+    rois = list(dict.fromkeys(effects["roi"]))
+    grid = grid[rois]
+    k = len(grid)
+    fig, ax = _fig_ax(ax, (6, max(3.0, 0.12 * k + 1.5)))
+    lim = float(np.nanmax(np.abs(grid.to_numpy()))) or 1.0
+    im = ax.imshow(grid.to_numpy(), aspect="auto", cmap="RdBu_r", vmin=-lim, vmax=lim)
+    asg = assignments.set_index("pattern")
+    for i, p in enumerate(grid.index):
+        if p in asg.index and bool(asg.loc[p, "assigned"]):
+            ax.text(rois.index(asg.loc[p, "roi"]), i, "*", ha="center", va="center", fontsize=9)
+    ax.set_xticks(range(len(rois)), rois)
+    step = max(1, k // 16)
+    ax.set_yticks(range(0, k, step), [f"P{p}" for p in grid.index[::step]])
+    ax.set_xlabel("ROI")
+    ax.set_ylabel("pattern")
+    fig.colorbar(im, ax=ax, label="z vs refitted shift null")
+    cons = assignments["consistency"].mean() if "consistency" in assignments else float("nan")
+    chance = assignments["chance"].mean() if "chance" in assignments else float("nan")
+    ax.set_title(_title(effects, f"pattern -> ROI (* assigned); subject consistency {cons:.2f} (chance {chance:.2f})"),
+                 fontsize=9)
     fig.tight_layout()
     return fig

@@ -25,13 +25,17 @@ from brainlike.analyses.organization.brain import BrainData
 from brainlike.analyses.organization.glm import GLMResult, design_matrix, fit_glm, hrf_regressors
 from brainlike.analyses.organization.metrics import (
     assignment_agreement,
+    diversity_bootstrap,
+    diversity_chance,
     map_diversity,
     match_patterns,
     network_entropy,
     pattern_diversity,
+    stability_chance,
 )
-from brainlike.analyses.organization.networks import NetworkAtlas, load_atlas, match_networks
+from brainlike.analyses.organization.networks import NetworkAtlas, load_atlas, match_networks, overlap_scores
 from brainlike.analyses.organization.patterns import PatternLearner, PatternResult
+from brainlike.analyses.organization.roi import ROIOrganization, circular_shifts, cosine_drifts, roi_organization
 from brainlike.analyses.organization.simulate import SimulatedOrganization, plant_groups, simulate_network_fmri
 from brainlike.analyses.organization.timecourses import frame_times, iter_timecourses, tr_matrix
 from brainlike.config import RUN_FIELDS, StimulusSpec, format_validation_error, resolve_stimulus
@@ -40,8 +44,8 @@ from brainlike.errors import BrainlikeError
 from brainlike.models.neurons import NeuronActivations, NeuronOptions, extract_neurons
 from brainlike.stimulus import Stimulus
 
-__all__ = ["ModelOrganization", "OrganizationConfig", "OrganizationResult", "load_stimulus",
-           "run_organization"]
+__all__ = ["ModelOrganization", "OrganizationConfig", "OrganizationResult", "ROIRecording", "analyse_model_roi",
+           "brennan_recording", "load_stimulus", "run_organization"]
 
 
 #: the story of the analysis: the same reader and word times as every other analysis
@@ -49,9 +53,11 @@ StimulusConfig = StimulusSpec
 
 
 class DataConfig(_Strict):
-    """Brain data: ``simulated`` (ground truth from a model's neurons), ``nifti`` or ``array``."""
+    """Brain data: ``simulated`` (ground truth from a model's neurons), ``nifti``, ``array``, or
+    ``brennan2016`` (the real ROI recording shipped with brainlike: 27 listeners x 362 volumes x 6 ROIs,
+    analysed per subject, see :mod:`.roi`)."""
 
-    kind: Literal["simulated", "nifti", "array"] = "simulated"
+    kind: Literal["simulated", "nifti", "array", "brennan2016"] = "simulated"
     bold: str | None = Field(None, description="4-D NIfTI (nifti) or .npy (n_trs, n_columns) (array)")
     mask: str | None = Field(None, description="nifti: brain mask image (default: non-constant voxels)")
     tr: float | None = Field(None, gt=0, description="seconds (nifti default: header); simulated default 2.0")
@@ -63,7 +69,12 @@ class DataConfig(_Strict):
     n_networks: int = Field(6, ge=2, description="simulated: networks in the atlas")
     snr: float = Field(0.3, gt=0, description="simulated: signal/noise variance ratio in driven voxels")
     grid: int = Field(12, ge=4)
+    n_null_driven: int = Field(0, ge=0, description="simulated: networks driven by an AR(1) signal the model does "
+                                                    "not contain (a null the analysis must not assign)")
     seed: int = 0
+    # brennan2016
+    radius: Literal["6mm", "10mm"] = Field("6mm", description="brennan2016: ROI sphere radius")
+    subjects: list[str] | None = Field(None, description="brennan2016: subject labels (default all 27)")
 
     @model_validator(mode="after")
     def _check(self) -> DataConfig:
@@ -71,7 +82,7 @@ class DataConfig(_Strict):
             raise ValueError(f"data.kind {self.kind!r} needs data.bold")
         if self.kind == "array" and not self.tr:
             raise ValueError("data.kind 'array' needs data.tr")
-        if self.kind == "simulated" and self.n_networks <= self.n_groups:
+        if self.kind == "simulated" and self.n_networks <= self.n_groups + self.n_null_driven:
             raise ValueError("simulated data need more networks than planted groups (null networks)")
         return self
 
@@ -87,13 +98,14 @@ class NeuronsConfig(_Strict):
 
 
 class PatternsConfig(_Strict):
-    n_patterns: int = Field(10, ge=1)
+    n_patterns: int = Field(64, ge=1, description="K representative patterns (64 as in Sun et al. 2024)")
     alpha: float = Field(0.1, ge=0, description="sparsity of the codes (correlation units)")
     batch_size: int = Field(256, ge=1)
     n_epochs: int = Field(20, ge=1)
     max_in_memory: int = Field(20000, ge=10)
     positive_code: bool = False
     backend: Literal["numpy", "sklearn"] = "numpy"
+    init: Literal["svd", "random"] = Field("svd", description="dictionary initialisation of the main fit")
     seed: int = 0
 
 
@@ -113,6 +125,11 @@ class NetworksConfig(_Strict):
     group_parcels: bool | None = None
     data_dir: str | None = None
     metric: Literal["dice", "jaccard", "correlation"] = "dice"
+    null: Literal["voxels", "shift"] = Field("voxels", description="voxels: shuffle the voxels' network labels "
+                                             "(tests spatial clustering only); shift: circularly shift the pattern "
+                                             "regressors and refit the GLM (tests the temporal coupling)")
+    n_shifts: int = Field(200, ge=1, description="null: shift -- distinct circular lags")
+    min_shift: int = Field(20, ge=1, description="null: shift -- smallest lag, volumes")
     n_permutations: int = Field(1000, ge=0)
     alpha: float = Field(0.05, gt=0, lt=1)
     seed: int = 0
@@ -121,6 +138,29 @@ class NetworksConfig(_Strict):
 class ConsistencyConfig(_Strict):
     seeds: list[int] = Field(default_factory=lambda: [1, 2], description="extra dictionary-learning seeds")
     halves: bool = Field(True, description="GLM on each half of the volumes with the same patterns")
+    init: Literal["random", "svd"] = Field("random", description="initialisation of the refits: random (each seed "
+                                           "starts elsewhere) or svd (deterministic: only the batch order differs)")
+    n_chance: int = Field(200, ge=1, description="phase-randomised pattern sets for the chance levels")
+    n_boot: int = Field(500, ge=1, description="block-bootstrap resamples of the volumes (diversity CI)")
+
+
+class RoiConfig(_Strict):
+    """The per-subject ROI analysis of a real recording (``data.kind: brennan2016``), see :mod:`.roi`."""
+
+    controls: bool = Field(True, description="word rate and sound power as nuisance regressors")
+    n_shifts: int = Field(200, ge=2, description="refitted circular shifts of the pattern regressors (the null)")
+    min_shift: int = Field(20, ge=1, description="smallest shift, volumes")
+    n_boot: int = Field(1000, ge=10, description="bootstrap resamples of subjects (consistency CI)")
+    alpha: float = Field(0.05, gt=0, lt=1, description="FDR level")
+
+
+class SweepConfig(_Strict):
+    """Sensitivity to K and the dictionary's alpha: every combination refitted (real-recording path)."""
+
+    n_patterns: list[int] = Field(default_factory=list, description="K values, e.g. [8, 16, 32, 64]")
+    alpha: list[float] = Field(default_factory=list, description="alpha values (default: patterns.alpha)")
+    n_shifts: int = Field(100, ge=2)
+    n_boot: int = Field(200, ge=10)
 
 
 class OrganizationConfig(_Strict):
@@ -135,12 +175,14 @@ class OrganizationConfig(_Strict):
     glm: GLMConfig = Field(default_factory=GLMConfig)
     networks: NetworksConfig = Field(default_factory=NetworksConfig)
     consistency: ConsistencyConfig = Field(default_factory=ConsistencyConfig)
+    roi: RoiConfig = Field(default_factory=RoiConfig)
+    sweep: SweepConfig = Field(default_factory=SweepConfig)
 
     @model_validator(mode="after")
     def _check(self) -> OrganizationConfig:
         if len(set(self.models)) != len(self.models):
             raise ValueError(f"model names must be unique: {self.models}")
-        if self.data.kind != "simulated" and not self.networks.atlas:
+        if self.data.kind not in ("simulated", "brennan2016") and not self.networks.atlas:
             raise ValueError("real data need networks.atlas (yeo7, schaefer-400-7, or a label file)")
         if self.data.planted_model and self.data.planted_model not in self.models:
             raise ValueError(f"data.planted_model {self.data.planted_model!r} is not in models")
@@ -187,28 +229,35 @@ class ModelOrganization:
         overlaps, assignments: tables from :func:`.networks.match_networks`.
         consistency: one row per comparison (``kind`` = ``seed`` or ``halves``).
         metrics: the model's row of the metrics table.
+        roi: the per-subject ROI analysis (real recording; then ``glm`` is None and ``assignments`` is
+            ``roi.assignments``).
+        sweep: one row per (K, alpha) of the sensitivity sweep (real recording).
     """
 
     model: str
     neurons: pd.DataFrame
     patterns: PatternResult
     regressors: np.ndarray
-    glm: GLMResult
+    glm: GLMResult | None
     overlaps: pd.DataFrame
     assignments: pd.DataFrame
     consistency: pd.DataFrame
     metrics: dict
+    roi: ROIOrganization | None = None
+    sweep: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def _source(acts: NeuronActivations, binning, block_size: int, progress: bool):
     return lambda: iter_timecourses(acts, binning, block_size=block_size, progress=progress)
 
 
-def _learn(acts, binning, cfg: OrganizationConfig, seed: int, progress: bool) -> PatternResult:
+def _learn(acts, binning, cfg: OrganizationConfig, seed: int, progress: bool, init: str | None = None,
+           n_patterns: int | None = None, alpha: float | None = None) -> PatternResult:
     p = cfg.patterns
-    learner = PatternLearner(n_patterns=p.n_patterns, alpha=p.alpha, batch_size=p.batch_size, n_epochs=p.n_epochs,
+    learner = PatternLearner(n_patterns=n_patterns or p.n_patterns, alpha=p.alpha if alpha is None else alpha,
+                             batch_size=p.batch_size, n_epochs=p.n_epochs,
                              max_in_memory=p.max_in_memory, positive_code=p.positive_code, random_state=seed,
-                             backend=p.backend, progress=progress)
+                             backend=p.backend, progress=progress, init=init or p.init)
     src = _source(acts, binning, cfg.neurons.block_size, progress)
     return learner.fit_blocks(src).result(src, acts.n_neurons)
 
@@ -225,9 +274,58 @@ def _map_and_match(patterns: np.ndarray, data: BrainData, atlas: NetworkAtlas, c
     glm = fit_glm(Y, X, len(patterns), cfg.glm.noise_model, cfg.glm.tail, cfg.glm.fdr_alpha)
     stat = np.abs(glm.t) if cfg.glm.tail == "two-sided" else glm.t
     net = cfg.networks
-    overlaps, assignments = match_networks(glm.significant, stat, atlas, net.metric, net.n_permutations, net.alpha,
+    overlaps, assignments = match_networks(glm.significant, stat, atlas, net.metric,
+                                           net.n_permutations if net.null == "voxels" else 0, net.alpha,
                                            net.seed, model, progress)
+    if net.null == "shift":
+        _shift_null(overlaps, assignments, Y, X, len(patterns), atlas, cfg)
     return regs, glm, overlaps, assignments
+
+
+def _shift_null(overlaps: pd.DataFrame, assignments: pd.DataFrame, Y: np.ndarray, X: np.ndarray, k: int,
+                atlas: NetworkAtlas, cfg: OrganizationConfig) -> None:
+    """Temporal null of the voxel path, in place: the K pattern columns of the design ``X`` are circularly
+    shifted together (drifts and intercept stay), the GLM is refitted and the maps matched again; a
+    pattern's p-value is the share of shifts whose best overlap reaches the observed one (BH across
+    patterns). Unlike the voxel shuffle this tests whether the pattern-brain coupling is real."""
+    from scipy import stats as sstats
+
+    net = cfg.networks
+    lags = circular_shifts(len(Y), net.n_shifts, net.min_shift, net.seed)
+    obs = assignments["score"].to_numpy()
+    n_ids = len(atlas.ids)
+    pair_obs = overlaps[net.metric].to_numpy().reshape(k, n_ids)
+    ge_best, ge_pair = np.zeros(k), np.zeros((k, n_ids))
+    for lag in lags:
+        Xs = X.copy()
+        Xs[:, :k] = np.roll(X[:, :k], int(lag), axis=0)
+        g = fit_glm(Y, Xs, k, cfg.glm.noise_model, cfg.glm.tail, cfg.glm.fdr_alpha)
+        stat = np.abs(g.t) if cfg.glm.tail == "two-sided" else g.t
+        null = overlap_scores(g.significant, stat, atlas.labels, atlas.ids)[net.metric]
+        ge_best += null.max(axis=1) >= obs - 1e-12
+        ge_pair += null >= pair_obs - 1e-12
+    p = (1 + ge_best) / (len(lags) + 1)
+    q = sstats.false_discovery_control(p, method="bh")
+    assignments["p_value"], assignments["q_value"] = p, q
+    assignments["assigned"] = (q < net.alpha) & (obs > 0)
+    assignments["assigned_network"] = [n if a else None
+                                       for n, a in zip(assignments["network"], assignments["assigned"])]
+    overlaps["p_value"] = ((1 + ge_pair) / (len(lags) + 1)).reshape(-1)
+
+
+def _chance_metrics(main: PatternResult, cfg: OrganizationConfig) -> dict:
+    """Diversity with its block-bootstrap CI and chance level, and the chance level of the stability."""
+    c = cfg.consistency
+    pats = main.patterns.astype(np.float64)
+    boot = diversity_bootstrap(pats, c.n_boot, seed=cfg.patterns.seed)
+    chance = diversity_chance(pats, c.n_chance, seed=cfg.patterns.seed)
+    stab = stability_chance(pats, max(10, c.n_chance // 4), seed=cfg.patterns.seed)
+    div = pattern_diversity(pats)
+    return {"pattern_diversity": div, "diversity_low": float(np.percentile(boot, 2.5)),
+            "diversity_high": float(np.percentile(boot, 97.5)), "diversity_chance": float(chance.mean()),
+            "diversity_chance_p95": float(np.percentile(chance, 95)),
+            "diversity_p": float((1 + (chance >= div - 1e-12).sum()) / (len(chance) + 1)),
+            "stability_chance": float(stab.mean()), "stability_chance_p95": float(np.percentile(stab, 95))}
 
 
 def analyse_model(acts: NeuronActivations, stimulus: Stimulus, data: BrainData, atlas: NetworkAtlas,
@@ -242,7 +340,7 @@ def analyse_model(acts: NeuronActivations, stimulus: Stimulus, data: BrainData, 
     for seed in cfg.consistency.seeds:
         if seed == cfg.patterns.seed:
             continue
-        other = _learn(acts, binning, cfg, seed, progress)
+        other = _learn(acts, binning, cfg, seed, progress, init=cfg.consistency.init)
         _, _, _, asg = _map_and_match(other.patterns, data, atlas, cfg, model, progress)
         a, b, r = match_patterns(main.patterns, other.patterns)
         other_labels = asg["assigned_network"].tolist()
@@ -261,7 +359,7 @@ def analyse_model(acts: NeuronActivations, stimulus: Stimulus, data: BrainData, 
     halves = consistency[consistency["kind"] == "halves"]
     metrics = {
         "model": model, "n_neurons": acts.n_neurons, "n_layers": len(acts.layers), "n_patterns": main.n_patterns,
-        "reconstruction_r2": main.reconstruction_r2, "pattern_diversity": pattern_diversity(main.patterns),
+        "reconstruction_r2": main.reconstruction_r2, **_chance_metrics(main, cfg),
         "map_diversity": map_diversity(glm.t), "n_assigned": int(assignments["assigned"].sum()),
         "n_networks_assigned": int(assignments.loc[assignments["assigned"], "network"].nunique()),
         "network_coverage": assignments.loc[assignments["assigned"], "network"].nunique() / len(atlas.ids),
@@ -272,6 +370,104 @@ def analyse_model(acts: NeuronActivations, stimulus: Stimulus, data: BrainData, 
         "n_significant_voxels": int(glm.significant.any(axis=0).sum()),
     }
     return ModelOrganization(model, acts.neuron_table(), main, regs, glm, overlaps, assignments, consistency, metrics)
+
+
+@dataclass(frozen=True)
+class ROIRecording:
+    """A multi-subject ROI recording ready for :func:`.roi.roi_organization`.
+
+    Attributes:
+        Y: ``(n_subjects, n_vol, n_roi)`` z-scored time courses.
+        nuisance: ``(n_subjects, n_vol, q)`` controls (optional), cosine drifts and an intercept.
+        rois: ROI names; ``subjects``: labels; ``tr``: s; ``source``: where it came from.
+    """
+
+    Y: np.ndarray
+    nuisance: np.ndarray
+    rois: tuple[str, ...]
+    subjects: tuple[str, ...]
+    tr: float
+    source: str = ""
+
+    @property
+    def n_volumes(self) -> int:
+        return int(self.Y.shape[1])
+
+
+def brennan_recording(cfg: OrganizationConfig) -> tuple[ROIRecording, Stimulus]:
+    """The shipped Brennan et al. (2016) recording as an :class:`ROIRecording`, and its words on the volume
+    clock (volume ``i`` at ``2 i`` s, i.e. TextGrid time ``20 + 2 i`` s)."""
+    from brainlike.neural.brennan import brennan2016_dataset, brennan_design_controls
+
+    d = cfg.data
+    rec = brennan2016_dataset({"radius": d.radius, "subjects": d.subjects})
+    drifts = cosine_drifts(rec.n_volumes, rec.tr, cfg.glm.high_pass)
+    cols = [np.broadcast_to(drifts, (rec.n_subjects,) + drifts.shape)]
+    if cfg.roi.controls:
+        cols.insert(0, brennan_design_controls(rec))
+    out = ROIRecording(rec.zscored(), np.concatenate(cols, axis=2), tuple(rec.rois), tuple(rec.subjects), rec.tr,
+                       rec.source)
+    return out, rec.stimulus_on_volume_clock()
+
+
+def _roi_fit(patterns: np.ndarray, rec: ROIRecording, cfg: OrganizationConfig, model: str,
+             n_shifts: int | None = None, n_boot: int | None = None) -> tuple[np.ndarray, ROIOrganization]:
+    regs = hrf_regressors(patterns, rec.tr, cfg.glm.hrf_model, cfg.glm.oversampling, 0.0)
+    r = cfg.roi
+    return regs, roi_organization(rec.Y, regs, rec.nuisance, rec.rois, n_shifts=n_shifts or r.n_shifts,
+                                  min_shift=r.min_shift, alpha=r.alpha, n_boot=n_boot or r.n_boot,
+                                  seed=cfg.patterns.seed, model=model)
+
+
+def analyse_model_roi(acts: NeuronActivations, stimulus: Stimulus, rec: ROIRecording, cfg: OrganizationConfig,
+                      progress: bool = False) -> ModelOrganization:
+    """Patterns -> per-subject ROI GLMs with the refitted shift null, subject consistency, seed stability
+    (random initialisations), chance levels, and the K/alpha sweep, for one model."""
+    model = acts.model
+    binning = tr_matrix(acts.row_onsets(stimulus), rec.n_volumes, rec.tr, cfg.neurons.binning)
+    main = _learn(acts, binning, cfg, cfg.patterns.seed, progress)
+    regs, roi = _roi_fit(main.patterns, rec, cfg, model)
+    labels = roi.assignments["assigned_roi"].tolist()
+    rows = []
+    for seed in cfg.consistency.seeds:
+        if seed == cfg.patterns.seed:
+            continue
+        other = _learn(acts, binning, cfg, seed, progress, init=cfg.consistency.init)
+        _, roi_o = _roi_fit(other.patterns, rec, cfg, model, n_boot=10)
+        a, b, r = match_patterns(main.patterns, other.patterns)
+        other_labels = roi_o.assignments["assigned_roi"].tolist()
+        rows.append({"model": model, "kind": "seed", "other": f"seed={seed}",
+                     "agreement": assignment_agreement([labels[i] for i in a], [other_labels[j] for j in b]),
+                     "pattern_r": float(r.mean())})
+    consistency = pd.DataFrame(rows, columns=["model", "kind", "other", "agreement", "pattern_r"])
+    sweep = []
+    ks = cfg.sweep.n_patterns
+    alphas = cfg.sweep.alpha or ([cfg.patterns.alpha] if ks else [])
+    for k in ks or ([cfg.patterns.n_patterns] if alphas else []):
+        for al in alphas:
+            if k == cfg.patterns.n_patterns and al == cfg.patterns.alpha:
+                res, fit = main, roi
+            else:
+                res = _learn(acts, binning, cfg, cfg.patterns.seed, progress, n_patterns=k, alpha=al)
+                fit = _roi_fit(res.patterns, rec, cfg, model, cfg.sweep.n_shifts, cfg.sweep.n_boot)[1]
+            ch = diversity_chance(res.patterns, 100, seed=cfg.patterns.seed)
+            sweep.append({"model": model, "n_patterns": k, "alpha": al, "reconstruction_r2": res.reconstruction_r2,
+                          "pattern_diversity": pattern_diversity(res.patterns), "diversity_chance": float(ch.mean()),
+                          **{key: fit.summary[key] for key in ("n_assigned_roi", "n_rois_assigned", "roi_consistency",
+                                                                "roi_consistency_low", "roi_consistency_high",
+                                                                "roi_consistency_chance", "roi_consistency_p")}})
+    seeds = consistency
+    asg = roi.assignments
+    metrics = {
+        "model": model, "n_neurons": acts.n_neurons, "n_layers": len(acts.layers), "n_patterns": main.n_patterns,
+        "reconstruction_r2": main.reconstruction_r2, **_chance_metrics(main, cfg), **roi.summary,
+        "n_assigned": int(asg["assigned"].sum()),
+        "network_entropy": network_entropy(labels, len(rec.rois)),
+        "consistency_seeds": float(seeds["agreement"].mean()) if len(seeds) else float("nan"),
+        "pattern_stability": float(seeds["pattern_r"].mean()) if len(seeds) else float("nan"),
+    }
+    return ModelOrganization(model, acts.neuron_table(), main, regs, None, pd.DataFrame(), asg, consistency, metrics,
+                             roi=roi, sweep=pd.DataFrame(sweep))
 
 
 # ------------------------------------------------------------------------------------------ results
@@ -323,7 +519,15 @@ class OrganizationResult:
         """``model, pattern, voxel, t, r, p, q, significant, network`` (+ ``i, j, k`` for volumes)."""
         names = np.array([self.atlas.names.get(int(i), "none") for i in self.atlas.labels], dtype=object)
         return self._concat([m.glm.table(name, coords=self.data.coords(), networks=names)
-                             for name, m in self.models.items()])
+                             for name, m in self.models.items() if m.glm is not None])
+
+    def roi_effects_table(self) -> pd.DataFrame:
+        """Real ROI recording: one row per model x pattern x ROI (see :func:`.roi.roi_organization`)."""
+        return self._concat([m.roi.effects for m in self.models.values() if m.roi is not None])
+
+    def sweep_table(self) -> pd.DataFrame:
+        """Real ROI recording: one row per model x K x alpha of the sensitivity sweep."""
+        return self._concat([m.sweep for m in self.models.values()])
 
     def overlaps_table(self) -> pd.DataFrame:
         return self._concat([m.overlaps for m in self.models.values()])
@@ -372,6 +576,9 @@ class OrganizationResult:
                "layers": self.layers_table(), "maps": self.maps_table(), "overlaps": self.overlaps_table(),
                "assignments": self.assignments_table(), "consistency": self.consistency_table(),
                "metrics": self.metrics_table()}
+        if any(m.roi is not None for m in self.models.values()):
+            out["roi_effects"] = self.roi_effects_table()
+            out["sweep"] = self.sweep_table()
         if self.simulation is not None:
             out["recovery"] = self.recovery_table()
             out["truth"] = self.simulation.truth
@@ -387,6 +594,9 @@ class OrganizationResult:
             sel = {k: v[v["model"] == name] for k, v in tables.items() if "model" in v}
             figs[f"patterns_{name}"] = plots.plot_patterns(sel["patterns"])
             figs[f"layers_{name}"] = plots.plot_layer_membership(sel["layers"])
+            if self.models[name].roi is not None:
+                figs[f"roi_{name}"] = plots.plot_roi_effects(sel["roi_effects"], sel["assignments"])
+                continue
             figs[f"overlap_{name}"] = plots.plot_overlap(sel["overlaps"], sel["assignments"])
             figs[f"maps_{name}"] = plots.plot_pattern_maps(sel["maps"])
         return figs
@@ -442,6 +652,10 @@ def run_organization(
     """
     t0 = time.perf_counter()
     cfg = config if isinstance(config, OrganizationConfig) else OrganizationConfig.parse(dict(config))
+    rec = None
+    if data is None and cfg.data.kind == "brennan2016":
+        rec, rec_stim = brennan_recording(cfg)
+        stimulus = stimulus or rec_stim
     stim = stimulus or load_stimulus(cfg.stimulus)
     nopt = NeuronOptions(cfg.neurons.level, cfg.neurons.pooling,
                          tuple(cfg.neurons.layers) if cfg.neurons.layers else None,
@@ -450,6 +664,12 @@ def run_organization(
     for name in cfg.models:
         acts[name] = extract_neurons(name, stim, nopt, device=device, progress=progress)
     sim, groups, planted = None, [], None
+    if rec is not None:
+        data = BrainData.from_array(rec.Y.mean(axis=0), rec.tr, name="brennan2016")
+        atlas = NetworkAtlas(np.arange(1, len(rec.rois) + 1), dict(enumerate(rec.rois, start=1)), "brennan2016 ROIs")
+        models = {name: analyse_model_roi(a, stim, rec, cfg, progress) for name, a in acts.items()}
+        return OrganizationResult(cfg.model_dump(), models, data, atlas, frame_times(data.n_trs, data.tr), None, [],
+                                  None, time.perf_counter() - t0)
     if data is None and cfg.data.kind == "simulated":
         planted = cfg.data.planted_model or cfg.models[0]
         tr = cfg.data.tr or 2.0
@@ -459,7 +679,7 @@ def run_organization(
         tc = np.concatenate([b for _, b, _ in iter_timecourses(a, binning, cfg.neurons.block_size)], axis=1)
         groups, signals = plant_groups(tc, cfg.data.n_groups, seed=cfg.data.seed)
         sim = simulate_network_fmri(signals, tr, n_networks=cfg.data.n_networks, grid=cfg.data.grid,
-                                    snr=cfg.data.snr, seed=cfg.data.seed)
+                                    snr=cfg.data.snr, seed=cfg.data.seed, n_null_driven=cfg.data.n_null_driven)
         data = sim.data
         atlas = atlas or NetworkAtlas(sim.atlas[sim.data.mask], sim.names, "simulated")
     elif data is None:

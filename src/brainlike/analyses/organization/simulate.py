@@ -7,6 +7,9 @@
 2. :func:`simulate_network_fmri` builds a small 3-D grid cut into blocks; each network is a union of
    two separated blocks (label image + names). Network ``n`` listed in ``planted`` follows group
    ``planted[n]``: every voxel is ``a_v · (HRF ∗ group signal) + noise`` with ``a_v ~ U(0.5, 1.5)``;
+   the next ``n_null_driven`` networks follow an independent AR(1) signal (``phi = 0.8`` per TR) that no
+   neuron contains, with the same SNR: a *null network* that is real brain signal but unrelated to the
+   model, which no pattern may be assigned to beyond the nominal rate;
    the other networks and the unlabelled voxels are noise only. The HRF is SPM's (the analysis assumes
    Glover's), noise is AR(1) per voxel, and each driven voxel's ``var(signal) / var(noise)`` equals ``snr``.
 
@@ -146,6 +149,7 @@ def simulate_network_fmri(
     ar_coef: float = 0.3,
     hrf_model: str = "spm",
     seed: int = 0,
+    n_null_driven: int = 0,
 ) -> SimulatedOrganization:
     """Simulated volume fMRI in which planted networks follow the given group signals.
 
@@ -160,6 +164,8 @@ def simulate_network_fmri(
         ar_coef: AR(1) coefficient of the noise per TR.
         hrf_model: HRF used to make the data (``"spm"`` by default, differing from the analysis' Glover).
         seed: random seed.
+        n_null_driven: networks (the first ids not in ``planted``) driven by independent AR(1) signals
+            unrelated to the model (``kind = "null_signal"`` in ``truth``).
     """
     signals = np.asarray(signals, dtype=np.float64)
     n_trs, n_groups = signals.shape
@@ -170,6 +176,11 @@ def simulate_network_fmri(
         raise BrainlikeError(f"planted groups must be columns 0..{n_groups - 1} of signals")
     if snr <= 0:
         raise BrainlikeError(f"snr must be positive, got {snr}")
+    free = [n for n in range(1, n_networks + 1) if n not in planted]
+    if n_null_driven > len(free):
+        raise BrainlikeError(f"{n_null_driven} null-driven networks do not fit: only {len(free)} networks are "
+                             "not planted")
+    null_nets = free[:n_null_driven]
     rng = np.random.default_rng(seed)
     vol = _network_volume(grid, block, n_networks, rng)
     labels = vol.reshape(-1)
@@ -184,14 +195,20 @@ def simulate_network_fmri(
         amp = rng.uniform(0.5, 1.5, len(vox)) * np.sqrt(snr)
         bold[:, vox] += regs[:, [g]] * amp[None]
         voxel_truth[vox] = g
+    null_rng = np.random.default_rng([seed, 7919])  # its own stream: the planted part is unchanged
+    for n in null_nets:
+        drive = lfilter([1.0], [1.0, -0.8], null_rng.normal(size=n_trs))
+        reg = hrf_regressors(drive[None], tr, hrf_model=hrf_model)
+        vox = np.flatnonzero(labels == n)
+        bold[:, vox] += reg * (null_rng.uniform(0.5, 1.5, len(vox)) * np.sqrt(snr))[None]
     bold += 100.0  # a baseline, like real BOLD
     names = {n: f"net{n}" for n in range(1, n_networks + 1)}
     truth = pd.DataFrame({
         "network_id": list(names), "network": list(names.values()),
-        "kind": ["neurons" if n in planted else "noise" for n in names],
+        "kind": ["neurons" if n in planted else "null_signal" if n in null_nets else "noise" for n in names],
         "group": [planted.get(n, -1) for n in names], "n_voxels": [(labels == n).sum() for n in names]})
     mask = np.ones(vol.shape, dtype=bool)
     data = BrainData(bold.astype(np.float32), tr, mask, np.diag([2.0, 2.0, 2.0, 1.0]), "simulated")
     params = dict(tr=tr, n_networks=n_networks, grid=grid, block=block, snr=snr, ar_coef=ar_coef,
-                  hrf_model=hrf_model, seed=seed, planted=planted)
+                  hrf_model=hrf_model, seed=seed, planted=planted, n_null_driven=n_null_driven)
     return SimulatedOrganization(data, vol, names, truth, signals.astype(np.float32), voxel_truth, params)
