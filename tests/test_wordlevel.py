@@ -1,8 +1,6 @@
 """Word-level datasets and regressions on surprisal (brainlike.datasets.wordlevel, analyses.wordlevel)."""
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -174,8 +172,6 @@ def test_example_table_through_the_runner_recovers_the_planted_slope(tmp_path, s
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not os.environ.get("BRAINLIKE_NATURAL_STORIES"),
-                    reason="100 s on 2 busy cores (over the CI budget): set BRAINLIKE_NATURAL_STORIES=1 to run it")
 def test_natural_stories_reading_times_follow_stories260k_surprisal(shared_data):
     """Real data (Natural Stories, CC BY-NC-SA, used in tests only): r(surprisal, log mean RT) = +.39 with
     full story context, as in ../shared/data/README.md."""
