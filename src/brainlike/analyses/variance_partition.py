@@ -24,7 +24,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from brainlike.analyses.fmri_encoding import FMRIEncodingOptions, gapped_folds, highpass_dct, reduce_and_delay
+from brainlike.analyses.fmri_encoding import (
+    FMRIEncodingOptions,
+    _with_shifts,
+    circular_shifts,
+    gapped_folds,
+    highpass_dct,
+    reduce_and_delay,
+)
 from brainlike.encoding import BandedRidgeCV, RidgeCV, pearson_r
 from brainlike.errors import BrainlikeError
 
@@ -43,6 +50,11 @@ class VariancePartition:
         Fold-mean Pearson r of the same fits.
     band_weights : ndarray (n_folds, 2, n_targets) float64
         Joint fit's selected band weighting per fold ([controls, LM], columns sum to 1).
+    null_unique_lm : ndarray (n_shifts, n_targets) float64
+        ``unique_lm`` of every circularly shifted (refitted) copy of the targets; empty (0, n_targets)
+        without a null.
+    shifts : ndarray (n_shifts,) int64
+        The circular shifts (volumes) of those copies.
     """
 
     r2_controls: np.ndarray
@@ -52,6 +64,8 @@ class VariancePartition:
     r_lm: np.ndarray
     r_joint: np.ndarray
     band_weights: np.ndarray
+    null_unique_lm: np.ndarray | None = None
+    shifts: np.ndarray | None = None
 
     @property
     def unique_lm(self) -> np.ndarray:
@@ -62,6 +76,14 @@ class VariancePartition:
     def unique_controls(self) -> np.ndarray:
         """(n_targets,) ``r2_joint - r2_lm``."""
         return self.r2_joint - self.r2_lm
+
+    def pvalues_unique_lm(self) -> np.ndarray:
+        """(n_targets,) one-sided empirical p of ``unique_lm`` against its shift null (NaN without one)."""
+        from brainlike.analyses.inference import empirical_pvalues
+
+        if self.null_unique_lm is None or not len(self.null_unique_lm):
+            return np.full(self.unique_lm.shape, np.nan)
+        return empirical_pvalues(self.unique_lm, self.null_unique_lm, axis=0)
 
     @property
     def shared(self) -> np.ndarray:
@@ -90,6 +112,7 @@ def variance_partitioning(
     *,
     Y_eval: np.ndarray | None = None,
     n_random: int = 8,
+    n_shifts: int = 0,
 ) -> VariancePartition:
     """Controls-only, LM-only and joint (banded) cross-validated fits of the same targets.
 
@@ -109,6 +132,10 @@ def variance_partitioning(
         Scored targets (default ``Y``), as in :func:`~brainlike.analyses.fmri_encoding.encode_layers`.
     n_random : int
         Random band weightings tried by :class:`~brainlike.encoding.BandedRidgeCV`.
+    n_shifts : int
+        Circularly shifted, refitted copies of the targets for the null of ``unique_lm`` (0: none; shifts
+        drawn with ``options.min_shift`` and ``options.seed``, the same as the layer null's for the same
+        ``n_shifts``).
 
     Returns
     -------
@@ -127,10 +154,16 @@ def variance_partitioning(
         same = E is Y
         Y = highpass_dct(Y, options.tr, options.highpass)
         E = Y if same else highpass_dct(E, options.tr, options.highpass)
+    shifts = circular_shifts(n, n_shifts, options.min_shift, options.seed) if n_shifts else \
+        np.zeros(0, dtype=np.int64)
+    same = E is Y
+    Y = _with_shifts(Y, shifts)
+    E = Y if same else _with_shifts(E, shifts)
+    T = Y.shape[1]
     q = C.shape[1]
     folds = gapped_folds(np.arange(n), options.n_splits, options.gap)
     alphas = np.asarray(options.alphas)
-    acc = {k: np.zeros(t) for k in ("r2c", "r2l", "r2j", "rc", "rl", "rj")}
+    acc = {k: np.zeros(T) for k in ("r2c", "r2l", "r2j", "rc", "rl", "rj")}
     weights = np.empty((len(folds), 2, t))
     for k, (train, test) in enumerate(folds):
         D, width = reduce_and_delay(X, train, options, extra=C)
@@ -150,8 +183,11 @@ def variance_partitioning(
             acc["r2" + name] += _r2(E[test], pred)
             acc["r" + name] += pearson_r(E[test], pred)
             if name == "j":
-                weights[k] = model.band_weights_
+                weights[k] = model.band_weights_[:, :t]
     K = len(folds)
+    m = {k: v / K for k, v in acc.items()}
+    null = (m["r2j"][t:] - m["r2c"][t:]).reshape(shifts.size, t)
     return VariancePartition(
-        r2_controls=acc["r2c"] / K, r2_lm=acc["r2l"] / K, r2_joint=acc["r2j"] / K,
-        r_controls=acc["rc"] / K, r_lm=acc["rl"] / K, r_joint=acc["rj"] / K, band_weights=weights)
+        r2_controls=m["r2c"][:t], r2_lm=m["r2l"][:t], r2_joint=m["r2j"][:t],
+        r_controls=m["rc"][:t], r_lm=m["rl"][:t], r_joint=m["rj"][:t], band_weights=weights,
+        null_unique_lm=null, shifts=shifts)
