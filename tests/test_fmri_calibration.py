@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from brainlike.analyses.fmri_encoding import FMRIEncodingOptions, encode_group, encode_single
 from brainlike.analyses.inference import null_calibration
@@ -51,3 +52,37 @@ def test_group_level_calibration_has_no_group_test():
     cal = calibration_rows(ls, "m", "group", ("A", "B"), n)
     assert cal["fpr_group"].isna().all() and cal["fpr_best"].notna().all()
     assert (cal["fpr_best"] <= 0.15).all()
+
+
+@pytest.mark.slow
+def test_pipeline_tables_and_report_section_on_the_shipped_recording():
+    """fmri_alignment on 5 listeners of the shipped recording with a random 'model' (no real effect): the
+    calibration table, the null quantiles of the best layer, the variance partition's null and CI, and the
+    report's calibration section."""
+    from brainlike.models import Features
+    from brainlike.neural.brennan import load_brennan2016
+    from brainlike.neural.sources import SubjectData
+    from brainlike.pipelines.alignment_fmri import fmri_alignment, fmri_summary
+    from brainlike.report.fmri_report import fmri_sections
+
+    rec = load_brennan2016()
+    rec = rec.select(rec.subjects[:5])
+    subjects = [SubjectData(ds, rec.stimulus) for ds in rec.datasets()]
+    rng = np.random.default_rng(0)
+    feats = Features(rng.standard_normal((3, len(rec.stimulus), 12)).astype(np.float32), "rand",
+                     tuple(rec.stimulus.words))
+    opt = FMRIEncodingOptions(n_components=5, alphas=ALPHAS, n_shifts=20, n_splits=3, inner_splits=2, delays=(1, 2))
+    tables = fmri_alignment({"rand": (feats, None)}, subjects, opt, ["group", "single"], partition=True,
+                            progress=False)
+    cal = tables["fmri_calibration"]
+    assert len(cal) == 2 * 2 * 7                     # (rand, controls) x (group, single) x (6 ROIs + all)
+    assert cal.query("level == 'single'")["fpr_group"].notna().all()
+    best = tables["fmri_best"]
+    assert (best["null_max_q95"] >= best["null_max_median"]).all()
+    vp = tables["fmri_variance_partition"]
+    assert (vp["unique_lm_p"] >= 1 / 21 - 1e-12).all() and (vp["n_shifts"] == 20).all()
+    assert ((vp["single_unique_lm_ci_low"] <= vp["single_unique_lm_mean"])
+            & (vp["single_unique_lm_mean"] <= vp["single_unique_lm_ci_high"])).all()
+    tables["fmri_summary"] = fmri_summary(tables)
+    titles = [s.title for s in fmri_sections(tables)]
+    assert "Calibration of the null" in titles

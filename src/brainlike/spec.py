@@ -155,6 +155,9 @@ class AnalysesSpec(_Strict):
     hierarchy_bootstrap: int = Field(2000, ge=100)
     controls: bool = Field(True, description="fMRI: also score the low-level regressors (word rate, the "
                            "dataset's own, e.g. sound power) as a baseline model")
+    shuffled_words: bool = Field(False, description="fMRI: also score every model (random-weight twins "
+                                 "excepted) on the story's words in a shuffled order, features put back at the "
+                                 "words' original positions (only context order destroyed): '<model>@shuffled'")
 
 
 class RaySpec(_Strict):
