@@ -239,6 +239,11 @@ def test_variance_partition_null_finds_planted_unique_lm_and_is_calibrated():
     cal = null_calibration(null, vp.shifts, n, min_shift=15, n_folds=opt.n_splits)
     assert 0.01 <= cal.fpr_target <= 0.10
     assert (p[2:] <= 0.05).sum() <= 2
+    # the null on the first targets only, the others fitted beside them: the same numbers
+    vp2 = variance_partitioning(lm, rate, Y, opt, n_random=3, n_shifts=60, n_null_targets=2)
+    np.testing.assert_allclose(vp2.unique_lm, vp.unique_lm, atol=1e-6)  # float32 engine
+    np.testing.assert_allclose(vp2.null_unique_lm, vp.null_unique_lm[:, :2], atol=1e-6)
+    assert np.isnan(vp2.pvalues_unique_lm()[2:]).all()
 
 
 # ----------------------------------------------------------------------------------------- real data

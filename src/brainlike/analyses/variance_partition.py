@@ -50,9 +50,9 @@ class VariancePartition:
         Fold-mean Pearson r of the same fits.
     band_weights : ndarray (n_folds, 2, n_targets) float64
         Joint fit's selected band weighting per fold ([controls, LM], columns sum to 1).
-    null_unique_lm : ndarray (n_shifts, n_targets) float64
-        ``unique_lm`` of every circularly shifted (refitted) copy of the targets; empty (0, n_targets)
-        without a null.
+    null_unique_lm : ndarray (n_shifts, n_null_targets) float64
+        ``unique_lm`` of every circularly shifted (refitted) copy of the (first ``n_null_targets``)
+        targets; empty (0, n_null_targets) without a null.
     shifts : ndarray (n_shifts,) int64
         The circular shifts (volumes) of those copies.
     """
@@ -81,9 +81,11 @@ class VariancePartition:
         """(n_targets,) one-sided empirical p of ``unique_lm`` against its shift null (NaN without one)."""
         from brainlike.analyses.inference import empirical_pvalues
 
-        if self.null_unique_lm is None or not len(self.null_unique_lm):
-            return np.full(self.unique_lm.shape, np.nan)
-        return empirical_pvalues(self.unique_lm, self.null_unique_lm, axis=0)
+        out = np.full(self.unique_lm.shape, np.nan)
+        if self.null_unique_lm is not None and len(self.null_unique_lm):
+            m = self.null_unique_lm.shape[1]
+            out[:m] = empirical_pvalues(self.unique_lm[:m], self.null_unique_lm, axis=0)
+        return out
 
     @property
     def shared(self) -> np.ndarray:
@@ -113,6 +115,7 @@ def variance_partitioning(
     Y_eval: np.ndarray | None = None,
     n_random: int = 8,
     n_shifts: int = 0,
+    n_null_targets: int | None = None,
 ) -> VariancePartition:
     """Controls-only, LM-only and joint (banded) cross-validated fits of the same targets.
 
@@ -136,6 +139,10 @@ def variance_partitioning(
         Circularly shifted, refitted copies of the targets for the null of ``unique_lm`` (0: none; shifts
         drawn with ``options.min_shift`` and ``options.seed``, the same as the layer null's for the same
         ``n_shifts``).
+    n_null_targets : int, optional
+        Only the first ``n_null_targets`` columns of ``Y`` get shifted copies (default: all); the others
+        are fitted once, in the same fits (e.g. the group mean with its null beside every subject without
+        one: one set of decompositions for both).
 
     Returns
     -------
@@ -156,9 +163,12 @@ def variance_partitioning(
         E = Y if same else highpass_dct(E, options.tr, options.highpass)
     shifts = circular_shifts(n, n_shifts, options.min_shift, options.seed) if n_shifts else \
         np.zeros(0, dtype=np.int64)
+    m = t if n_null_targets is None else int(n_null_targets)
+    if not 0 <= m <= t:
+        raise BrainlikeError(f"n_null_targets must be between 0 and the {t} targets, got {n_null_targets}")
     same = E is Y
-    Y = _with_shifts(Y, shifts)
-    E = Y if same else _with_shifts(E, shifts)
+    Y = np.hstack([Y, _with_shifts(Y[:, :m], shifts)[:, m:]])
+    E = Y if same else np.hstack([E, _with_shifts(E[:, :m], shifts)[:, m:]])
     T = Y.shape[1]
     q = C.shape[1]
     folds = gapped_folds(np.arange(n), options.n_splits, options.gap)
@@ -185,9 +195,9 @@ def variance_partitioning(
             if name == "j":
                 weights[k] = model.band_weights_[:, :t]
     K = len(folds)
-    m = {k: v / K for k, v in acc.items()}
-    null = (m["r2j"][t:] - m["r2c"][t:]).reshape(shifts.size, t)
+    avg = {k: v / K for k, v in acc.items()}
+    null = (avg["r2j"][t:] - avg["r2c"][t:]).reshape(shifts.size, m)
     return VariancePartition(
-        r2_controls=m["r2c"][:t], r2_lm=m["r2l"][:t], r2_joint=m["r2j"][:t],
-        r_controls=m["rc"][:t], r_lm=m["rl"][:t], r_joint=m["rj"][:t], band_weights=weights,
+        r2_controls=avg["r2c"][:t], r2_lm=avg["r2l"][:t], r2_joint=avg["r2j"][:t],
+        r_controls=avg["rc"][:t], r_lm=avg["rl"][:t], r_joint=avg["rj"][:t], band_weights=weights,
         null_unique_lm=null, shifts=shifts)

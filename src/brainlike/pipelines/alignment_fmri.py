@@ -184,41 +184,41 @@ def _partition_rows(key: str, X: np.ndarray, chosen: list[int], ls: LayerScores,
     i = int(np.argmax(ls.scores.mean(axis=1)))
     ctl = control_design(subjects, stim, data.shape[1], tr)[0]
     z = zscore_subjects(data)
-    vp = variance_partitioning(X[i], ctl, z.mean(axis=0), options, n_shifts=options.n_shifts)
-    p = vp.pvalues_unique_lm()
-    out = pd.DataFrame({"model": key, "layer": chosen[i], "roi": list(rois), "r2_controls": vp.r2_controls,
-                        "r2_lm": vp.r2_lm, "r2_joint": vp.r2_joint, "unique_lm": vp.unique_lm,
-                        "unique_controls": vp.unique_controls, "shared": vp.shared, "r_joint": vp.r_joint})
-    out = out.assign(**_partition_null_columns(vp, p, significance), **_subject_partition_columns(
-        X[i], ctl, z, options, single, seed))
-    return out
+    s, n, r = z.shape
+    single = single and s >= 2
+    # one set of fits: the group mean (with its shifted copies) beside every subject x ROI (no null)
+    Y = np.hstack([z.mean(axis=0), z.transpose(1, 0, 2).reshape(n, s * r)]) if single else z.mean(axis=0)
+    vp = variance_partitioning(X[i], ctl, Y, options, n_shifts=options.n_shifts, n_null_targets=r)
+    p = vp.pvalues_unique_lm()[:r]
+    out = pd.DataFrame({"model": key, "layer": chosen[i], "roi": list(rois), "r2_controls": vp.r2_controls[:r],
+                        "r2_lm": vp.r2_lm[:r], "r2_joint": vp.r2_joint[:r], "unique_lm": vp.unique_lm[:r],
+                        "unique_controls": vp.unique_controls[:r], "shared": vp.shared[:r],
+                        "r_joint": vp.r_joint[:r]})
+    return out.assign(**_partition_null_columns(vp, p, significance),
+                      **_subject_partition_columns(vp.unique_lm[r:].reshape(-1, r) if single else None, r, seed))
 
 
 def _partition_null_columns(vp, p: np.ndarray, significance: float) -> dict[str, np.ndarray]:
     """The refitted shift null of the group-level unique R^2: its mean and SD, p per ROI and FDR q across ROIs."""
     if vp.null_unique_lm is None or not len(vp.null_unique_lm):
-        nan = np.full(vp.unique_lm.shape, np.nan)
+        nan = np.full(p.shape, np.nan)
         return {"unique_lm_null_mean": nan, "unique_lm_null_sd": nan, "unique_lm_p": nan, "unique_lm_q": nan,
                 "n_shifts": 0}
     q = fdr_correction(p, significance).qvalues
-    return {"unique_lm_null_mean": vp.null_unique_lm.mean(axis=0), "unique_lm_null_sd": vp.null_unique_lm.std(axis=0),
-            "unique_lm_p": p, "unique_lm_q": q, "n_shifts": len(vp.null_unique_lm)}
+    nu = vp.null_unique_lm
+    return {"unique_lm_null_mean": nu.mean(axis=0), "unique_lm_null_sd": nu.std(axis=0), "unique_lm_p": p,
+            "unique_lm_q": q, "n_shifts": len(nu)}
 
 
-def _subject_partition_columns(X: np.ndarray, ctl: np.ndarray, z: np.ndarray, options: FMRIEncodingOptions,
-                               single: bool, seed: int) -> dict[str, np.ndarray]:
-    """Single-subject unique R^2 of the same layer (every subject x ROI a target of one fit, no null): the
-    mean over subjects with a bootstrap 95 % CI over subjects (NaN unless the spec has the single level)."""
-    from brainlike.analyses.variance_partition import variance_partitioning
-
-    s, n, r = z.shape
-    if not single or s < 2:
-        nan = np.full(r, np.nan)
+def _subject_partition_columns(unique: np.ndarray | None, n_rois: int, seed: int) -> dict[str, np.ndarray]:
+    """The subjects' unique R^2 ``(n_subjects, n_rois)`` of the same layer (no null): the mean over subjects
+    with a bootstrap 95 % CI over subjects (NaN when None: no single level in the spec)."""
+    if unique is None:
+        nan = np.full(n_rois, np.nan)
         return {"single_unique_lm_mean": nan, "single_unique_lm_ci_low": nan, "single_unique_lm_ci_high": nan}
-    vp = variance_partitioning(X, ctl, z.transpose(1, 0, 2).reshape(n, s * r), options)
-    u = vp.unique_lm.reshape(s, r)
-    lo, hi = bootstrap_ci_subjects(u, n_boot=2000, seed=seed)
-    return {"single_unique_lm_mean": u.mean(axis=0), "single_unique_lm_ci_low": lo, "single_unique_lm_ci_high": hi}
+    lo, hi = bootstrap_ci_subjects(unique, n_boot=2000, seed=seed)
+    return {"single_unique_lm_mean": unique.mean(axis=0), "single_unique_lm_ci_low": lo,
+            "single_unique_lm_ci_high": hi}
 
 
 def fmri_alignment(models: dict[str, tuple[Features, list[int] | None]], subjects: list[SubjectData],

@@ -201,8 +201,10 @@ def summary_text(summary: pd.DataFrame, ceilings: pd.DataFrame, n_subjects: int,
                      f"{row['single_median_r_ci_high']:.2f}].")
     others = summary.groupby("model", sort=False)["group_r"].mean().sort_values(ascending=False)
     parts.append("Mean group-level best-layer r over ROIs: " + "; ".join(f"{m} {v:.2f}" for m, v in others.items())
-                 + ". Baselines (the low-level controls, and random-weight twins where the spec lists them) are "
-                 "findings, not targets: they are reported with the same statistics.")
+                 + ". Baselines (the low-level controls; where the spec asks for them, random-weight twins "
+                 "'<model>@random' and shuffled-word baselines '<model>@shuffled', the same model on the story's "
+                 "words in a random order, each word's features put back at its own time) are findings, not "
+                 "targets: they are reported with the same statistics and CIs.")
     return " ".join(parts)
 
 
