@@ -7,6 +7,8 @@ subjects; ``single``: every subject; ``between``: fit on the others' mean, score
 subject), each score with its refitted circular-shift null. Beside the models: a low-level control
 "model" (word rate, plus the dataset's own low-level regressors such as sound power), noise ceilings
 (split-half for the group mean, leave-one-subject-out ISC for subjects) and ceiling-normalised scores.
+With ``analyses.shuffled_words`` the runner adds every trained model's shuffled-word baseline
+(``<model>@shuffled``, :mod:`brainlike.pipelines.shuffled_words`) as one more model.
 
 Tables (all in the results store):
 
