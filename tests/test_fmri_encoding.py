@@ -209,6 +209,43 @@ def test_variance_partitioning_separates_controls_from_lm():
     assert vp.band_weights.shape == (5, 2, 2) and np.allclose(vp.band_weights.sum(axis=1), 1)
 
 
+def test_variance_partition_null_finds_planted_unique_lm_and_is_calibrated():
+    """The refitted shift null of unique_lm: a planted LM effect beyond the controls is found, a target driven
+    by the controls only is not, and on targets without any effect the null is centred on 0 with a nominal
+    false-positive rate (each shifted copy in turn playing the observed data)."""
+    rng = np.random.default_rng(11)
+    n = 300
+    rate = _ar1(rng, n, 1, 0.8)
+    lm = _ar1(rng, n, 12, 0.7)
+    h = _hrf()
+    conv = lambda v: np.convolve(v, h)[:n]  # noqa: E731
+    c_sig = conv(rate[:, 0])
+    l_sig = conv(lm[:, 2] + lm[:, 7])
+    c_sig, l_sig = c_sig / c_sig.std(), l_sig / l_sig.std()
+    noise = _ar1(rng, n, 10, 0.6)
+    Y = noise.copy()
+    Y[:, 0] += c_sig                 # controls only
+    Y[:, 1] += c_sig + 0.8 * l_sig   # LM beyond the controls
+    opt = FMRIEncodingOptions(n_components=8, alphas=ALPHAS[::2], n_shifts=0, highpass=None, inner_splits=3,
+                              delays=(1, 2, 3), min_shift=15, seed=3)
+    vp = variance_partitioning(lm, rate, Y, opt, n_random=3, n_shifts=60)
+    assert vp.null_unique_lm.shape == (60, 10) and vp.shifts.shape == (60,)
+    assert np.array_equal(vp.shifts, circular_shifts(n, 60, 15, 3))  # the layer null's shifts
+    p = vp.pvalues_unique_lm()
+    assert p[1] <= 1 / 61 + 1e-12
+    assert p[0] > 0.05
+    null = vp.null_unique_lm[:, 2:]          # targets 2..9: noise only
+    assert abs(null.mean()) < 0.02
+    cal = null_calibration(null, vp.shifts, n, min_shift=15, n_folds=opt.n_splits)
+    assert 0.01 <= cal.fpr_target <= 0.10
+    assert (p[2:] <= 0.05).sum() <= 2
+    # the null on the first targets only, the others fitted beside them: the same numbers
+    vp2 = variance_partitioning(lm, rate, Y, opt, n_random=3, n_shifts=60, n_null_targets=2)
+    np.testing.assert_allclose(vp2.unique_lm, vp.unique_lm, atol=1e-6)  # float32 engine
+    np.testing.assert_allclose(vp2.null_unique_lm, vp.null_unique_lm[:, :2], atol=1e-6)
+    assert np.isnan(vp2.pvalues_unique_lm()[2:]).all()
+
+
 # ----------------------------------------------------------------------------------------- real data
 def _brennan_design(n_subjects=None):
     """The copy of the recording shipped in the package (no skip: it is always there)."""

@@ -6,7 +6,10 @@ layers from the embeddings to the last are scored against the group mean and eve
 in six language ROIs, each score with its refitted circular-shift null, the noise ceilings and the
 low-level controls (word rate, sound power) beside it. It is ``brainlike run`` on a small built-in spec
 (:func:`demo_spec`); ``examples/brennan.yaml`` is the full version (every layer, the between-subject level,
-more null shifts, stories260k and the random-weight twin).
+more null shifts, stories260k, the random-weight twin ``smollm2-135m@random`` and the shuffled-word
+baselines ``<model>@shuffled``). The demo leaves those two baselines out to stay within its time budget
+(each is one more extraction of the story by SmolLM2 and one more sweep of fits); its report says what
+it ran, and its calibration section measures the null of this run (null mean, false-positive rates).
 
 ``--simulated`` (:func:`run_simulated_demo`): the original simulation demo, where the answer is planted:
 SmolLM2-135M (offline, from PyPI) reads Aesop's fables (shipped with the package); a simulated ECoG

@@ -233,6 +233,9 @@ class AnalysesSpec(_Strict):
                                           "entropy to the low-level control band (controls model and variance "
                                           "partition)")
     wordlevel: WordLevelSpec = Field(default_factory=WordLevelSpec, description="word-level datasets")
+    shuffled_words: bool = Field(False, description="fMRI: also score every model (random-weight twins "
+                                 "excepted) on the story's words in a shuffled order, features put back at the "
+                                 "words' original positions (only context order destroyed): '<model>@shuffled'")
 
 
 class RaySpec(_Strict):

@@ -24,7 +24,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from brainlike.analyses.fmri_encoding import FMRIEncodingOptions, gapped_folds, highpass_dct, reduce_and_delay
+from brainlike.analyses.fmri_encoding import (
+    FMRIEncodingOptions,
+    _with_shifts,
+    circular_shifts,
+    gapped_folds,
+    highpass_dct,
+    reduce_and_delay,
+)
 from brainlike.encoding import BandedRidgeCV, RidgeCV, pearson_r
 from brainlike.errors import BrainlikeError
 
@@ -43,6 +50,11 @@ class VariancePartition:
         Fold-mean Pearson r of the same fits.
     band_weights : ndarray (n_folds, 2, n_targets) float64
         Joint fit's selected band weighting per fold ([controls, LM], columns sum to 1).
+    null_unique_lm : ndarray (n_shifts, n_null_targets) float64
+        ``unique_lm`` of every circularly shifted (refitted) copy of the (first ``n_null_targets``)
+        targets; empty (0, n_null_targets) without a null.
+    shifts : ndarray (n_shifts,) int64
+        The circular shifts (volumes) of those copies.
     """
 
     r2_controls: np.ndarray
@@ -52,6 +64,8 @@ class VariancePartition:
     r_lm: np.ndarray
     r_joint: np.ndarray
     band_weights: np.ndarray
+    null_unique_lm: np.ndarray | None = None
+    shifts: np.ndarray | None = None
 
     @property
     def unique_lm(self) -> np.ndarray:
@@ -62,6 +76,16 @@ class VariancePartition:
     def unique_controls(self) -> np.ndarray:
         """(n_targets,) ``r2_joint - r2_lm``."""
         return self.r2_joint - self.r2_lm
+
+    def pvalues_unique_lm(self) -> np.ndarray:
+        """(n_targets,) one-sided empirical p of ``unique_lm`` against its shift null (NaN without one)."""
+        from brainlike.analyses.inference import empirical_pvalues
+
+        out = np.full(self.unique_lm.shape, np.nan)
+        if self.null_unique_lm is not None and len(self.null_unique_lm):
+            m = self.null_unique_lm.shape[1]
+            out[:m] = empirical_pvalues(self.unique_lm[:m], self.null_unique_lm, axis=0)
+        return out
 
     @property
     def shared(self) -> np.ndarray:
@@ -90,6 +114,8 @@ def variance_partitioning(
     *,
     Y_eval: np.ndarray | None = None,
     n_random: int = 8,
+    n_shifts: int = 0,
+    n_null_targets: int | None = None,
 ) -> VariancePartition:
     """Controls-only, LM-only and joint (banded) cross-validated fits of the same targets.
 
@@ -109,6 +135,14 @@ def variance_partitioning(
         Scored targets (default ``Y``), as in :func:`~brainlike.analyses.fmri_encoding.encode_layers`.
     n_random : int
         Random band weightings tried by :class:`~brainlike.encoding.BandedRidgeCV`.
+    n_shifts : int
+        Circularly shifted, refitted copies of the targets for the null of ``unique_lm`` (0: none; shifts
+        drawn with ``options.min_shift`` and ``options.seed``, the same as the layer null's for the same
+        ``n_shifts``).
+    n_null_targets : int, optional
+        Only the first ``n_null_targets`` columns of ``Y`` get shifted copies (default: all); the others
+        are fitted once, in the same fits (e.g. the group mean with its null beside every subject without
+        one: one set of decompositions for both).
 
     Returns
     -------
@@ -127,10 +161,19 @@ def variance_partitioning(
         same = E is Y
         Y = highpass_dct(Y, options.tr, options.highpass)
         E = Y if same else highpass_dct(E, options.tr, options.highpass)
+    shifts = circular_shifts(n, n_shifts, options.min_shift, options.seed) if n_shifts else \
+        np.zeros(0, dtype=np.int64)
+    m = t if n_null_targets is None else int(n_null_targets)
+    if not 0 <= m <= t:
+        raise BrainlikeError(f"n_null_targets must be between 0 and the {t} targets, got {n_null_targets}")
+    same = E is Y
+    Y = np.hstack([Y, _with_shifts(Y[:, :m], shifts)[:, m:]])
+    E = Y if same else np.hstack([E, _with_shifts(E[:, :m], shifts)[:, m:]])
+    T = Y.shape[1]
     q = C.shape[1]
     folds = gapped_folds(np.arange(n), options.n_splits, options.gap)
     alphas = np.asarray(options.alphas)
-    acc = {k: np.zeros(t) for k in ("r2c", "r2l", "r2j", "rc", "rl", "rj")}
+    acc = {k: np.zeros(T) for k in ("r2c", "r2l", "r2j", "rc", "rl", "rj")}
     weights = np.empty((len(folds), 2, t))
     for k, (train, test) in enumerate(folds):
         D, width = reduce_and_delay(X, train, options, extra=C)
@@ -150,8 +193,11 @@ def variance_partitioning(
             acc["r2" + name] += _r2(E[test], pred)
             acc["r" + name] += pearson_r(E[test], pred)
             if name == "j":
-                weights[k] = model.band_weights_
+                weights[k] = model.band_weights_[:, :t]
     K = len(folds)
+    avg = {k: v / K for k, v in acc.items()}
+    null = (avg["r2j"][t:] - avg["r2c"][t:]).reshape(shifts.size, m)
     return VariancePartition(
-        r2_controls=acc["r2c"] / K, r2_lm=acc["r2l"] / K, r2_joint=acc["r2j"] / K,
-        r_controls=acc["rc"] / K, r_lm=acc["rl"] / K, r_joint=acc["rj"] / K, band_weights=weights)
+        r2_controls=avg["r2c"][:t], r2_lm=avg["r2l"][:t], r2_joint=avg["r2j"][:t],
+        r_controls=avg["rc"][:t], r_lm=avg["rl"][:t], r_joint=avg["rj"][:t], band_weights=weights,
+        null_unique_lm=null, shifts=shifts)

@@ -120,6 +120,15 @@ def run_experiment(spec: ExperimentSpec, console: Console | None = None, progres
         if subjects and subjects[0].dataset.modality == "fmri":
             from brainlike.pipelines.alignment_fmri import run_fmri
 
+            if spec.analyses.shuffled_words:  # the shuffled-word baseline of every trained model
+                from brainlike.pipelines.shuffled_words import shuffle_stimulus, shuffled_key, unshuffle_features
+
+                shuf, perm = shuffle_stimulus(stim, spec.seed)
+                for m in [m for m in spec.models if "@random" not in m.name]:
+                    t = ExtractTask(m.name, shuffled_key(m.key), shuf, opts, cache, m.revision, progress=local_bars)
+                    console.print(f"features: {t.key} (the story's words shuffled)")
+                    f = open_features(ex.submit(extract_task, t, resources=extract_res).result())
+                    features[t.key] = unshuffle_features(f, perm, stim, t.key)
             tables = run_fmri(spec, features, subjects, store, console, progress)
             tables.update(capability_tables(spec, store, tables["brain_scores"], console, progress))
             for name in ("capability", "syntaxgym", "capability_correlation"):

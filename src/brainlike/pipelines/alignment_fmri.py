@@ -7,6 +7,8 @@ subjects; ``single``: every subject; ``between``: fit on the others' mean, score
 subject), each score with its refitted circular-shift null. Beside the models: a low-level control
 "model" (word rate, plus the dataset's own low-level regressors such as sound power), noise ceilings
 (split-half for the group mean, leave-one-subject-out ISC for subjects) and ceiling-normalised scores.
+With ``analyses.shuffled_words`` the runner adds every trained model's shuffled-word baseline
+(``<model>@shuffled``, :mod:`brainlike.pipelines.shuffled_words`) as one more model.
 
 Tables (all in the results store):
 
@@ -23,8 +25,16 @@ Tables (all in the results store):
 * ``fmri_null``: the group-level null distribution at every model's best layer (for the figure);
 * ``fmri_variance_partition``: per (model, roi), at the model's best group-level layer: cross-validated
   R^2 of the low-level controls alone, the LM alone and both (banded ridge), and what the LM adds
-  (``unique_lm``; no null yet);
+  (``unique_lm``) with its refitted circular-shift null (``unique_lm_null_mean``, ``unique_lm_p``, FDR
+  ``unique_lm_q`` across ROIs; the layer null's shifts) and, with the single level, the subjects' mean
+  unique R^2 with a bootstrap CI over subjects (``single_unique_lm_*``, no null at that level);
+* ``fmri_calibration``: per (model, level, roi, and over all ROIs): the run's own null, each shifted copy
+  in turn playing the observed data: null mean of the headline score and the false-positive rates of the
+  per-layer, best-layer and group tests (:mod:`brainlike.pipelines.fmri_calibration`);
 * ``noise_ceilings``: per ROI.
+
+``fmri_best`` also holds ``null_max_median`` and ``null_max_q95``, the median and 95th percentile of the
+max-over-layers null that the best layer's ``r`` is tested against.
 """
 from __future__ import annotations
 
@@ -45,11 +55,13 @@ from brainlike.models import Features
 from brainlike.neural.fmri import fmri_design, fmri_design_layers
 from brainlike.neural.sources import SubjectData, check_same_words
 from brainlike.neural.stats import fdr_correction, noise_ceiling_table
+from brainlike.pipelines.fmri_calibration import calibration_rows
 from brainlike.stimulus import Stimulus
 
 LEVEL_FUNCTIONS = {"group": encode_group, "single": encode_single, "between": encode_between}
 CONTROL_MODEL = "low-level controls"
-FMRI_TABLES = ("fmri_scores", "fmri_best", "fmri_group", "fmri_layer_ci", "fmri_null", "fmri_variance_partition")
+FMRI_TABLES = ("fmri_scores", "fmri_best", "fmri_group", "fmri_layer_ci", "fmri_null", "fmri_variance_partition",
+               "fmri_calibration")
 
 
 def stack_subjects(subjects: list[SubjectData]) -> tuple[np.ndarray, tuple[str, ...], list[str], Stimulus, float]:
@@ -123,6 +135,9 @@ def _best_rows(ls: LayerScores, model: str, level: str, layers: list[int], n_lay
                rois: tuple[str, ...], ceiling: np.ndarray) -> pd.DataFrame:
     best, score, p_max = ls.max_over_layers()
     layer = np.asarray(layers)[best]
+    best_null = ls.null.max(axis=0).astype(np.float64)     # (n_shifts, n_targets): the null of the best layer's r
+    q50, q95 = (np.quantile(best_null, q, axis=0) if len(best_null) else np.full(score.shape, np.nan)
+                for q in (0.5, 0.95))
     if level == "group":
         subj, roi, ceil = np.array(["group"] * len(rois)), np.array(rois), ceiling
     else:
@@ -131,7 +146,8 @@ def _best_rows(ls: LayerScores, model: str, level: str, layers: list[int], n_lay
     return pd.DataFrame({"model": model, "level": level, "subject": subj, "roi": roi, "best_layer": layer,
                          "best_relative_layer": layer / max(n_layers - 1, 1), "r": score, "p_max": p_max,
                          "ceiling": ceil, "r_normalized": np.where(ceil > 0.1, score / np.maximum(ceil, 1e-12),
-                                                                    np.nan)})
+                                                                    np.nan),
+                         "null_max_median": q50, "null_max_q95": q95})
 
 
 def _group_rows(ls: LayerScores, model: str, level: str, rois: tuple[str, ...], significance: float,
@@ -163,17 +179,53 @@ def _group_rows(ls: LayerScores, model: str, level: str, rois: tuple[str, ...], 
 
 def _partition_rows(key: str, X: np.ndarray, chosen: list[int], ls: LayerScores, data: np.ndarray,
                     subjects: list[SubjectData], stim: Stimulus, tr: float, rois: tuple[str, ...],
-                    options: FMRIEncodingOptions, word_controls: np.ndarray | None = None) -> pd.DataFrame:
-    """Variance partition of the layer with the best mean group-level r against the low-level controls."""
+                    options: FMRIEncodingOptions, word_controls: np.ndarray | None = None,
+                    significance: float = 0.05, single: bool = False, seed: int = 0) -> pd.DataFrame:
+    """Variance partition of the layer with the best mean group-level r against the low-level controls
+    (plus ``word_controls``, e.g. surprisal, when given), with the refitted circular-shift null of the unique
+    R^2 on the group mean (the layer null's shifts) and, with ``single``, the subjects' unique R^2 with a CI
+    over subjects."""
     from brainlike.analyses.fmri_encoding import zscore_subjects
     from brainlike.analyses.variance_partition import variance_partitioning
 
     i = int(np.argmax(ls.scores.mean(axis=1)))
     ctl = control_design(subjects, stim, data.shape[1], tr, word_controls)[0]
-    vp = variance_partitioning(X[i], ctl, zscore_subjects(data).mean(axis=0), options)
-    return pd.DataFrame({"model": key, "layer": chosen[i], "roi": list(rois), "r2_controls": vp.r2_controls,
-                         "r2_lm": vp.r2_lm, "r2_joint": vp.r2_joint, "unique_lm": vp.unique_lm,
-                         "unique_controls": vp.unique_controls, "shared": vp.shared, "r_joint": vp.r_joint})
+    z = zscore_subjects(data)
+    s, n, r = z.shape
+    single = single and s >= 2
+    # one set of fits: the group mean (with its shifted copies) beside every subject x ROI (no null)
+    Y = np.hstack([z.mean(axis=0), z.transpose(1, 0, 2).reshape(n, s * r)]) if single else z.mean(axis=0)
+    vp = variance_partitioning(X[i], ctl, Y, options, n_shifts=options.n_shifts, n_null_targets=r)
+    p = vp.pvalues_unique_lm()[:r]
+    out = pd.DataFrame({"model": key, "layer": chosen[i], "roi": list(rois), "r2_controls": vp.r2_controls[:r],
+                        "r2_lm": vp.r2_lm[:r], "r2_joint": vp.r2_joint[:r], "unique_lm": vp.unique_lm[:r],
+                        "unique_controls": vp.unique_controls[:r], "shared": vp.shared[:r],
+                        "r_joint": vp.r_joint[:r]})
+    return out.assign(**_partition_null_columns(vp, p, significance),
+                      **_subject_partition_columns(vp.unique_lm[r:].reshape(-1, r) if single else None, r, seed))
+
+
+def _partition_null_columns(vp, p: np.ndarray, significance: float) -> dict[str, np.ndarray]:
+    """The refitted shift null of the group-level unique R^2: its mean and SD, p per ROI and FDR q across ROIs."""
+    if vp.null_unique_lm is None or not len(vp.null_unique_lm):
+        nan = np.full(p.shape, np.nan)
+        return {"unique_lm_null_mean": nan, "unique_lm_null_sd": nan, "unique_lm_p": nan, "unique_lm_q": nan,
+                "n_shifts": 0}
+    q = fdr_correction(p, significance).qvalues
+    nu = vp.null_unique_lm
+    return {"unique_lm_null_mean": nu.mean(axis=0), "unique_lm_null_sd": nu.std(axis=0), "unique_lm_p": p,
+            "unique_lm_q": q, "n_shifts": len(nu)}
+
+
+def _subject_partition_columns(unique: np.ndarray | None, n_rois: int, seed: int) -> dict[str, np.ndarray]:
+    """The subjects' unique R^2 ``(n_subjects, n_rois)`` of the same layer (no null): the mean over subjects
+    with a bootstrap 95 % CI over subjects (NaN when None: no single level in the spec)."""
+    if unique is None:
+        nan = np.full(n_rois, np.nan)
+        return {"single_unique_lm_mean": nan, "single_unique_lm_ci_low": nan, "single_unique_lm_ci_high": nan}
+    lo, hi = bootstrap_ci_subjects(unique, n_boot=2000, seed=seed)
+    return {"single_unique_lm_mean": unique.mean(axis=0), "single_unique_lm_ci_low": lo,
+            "single_unique_lm_ci_high": hi}
 
 
 def fmri_alignment(models: dict[str, tuple[Features, list[int] | None]], subjects: list[SubjectData],
@@ -232,9 +284,12 @@ def fmri_alignment(models: dict[str, tuple[Features, list[int] | None]], subject
             ls = LEVEL_FUNCTIONS[level](X, data, options, progress=progress)
             out["fmri_scores"].append(_level_rows(ls, key, level, chosen, n_layers, labels, rois))
             out["fmri_best"].append(_best_rows(ls, key, level, chosen, n_layers, labels, rois, ceiling[level]))
+            out["fmri_calibration"].append(calibration_rows(ls, key, level, rois, n_vol, alpha=significance,
+                                                            seed=seed))
             if level == "group" and partition and key != CONTROL_MODEL:
                 out["fmri_variance_partition"].append(
-                    _partition_rows(key, X, chosen, ls, data, subjects, stim, tr, rois, options, word_controls))
+                    _partition_rows(key, X, chosen, ls, data, subjects, stim, tr, rois, options, word_controls,
+                                    significance, "single" in levels, seed))
             if level == "group":
                 best, _, _ = ls.max_over_layers()
                 for j, roi in enumerate(rois):

@@ -93,6 +93,75 @@ def plot_null_vs_observed(null: pd.DataFrame, model: str):
     return fig
 
 
+def plot_subject_nulls(best: pd.DataFrame, model: str, level: str = "single"):
+    """Per ROI, every subject's observed best-layer r (red) beside the median and 95th percentile of its
+    max-over-layers null (grey bar: the score it must beat), subjects sorted by observed r."""
+    d0 = best[(best["model"] == model) & (best["level"] == level)]
+    rois = list(dict.fromkeys(d0["roi"]))
+    fig, axes = _grid(len(rois), size=2.6)
+    for ax, roi in zip(axes, rois):
+        d = d0[d0["roi"] == roi].sort_values("r").reset_index(drop=True)
+        x = np.arange(len(d))
+        ax.vlines(x, d["null_max_median"], d["null_max_q95"], color="0.6", lw=2.5)
+        ax.plot(x, d["r"], "o", color="tab:red", ms=3)
+        ax.axhline(0, color="0.7", lw=0.6)
+        ax.set_title(roi, fontsize=8)
+        ax.set_xticks([])
+    fig.supxlabel(f"{model}, {level} subjects (sorted): observed best-layer r (red) vs the null's median-95th "
+                  "percentile (grey)", fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_calibration(cal: pd.DataFrame, model: str):
+    """The run's own null, each shifted copy in turn playing the data: mean of the headline score under the
+    null (left, target 0 +- .02) and the false-positive rates of the tests at alpha (right, band [.02, .08])
+    per ROI and level."""
+    import matplotlib.pyplot as plt
+
+    d = cal[(cal["model"] == model) & (cal["roi"] != "all")]
+    rois = list(dict.fromkeys(d["roi"]))
+    levels = list(dict.fromkeys(d["level"]))
+    fig, (a0, a1) = plt.subplots(1, 2, figsize=(9, 3.2), dpi=110)
+    tests = [("fpr_best", "best layer (corrected)", "o"), ("fpr_group", "group over subjects", "s")]
+    for i, level in enumerate(levels):
+        dl = d[d["level"] == level].set_index("roi").reindex(rois)
+        x = np.arange(len(rois)) + (i - (len(levels) - 1) / 2) * 0.8 / max(len(levels), 1)
+        a0.plot(x, dl["null_mean"], "o", label=level)
+        for col, name, marker in tests:
+            if dl[col].notna().any():
+                a1.plot(x, dl[col], marker, label=f"{level}: {name}", ms=4)
+    a0.axhspan(-0.02, 0.02, color="0.9")
+    a0.axhline(0, color="0.5", lw=0.6)
+    a0.set_ylabel("null mean of the headline r")
+    alpha = float(d["alpha"].iloc[0]) if len(d) else 0.05
+    a1.axhspan(0.02, 0.08, color="0.9")
+    a1.axhline(alpha, color="0.5", lw=0.6)
+    a1.set_ylabel(f"false-positive rate at alpha = {alpha:g}")
+    for ax in (a0, a1):
+        ax.set_xticks(range(len(rois)), rois, fontsize=7)
+        ax.legend(fontsize=6, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def calibration_text(cal: pd.DataFrame, model: str) -> str:
+    """One sentence per level: the measured null mean and false-positive rates over all ROIs."""
+    d = cal[(cal["model"] == model) & (cal["roi"] == "all")]
+    parts = []
+    for _, row in d.iterrows():
+        s = (f"{row['level']} level ({int(row['n_shifts'])} shifts): null mean {row['null_mean']:+.3f}, "
+             f"false-positive rate of the best-layer test {row['fpr_best']:.3f}")
+        if pd.notna(row["fpr_group"]):
+            s += f", of the group test over subjects {row['fpr_group']:.3f} (sign-flip {row['fpr_group_signflip']:.3f})"
+        parts.append(s)
+    return (f"Calibration of this run's own null for {model} (each refitted shifted copy in turn taken as the data "
+            f"and tested against the others, alpha = {float(d['alpha'].iloc[0]) if len(d) else 0.05:g}): "
+            + "; ".join(parts) + ". Target: null mean within +-0.02 of 0, false-positive rate within "
+            "[.02, .08]; a per-ROI rate is a proportion of about n_shifts copies (SE ~ .02 at 100 shifts). "
+            "benchmarks/bench_fmri_null.py is the many-shift version of this check.")
+
+
 def plot_best_layers(best: pd.DataFrame):
     """Best relative layer per ROI at the group level, one marker series per model."""
     g = best[(best["level"] == "group") & (best["best_relative_layer"].notna())]
@@ -132,8 +201,10 @@ def summary_text(summary: pd.DataFrame, ceilings: pd.DataFrame, n_subjects: int,
                      f"{row['single_median_r_ci_high']:.2f}].")
     others = summary.groupby("model", sort=False)["group_r"].mean().sort_values(ascending=False)
     parts.append("Mean group-level best-layer r over ROIs: " + "; ".join(f"{m} {v:.2f}" for m, v in others.items())
-                 + ". Baselines (the low-level controls, and random-weight twins where the spec lists them) are "
-                 "findings, not targets: they are reported with the same statistics.")
+                 + ". Baselines (the low-level controls; where the spec asks for them, random-weight twins "
+                 "'<model>@random' and shuffled-word baselines '<model>@shuffled', the same model on the story's "
+                 "words in a random order, each word's features put back at its own time) are findings, not "
+                 "targets: they are reported with the same statistics and CIs.")
     return " ".join(parts)
 
 
@@ -160,11 +231,22 @@ def fmri_sections(tables: dict[str, pd.DataFrame]) -> list[Section]:
                                 "shifts of at least the spec's min_shift volumes): the score is centred on 0 "
                                 "under the null, and the observed score is compared with it.",
                                 [(f"null_vs_observed_{model}", plot_null_vs_observed(null, model))], []))
+    cal = tables.get("fmri_calibration")
+    if cal is not None and len(cal) and null is not None and len(null):
+        figs_c = [(f"calibration_{model}", plot_calibration(cal, model))]
+        best = tables["fmri_best"]
+        if "null_max_q95" in best and ((best["model"] == model) & (best["level"] == "single")).any():
+            figs_c.insert(0, (f"single_null_vs_observed_{model}", plot_subject_nulls(best, model)))
+        sections.append(Section("Calibration of the null", calibration_text(cal, model), figs_c,
+                                [("null mean and false-positive rates (this run's own null)", cal)]))
     if "fmri_variance_partition" in tables and len(tables["fmri_variance_partition"]):
         sections.append(Section("Beyond the low-level controls", "Variance partitioning on the group mean at each "
                                 "model's best layer: cross-validated R^2 of the controls alone (word rate, sound "
                                 "power), the model alone and both (banded ridge); unique_lm is what the model adds "
-                                "beyond the controls (no null for it yet).", [],
+                                "beyond the controls, tested against the same refitted circular shifts of the "
+                                "targets (all three fits refitted: unique_lm_null_mean, unique_lm_p, FDR "
+                                "unique_lm_q across ROIs); single_unique_lm_*: the subjects' mean unique R^2 "
+                                "with a bootstrap 95 % CI over subjects (no null at that level).", [],
                                 [("variance partition", tables["fmri_variance_partition"])]))
     if "fmri_group" in tables:
         sections.append(Section("Group-level tests", "Subjects' best-layer scores minus their own null means: "
