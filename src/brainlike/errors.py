@@ -24,9 +24,12 @@ class NeuralDataError(BrainlikeError):
 class RunInterrupted(KeyboardInterrupt):
     """Ctrl-C during a long run, with how far it got (finished work is kept; the same command resumes).
 
-    Attributes:
-        done / total: units of work finished (including those reused from an earlier run) and planned.
-        unit: what a unit is (e.g. "layer-chunk fits").
+    Attributes
+    ----------
+    done, total : int
+        units of work finished (including those reused from an earlier run) and planned.
+    unit : str
+        what a unit is (e.g. "layer-chunk fits").
     """
 
     def __init__(self, done: int, total: int, unit: str) -> None:

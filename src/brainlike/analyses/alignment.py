@@ -26,7 +26,9 @@ def significant_channels(scores: pd.DataFrame, alpha: float = 0.05) -> pd.DataFr
     layers, BH across channels), which assumes independent samples and is therefore liberal for
     autocorrelated data — use permutation p-values for papers.
 
-    Returns:
+    Returns
+    -------
+    pd.DataFrame
         columns ``model, subject, channel, p_channel, q, significant``.
     """
     n_layers = scores.groupby(["model", "subject"])["layer"].nunique()
@@ -53,7 +55,9 @@ def significant_channels(scores: pd.DataFrame, alpha: float = 0.05) -> pd.DataFr
 def brain_scores(scores: pd.DataFrame, significance: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Brain score per model: peak over layers of the mean r over significant channels.
 
-    Returns:
+    Returns
+    -------
+    tuple[pd.DataFrame, pd.DataFrame]
         ``(summary, curve)``: summary has one row per model (``brain_score``, ``peak_layer``,
         ``peak_relative_layer``, ``n_channels``, ``n_significant``, ``basis``: "significant channels", or
         "all channels (none significant)" when no channel of any model is significant); curve has the layer-wise mean r
@@ -96,13 +100,19 @@ def hierarchy_alignment(
 ) -> pd.DataFrame:
     """Spearman correlation between channels' hierarchy position and their best relative layer, per model.
 
-    Args:
-        best: from :func:`best_relative_layers` (restrict it to significant channels first).
-        position: the column giving each channel's position in the processing hierarchy (a region order,
-            a distance from primary auditory cortex, a latency).
-        n_boot: bootstrap resamples of channels for the confidence interval.
+    Parameters
+    ----------
+    best : pd.DataFrame
+        from :func:`best_relative_layers` (restrict it to significant channels first).
+    position : str
+        the column giving each channel's position in the processing hierarchy (a region order,
+        a distance from primary auditory cortex, a latency).
+    n_boot : int
+        bootstrap resamples of channels for the confidence interval.
 
-    Returns:
+    Returns
+    -------
+    pd.DataFrame
         one row per model: ``rho``, ``p`` (Spearman), ``ci_low``, ``ci_high``, ``n_channels``.
     """
     if position not in best.columns:
@@ -144,14 +154,20 @@ def capability_correlation(
 ) -> pd.DataFrame:
     """Correlation across models of brain score / hierarchy alignment with capability.
 
-    Args:
-        per_model: one row per model with the ``metrics`` columns.
-        capability: one row per model with ``capability_column`` (higher = more capable; pass
-            ``-bits_per_byte`` for perplexity-based capability).
-        n_boot: bootstrap resamples of models for the CIs of Pearson r and Spearman rho (percentile;
-            resamples whose values are all tied are dropped).
+    Parameters
+    ----------
+    per_model : pd.DataFrame
+        one row per model with the ``metrics`` columns.
+    capability : pd.DataFrame
+        one row per model with ``capability_column`` (higher = more capable; pass
+        ``-bits_per_byte`` for perplexity-based capability).
+    n_boot : int
+        bootstrap resamples of models for the CIs of Pearson r and Spearman rho (percentile;
+        resamples whose values are all tied are dropped).
 
-    Returns:
+    Returns
+    -------
+    pd.DataFrame
         one row per metric: ``pearson_r`` (``pearson_ci_low``, ``pearson_ci_high``), ``spearman_rho``
         (``spearman_ci_low``, ``spearman_ci_high``), ``p_perm`` (two-sided permutation p-value of Pearson r
         over model labels; exact enumeration of all n! orders when there are at most 8 models, else

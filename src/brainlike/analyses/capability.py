@@ -42,7 +42,9 @@ def bits_per_byte(
     A BOS token is prepended when the tokenizer adds one, so the first token is predicted too; without
     one the first token is never scored (its bits are missing from T: the numbers are a slight lower bound).
 
-    Returns:
+    Returns
+    -------
+    dict
         dict with ``bits_per_byte``, ``bits_per_word``, ``total_bits``, ``nats_per_token``, ``n_tokens``
         (scored), ``n_bytes``, ``n_words``.
     """
@@ -122,7 +124,9 @@ def pseudo_log_likelihood(
     the token masked), ``pll_bits_per_byte`` = T / UTF-8 bytes and ``pll_bits_per_word`` = T / whitespace
     words. Not comparable with causal bits (it conditions on both sides); use it within encoders only.
 
-    Returns:
+    Returns
+    -------
+    dict
         dict with ``pll_bits_per_byte``, ``pll_bits_per_word``, ``total_bits``, ``n_tokens``, ``n_bytes``,
         ``n_words``.
     """

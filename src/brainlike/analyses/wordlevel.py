@@ -35,15 +35,23 @@ WORD_KEYS = ("item", "position")
 class WordLevelOptions:
     """What the word-level analysis fits.
 
-    Attributes:
-        predictors: model variables of every fit (``surprisal``, ``entropy``).
-        covariates: table columns added to every fit (e.g. ``length``, ``position``, ``frequency``,
-            ``baseline``); the ones missing from a table are skipped.
-        ci: level of every interval.
-        n_splits: random halves of the subjects for the split-half ceiling.
-        partial: also the partial correlation of surprisal with the response given the covariates.
-        mixed: also the mixed model (random intercept per subject); ``mixed_item`` adds one per item.
-        seed: seed of the splits.
+    Attributes
+    ----------
+    predictors : tuple[str, ...]
+        model variables of every fit (``surprisal``, ``entropy``).
+    covariates : tuple[str, ...]
+        table columns added to every fit (e.g. ``length``, ``position``, ``frequency``,
+        ``baseline``); the ones missing from a table are skipped.
+    ci : float
+        level of every interval.
+    n_splits : int
+        random halves of the subjects for the split-half ceiling.
+    partial : bool
+        also the partial correlation of surprisal with the response given the covariates.
+    mixed : bool
+        also the mixed model (random intercept per subject); ``mixed_item`` adds one per item.
+    seed : int
+        seed of the splits.
     """
 
     predictors: tuple[str, ...] = ("surprisal", "entropy")
@@ -149,12 +157,18 @@ def subject_matrix(table: pd.DataFrame, response: str) -> tuple[np.ndarray, pd.D
 class WordSplitHalf:
     """Split-half reliability of the across-subject average response per word.
 
-    Attributes:
-        split_half_r: mean over splits of the Pearson r (over words) between the two half-averages.
-        reliability: Spearman-Brown ``2 r / (1 + r)`` of ``split_half_r``: of the average over all subjects.
-        ceiling: ``sqrt(max(reliability, 0))``: the highest r a perfect predictor reaches against the average.
-        low, high: percentile interval (level ``ci``) of the per-split corrected reliabilities.
-        n_splits: splits used; n_subjects: subjects.
+    Attributes
+    ----------
+    split_half_r : float
+        mean over splits of the Pearson r (over words) between the two half-averages.
+    reliability : float
+        Spearman-Brown ``2 r / (1 + r)`` of ``split_half_r``: of the average over all subjects.
+    ceiling : float
+        ``sqrt(max(reliability, 0))``: the highest r a perfect predictor reaches against the average.
+    low, high : float
+        percentile interval (level ``ci``) of the per-split corrected reliabilities.
+    n_splits : int
+        splits used; n_subjects: subjects.
     """
 
     split_half_r: float

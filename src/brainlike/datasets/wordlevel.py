@@ -64,8 +64,10 @@ class WordLevelConfig(StrictModel):
 def read_table(path: str | Path) -> pd.DataFrame:
     """A word-level table from ``.tsv``/``.txt`` (tab), ``.csv`` or ``.parquet``.
 
-    Raises:
-        BrainlikeError: the file is missing or has another suffix.
+    Raises
+    ------
+    BrainlikeError
+        the file is missing or has another suffix.
     """
     path = Path(path)
     if not path.exists():
@@ -91,9 +93,11 @@ def tidy_table(config: WordLevelConfig) -> pd.DataFrame:
     ``length``, the responses (NaN where rejected; logged with ``transform: log``), ``reject`` and the
     covariates, sorted by subject, item and position.
 
-    Raises:
-        BrainlikeError: a mapped column is missing, a response is not numeric, a (subject, item, position)
-            repeats, or one (item, position) has different words for different subjects.
+    Raises
+    ------
+    BrainlikeError
+        a mapped column is missing, a response is not numeric, a (subject, item, position)
+        repeats, or one (item, position) has different words for different subjects.
     """
     raw = read_table(config.path)
     src = str(config.path)
@@ -188,11 +192,16 @@ WORDLEVEL = WordLevelDataset()
 class ExampleTable:
     """What :func:`write_example` wrote.
 
-    Attributes:
-        path: the table.
-        slope: planted response units (uV) per bit of surprisal.
-        model: the model whose surprisal was planted; context: its context mode.
-        n_subjects: subjects; n_words: distinct words.
+    Attributes
+    ----------
+    path : Path
+        the table.
+    slope : float
+        planted response units (uV) per bit of surprisal.
+    model : str
+        the model whose surprisal was planted; context: its context mode.
+    n_subjects : int
+        subjects; n_words: distinct words.
     """
 
     path: Path

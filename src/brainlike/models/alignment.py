@@ -18,12 +18,18 @@ from brainlike.errors import ModelError
 class TokenizedWords:
     """A word sequence tokenized as one text.
 
-    Attributes:
-        input_ids: ``(n_tokens,)`` int64 token ids, without special tokens.
-        word_start: ``(n_words,)`` index of each word's first token.
-        word_end: ``(n_words,)`` one past each word's last token (``word_end > word_start``).
-        prefix: special token ids the tokenizer puts before a sequence (e.g. BOS, ``[CLS]``).
-        suffix: special token ids it puts after one (e.g. ``[SEP]``).
+    Attributes
+    ----------
+    input_ids : np.ndarray
+        ``(n_tokens,)`` int64 token ids, without special tokens.
+    word_start : np.ndarray
+        ``(n_words,)`` index of each word's first token.
+    word_end : np.ndarray
+        ``(n_words,)`` one past each word's last token (``word_end > word_start``).
+    prefix : tuple[int, ...]
+        special token ids the tokenizer puts before a sequence (e.g. BOS, ``[CLS]``).
+    suffix : tuple[int, ...]
+        special token ids it puts after one (e.g. ``[SEP]``).
     """
 
     input_ids: np.ndarray
@@ -55,8 +61,10 @@ def special_tokens(tokenizer) -> tuple[tuple[int, ...], tuple[int, ...]]:
 def tokenize_words(tokenizer, words: tuple[str, ...] | list[str]) -> TokenizedWords:
     """Tokenize ``words`` (joined by spaces) and map every word to its tokens.
 
-    Raises:
-        ModelError: the tokenizer is not a fast tokenizer, or a word received no token.
+    Raises
+    ------
+    ModelError
+        the tokenizer is not a fast tokenizer, or a word received no token.
     """
     if not getattr(tokenizer, "is_fast", False):
         raise ModelError("word alignment needs a fast tokenizer (return_offsets_mapping)")

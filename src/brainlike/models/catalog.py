@@ -22,18 +22,30 @@ from brainlike.models.registry import ModelEntry, registered_models, resolve_mod
 class ModelInfo:
     """One row of `brainlike models`.
 
-    Attributes:
-        name: registered name.
-        family: architecture family (``llama``, ``bert``, ``gemma3``, ``qwen2``, ``glove``, ...).
-        kind: ``causal``, ``encoder`` or ``static``.
-        n_params: parameters (``None`` when unknown).
-        n_layers: transformer blocks (0 for static vectors: one hidden state).
-        hidden_size: width of the hidden states.
-        licence: licence of the weights.
-        installed: whether the model resolves offline here.
-        install: ``"yes"`` or what to run to install it.
-        source: ``"config"`` (read from the installed files) or ``"record"`` (the static record).
-        description: one line.
+    Attributes
+    ----------
+    name : str
+        registered name.
+    family : str
+        architecture family (``llama``, ``bert``, ``gemma3``, ``qwen2``, ``glove``, ...).
+    kind : str
+        ``causal``, ``encoder`` or ``static``.
+    n_params : int | None
+        parameters (``None`` when unknown).
+    n_layers : int | None
+        transformer blocks (0 for static vectors: one hidden state).
+    hidden_size : int | None
+        width of the hidden states.
+    licence : str
+        licence of the weights.
+    installed : bool
+        whether the model resolves offline here.
+    install : str
+        ``"yes"`` or what to run to install it.
+    source : str
+        ``"config"`` (read from the installed files) or ``"record"`` (the static record).
+    description : str
+        one line.
     """
 
     name: str

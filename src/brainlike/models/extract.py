@@ -52,14 +52,20 @@ __all__ = ["BLOCK_LIST_NAMES", "ExtractionOptions", "extract_features", "transfo
 class ExtractionOptions:
     """What determines the features (all of it goes into the cache key).
 
-    Attributes:
-        pooling: ``"last"`` (a word's vector = its last token's; default) or ``"mean"`` over its tokens.
-        context_tokens: ``None`` for the longest context the model takes (overlapping windows), or an exact
-            number of preceding tokens per word.
-        max_window: cap on the window length in tokens (``None`` = the model's position limit, at most
-            ``2048`` on CPU to keep attention memory bounded).
-        dtype: model compute dtype, ``"float32"`` or ``"float16"``/``"bfloat16"``; features are float32.
-        batch_size: sequences per forward pass.
+    Attributes
+    ----------
+    pooling : str
+        ``"last"`` (a word's vector = its last token's; default) or ``"mean"`` over its tokens.
+    context_tokens : int | None
+        ``None`` for the longest context the model takes (overlapping windows), or an exact
+        number of preceding tokens per word.
+    max_window : int | None
+        cap on the window length in tokens (``None`` = the model's position limit, at most
+        ``2048`` on CPU to keep attention memory bounded).
+    dtype : str
+        model compute dtype, ``"float32"`` or ``"float16"``/``"bfloat16"``; features are float32.
+    batch_size : int
+        sequences per forward pass.
     """
 
     pooling: str = "last"
@@ -270,18 +276,26 @@ def extract_features(
 ) -> Features:
     """Hidden states of every layer (embeddings included) for every word of ``stimulus``.
 
-    Args:
-        model: a registered name, local path, hub id, or a :class:`LoadedModel`.
-        stimulus: the words (timing is not used here; the cache key uses the words only).
-        options: :class:`ExtractionOptions`; keyword overrides (``pooling="mean"``, ``context_tokens=16``)
-            are accepted too.
-        cache_dir: cache root (default ``$BRAINLIKE_CACHE`` or ``~/.cache/brainlike``); features go to
-            ``<cache_dir>/features/<key>/features.safetensors``.
-        use_cache: read/write the cache (features are streamed to disk one layer at a time; an
-            interrupted run resumes its unfinished units; a corrupt entry is recomputed with a warning).
-            ``False`` computes in memory.
+    Parameters
+    ----------
+    model : str | LoadedModel
+        a registered name, local path, hub id, or a :class:`LoadedModel`.
+    stimulus : Stimulus
+        the words (timing is not used here; the cache key uses the words only).
+    options : ExtractionOptions | None
+        :class:`ExtractionOptions`; keyword overrides (``pooling="mean"``, ``context_tokens=16``)
+        are accepted too.
+    cache_dir : str | Path | None
+        cache root (default ``$BRAINLIKE_CACHE`` or ``~/.cache/brainlike``); features go to
+        ``<cache_dir>/features/<key>/features.safetensors``.
+    use_cache : bool
+        read/write the cache (features are streamed to disk one layer at a time; an
+        interrupted run resumes its unfinished units; a corrupt entry is recomputed with a warning).
+        ``False`` computes in memory.
 
-    Returns:
+    Returns
+    -------
+    Features
         :class:`Features` with ``layers`` of shape ``(n_layers + 1, n_words, hidden_size)``, float32 — a
         read-only memory map of the cache file when ``use_cache``. A static model (``glove-6b-50d``) gives
         one layer ``(1, n_words, dim)``, computed in memory (out-of-vocabulary rate in ``options["oov_rate"]``).

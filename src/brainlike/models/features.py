@@ -35,13 +35,18 @@ class CorruptFeaturesError(BrainlikeError):
 class Features:
     """Word-level features of one model for one stimulus.
 
-    Attributes:
-        layers: ``(n_layers + 1, n_words, hidden_size)`` float32; index 0 is the embedding layer, index
-            ``k`` the output of transformer block ``k``. After :meth:`load` (and from a cached extraction)
-            this is a read-only ``np.memmap`` over the file: index it (``layers[k]``) to read one layer.
-        model: model name.
-        words: the ``n_words`` words.
-        options: extraction options (pooling, context, dtype, ...) and provenance.
+    Attributes
+    ----------
+    layers : np.ndarray
+        ``(n_layers + 1, n_words, hidden_size)`` float32; index 0 is the embedding layer, index
+        ``k`` the output of transformer block ``k``. After :meth:`load` (and from a cached extraction)
+        this is a read-only ``np.memmap`` over the file: index it (``layers[k]``) to read one layer.
+    model : str
+        model name.
+    words : tuple[str, ...]
+        the ``n_words`` words.
+    options : dict
+        extraction options (pooling, context, dtype, ...) and provenance.
     """
 
     layers: np.ndarray
@@ -75,8 +80,10 @@ class Features:
 
         Atomic: the data go to a temporary file that is renamed into place once complete.
 
-        Raises:
-            BrainlikeError: ``path`` is an existing folder (nothing is written), or cannot be written.
+        Raises
+        ------
+        BrainlikeError
+            ``path`` is an existing folder (nothing is written), or cannot be written.
         """
         path = Path(path)
         if path.is_dir():
@@ -99,13 +106,18 @@ class Features:
     def load(cls, path: str | Path, verify: bool = False) -> Features:
         """Open a feature file; ``layers`` is a read-only memory map (nothing is read until indexed).
 
-        Args:
-            path: a file written by :meth:`save` or by extraction.
-            verify: recompute the SHA-256 of the header and of every layer and compare them with the
-                sidecar (which must exist).
+        Parameters
+        ----------
+        path : str | Path
+            a file written by :meth:`save` or by extraction.
+        verify : bool
+            recompute the SHA-256 of the header and of every layer and compare them with the
+            sidecar (which must exist).
 
-        Raises:
-            CorruptFeaturesError: the file is truncated or malformed, or (``verify``) a checksum differs.
+        Raises
+        ------
+        CorruptFeaturesError
+            the file is truncated or malformed, or (``verify``) a checksum differs.
         """
         path = Path(path)
         if verify:
@@ -158,8 +170,10 @@ def header_bytes(n_layers: int, n_words: int, hidden: int, metadata: dict[str, s
 def read_header(path: str | Path) -> tuple[dict, int]:
     """The parsed JSON header of a safetensors file and the byte offset where its data start.
 
-    Raises:
-        CorruptFeaturesError: the file is shorter than its header says, or the header is not JSON.
+    Raises
+    ------
+    CorruptFeaturesError
+        the file is shorter than its header says, or the header is not JSON.
     """
     path = Path(path)
     try:
@@ -192,7 +206,9 @@ def checksum_path(path: str | Path) -> Path:
 def compute_checksums(path: str | Path) -> dict:
     """SHA-256 of the header and of each layer's bytes of a feature file (reads it once, in chunks).
 
-    Returns:
+    Returns
+    -------
+    dict
         ``{"algorithm": "sha256", "size": bytes, "header": hex, "layers": [hex, ...]}``.
     """
     path = Path(path)
@@ -210,9 +226,11 @@ def compute_checksums(path: str | Path) -> dict:
 def verify_checksums(path: str | Path) -> None:
     """Compare a feature file with its sidecar checksums.
 
-    Raises:
-        CorruptFeaturesError: the sidecar is missing or unreadable, or the size, header or a layer differs
-            (the message names the first layer that differs).
+    Raises
+    ------
+    CorruptFeaturesError
+        the sidecar is missing or unreadable, or the size, header or a layer differs
+        (the message names the first layer that differs).
     """
     path = Path(path)
     side = checksum_path(path)

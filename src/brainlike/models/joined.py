@@ -24,13 +24,20 @@ from brainlike.errors import BrainlikeError, ModelError
 class SplitModel:
     """A file split over packages.
 
-    Attributes:
-        name: the model's registered name (and its cache folder).
-        file_name: the joined file's name.
-        parts: ``(module, file inside the module's folder)`` in join order.
-        size: bytes of the joined file.
-        sha256: hex SHA-256 of the joined file (computed once from the published parts and pinned).
-        pip: the install line named in errors.
+    Attributes
+    ----------
+    name : str
+        the model's registered name (and its cache folder).
+    file_name : str
+        the joined file's name.
+    parts : tuple[tuple[str, str], ...]
+        ``(module, file inside the module's folder)`` in join order.
+    size : int
+        bytes of the joined file.
+    sha256 : str
+        hex SHA-256 of the joined file (computed once from the published parts and pinned).
+    pip : str
+        the install line named in errors.
     """
 
     name: str
@@ -58,8 +65,10 @@ _OK: set[tuple[str, int, int]] = set()
 def part_paths(model: SplitModel) -> list[Path]:
     """The installed part files in join order.
 
-    Raises:
-        ModelError: a part package is not installed or its file is missing (names the pip line).
+    Raises
+    ------
+    ModelError
+        a part package is not installed or its file is missing (names the pip line).
     """
     paths, missing = [], []
     for module, rel in model.parts:
@@ -112,9 +121,11 @@ def _join(parts: list[Path], dest: Path) -> str:
 def joined_gguf(model: SplitModel, cache_dir: Path | None = None) -> Path:
     """The joined, verified file of ``model`` in ``<cache>/models/<name>/`` (joined on first use).
 
-    Raises:
-        ModelError: a part is missing; the parts do not add up to the pinned size; the joined file's
-            SHA-256 differs from the pinned one (a damaged or different part set).
+    Raises
+    ------
+    ModelError
+        a part is missing; the parts do not add up to the pinned size; the joined file's
+        SHA-256 differs from the pinned one (a damaged or different part set).
     """
     from brainlike.cache import CacheEntry, default_cache_dir
     from brainlike.fileio import atomic_write, atomic_write_json

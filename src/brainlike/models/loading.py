@@ -44,16 +44,25 @@ _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch
 class LoadedModel:
     """A model ready for feature extraction.
 
-    Attributes:
-        entry: where it came from.
-        model: the transformers module (eval mode); for a static model its
-            :class:`~brainlike.models.static.StaticEmbeddings`.
-        tokenizer: a *fast* tokenizer (offsets are needed for word alignment); ``None`` for a static model.
-        kind: ``"causal"``, ``"encoder"`` or ``"static"`` (one context-free vector per word, ``n_layers=0``).
-        n_layers: transformer blocks; hidden states have ``n_layers + 1`` entries (embeddings first).
-        hidden_size: width of the residual stream.
-        max_tokens: the longest input the model takes (its position limit).
-        fingerprint: content identity used in cache keys.
+    Attributes
+    ----------
+    entry : ModelEntry
+        where it came from.
+    model : torch.nn.Module
+        the transformers module (eval mode); for a static model its
+        :class:`~brainlike.models.static.StaticEmbeddings`.
+    tokenizer : object
+        a *fast* tokenizer (offsets are needed for word alignment); ``None`` for a static model.
+    kind : str
+        ``"causal"``, ``"encoder"`` or ``"static"`` (one context-free vector per word, ``n_layers=0``).
+    n_layers : int
+        transformer blocks; hidden states have ``n_layers + 1`` entries (embeddings first).
+    hidden_size : int
+        width of the residual stream.
+    max_tokens : int
+        the longest input the model takes (its position limit).
+    fingerprint : str
+        content identity used in cache keys.
     """
 
     entry: ModelEntry
@@ -107,9 +116,11 @@ def load_model(
     the name ``<model>@random:<seed>``). ``allow_pickle_weights`` permits ``.bin``/``.pt`` pickle weights
     when a model has no safetensors (off by default: unpickling can run code).
 
-    Raises:
-        ModelError: the model cannot be found or loaded, has only pickle weights (without the opt-in), or
-            a weight file is damaged (the message names the file and what to do).
+    Raises
+    ------
+    ModelError
+        the model cannot be found or loaded, has only pickle weights (without the opt-in), or
+        a weight file is damaged (the message names the file and what to do).
     """
     from transformers import AutoConfig, AutoTokenizer
 

@@ -74,10 +74,14 @@ DOWN_PROJECTIONS: tuple[str, ...] = (
 class NeuronSite:
     """Where the neurons of one transformer block are read.
 
-    Attributes:
-        layer: block number, 1-based (block ``k`` writes hidden state ``k`` of :class:`Features`).
-        module_name: dotted name of the down-projection module whose *input* is captured.
-        n_neurons: MLP hidden width of this block (the down-projection's input size).
+    Attributes
+    ----------
+    layer : int
+        block number, 1-based (block ``k`` writes hidden state ``k`` of :class:`Features`).
+    module_name : str
+        dotted name of the down-projection module whose *input* is captured.
+    n_neurons : int
+        MLP hidden width of this block (the down-projection's input size).
     """
 
     layer: int
@@ -109,13 +113,18 @@ def find_neuron_sites(model: torch.nn.Module | LoadedModel, layers: Sequence[int
     Known module paths (:data:`DOWN_PROJECTIONS`) are tried first; otherwise the one linear layer of the
     block mapping ``config.intermediate_size`` to ``config.hidden_size`` is used.
 
-    Args:
-        model: a transformers model or a :class:`LoadedModel`.
-        layers: 1-based block numbers to keep (default all).
+    Parameters
+    ----------
+    model : torch.nn.Module | LoadedModel
+        a transformers model or a :class:`LoadedModel`.
+    layers : Sequence[int] | None
+        1-based block numbers to keep (default all).
 
-    Raises:
-        ModelError: the architecture's MLP cannot be found unambiguously (the message lists what was
-            searched), e.g. a mixture-of-experts MLP.
+    Raises
+    ------
+    ModelError
+        the architecture's MLP cannot be found unambiguously (the message lists what was
+        searched), e.g. a mixture-of-experts MLP.
     """
     module = model.model if isinstance(model, LoadedModel) else model
     config = module.config.get_text_config() if hasattr(module.config, "get_text_config") else module.config
@@ -155,14 +164,20 @@ def find_neuron_sites(model: torch.nn.Module | LoadedModel, layers: Sequence[int
 class NeuronOptions:
     """What determines the neuron activations (all of it enters the cache key).
 
-    Attributes:
-        level: ``"word"`` (one row per word; default) or ``"token"`` (one row per token).
-        pooling: word level: ``"last"`` (a word's activation = its last token's, as in brainlike's
-            features) or ``"mean"`` over its tokens.
-        layers: 1-based block numbers (``None`` = all blocks).
-        max_window: window length in tokens (``None`` = the model's limit, at most 1024); windows overlap
-            by half. Smaller windows lower the peak memory (one window's rows are held at once).
-        chunk_rows: rows (words/tokens) per chunk file; with the window this bounds the memory.
+    Attributes
+    ----------
+    level : str
+        ``"word"`` (one row per word; default) or ``"token"`` (one row per token).
+    pooling : str
+        word level: ``"last"`` (a word's activation = its last token's, as in brainlike's
+        features) or ``"mean"`` over its tokens.
+    layers : tuple[int, ...] | None
+        1-based block numbers (``None`` = all blocks).
+    max_window : int | None
+        window length in tokens (``None`` = the model's limit, at most 1024); windows overlap
+        by half. Smaller windows lower the peak memory (one window's rows are held at once).
+    chunk_rows : int
+        rows (words/tokens) per chunk file; with the window this bounds the memory.
     """
 
     level: str = "word"
@@ -191,14 +206,22 @@ _CHUNK = re.compile(r"chunk_(\d{8})_(\d{8})\.safetensors$")
 class NeuronActivations:
     """Neuron activations of one model for one stimulus, stored as chunk files (read lazily).
 
-    Attributes:
-        path: the activation folder.
-        model: model name.
-        words: the stimulus words.
-        level: ``"word"`` or ``"token"``.
-        layers: 1-based block numbers stored, e.g. ``(1, 2, 3, 4, 5)``.
-        layer_sizes: neurons per stored block.
-        word_index: ``(n_rows,)`` int64, the word each row belongs to (``arange(n_words)`` at word level).
+    Attributes
+    ----------
+    path : str | Path
+        the activation folder.
+    model : str
+        model name.
+    words : list of str
+        the stimulus words.
+    level : str
+        ``"word"`` or ``"token"``.
+    layers : tuple of int
+        1-based block numbers stored, e.g. ``(1, 2, 3, 4, 5)``.
+    layer_sizes : tuple of int
+        neurons per stored block.
+    word_index : ndarray of shape (n_rows,), int64
+        ``(n_rows,)`` int64, the word each row belongs to (``arange(n_words)`` at word level).
     """
 
     def __init__(self, path: str | Path):
@@ -419,20 +442,30 @@ def extract_neurons(
     folder is locked while it is written. Nothing in the folder is ever deleted: chunks are overwritten
     in place, and a folder holding another extraction is refused.
 
-    Args:
-        model: a registered name, local path, hub id or :class:`LoadedModel`.
-        stimulus: the words (timing is not used here).
-        options: :class:`NeuronOptions`; keyword overrides (``level="token"``, ``chunk_rows=64``) work too.
-        out_dir: the activation folder (default ``<cache>/neurons/<key>``, a content-hash key of model,
-            words and options).
-        use_cache: reuse a complete folder and resume an incomplete one; ``False`` recomputes from scratch.
+    Parameters
+    ----------
+    model : str | LoadedModel
+        a registered name, local path, hub id or :class:`LoadedModel`.
+    stimulus : Stimulus
+        the words (timing is not used here).
+    options : NeuronOptions | None
+        :class:`NeuronOptions`; keyword overrides (``level="token"``, ``chunk_rows=64``) work too.
+    out_dir : str | Path | None
+        the activation folder (default ``<cache>/neurons/<key>``, a content-hash key of model,
+        words and options).
+    use_cache : bool
+        reuse a complete folder and resume an incomplete one; ``False`` recomputes from scratch.
 
-    Returns:
+    Returns
+    -------
+    NeuronActivations
         :class:`NeuronActivations` reading ``(n_rows, n_neurons)`` float32 activations (rows = words or
         tokens; units = the model's activation values, e.g. SiLU(gate)·up for Llama).
 
-    Raises:
-        BrainlikeError: ``out_dir`` is a file, or holds the activations of another extraction.
+    Raises
+    ------
+    BrainlikeError
+        ``out_dir`` is a file, or holds the activations of another extraction.
     """
     options = options or NeuronOptions()
     if option_overrides:

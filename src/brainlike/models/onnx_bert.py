@@ -46,10 +46,14 @@ _LAYER = re.compile(r"(?:^|\.)(embeddings\..+|encoder\.layer\.\d+\..+|pooler\..+
 class OnnxBert:
     """What was read off the graph.
 
-    Attributes:
-        config: keyword arguments of ``transformers.BertConfig``.
-        state: BertModel parameter name -> array (``nn.Linear`` weights ``(out, in)``, float32).
-        hidden_outputs: graph value names of the ``num_hidden_layers + 1`` hidden states, in order.
+    Attributes
+    ----------
+    config : dict
+        keyword arguments of ``transformers.BertConfig``.
+    state : dict[str, np.ndarray]
+        BertModel parameter name -> array (``nn.Linear`` weights ``(out, in)``, float32).
+    hidden_outputs : tuple[str, ...]
+        graph value names of the ``num_hidden_layers + 1`` hidden states, in order.
     """
 
     config: dict
@@ -60,8 +64,10 @@ class OnnxBert:
 def read_onnx_bert(path: str | Path) -> OnnxBert:
     """Map a BERT ONNX graph's initializers onto ``BertModel`` parameters and read its configuration.
 
-    Raises:
-        ModelError: the file is not an ONNX model or not a BERT encoder graph of the expected shape.
+    Raises
+    ------
+    ModelError
+        the file is not an ONNX model or not a BERT encoder graph of the expected shape.
     """
     import onnx
     from onnx import numpy_helper
@@ -132,8 +138,10 @@ def bert_from_onnx(read: OnnxBert):
     A sentence-transformers export has no pooler (``pooler.dense``, which ``AutoModel`` always builds);
     it is left at its seed-0 initialisation (brainlike reads hidden states only, never the pooler).
 
-    Raises:
-        ModelError: a parameter of the model has no counterpart in the graph, or shapes differ.
+    Raises
+    ------
+    ModelError
+        a parameter of the model has no counterpart in the graph, or shapes differ.
     """
     import torch
     from transformers import BertConfig, BertModel
@@ -159,12 +167,16 @@ def verify_against_onnx(model, tokenizer, onnx_path: str | Path, hidden_outputs:
                         sentences: tuple[str, ...] = CHECK_SENTENCES) -> dict:
     """Compare every hidden state of ``model`` with the ONNX graph's on ``sentences``.
 
-    Returns:
+    Returns
+    -------
+    dict
         ``{"sentences": n, "tokens": total, "max_abs_diff": float, "max_abs_diff_per_layer": [...],
         "tolerance": TOLERANCE}`` (differences over all token positions).
 
-    Raises:
-        ModelError: a difference exceeds :data:`TOLERANCE`.
+    Raises
+    ------
+    ModelError
+        a difference exceeds :data:`TOLERANCE`.
     """
     import onnx
     import torch
@@ -192,12 +204,16 @@ def verify_against_onnx(model, tokenizer, onnx_path: str | Path, hidden_outputs:
 def convert_onnx_bert(onnx_path: str | Path, tokenizer_dir: str | Path, out: str | Path) -> dict:
     """Write a verified Hugging Face folder (config, ``model.safetensors``, tokenizer) for an ONNX BERT.
 
-    Returns:
+    Returns
+    -------
+    dict
         the verification record (:func:`verify_against_onnx`) plus ``config`` and ``tokenizer``.
 
-    Raises:
-        ModelError: the graph is not a BERT encoder, the tokenizer's vocabulary does not fit the embedding
-            matrix, or the converted model differs from the graph.
+    Raises
+    ------
+    ModelError
+        the graph is not a BERT encoder, the tokenizer's vocabulary does not fit the embedding
+        matrix, or the converted model differs from the graph.
     """
     from transformers import AutoTokenizer
 

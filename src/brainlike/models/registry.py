@@ -38,21 +38,31 @@ from brainlike.errors import ModelError
 class ModelEntry:
     """Where a model lives and how to load it.
 
-    Attributes:
-        name: the short name used in tables (e.g. ``smollm2-135m``).
-        path: a local folder, or a hub repo id when ``source == "hub"``.
-        source: ``"local"`` (folder with config.json), ``"gguf"`` (folder + ``gguf_file``), ``"hub"``,
-            ``"static"`` (word vectors, :mod:`brainlike.models.static`) or ``"onnx"`` (a BERT graph converted
-            once to a ``BertModel``, :mod:`brainlike.models.onnx_bert`).
-        gguf_file: file name of the GGUF weights inside ``path`` (GGUF models only).
-        kind: ``"causal"`` (decoder LM), ``"encoder"`` (bidirectional, e.g. BERT), ``"static"`` (one vector
-            per word, no context) or ``"auto"``.
-        revision: hub revision (branch, tag or commit) for hub models.
-        description: one line for `brainlike models`.
-        random_seed: ``None`` for the trained weights; a seed for the random-weight twin (weights
-            initialised from the config with ``torch.manual_seed(random_seed)``).
-        extra: source-specific details (``files``: the files whose hash is the fingerprint; ``tokenizer``:
-            the folder of an ONNX model's tokenizer).
+    Attributes
+    ----------
+    name : str
+        the short name used in tables (e.g. ``smollm2-135m``).
+    path : str
+        a local folder, or a hub repo id when ``source == "hub"``.
+    source : str
+        ``"local"`` (folder with config.json), ``"gguf"`` (folder + ``gguf_file``), ``"hub"``,
+        ``"static"`` (word vectors, :mod:`brainlike.models.static`) or ``"onnx"`` (a BERT graph converted
+        once to a ``BertModel``, :mod:`brainlike.models.onnx_bert`).
+    gguf_file : str | None
+        file name of the GGUF weights inside ``path`` (GGUF models only).
+    kind : str
+        ``"causal"`` (decoder LM), ``"encoder"`` (bidirectional, e.g. BERT), ``"static"`` (one vector
+        per word, no context) or ``"auto"``.
+    revision : str | None
+        hub revision (branch, tag or commit) for hub models.
+    description : str
+        one line for `brainlike models`.
+    random_seed : int | None
+        ``None`` for the trained weights; a seed for the random-weight twin (weights
+        initialised from the config with ``torch.manual_seed(random_seed)``).
+    extra : dict
+        source-specific details (``files``: the files whose hash is the fingerprint; ``tokenizer``:
+        the folder of an ONNX model's tokenizer).
     """
 
     name: str
@@ -272,10 +282,12 @@ def resolve_model(name_or_path: str, revision: str | None = None) -> ModelEntry:
 
     ``<any of these>@random`` / ``@random:SEED`` resolves to the random-weight twin (:func:`random_twin`).
 
-    Raises:
-        ModelError: an empty name; a path that is not a model; a local weight file that is empty,
-            truncated or not of its format (the message names the file); a name that is not registered
-            but close to a registered one (the message suggests it).
+    Raises
+    ------
+    ModelError
+        an empty name; a path that is not a model; a local weight file that is empty,
+        truncated or not of its format (the message names the file); a name that is not registered
+        but close to a registered one (the message suggests it).
     """
     if not isinstance(name_or_path, str) or not name_or_path.strip():
         raise ModelError(f"a model name or path is required, got {name_or_path!r}")
@@ -323,8 +335,10 @@ def check_weights(entry: ModelEntry) -> None:
     ``*.safetensors`` file of a local folder must have a JSON header and be as long as it says. Each file
     is checked once per process while its size and modification time stay the same.
 
-    Raises:
-        ModelError: naming the file and saying what to do.
+    Raises
+    ------
+    ModelError
+        naming the file and saying what to do.
     """
     if entry.source == "hub":
         return

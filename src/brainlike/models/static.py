@@ -39,10 +39,14 @@ _CLITIC = re.compile(r"^(?P<head>.+?)(?:n't|'s|'re|'ve|'ll|'d|'m|s')$")
 class StaticEmbeddings:
     """A vocabulary and its memory-mapped vectors.
 
-    Attributes:
-        vectors: ``(vocab_size, dim)`` float32, read-only memory map.
-        index: word -> row of ``vectors``.
-        seed: ``None`` for the trained vectors, else the random twin's seed.
+    Attributes
+    ----------
+    vectors : np.ndarray
+        ``(vocab_size, dim)`` float32, read-only memory map.
+    index : dict[str, int]
+        word -> row of ``vectors``.
+    seed : int | None
+        ``None`` for the trained vectors, else the random twin's seed.
     """
 
     vectors: np.ndarray
@@ -107,8 +111,10 @@ def glove_files(folder: Path) -> tuple[Path, Path]:
 def load_static(vectors_file: Path, vocab_file: Path, seed: int | None = None) -> StaticEmbeddings:
     """Memory-map ``vectors_file`` and read the vocabulary (once per process per file).
 
-    Raises:
-        ModelError: a file is missing or unreadable, or the vocabulary and the vectors differ in length.
+    Raises
+    ------
+    ModelError
+        a file is missing or unreadable, or the vocabulary and the vectors differ in length.
     """
     import pandas as pd
 

@@ -78,15 +78,22 @@ _ROWS = 64  # positions per float64 log-softmax (bounds memory for large vocabul
 class WordPredictions:
     """Next-word predictions of one causal LM for a word sequence.
 
-    Attributes:
-        words: the ``n_words`` words.
-        surprisal: ``(n_words,)`` float64, bits: ``-log2 p(word | preceding text)``, the sum over the
-            word's tokens. NaN for the first word of a context when the model has no BOS token.
-        entropy: ``(n_words,)`` float64, bits: entropy of the next-token distribution before the word's
-            first token. NaN where ``surprisal`` is NaN for that reason.
-        n_tokens: ``(n_words,)`` int64, tokens of the word (a whitespace-only token before it included).
-        model: model name.
-        bos: whether a BOS token was prepended at each context start.
+    Attributes
+    ----------
+    words : tuple[str, ...]
+        the ``n_words`` words.
+    surprisal : np.ndarray
+        ``(n_words,)`` float64, bits: ``-log2 p(word | preceding text)``, the sum over the
+        word's tokens. NaN for the first word of a context when the model has no BOS token.
+    entropy : np.ndarray
+        ``(n_words,)`` float64, bits: entropy of the next-token distribution before the word's
+        first token. NaN where ``surprisal`` is NaN for that reason.
+    n_tokens : np.ndarray
+        ``(n_words,)`` int64, tokens of the word (a whitespace-only token before it included).
+    model : str
+        model name.
+    bos : bool
+        whether a BOS token was prepended at each context start.
     """
 
     words: tuple[str, ...]

@@ -74,8 +74,10 @@ class BIDSName:
 def parse_bids_name(path: str | Path) -> BIDSName:
     """Parse ``sub-01_ses-1_task-x_run-1_bold.nii.gz`` into entities, suffix and extension.
 
-    Raises:
-        NeuralDataError: a key that is not a BIDS entity, a malformed part, or no ``sub-`` entity.
+    Raises
+    ------
+    NeuralDataError
+        a key that is not a BIDS entity, a malformed part, or no ``sub-`` entity.
     """
     name = Path(path).name
     stem, dot, ext = name.partition(".")
@@ -124,18 +126,26 @@ def find_bids_file(
 ) -> Path:
     """The one file under ``root/sub-<label>/[ses-<label>/]<datatype>/`` matching the entities.
 
-    Args:
-        root: dataset (or derivatives pipeline) root directory.
-        datatype: ``"func"``, ``"ieeg"``, ``"anat"`` ...
-        suffix: e.g. ``"bold"`` / ``"ieeg"`` (None: names that end with an entity, as Narratives'
-            ``..._desc-clean.func.gii``); a tuple accepts several.
-        extensions: accepted extensions, e.g. ``(".nii.gz", ".nii")``.
-        **entities: ``subject="01", task="pieman", run=1, space=..., hemi="L", desc=...`` (long or short
-            keys). Entities not given may take any value.
+    Parameters
+    ----------
+    root : str | Path
+        dataset (or derivatives pipeline) root directory.
+    datatype : str
+        ``"func"``, ``"ieeg"``, ``"anat"`` ...
+    suffix : str | None | tuple
+        e.g. ``"bold"`` / ``"ieeg"`` (None: names that end with an entity, as Narratives'
+        ``..._desc-clean.func.gii``); a tuple accepts several.
+    extensions : Sequence[str]
+        accepted extensions, e.g. ``(".nii.gz", ".nii")``.
+    **entities
+        ``subject="01", task="pieman", run=1, space=..., hemi="L", desc=...`` (long or short
+        keys). Entities not given may take any value.
 
-    Raises:
-        NeuralDataError: unknown entity names, no matching file (the message shows the pattern searched),
-            or several matching files (the message lists them; add entities to choose).
+    Raises
+    ------
+    NeuralDataError
+        unknown entity names, no matching file (the message shows the pattern searched),
+        or several matching files (the message lists them; add entities to choose).
     """
     root = Path(root)
     suffixes = suffix if isinstance(suffix, tuple) else (suffix,)
@@ -267,8 +277,10 @@ def read_word_timings(
     every format: TextGrid, TSV, CSV with a header or Gentle's ``align.csv``, Gentle ``align.json``; one
     timing policy), with its errors raised as :class:`NeuralDataError` for the loaders.
 
-    Raises:
-        NeuralDataError: missing file, unknown format, no word/time columns, bad timing.
+    Raises
+    ------
+    NeuralDataError
+        missing file, unknown format, no word/time columns, bad timing.
     """
     try:
         return _read_word_timings(path, onset_shift=onset_shift, name=name, word_column=word_column, tier=tier)
@@ -316,11 +328,16 @@ def _events_stimulus(events: Path, shift: float, word_column: str | None = None)
 class BIDSRecording:
     """A loaded recording.
 
-    Attributes:
-        dataset: the :class:`NeuralDataset` (bad channels already excluded).
-        stimulus: the words heard during the recording (on the recording's clock), or None.
-        excluded: channel name → why it was excluded (marked bad, NaN, flat ...).
-        files: role (``"data"``, ``"events"``, ``"channels"``, ``"electrodes"``, ``"mask"`` ...) → path.
+    Attributes
+    ----------
+    dataset : NeuralDataset
+        the :class:`NeuralDataset` (bad channels already excluded).
+    stimulus : Stimulus | None
+        the words heard during the recording (on the recording's clock), or None.
+    excluded : dict[str, str]
+        channel name → why it was excluded (marked bad, NaN, flat ...).
+    files : dict[str, str]
+        role (``"data"``, ``"events"``, ``"channels"``, ``"electrodes"``, ``"mask"`` ...) → path.
     """
 
     dataset: NeuralDataset
@@ -597,33 +614,47 @@ def load_bids_fmri(
     Give the file (``path``) or find it with ``root`` + entities (``subject``, ``task``, ``session``,
     ``run``, ``space``, ``hemi``, ``desc``) under ``root/sub-*/[ses-*/]func/``.
 
-    Args:
-        path: ``*_bold.nii[.gz]`` or ``*.func.gii`` (for ``hemi="both"`` the ``hemi-L`` file; the
-            ``hemi-R`` file next to it is loaded too).
-        mask: for volumes: a NIfTI mask (path/image, resampled to the BOLD grid with nearest neighbour)
-            or a boolean array; without it, voxels that are zero at every time point are treated as
-            outside the brain (counted in ``meta["n_outside_mask"]``).
-        atlas, atlas_labels: for volumes: a label image and its names (dict index→name, list, or a
-            TSV/CSV with index/name columns) giving each voxel's region.
-        surface: for GIfTI: ``*.surf.gii`` (or FreeSurfer ``lh.pial``) with the vertex positions (mm) of the
-            data's space; for ``hemi="both"`` a ``(left, right)`` pair. Without it coords are None.
-        annotation: for GIfTI: a FreeSurfer ``.annot`` or ``.label.gii`` per hemisphere giving regions.
-        tr: repetition time (s); default from the sidecar JSON ``RepetitionTime`` (BIDS inheritance, raw
-            dataset for derivatives), else the NIfTI header / GIfTI ``TimeStep``.
-        stimulus: a :class:`Stimulus`, a word-timing file (see :func:`read_word_timings`), or None to use
-            the words of the run's ``events.tsv`` when it has a word column.
-        stimulus_onset: seconds added to the word times (when the story starts after the first volume),
-            or ``"events"``: the first onset of the run's events.tsv (Narratives).
-        word_column: the events.tsv column holding the words (default: word/words/text/token).
+    Parameters
+    ----------
+    path : str | Path | None
+        ``*_bold.nii[.gz]`` or ``*.func.gii`` (for ``hemi="both"`` the ``hemi-L`` file; the
+        ``hemi-R`` file next to it is loaded too).
+    mask : str, Path, nibabel image or ndarray of bool, optional
+        for volumes: a NIfTI mask (path/image, resampled to the BOLD grid with nearest neighbour)
+        or a boolean array; without it, voxels that are zero at every time point are treated as
+        outside the brain (counted in ``meta["n_outside_mask"]``).
+    atlas, atlas_labels
+        for volumes: a label image and its names (dict index→name, list, or a
+        TSV/CSV with index/name columns) giving each voxel's region.
+    surface : str, Path or tuple of (str, Path), optional
+        for GIfTI: ``*.surf.gii`` (or FreeSurfer ``lh.pial``) with the vertex positions (mm) of the
+        data's space; for ``hemi="both"`` a ``(left, right)`` pair. Without it coords are None.
+    annotation : str, Path or tuple of (str, Path), optional
+        for GIfTI: a FreeSurfer ``.annot`` or ``.label.gii`` per hemisphere giving regions.
+    tr : float | None
+        repetition time (s); default from the sidecar JSON ``RepetitionTime`` (BIDS inheritance, raw
+        dataset for derivatives), else the NIfTI header / GIfTI ``TimeStep``.
+    stimulus : Stimulus, str, Path or None
+        a :class:`Stimulus`, a word-timing file (see :func:`read_word_timings`), or None to use
+        the words of the run's ``events.tsv`` when it has a word column.
+    stimulus_onset : float | str
+        seconds added to the word times (when the story starts after the first volume),
+        or ``"events"``: the first onset of the run's events.tsv (Narratives).
+    word_column : str | None
+        the events.tsv column holding the words (default: word/words/text/token).
 
-    Returns:
+    Returns
+    -------
+    BIDSRecording
         :class:`BIDSRecording`; the dataset has modality ``"fmri"``, ``times = i * tr`` (s from the first
         volume), ``meta["tr"]``, channels ``vox_i_j_k`` (coords in mm from the affine) or ``L_<vertex>`` /
         ``R_<vertex>``. NaN/flat voxels or vertices (e.g. the medial wall) are excluded and listed in
         ``excluded``.
 
-    Raises:
-        NeuralDataError: missing/ambiguous files, unknown BIDS entities, no TR, words after the end.
+    Raises
+    ------
+    NeuralDataError
+        missing/ambiguous files, unknown BIDS entities, no TR, words after the end.
     """
     if path is None:
         if root is None or subject is None:
@@ -723,13 +754,20 @@ def load_bids_fmri_runs(
 
     Channels missing (or excluded as NaN/flat) in any run are dropped from all runs, and reported.
 
-    Args:
-        paths: one fMRI file per run.
-        stimuli: one Stimulus / word-timing file per run (None: from each run's events.tsv).
-        labels: run labels (default: the ``task``/``run`` entities).
-        **kwargs: passed to :func:`load_bids_fmri` (``tr``, ``mask``, ``stimulus_onset`` ...).
+    Parameters
+    ----------
+    paths : Sequence[str | Path]
+        one fMRI file per run.
+    stimuli : Sequence | None
+        one Stimulus / word-timing file per run (None: from each run's events.tsv).
+    labels : Sequence[str] | None
+        run labels (default: the ``task``/``run`` entities).
+    **kwargs
+        passed to :func:`load_bids_fmri` (``tr``, ``mask``, ``stimulus_onset`` ...).
 
-    Returns:
+    Returns
+    -------
+    tuple[NeuralDataset, list[Stimulus]]
         ``(dataset, stimuli)``: the concatenated dataset (``runs`` labels, ``meta["tr"]``) and one Stimulus
         per run, for :func:`brainlike.neural.fmri.fmri_design_layers`.
     """
@@ -803,13 +841,18 @@ def load_lebel_responses(path: str | Path, *, key: str = "data", tr: float = 2.0
 class PereiraData:
     """Pereira et al. 2018 sentence-level fMRI.
 
-    Attributes:
-        dataset: ``(n_sentences, n_voxels)`` responses (one sample per sentence; ``times`` = sentence index
-            in s, ``runs`` = passage labels so CV can hold out whole passages), regions from the atlas.
-        sentences: the ``n_sentences`` sentences, in order.
-        stimulus: all words with a synthetic timing (one sentence every 4 s) for feature extraction.
-        word_sentence: ``(n_words,)`` int, the sentence of every word of ``stimulus`` (average word
-            features per sentence with it).
+    Attributes
+    ----------
+    dataset : NeuralDataset
+        ``(n_sentences, n_voxels)`` responses (one sample per sentence; ``times`` = sentence index
+        in s, ``runs`` = passage labels so CV can hold out whole passages), regions from the atlas.
+    sentences : list[str]
+        the ``n_sentences`` sentences, in order.
+    stimulus : Stimulus
+        all words with a synthetic timing (one sentence every 4 s) for feature extraction.
+    word_sentence : np.ndarray
+        ``(n_words,)`` int, the sentence of every word of ``stimulus`` (average word
+        features per sentence with it).
     """
 
     dataset: NeuralDataset
@@ -857,12 +900,16 @@ def load_pereira2018(
 ) -> PereiraData:
     """Load one subject's ``data_384sentences.mat`` / ``data_243sentences.mat`` (Pereira et al. 2018).
 
-    Args:
-        path: the ``.mat`` file (``<subject>/data_384sentences.mat`` from the OSF project).
-        atlas: the ``meta.atlases`` entry whose ``meta.rois`` name each voxel's region (e.g.
-            ``"languageLH"``, ``"aal"``, ``"gordon"``); voxels outside every region get ``"none"``.
-            None: no regions.
-        key: the response matrix (sentences × voxels).
+    Parameters
+    ----------
+    path : str | Path
+        the ``.mat`` file (``<subject>/data_384sentences.mat`` from the OSF project).
+    atlas : str | None
+        the ``meta.atlases`` entry whose ``meta.rois`` name each voxel's region (e.g.
+        ``"languageLH"``, ``"aal"``, ``"gordon"``); voxels outside every region get ``"none"``.
+        None: no regions.
+    key : str
+        the response matrix (sentences × voxels).
 
     Coordinates: ``meta.colToCoord`` (1-based voxel indices) mapped to mm with ``meta.matrix`` when present.
     """

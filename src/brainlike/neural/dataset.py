@@ -12,19 +12,30 @@ from brainlike.errors import NeuralDataError
 class NeuralDataset:
     """Neural recordings of one subject.
 
-    Attributes:
-        data: ``(n_samples, n_channels)`` float32 responses (e.g. high-gamma power in z units for ECoG,
-            BOLD percent signal change for fMRI).
-        times: ``(n_samples,)`` float64 sample times in seconds, on the stimulus clock, increasing.
-        channels: ``n_channels`` channel names (electrodes or voxels/vertices).
-        subject: subject label.
-        modality: ``"ecog"`` (or ``"ieeg"``/``"meg"``) for word-locked analyses, ``"fmri"`` for TR-sampled.
-        coords: ``(n_channels, 3)`` float positions in mm (e.g. MNI), or None.
-        regions: ``n_channels`` region labels (e.g. ``"STG"``, ``"IFG"``), or None.
-        hierarchy: ``(n_channels,)`` float position of each channel in the processing hierarchy (a region
-            order, a distance from primary auditory cortex in mm, a latency in s), or None.
-        runs: ``(n_samples,)`` run/story labels for run-aware cross-validation, or None (one run).
-        meta: free-form provenance (file names, sampling rate, preprocessing).
+    Attributes
+    ----------
+    data : np.ndarray
+        ``(n_samples, n_channels)`` float32 responses (e.g. high-gamma power in z units for ECoG,
+        BOLD percent signal change for fMRI).
+    times : np.ndarray
+        ``(n_samples,)`` float64 sample times in seconds, on the stimulus clock, increasing.
+    channels : list[str]
+        ``n_channels`` channel names (electrodes or voxels/vertices).
+    subject : str
+        subject label.
+    modality : str
+        ``"ecog"`` (or ``"ieeg"``/``"meg"``) for word-locked analyses, ``"fmri"`` for TR-sampled.
+    coords : np.ndarray | None
+        ``(n_channels, 3)`` float positions in mm (e.g. MNI), or None.
+    regions : list[str] | None
+        ``n_channels`` region labels (e.g. ``"STG"``, ``"IFG"``), or None.
+    hierarchy : np.ndarray | None
+        ``(n_channels,)`` float position of each channel in the processing hierarchy (a region
+        order, a distance from primary auditory cortex in mm, a latency in s), or None.
+    runs : np.ndarray | None
+        ``(n_samples,)`` run/story labels for run-aware cross-validation, or None (one run).
+    meta : dict
+        free-form provenance (file names, sampling rate, preprocessing).
     """
 
     data: np.ndarray

@@ -53,13 +53,19 @@ DEFAULT_DELAYS: tuple[int, ...] = (1, 2, 3, 4)
 def lanczos_kernel(t: np.ndarray, cutoff: float, window: int = 3) -> np.ndarray:
     """The Lanczos kernel ``sinc(t·cutoff) · sinc(t·cutoff / window)`` (zero beyond ``window`` lobes).
 
-    Args:
-        t: time lags in seconds, any shape.
-        cutoff: frequency in Hz at which the kernel's first zero falls (``1 / tr`` puts the pass band
-            edge at the TR's Nyquist frequency ``1 / (2 tr)``).
-        window: number of sinc lobes on each side (``a``; Huth/LeBel use 3).
+    Parameters
+    ----------
+    t : np.ndarray
+        time lags in seconds, any shape.
+    cutoff : float
+        frequency in Hz at which the kernel's first zero falls (``1 / tr`` puts the pass band
+        edge at the TR's Nyquist frequency ``1 / (2 tr)``).
+    window : int
+        number of sinc lobes on each side (``a``; Huth/LeBel use 3).
 
-    Returns:
+    Returns
+    -------
+    np.ndarray
         float64 array of ``t``'s shape; 1 at ``t = 0``.
     """
     x = np.asarray(t, dtype=np.float64) * cutoff
@@ -79,16 +85,25 @@ def lanczos_matrix(
 ) -> sp.csr_matrix:
     """Sparse interpolation matrix ``M`` with ``new = M @ old`` (Lanczos downsampling).
 
-    Args:
-        old_times: ``(n_old,)`` seconds (word times).
-        new_times: ``(n_new,)`` seconds (volume times), evenly spaced.
-        cutoff_mult: cutoff as a multiple of ``1 / tr`` (below 1 smooths more).
-        window: Lanczos lobes ``a``.
-        tr: sampling interval of ``new_times`` in seconds (default: their mean spacing).
-        normalize: divide each row by its sum, so ``M`` averages instead of sums (a constant feature
-            stays constant instead of becoming ``value × words per TR``). Huth/LeBel sum (False).
+    Parameters
+    ----------
+    old_times : np.ndarray
+        ``(n_old,)`` seconds (word times).
+    new_times : np.ndarray
+        ``(n_new,)`` seconds (volume times), evenly spaced.
+    cutoff_mult : float
+        cutoff as a multiple of ``1 / tr`` (below 1 smooths more).
+    window : int
+        Lanczos lobes ``a``.
+    tr : float | None
+        sampling interval of ``new_times`` in seconds (default: their mean spacing).
+    normalize : bool
+        divide each row by its sum, so ``M`` averages instead of sums (a constant feature
+        stays constant instead of becoming ``value × words per TR``). Huth/LeBel sum (False).
 
-    Returns:
+    Returns
+    -------
+    sp.csr_matrix
         ``(n_new, n_old)`` CSR float64 matrix; only words within ``window / cutoff`` s contribute.
     """
     old = np.asarray(old_times, dtype=np.float64).reshape(-1)
@@ -133,7 +148,9 @@ def lanczos_downsample(
 ) -> np.ndarray:
     """Lanczos-downsample ``(n_old, p)`` data at ``old_times`` to ``new_times`` (Huth's ``lanczosinterp2D``).
 
-    Returns:
+    Returns
+    -------
+    np.ndarray
         ``(n_new, p)`` float32 (``(n_new,)`` for 1-D input).
     """
     arr = np.asarray(data, dtype=np.float64)
@@ -153,11 +170,16 @@ def make_delayed(x: np.ndarray, delays: Sequence[int] = DEFAULT_DELAYS) -> np.nd
     Row ``t`` of block ``j`` holds ``x[t - delays[j]]`` (zeros where that is before the start, or after
     the end for negative delays). Nothing wraps around.
 
-    Args:
-        x: ``(n_trs, p)`` features of one run.
-        delays: integer delays in TRs.
+    Parameters
+    ----------
+    x : np.ndarray
+        ``(n_trs, p)`` features of one run.
+    delays : Sequence[int]
+        integer delays in TRs.
 
-    Returns:
+    Returns
+    -------
+    np.ndarray
         ``(n_trs, p * len(delays))`` float32.
     """
     x = np.asarray(x)
@@ -201,19 +223,29 @@ def _check_delays(delays: Sequence[int]) -> tuple[int, ...]:
 class FMRIDesign:
     """A TR-level design for run-aware encoding.
 
-    Attributes:
-        X: float32 design, ``(n_kept, n_features * n_delays)`` (:func:`fmri_design`) or
-            ``(n_layers, n_kept, n_features * n_delays)`` (:func:`fmri_design_layers`). Column block
-            ``j`` (of width ``n_features``) holds the features delayed by ``delays[j]`` TRs.
-        runs: ``(n_kept,)`` run label of every kept volume (pass as ``groups`` to ``contiguous_folds``).
-        keep: ``(n_total,)`` bool over the concatenated volumes of all runs: which were kept after
-            trimming (use it to trim the recordings; :func:`fmri_responses` does).
-        times: ``(n_kept,)`` float64 volume times in seconds on each run's own clock.
-        delays: the FIR delays in TRs.
-        tr: repetition time in seconds.
-        n_features: features per delay (``p``).
-        run_labels: the run labels in order.
-        n_trs: volumes per run before trimming.
+    Attributes
+    ----------
+    X : np.ndarray
+        float32 design, ``(n_kept, n_features * n_delays)`` (:func:`fmri_design`) or
+        ``(n_layers, n_kept, n_features * n_delays)`` (:func:`fmri_design_layers`). Column block
+        ``j`` (of width ``n_features``) holds the features delayed by ``delays[j]`` TRs.
+    runs : np.ndarray
+        ``(n_kept,)`` run label of every kept volume (pass as ``groups`` to ``contiguous_folds``).
+    keep : np.ndarray
+        ``(n_total,)`` bool over the concatenated volumes of all runs: which were kept after
+        trimming (use it to trim the recordings; :func:`fmri_responses` does).
+    times : np.ndarray
+        ``(n_kept,)`` float64 volume times in seconds on each run's own clock.
+    delays : tuple[int, ...]
+        the FIR delays in TRs.
+    tr : float
+        repetition time in seconds.
+    n_features : int
+        features per delay (``p``).
+    run_labels : tuple[str, ...]
+        the run labels in order.
+    n_trs : tuple[int, ...]
+        volumes per run before trimming.
     """
 
     X: np.ndarray
@@ -246,8 +278,10 @@ class FMRIDesign:
 def run_lengths(dataset: NeuralDataset) -> tuple[list[str], list[int]]:
     """Run labels (in order of first appearance) and the number of volumes of each run.
 
-    Raises:
-        NeuralDataError: a run's volumes are not contiguous in the dataset.
+    Raises
+    ------
+    NeuralDataError
+        a run's volumes are not contiguous in the dataset.
     """
     if dataset.runs is None:
         return [str(dataset.meta.get("run", "run-1"))], [dataset.n_samples]
@@ -429,28 +463,45 @@ def fmri_design(
 ) -> FMRIDesign:
     """Build the TR-level FIR design of one feature space for one or several runs.
 
-    Args:
-        features: ``(n_words, p)`` word-level features of one run; or a list with one such array per
-            run; or one array with the words of all runs stacked in run order.
-        stimuli: the :class:`~brainlike.stimulus.Stimulus` of each run (word times in seconds on that
-            run's clock, 0 = first volume).
-        n_trs: volumes per run (an int or one per run), or the :class:`NeuralDataset` itself (then run
-            lengths, run labels and the TR come from it).
-        tr: repetition time in seconds (required unless ``n_trs`` is a dataset).
-        delays: FIR delays in TRs (default 1–4, i.e. 2–8 s at TR = 2 s).
-        trim_start, trim_end: volumes dropped at the start/end of every run.
-        cutoff_mult, window: Lanczos cutoff (× 1/tr) and lobes ``a``.
-        word_time: ``"onset"`` or ``"middle"`` (Huth/LeBel use word mid-times).
-        tr_offset: volume time within the TR as a fraction (0 = acquisition start, 0.5 = centre).
-        zscore: z-score every downsampled feature within each run (over the kept volumes).
-        normalize: average instead of sum the words under the Lanczos kernel.
-        run_labels: labels for the runs (default: the dataset's, else the stimulus names).
+    Parameters
+    ----------
+    features : array-like of shape (n_words, p) or list of ndarray
+        ``(n_words, p)`` word-level features of one run; or a list with one such array per
+        run; or one array with the words of all runs stacked in run order.
+    stimuli : Stimulus | Sequence[Stimulus]
+        the :class:`~brainlike.stimulus.Stimulus` of each run (word times in seconds on that
+        run's clock, 0 = first volume).
+    n_trs : int | Sequence[int] | NeuralDataset
+        volumes per run (an int or one per run), or the :class:`NeuralDataset` itself (then run
+        lengths, run labels and the TR come from it).
+    tr : float | None
+        repetition time in seconds (required unless ``n_trs`` is a dataset).
+    delays : Sequence[int]
+        FIR delays in TRs (default 1–4, i.e. 2–8 s at TR = 2 s).
+    trim_start, trim_end : int
+        volumes dropped at the start/end of every run.
+    cutoff_mult, window : float
+        Lanczos cutoff (× 1/tr) and lobes ``a``.
+    word_time : str
+        ``"onset"`` or ``"middle"`` (Huth/LeBel use word mid-times).
+    tr_offset : float
+        volume time within the TR as a fraction (0 = acquisition start, 0.5 = centre).
+    zscore : bool
+        z-score every downsampled feature within each run (over the kept volumes).
+    normalize : bool
+        average instead of sum the words under the Lanczos kernel.
+    run_labels : Sequence[str] | None
+        labels for the runs (default: the dataset's, else the stimulus names).
 
-    Returns:
+    Returns
+    -------
+    FMRIDesign
         :class:`FMRIDesign` with ``X`` of shape ``(n_kept, p * len(delays))`` float32.
 
-    Raises:
-        NeuralDataError: mismatched word counts, words after the end of a run, bad trimming.
+    Raises
+    ------
+    NeuralDataError
+        mismatched word counts, words after the end of a run, bad trimming.
     """
     delays = _check_delays(delays)
     stims, lengths, tr, labels = _resolve_runs(stimuli, n_trs, tr, run_labels)
@@ -479,13 +530,18 @@ def fmri_design_layers(
 ) -> FMRIDesign:
     """Like :func:`fmri_design`, for every layer of a model at once.
 
-    Args:
-        features: ``(n_layers, n_words, p)`` (or an object with a ``.layers`` attribute of that shape)
-            for one run, a list of those per run, or one array with the words of all runs stacked along
-            axis 1 in run order. Any float dtype; the output is float32.
-        stimuli, n_trs, **kwargs: as in :func:`fmri_design`.
+    Parameters
+    ----------
+    features : array-like of shape (n_layers, n_words, p) or list
+        ``(n_layers, n_words, p)`` (or an object with a ``.layers`` attribute of that shape)
+        for one run, a list of those per run, or one array with the words of all runs stacked along
+        axis 1 in run order. Any float dtype; the output is float32.
+    stimuli, n_trs, **kwargs : Stimulus | Sequence[Stimulus]
+        as in :func:`fmri_design`.
 
-    Returns:
+    Returns
+    -------
+    FMRIDesign
         :class:`FMRIDesign` with ``X`` of shape ``(n_layers, n_kept, p * n_delays)`` float32. Memory:
         only this output plus one layer of one run in float64 at a time (the Lanczos matrix is sparse and
         computed once per run).
@@ -530,18 +586,26 @@ def _design(X, plans, labels, delays, tr, p, lengths) -> FMRIDesign:
 def fmri_responses(dataset: NeuralDataset, design: FMRIDesign, *, zscore: bool = True) -> np.ndarray:
     """The recordings trimmed like ``design`` (and z-scored within each run): the regression targets.
 
-    Args:
-        dataset: ``(n_total, n_channels)`` untrimmed recordings of the same runs in the same order, or
-            recordings already trimmed to ``design.n_samples`` volumes (e.g. LeBel's preprocessed files).
-        design: from :func:`fmri_design` / :func:`fmri_design_layers`.
-        zscore: z-score each channel within each run (constant channels become 0).
+    Parameters
+    ----------
+    dataset : NeuralDataset
+        ``(n_total, n_channels)`` untrimmed recordings of the same runs in the same order, or
+        recordings already trimmed to ``design.n_samples`` volumes (e.g. LeBel's preprocessed files).
+    design : FMRIDesign
+        from :func:`fmri_design` / :func:`fmri_design_layers`.
+    zscore : bool
+        z-score each channel within each run (constant channels become 0).
 
-    Returns:
+    Returns
+    -------
+    np.ndarray
         ``(n_kept, n_channels)`` float32.
 
-    Raises:
-        NeuralDataError: the number of volumes matches neither the untrimmed nor the trimmed design, or the
-            dataset contains NaN/flat channels (drop them first with ``dataset.drop_bad_channels()``).
+    Raises
+    ------
+    NeuralDataError
+        the number of volumes matches neither the untrimmed nor the trimmed design, or the
+        dataset contains NaN/flat channels (drop them first with ``dataset.drop_bad_channels()``).
     """
     bad = dataset.bad_channels()
     if bad:
@@ -578,9 +642,12 @@ def concatenate_runs(datasets: Sequence[NeuralDataset], labels: Sequence[str] | 
     Times are shifted so they keep increasing: run ``k`` starts one sampling interval after run ``k-1``
     ends; ``meta["run_starts"]`` maps each label to that shift (s). ``meta["tr"]`` is kept.
 
-    Args:
-        datasets: one :class:`NeuralDataset` per run, with identical channel names.
-        labels: run labels (default: each dataset's ``meta["run"]``, else ``run-1``, ``run-2`` ...).
+    Parameters
+    ----------
+    datasets : Sequence[NeuralDataset]
+        one :class:`NeuralDataset` per run, with identical channel names.
+    labels : Sequence[str] | None
+        run labels (default: each dataset's ``meta["run"]``, else ``run-1``, ``run-2`` ...).
     """
     datasets = list(datasets)
     if not datasets:

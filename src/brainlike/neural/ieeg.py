@@ -56,17 +56,27 @@ def high_gamma_envelope(
 ) -> tuple[np.ndarray, np.ndarray]:
     """High-gamma envelope of broadband recordings.
 
-    Args:
-        data: ``(n_samples, n_channels)`` voltage (any unit), sampled at ``sfreq``.
-        sfreq: sampling rate in Hz; must exceed twice the highest band edge.
-        bands: ``(low, high)`` Hz sub-bands; their normalised envelopes are averaged. One band
-            ``((70, 150),)`` gives the plain 70–150 Hz envelope.
-        sfreq_out: output rate in Hz (None keeps ``sfreq``); the envelope is low-passed before resampling.
-        zscore: z-score every channel over time (else each channel is in units of its mean envelope).
-        line_freq: mains frequency (50/60 Hz); its harmonics inside the bands are notch-filtered first.
-        chunk_channels: channels processed at a time (memory: about 50 bytes × samples × this).
+    Parameters
+    ----------
+    data : np.ndarray
+        ``(n_samples, n_channels)`` voltage (any unit), sampled at ``sfreq``.
+    sfreq : float
+        sampling rate in Hz; must exceed twice the highest band edge.
+    bands : Sequence[tuple[float, float]]
+        ``(low, high)`` Hz sub-bands; their normalised envelopes are averaged. One band
+        ``((70, 150),)`` gives the plain 70–150 Hz envelope.
+    sfreq_out : float | None
+        output rate in Hz (None keeps ``sfreq``); the envelope is low-passed before resampling.
+    zscore : bool
+        z-score every channel over time (else each channel is in units of its mean envelope).
+    line_freq : float | None
+        mains frequency (50/60 Hz); its harmonics inside the bands are notch-filtered first.
+    chunk_channels : int
+        channels processed at a time (memory: about 50 bytes × samples × this).
 
-    Returns:
+    Returns
+    -------
+    tuple[np.ndarray, np.ndarray]
         ``(envelope, times)``: ``(n_out, n_channels)`` float32 and ``(n_out,)`` seconds from the first sample.
     """
     import mne
@@ -198,23 +208,33 @@ def load_bids_ieeg(
     regions from ``electrodes.tsv`` (first of the columns region/roi/anat/atlas/label/location/group, or
     ``region_column``); read the words.
 
-    Args:
-        space: pick ``*_space-<space>_electrodes.tsv`` when several exist.
-        channels_tsv, electrodes_tsv: explicit sidecars (default: found by BIDS inheritance, also in the
-            raw dataset for files under ``derivatives/``).
-        stimulus: a :class:`Stimulus`, a word-timing file (Podcast: ``stimuli/podcast_transcript.csv``), or
-            None for the words of the run's ``events.tsv`` (if it has a word column).
-        stimulus_onset: seconds added to the word times, or ``"events"`` (first onset in events.tsv).
-        word_column: the events.tsv column holding the words (default: word/words/text/token).
+    Parameters
+    ----------
+    space : str | None
+        pick ``*_space-<space>_electrodes.tsv`` when several exist.
+    channels_tsv, electrodes_tsv : str | Path | None
+        explicit sidecars (default: found by BIDS inheritance, also in the
+        raw dataset for files under ``derivatives/``).
+    stimulus : Stimulus, str, Path or None
+        a :class:`Stimulus`, a word-timing file (Podcast: ``stimuli/podcast_transcript.csv``), or
+        None for the words of the run's ``events.tsv`` (if it has a word column).
+    stimulus_onset : float | str
+        seconds added to the word times, or ``"events"`` (first onset in events.tsv).
+    word_column : str | None
+        the events.tsv column holding the words (default: word/words/text/token).
 
-    Returns:
+    Returns
+    -------
+    BIDSRecording
         :class:`BIDSRecording` with modality ``"ecog"`` (``"seeg"`` when every kept channel is sEEG),
         times in seconds from the first sample, ``meta["sfreq"]``; channels without a position in
         electrodes.tsv get NaN coordinates and region ``"unknown"`` (listed in ``meta["unlocalized"]``).
 
-    Raises:
-        NeuralDataError: missing files (named), unknown BIDS entities, channels.tsv not matching the
-            recording, sampling rate too low, words outside the recording.
+    Raises
+    ------
+    NeuralDataError
+        missing files (named), unknown BIDS entities, channels.tsv not matching the
+        recording, sampling rate too low, words outside the recording.
     """
     import mne
 

@@ -36,17 +36,27 @@ KINDS = ("layer", "mix", "acoustic", "noise")
 class RegionSpec:
     """One simulated region.
 
-    Attributes:
-        name: region label (e.g. ``"pSTG"``).
-        kind: ``"layer"`` (one driving layer), ``"mix"`` (several layers), ``"acoustic"`` (word rate:
-            every word drives the channel equally) or ``"noise"`` (no signal).
-        layers: driving layer indices (0 = embeddings); one for ``"layer"``, several for ``"mix"``.
-        weights: mixing weight of each layer (default equal); normalised to sum 1.
-        hierarchy: position in the processing hierarchy (NaN for noise regions: not part of it).
-        center: fake MNI coordinates of the region centre, mm.
-        n_channels: channels (electrodes/voxels) in the region.
-        snr: ``(low, high)`` range of per-channel SNR (variance ratio), drawn log-uniformly.
-        latency: ECoG response peak after word onset, seconds (default from the hierarchy position).
+    Attributes
+    ----------
+    name : str
+        region label (e.g. ``"pSTG"``).
+    kind : str
+        ``"layer"`` (one driving layer), ``"mix"`` (several layers), ``"acoustic"`` (word rate:
+        every word drives the channel equally) or ``"noise"`` (no signal).
+    layers : tuple[int, ...]
+        driving layer indices (0 = embeddings); one for ``"layer"``, several for ``"mix"``.
+    weights : tuple[float, ...]
+        mixing weight of each layer (default equal); normalised to sum 1.
+    hierarchy : float
+        position in the processing hierarchy (NaN for noise regions: not part of it).
+    center : tuple[float, float, float]
+        fake MNI coordinates of the region centre, mm.
+    n_channels : int
+        channels (electrodes/voxels) in the region.
+    snr : tuple[float, float]
+        ``(low, high)`` range of per-channel SNR (variance ratio), drawn log-uniformly.
+    latency : float | None
+        ECoG response peak after word onset, seconds (default from the hierarchy position).
     """
 
     name: str
@@ -96,11 +106,16 @@ def default_regions(
     layer (~15 % depth, 1), ``aSTG`` middle layer (50 %, 2), ``IFG`` late layer (85 %, 3), ``AG`` equal mix
     of the middle and late layers (2.5), and ``OCC`` pure noise (NaN).
 
-    Args:
-        n_layers: layers of the model (layer 0 = embeddings); at least 1.
-        n_channels: channels per region.
-        snr: per-channel SNR range of the driven regions.
-        n_noise: channels in the noise region (default ``n_channels``; 0 drops it).
+    Parameters
+    ----------
+    n_layers : int
+        layers of the model (layer 0 = embeddings); at least 1.
+    n_channels : int
+        channels per region.
+    snr : tuple[float, float]
+        per-channel SNR range of the driven regions.
+    n_noise : int | None
+        channels in the noise region (default ``n_channels``; 0 drops it).
     """
     if n_layers < 1:
         raise NeuralDataError(f"n_layers must be >= 1, got {n_layers}")
@@ -129,19 +144,26 @@ def default_regions(
 class SimulationResult:
     """A simulated recording with its ground truth.
 
-    Attributes:
-        dataset: the :class:`NeuralDataset` (``regions``, ``hierarchy`` and fake ``coords`` filled in;
-            fMRI runs concatenated with ``runs`` labels).
-        truth: one row per channel: ``channel``, ``region``, ``kind``, ``layers`` (tuple of driving
-            layers), ``layer_weights`` (tuple, sums to 1), ``best_layer`` (the layer with the largest
-            weight; -1 for acoustic/noise channels), ``snr`` (variance ratio; 0 for noise), ``is_noise``,
-            ``hierarchy``, ``x``, ``y``, ``z`` (mm).
-        stimuli: the stimulus of each run.
-        drives: ``(n_words_total, n_channels)`` float32 word-level drive of each channel, words of all runs
-            in order: unit variance for layer/mix channels, 1 for every word of acoustic channels, 0 for
-            noise channels.
-        projections: channel name → ``(len(layers), n_features)`` float32 projection vectors ``v_l``.
-        params: the simulation settings (seed, sampling, noise parameters).
+    Attributes
+    ----------
+    dataset : NeuralDataset
+        the :class:`NeuralDataset` (``regions``, ``hierarchy`` and fake ``coords`` filled in;
+        fMRI runs concatenated with ``runs`` labels).
+    truth : pd.DataFrame
+        one row per channel: ``channel``, ``region``, ``kind``, ``layers`` (tuple of driving
+        layers), ``layer_weights`` (tuple, sums to 1), ``best_layer`` (the layer with the largest
+        weight; -1 for acoustic/noise channels), ``snr`` (variance ratio; 0 for noise), ``is_noise``,
+        ``hierarchy``, ``x``, ``y``, ``z`` (mm).
+    stimuli : list[Stimulus]
+        the stimulus of each run.
+    drives : np.ndarray
+        ``(n_words_total, n_channels)`` float32 word-level drive of each channel, words of all runs
+        in order: unit variance for layer/mix channels, 1 for every word of acoustic channels, 0 for
+        noise channels.
+    projections : dict[str, np.ndarray]
+        channel name → ``(len(layers), n_features)`` float32 projection vectors ``v_l``.
+    params : dict
+        the simulation settings (seed, sampling, noise parameters).
     """
 
     dataset: NeuralDataset
@@ -311,18 +333,30 @@ def simulate_ecog(
     region's hierarchy position: 150 ms + 50 ms per level, unless ``RegionSpec.latency`` is set) with
     amplitude equal to the channel's word-level drive; AR(1) noise is added at each channel's SNR.
 
-    Args:
-        stimulus: the words and their onsets (seconds).
-        features: ``(n_layers, n_words, n_features)`` array or an object with ``.layers`` of that shape.
-        regions: region specs (default :func:`default_regions` for the number of layers).
-        sfreq: sampling rate in Hz.
-        window: response window after word onset, seconds.
-        ar_coef: AR(1) coefficient of the noise at ``sfreq``.
-        padding: seconds of recording before the first word and after the last offset.
-        seed: random seed (projections, coordinates, SNRs, noise).
-        subject: subject label.
+    Parameters
+    ----------
+    stimulus : Stimulus
+        the words and their onsets (seconds).
+    features : ndarray of shape (n_layers, n_words, n_features)
+        ``(n_layers, n_words, n_features)`` array or an object with ``.layers`` of that shape.
+    regions : Sequence[RegionSpec] | None
+        region specs (default :func:`default_regions` for the number of layers).
+    sfreq : float
+        sampling rate in Hz.
+    window : tuple[float, float]
+        response window after word onset, seconds.
+    ar_coef : float
+        AR(1) coefficient of the noise at ``sfreq``.
+    padding : float
+        seconds of recording before the first word and after the last offset.
+    seed : int
+        random seed (projections, coordinates, SNRs, noise).
+    subject : str
+        subject label.
 
-    Returns:
+    Returns
+    -------
+    SimulationResult
         :class:`SimulationResult` with a ``(n_samples, n_channels)`` float32 dataset (modality ``"ecog"``).
     """
     if not sfreq > 0:
@@ -415,22 +449,37 @@ def simulate_fmri(
     scaled to each channel's SNR. Signals are normalised over all runs together (so drive differences
     between runs remain).
 
-    Args:
-        stimuli: one Stimulus per run (word times in seconds from the run's first volume).
-        features: ``(n_layers, n_words_total, n_features)`` covering the words of all runs in order, or a
-            list with one such array per run (``.layers`` objects accepted).
-        regions: region specs (default :func:`default_regions`).
-        tr: repetition time in seconds.
-        n_trs: volumes per run (default: enough to cover the last word plus ``tail`` seconds).
-        hrf_model: ``"glover"`` or ``"spm"``.
-        ar_coef: AR(1) coefficient per TR.
-        drift_amplitude: drift standard deviation relative to the AR noise.
-        drift_cutoff: highest drift frequency, Hz.
-        tail: seconds after the last word (default run length), for the HRF to return to baseline.
-        seed: random seed.
-        subject: subject label.
+    Parameters
+    ----------
+    stimuli : Stimulus | Sequence[Stimulus]
+        one Stimulus per run (word times in seconds from the run's first volume).
+    features : ndarray of shape (n_layers, n_words_total, n_features) or list
+        ``(n_layers, n_words_total, n_features)`` covering the words of all runs in order, or a
+        list with one such array per run (``.layers`` objects accepted).
+    regions : Sequence[RegionSpec] | None
+        region specs (default :func:`default_regions`).
+    tr : float
+        repetition time in seconds.
+    n_trs : int | Sequence[int] | None
+        volumes per run (default: enough to cover the last word plus ``tail`` seconds).
+    hrf_model : str
+        ``"glover"`` or ``"spm"``.
+    ar_coef : float
+        AR(1) coefficient per TR.
+    drift_amplitude : float
+        drift standard deviation relative to the AR noise.
+    drift_cutoff : float
+        highest drift frequency, Hz.
+    tail : float
+        seconds after the last word (default run length), for the HRF to return to baseline.
+    seed : int
+        random seed.
+    subject : str
+        subject label.
 
-    Returns:
+    Returns
+    -------
+    SimulationResult
         :class:`SimulationResult`; the dataset has modality ``"fmri"``, ``runs`` labels (the stimulus
         names, or ``run-1`` ...) and ``meta["tr"]``; sample times restart at 0 for each run plus a
         run offset (``meta["run_starts"]``), see :func:`brainlike.neural.fmri.concatenate_runs`.

@@ -31,10 +31,14 @@ from brainlike.stimulus import Stimulus
 class SubjectData:
     """One subject of an experiment.
 
-    Attributes:
-        dataset: the recording, bad channels excluded; ``dataset.hierarchy`` holds the positions.
-        stimulus: the words with their times on this recording's clock (s).
-        truth: simulation ground truth (``channel, planted_level, is_noise``), None for recordings.
+    Attributes
+    ----------
+    dataset : NeuralDataset
+        the recording, bad channels excluded; ``dataset.hierarchy`` holds the positions.
+    stimulus : Stimulus
+        the words with their times on this recording's clock (s).
+    truth : pd.DataFrame | None
+        simulation ground truth (``channel, planted_level, is_noise``), None for recordings.
     """
 
     dataset: NeuralDataset
@@ -120,18 +124,27 @@ def load_bids_ieeg_subjects(
 ) -> list[SubjectData]:
     """Load BIDS iEEG subjects for a sweep (high-gamma envelope at 100 Hz, z-scored).
 
-    Args:
-        root: the BIDS dataset root.
-        subjects: subject labels (with or without ``sub-``).
-        task: the BIDS task entity (e.g. ``podcast``).
-        hierarchy: how to place channels in the hierarchy (module docstring).
-        stimulus: a word-timing file shared by all subjects (Podcast: ``stimuli/podcast_transcript.csv``,
-            relative to ``root`` or absolute); None for each run's events.tsv words.
-        region_column: electrodes.tsv column with the region labels.
+    Parameters
+    ----------
+    root : str | Path
+        the BIDS dataset root.
+    subjects : list[str]
+        subject labels (with or without ``sub-``).
+    task : str | None
+        the BIDS task entity (e.g. ``podcast``).
+    hierarchy : str
+        how to place channels in the hierarchy (module docstring).
+    stimulus : str | Path | None
+        a word-timing file shared by all subjects (Podcast: ``stimuli/podcast_transcript.csv``,
+        relative to ``root`` or absolute); None for each run's events.tsv words.
+    region_column : str | None
+        electrodes.tsv column with the region labels.
 
-    Raises:
-        NeuralDataError: a subject without words, subjects who heard different words (run them as
-            separate specs), or a hierarchy that cannot be computed.
+    Raises
+    ------
+    NeuralDataError
+        a subject without words, subjects who heard different words (run them as
+        separate specs), or a hierarchy that cannot be computed.
     """
     from brainlike.neural.ieeg import load_bids_ieeg
 

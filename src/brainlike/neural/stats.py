@@ -74,13 +74,18 @@ def _as_2d(x, name: str) -> np.ndarray:
 class NoiseCeiling:
     """Split-half noise ceiling.
 
-    Attributes:
-        split_half_r: ``(n_channels,)`` mean correlation between the averages of two halves of the repeats.
-        reliability: ``(n_channels,)`` Spearman–Brown corrected reliability of the average over all repeats,
-            ``2 r / (1 + r)`` (can be negative for unreliable channels).
-        ceiling: ``(n_channels,)`` the highest Pearson r a perfect model can reach against the repeat
-            average, ``sqrt(max(reliability, 0))``.
-        n_repeats: number of repeats used.
+    Attributes
+    ----------
+    split_half_r : np.ndarray
+        ``(n_channels,)`` mean correlation between the averages of two halves of the repeats.
+    reliability : np.ndarray
+        ``(n_channels,)`` Spearman–Brown corrected reliability of the average over all repeats,
+        ``2 r / (1 + r)`` (can be negative for unreliable channels).
+    ceiling : np.ndarray
+        ``(n_channels,)`` the highest Pearson r a perfect model can reach against the repeat
+        average, ``sqrt(max(reliability, 0))``.
+    n_repeats : int
+        number of repeats used.
     """
 
     split_half_r: np.ndarray
@@ -96,11 +101,15 @@ def split_half_reliability(repeats, *, n_splits: int = 100, seed: int = 0) -> No
     each half is averaged, the halves are correlated per channel, and the mean r is corrected with
     Spearman–Brown to the reliability of the full average.
 
-    Args:
-        repeats: ``(n_repeats, n_samples, n_channels)`` responses to the same stimulus (e.g. LeBel's
-            ``wheretheressmoke`` repeats), any unit; or a list of ``(n_samples, n_channels)`` arrays.
-        n_splits: random splits to average over.
-        seed: random seed for the splits.
+    Parameters
+    ----------
+    repeats : array-like of shape (n_repeats, n_samples, n_channels) or list of ndarray
+        ``(n_repeats, n_samples, n_channels)`` responses to the same stimulus (e.g. LeBel's
+        ``wheretheressmoke`` repeats), any unit; or a list of ``(n_samples, n_channels)`` arrays.
+    n_splits : int
+        random splits to average over.
+    seed : int
+        random seed for the splits.
     """
     arr = np.asarray([np.asarray(r, dtype=np.float64) for r in repeats]) if isinstance(repeats, (list, tuple)) \
         else np.asarray(repeats, dtype=np.float64)
@@ -176,12 +185,15 @@ def _splits(k: int, n_splits: int, seed: int) -> list[tuple[tuple[int, ...], tup
 def inter_subject_correlation(data, *, method: str = "loo") -> np.ndarray:
     """Inter-subject correlation of every channel (subjects in a common space, e.g. fsaverage vertices).
 
-    Args:
-        data: ``(n_subjects, n_samples, n_channels)`` or a list of ``(n_samples, n_channels)`` arrays
-            recorded while the subjects heard the same stimulus, aligned sample by sample.
-        method: ``"loo"``: each subject against the average of all others (returns
-            ``(n_subjects, n_channels)``); ``"pairwise"``: mean correlation over all subject pairs
-            (returns ``(n_channels,)``).
+    Parameters
+    ----------
+    data : array-like of shape (n_subjects, n_samples, n_channels) or list of ndarray
+        ``(n_subjects, n_samples, n_channels)`` or a list of ``(n_samples, n_channels)`` arrays
+        recorded while the subjects heard the same stimulus, aligned sample by sample.
+    method : str
+        ``"loo"``: each subject against the average of all others (returns
+        ``(n_subjects, n_channels)``); ``"pairwise"``: mean correlation over all subject pairs
+        (returns ``(n_channels,)``).
     """
     arr = np.asarray([np.asarray(d, dtype=np.float64) for d in data]) if isinstance(data, (list, tuple)) \
         else np.asarray(data, dtype=np.float64)
@@ -488,12 +500,17 @@ def add_ceiling_columns(scores, ceilings, *, on: str | Sequence[str] = "channel"
 class PermutationResult:
     """Permutation test of channel scores.
 
-    Attributes:
-        scores: ``(n_channels,)`` observed statistic: Pearson r of the predictions (the mean of the per-group
-            r when ``groups`` were given).
-        pvalues: ``(n_channels,)`` one-sided p-values (``P(null >= observed)``), in ``(0, 1]``.
-        null: ``(n_permutations, n_channels)`` float32 null distribution.
-        method: ``"circular"`` or ``"block"``.
+    Attributes
+    ----------
+    scores : np.ndarray
+        ``(n_channels,)`` observed statistic: Pearson r of the predictions (the mean of the per-group
+        r when ``groups`` were given).
+    pvalues : np.ndarray
+        ``(n_channels,)`` one-sided p-values (``P(null >= observed)``), in ``(0, 1]``.
+    null : np.ndarray
+        ``(n_permutations, n_channels)`` float32 null distribution.
+    method : str
+        ``"circular"`` or ``"block"``.
     """
 
     scores: np.ndarray
@@ -525,8 +542,10 @@ def fold_labels(folds: Sequence[tuple[np.ndarray, np.ndarray]], n_samples: int |
 
     Pass it as ``groups`` to :func:`permutation_test` for cross-validated predictions.
 
-    Raises:
-        NeuralDataError: the test sets overlap or do not cover all samples.
+    Raises
+    ------
+    NeuralDataError
+        the test sets overlap or do not cover all samples.
     """
     n = n_samples if n_samples is not None else sum(len(te) for _, te in folds)
     out = np.full(n, -1, dtype=int)
@@ -571,18 +590,30 @@ def permutation_test(
     the fold sizes or autocorrelation, so the null deviations are widened by sqrt(2). Pass
     ``cross_fitted=False`` when the groups are runs predicted by models that never saw any of them.
 
-    Args:
-        y_true: ``(n_samples, n_channels)`` recordings.
-        y_pred: ``(n_samples, n_channels)`` cross-validated predictions.
-        groups: ``(n_samples,)`` group label per sample, or None (one group).
-        method: ``"circular"`` or ``"block"``.
-        n_permutations: null samples.
-        min_shift: smallest circular shift, samples (default: 10 % of the group length, at least 1).
-        block_size: block length for ``"block"`` (default: 1/20 of the group length, at least 2).
-        cross_fitted: groups are cross-validation test folds (see above); default ``groups is not None``.
-        seed: random seed.
+    Parameters
+    ----------
+    y_true : ndarray of shape (n_samples, n_channels)
+        ``(n_samples, n_channels)`` recordings.
+    y_pred : ndarray of shape (n_samples, n_channels)
+        ``(n_samples, n_channels)`` cross-validated predictions.
+    groups : Sequence | np.ndarray | None
+        ``(n_samples,)`` group label per sample, or None (one group).
+    method : str
+        ``"circular"`` or ``"block"``.
+    n_permutations : int
+        null samples.
+    min_shift : int | None
+        smallest circular shift, samples (default: 10 % of the group length, at least 1).
+    block_size : int | None
+        block length for ``"block"`` (default: 1/20 of the group length, at least 2).
+    cross_fitted : bool | None
+        groups are cross-validation test folds (see above); default ``groups is not None``.
+    seed : int
+        random seed.
 
-    Returns:
+    Returns
+    -------
+    PermutationResult
         :class:`PermutationResult` (p-values ``(1 + #{null >= observed}) / (1 + n_permutations)``).
     """
     yt = _as_2d(y_true, "y_true")
@@ -648,7 +679,9 @@ def block_bootstrap_ci(
     Blocks of ``block_size`` consecutive samples (default ``n // 20``, at least 2) are resampled with
     replacement — the same blocks for recordings and predictions — so autocorrelation is kept.
 
-    Returns:
+    Returns
+    -------
+    tuple[np.ndarray, np.ndarray]
         ``(low, high)``, each ``(n_channels,)``: percentile bounds at ``(1 - ci) / 2`` and ``(1 + ci) / 2``.
     """
     yt = _as_2d(y_true, "y_true")
@@ -677,10 +710,14 @@ def block_bootstrap_ci(
 class FDRResult:
     """Benjamini–Hochberg correction.
 
-    Attributes:
-        qvalues: ``(n,)`` adjusted p-values (NaN where the p-value was NaN).
-        significant: ``(n,)`` bool, ``q <= alpha`` (False for NaN).
-        alpha: the false discovery rate controlled.
+    Attributes
+    ----------
+    qvalues : np.ndarray
+        ``(n,)`` adjusted p-values (NaN where the p-value was NaN).
+    significant : np.ndarray
+        ``(n,)`` bool, ``q <= alpha`` (False for NaN).
+    alpha : float
+        the false discovery rate controlled.
     """
 
     qvalues: np.ndarray
@@ -691,8 +728,10 @@ class FDRResult:
 def fdr_correction(pvalues, alpha: float = 0.05) -> FDRResult:
     """Benjamini–Hochberg FDR over all given p-values (NaN entries are ignored and stay NaN).
 
-    Raises:
-        NeuralDataError: p-values outside [0, 1] or alpha outside (0, 1).
+    Raises
+    ------
+    NeuralDataError
+        p-values outside [0, 1] or alpha outside (0, 1).
     """
     p = np.asarray(pvalues, dtype=np.float64)
     shape = p.shape

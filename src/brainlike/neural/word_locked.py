@@ -17,18 +17,28 @@ def word_locked_responses(
 ) -> np.ndarray:
     """Response of every channel in a window after each word onset.
 
-    Args:
-        dataset: recordings whose ``times`` are on the stimulus clock (seconds).
-        stimulus: the words, ``n_words`` onsets in seconds.
-        window: ``(start, stop)`` in seconds relative to each word onset (default 0–500 ms).
-        reduce: ``"mean"`` (average of the samples in the window) or ``"max"``.
-        n_bins: split the window into this many equal bins and reduce within each (temporal features).
+    Parameters
+    ----------
+    dataset : NeuralDataset
+        recordings whose ``times`` are on the stimulus clock (seconds).
+    stimulus : Stimulus
+        the words, ``n_words`` onsets in seconds.
+    window : tuple[float, float]
+        ``(start, stop)`` in seconds relative to each word onset (default 0–500 ms).
+    reduce : str
+        ``"mean"`` (average of the samples in the window) or ``"max"``.
+    n_bins : int
+        split the window into this many equal bins and reduce within each (temporal features).
 
-    Returns:
+    Returns
+    -------
+    np.ndarray
         ``(n_words, n_channels)`` float32 when ``n_bins == 1``, else ``(n_words, n_bins, n_channels)``.
 
-    Raises:
-        NeuralDataError: a word's window falls outside the recording, or contains no sample.
+    Raises
+    ------
+    NeuralDataError
+        a word's window falls outside the recording, or contains no sample.
     """
     start, stop = map(float, window)
     if not stop > start:

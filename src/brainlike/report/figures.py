@@ -13,10 +13,13 @@ from brainlike.plotting import fig_ax  # noqa: E402
 def plot_layer_scores(scores: pd.DataFrame, ax=None, x: str = "layer", title: str | None = None):
     """Mean held-out r (± standard error across channels) against layer, one line per region.
 
-    Args:
-        scores: table with columns ``layer`` (or ``relative_layer``), ``region``, ``channel``, ``r``;
-            one model (several models: use :func:`plot_models_relative_depth`).
-        x: ``"layer"`` or ``"relative_layer"``.
+    Parameters
+    ----------
+    scores : pd.DataFrame
+        table with columns ``layer`` (or ``relative_layer``), ``region``, ``channel``, ``r``;
+        one model (several models: use :func:`plot_models_relative_depth`).
+    x : str
+        ``"layer"`` or ``"relative_layer"``.
     """
     fig, ax = fig_ax(ax)
     for region, df in scores.groupby("region", sort=True):

@@ -17,11 +17,16 @@ from brainlike.fileio import atomic_write_text
 class Section:
     """One report section.
 
-    Attributes:
-        title: heading.
-        text: a paragraph (plain text; escaped).
-        figures: ``(caption, matplotlib Figure)`` pairs.
-        tables: ``(caption, DataFrame)`` pairs (rounded to 4 significant digits for display).
+    Attributes
+    ----------
+    title : str
+        heading.
+    text : str
+        a paragraph (plain text; escaped).
+    figures : list
+        ``(caption, matplotlib Figure)`` pairs.
+    tables : list
+        ``(caption, DataFrame)`` pairs (rounded to 4 significant digits for display).
     """
 
     title: str
@@ -106,7 +111,9 @@ def write_report(sections: list[Section], path: str | Path, title: str = "brainl
 def check_in_browser(path: str | Path, chromium: str | None = None, timeout: float = 60.0) -> dict:
     """Open the report in headless Chromium (no network) and return the page's self-check.
 
-    Returns:
+    Returns
+    -------
+    dict
         dict with ``figures``, ``broken``, ``tables``, ``empty_tables``, ``errors`` (script errors) and
         ``console_errors`` (lines Chromium logged as console errors).
     """

@@ -55,12 +55,18 @@ _NUMBER = re.compile(r"(?<![\d.])(-?\d+)(\.\d+)?")
 class ArithmeticItem:
     """One generated problem.
 
-    Attributes:
-        id: unique label (``"d2-017"``).
-        question: the problem text.
-        answer: the exact integer answer.
-        difficulty: number of add/subtract steps after the start (0 = bare ``a + b``).
-        examples: solved ``(question, answer)`` items of the same difficulty, for few-shot contexts.
+    Attributes
+    ----------
+    id : str
+        unique label (``"d2-017"``).
+    question : str
+        the problem text.
+    answer : int
+        the exact integer answer.
+    difficulty : int
+        number of add/subtract steps after the start (0 = bare ``a + b``).
+    examples : tuple[tuple[str, int], ...]
+        solved ``(question, answer)`` items of the same difficulty, for few-shot contexts.
     """
 
     id: str
@@ -98,13 +104,20 @@ def generate_items(n_items: int, difficulties: Sequence[int] = DIFFICULTIES, see
                    n_examples: int = 8) -> list[ArithmeticItem]:
     """``n_items`` distinct problems, the difficulties in turn, each with ``n_examples`` worked examples.
 
-    Args:
-        n_items: number of asked items (>= 1).
-        difficulties: levels among :data:`DIFFICULTIES`, cycled through in order.
-        seed: seeds items and examples (examples come from a separate stream).
-        n_examples: worked examples per item (the most shots a context can use).
+    Parameters
+    ----------
+    n_items : int
+        number of asked items (>= 1).
+    difficulties : Sequence[int]
+        levels among :data:`DIFFICULTIES`, cycled through in order.
+    seed : int
+        seeds items and examples (examples come from a separate stream).
+    n_examples : int
+        worked examples per item (the most shots a context can use).
 
-    Returns:
+    Returns
+    -------
+    list[ArithmeticItem]
         Items in generation order. Asked questions are distinct; an item's examples are distinct and never
         an asked question (bare sums are few, so two items may share an example).
     """
@@ -192,14 +205,20 @@ def shuffled_answers(item: ArithmeticItem, k: int, seed: int = 0) -> list[tuple[
 def build_context(item: ArithmeticItem, context: str, k: int, tokenizer=None, seed: int = 0) -> str:
     """The text before the final ``Question: …`` for ``context`` with ``k`` shots.
 
-    Args:
-        item: the asked item.
-        context: ``"examples"`` (the first ``k`` worked examples), ``"shuffled"`` (the same with wrong
-            answers, :func:`shuffled_answers`) or ``"irrelevant"`` (:data:`FILLER` text cut to the same
-            number of tokens as the ``k``-shot examples, per ``tokenizer``, ending in a newline).
-        k: number of shots (0 = no context for every kind).
-        tokenizer: a Hugging Face tokenizer (needed for ``"irrelevant"``).
-        seed: seeds the shuffles and the filler's starting sentence.
+    Parameters
+    ----------
+    item : ArithmeticItem
+        the asked item.
+    context : str
+        ``"examples"`` (the first ``k`` worked examples), ``"shuffled"`` (the same with wrong
+        answers, :func:`shuffled_answers`) or ``"irrelevant"`` (:data:`FILLER` text cut to the same
+        number of tokens as the ``k``-shot examples, per ``tokenizer``, ending in a newline).
+    k : int
+        number of shots (0 = no context for every kind).
+    tokenizer : tokenizer, optional
+        a Hugging Face tokenizer (needed for ``"irrelevant"``).
+    seed : int
+        seeds the shuffles and the filler's starting sentence.
     """
     if k < 0 or k > len(item.examples):
         raise BrainlikeError(f"item {item.id} has {len(item.examples)} worked examples; {k} shots asked")

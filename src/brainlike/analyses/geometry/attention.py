@@ -51,11 +51,16 @@ def _as_heads(attn: np.ndarray) -> np.ndarray:
 def row_entropy(attn: np.ndarray, causal: bool) -> np.ndarray:
     """Entropy (nats) of each query's attention distribution over its allowed keys.
 
-    Args:
-        attn: ``(n_heads, n_tokens, n_tokens)`` or ``(n_tokens, n_tokens)`` attention weights (rows sum to 1).
-        causal: only the lower triangle is allowed.
+    Parameters
+    ----------
+    attn : np.ndarray
+        ``(n_heads, n_tokens, n_tokens)`` or ``(n_tokens, n_tokens)`` attention weights (rows sum to 1).
+    causal : bool
+        only the lower triangle is allowed.
 
-    Returns:
+    Returns
+    -------
+    np.ndarray
         ``(n_heads, n_tokens)`` float64 entropies ``H_i = -sum_j A_ij ln A_ij`` (``0 ln 0 = 0``).
     """
     a = _as_heads(attn)
@@ -73,15 +78,22 @@ def attention_graph_stats(
 ) -> dict[str, np.ndarray]:
     """Graph density and entropy of each head's attention matrix.
 
-    Args:
-        attn: ``(n_heads, n_tokens, n_tokens)`` (or one ``(n_tokens, n_tokens)`` matrix) attention weights,
-            rows = queries, columns = keys, each row summing to 1 over its allowed keys.
-        causal: count only the lower triangle (decoder models).
-        threshold: absolute weight above which an entry is an edge (``density``).
-        relative_threshold: an entry is an edge for ``relative_density`` when its weight is at least this
-            multiple of the uniform weight ``1 / k_i`` of its row.
+    Parameters
+    ----------
+    attn : np.ndarray
+        ``(n_heads, n_tokens, n_tokens)`` (or one ``(n_tokens, n_tokens)`` matrix) attention weights,
+        rows = queries, columns = keys, each row summing to 1 over its allowed keys.
+    causal : bool
+        count only the lower triangle (decoder models).
+    threshold : float
+        absolute weight above which an entry is an edge (``density``).
+    relative_threshold : float
+        an entry is an edge for ``relative_density`` when its weight is at least this
+        multiple of the uniform weight ``1 / k_i`` of its row.
 
-    Returns:
+    Returns
+    -------
+    dict[str, np.ndarray]
         ``{measure: (n_heads,) float64}`` for the measures in :data:`ATTENTION_MEASURES` (see module doc).
     """
     if not 0 <= threshold < 1:

@@ -28,13 +28,19 @@ from brainlike.models.loading import LoadedModel
 class PromptCapture:
     """What the forward pass of one prompt yields.
 
-    Attributes:
-        input_ids: ``(n_tokens,)`` int64 token ids (special tokens included).
-        attention: ``(n_layers, n_heads, n_tokens, n_tokens)`` float32 attention weights, or ``None`` when
-            not kept (statistics only).
-        mlp_inputs: ``(n_layers, n_tokens, hidden_size)`` float32 — the tensor each block's MLP received.
-        offsets: ``(n_tokens, 2)`` int64 character span of each token in the prompt (``(0, 0)`` for specials).
-        special: ``(n_tokens,)`` bool, special tokens (BOS, CLS, SEP).
+    Attributes
+    ----------
+    input_ids : np.ndarray
+        ``(n_tokens,)`` int64 token ids (special tokens included).
+    attention : np.ndarray | None
+        ``(n_layers, n_heads, n_tokens, n_tokens)`` float32 attention weights, or ``None`` when
+        not kept (statistics only).
+    mlp_inputs : np.ndarray
+        ``(n_layers, n_tokens, hidden_size)`` float32 — the tensor each block's MLP received.
+    offsets : np.ndarray
+        ``(n_tokens, 2)`` int64 character span of each token in the prompt (``(0, 0)`` for specials).
+    special : np.ndarray
+        ``(n_tokens,)`` bool, special tokens (BOS, CLS, SEP).
     """
 
     input_ids: np.ndarray
@@ -79,13 +85,19 @@ def capture_prompt(
 ) -> PromptCapture:
     """Run one prompt and capture every block's attention weights and MLP input.
 
-    Args:
-        lm: a loaded model; attention weights need ``attn_implementation="eager"`` (the default of
-            :func:`brainlike.models.load_model`).
-        text: the prompt (the tokenizer adds BOS/CLS/SEP as the model expects).
-        keep_attention: return the attention weights (otherwise ``attention`` is ``None``).
-        mlp_path: dotted MLP path template for unknown architectures (see :func:`mlp_modules`).
-        device: where the model lives (default: the device of its first parameter).
+    Parameters
+    ----------
+    lm : LoadedModel
+        a loaded model; attention weights need ``attn_implementation="eager"`` (the default of
+        :func:`brainlike.models.load_model`).
+    text : str
+        the prompt (the tokenizer adds BOS/CLS/SEP as the model expects).
+    keep_attention : bool
+        return the attention weights (otherwise ``attention`` is ``None``).
+    mlp_path : str | None
+        dotted MLP path template for unknown architectures (see :func:`mlp_modules`).
+    device : str | None
+        where the model lives (default: the device of its first parameter).
     """
     if not isinstance(text, str) or not text.strip():
         raise BrainlikeError("a prompt must be a non-empty string")
@@ -127,12 +139,16 @@ def capture_prompt(
 class PromptSetGeometry:
     """Attention statistics and pooled MLP inputs of a set of prompts.
 
-    Attributes:
-        attention: tidy table, one row per (prompt, layer, head): ``prompt`` (index), ``layer`` (1-based
-            block), ``head``, ``n_tokens``, and the measures of :data:`ATTENTION_MEASURES`.
-        points: ``n_layers`` arrays ``(n_points, hidden_size)`` float32 — the MLP inputs of the in-scope
-            tokens of all prompts, pooled (prompt after prompt, tokens in order).
-        n_tokens: ``(n_prompts,)`` tokens per prompt.
+    Attributes
+    ----------
+    attention : pd.DataFrame
+        tidy table, one row per (prompt, layer, head): ``prompt`` (index), ``layer`` (1-based
+        block), ``head``, ``n_tokens``, and the measures of :data:`ATTENTION_MEASURES`.
+    points : list[np.ndarray]
+        ``n_layers`` arrays ``(n_points, hidden_size)`` float32 — the MLP inputs of the in-scope
+        tokens of all prompts, pooled (prompt after prompt, tokens in order).
+    n_tokens : np.ndarray
+        ``(n_prompts,)`` tokens per prompt.
     """
 
     attention: pd.DataFrame
@@ -153,12 +169,17 @@ def measure_prompts(
 ) -> PromptSetGeometry:
     """Attention-graph statistics per (prompt, layer, head) and pooled MLP inputs per layer.
 
-    Args:
-        lm: a loaded model (eager attention).
-        prompts: the texts, run one at a time.
-        scope_spans: per prompt, the ``(start, end)`` characters whose tokens are pooled for intrinsic
-            dimension (``None`` = every token, specials included). Attention statistics use the whole prompt.
-        threshold / relative_threshold: see :func:`attention_graph_stats`.
+    Parameters
+    ----------
+    lm : LoadedModel
+        a loaded model (eager attention).
+    prompts : Sequence[str]
+        the texts, run one at a time.
+    scope_spans : Sequence[tuple[int, int] | None] | None
+        per prompt, the ``(start, end)`` characters whose tokens are pooled for intrinsic
+        dimension (``None`` = every token, specials included). Attention statistics use the whole prompt.
+    threshold, relative_threshold : float
+        see :func:`attention_graph_stats`.
     """
     if len(prompts) == 0:
         raise BrainlikeError("no prompts to measure")

@@ -35,38 +35,64 @@ from brainlike.models.loading import LoadedModel, load_model
 class GeometryConfig(BaseModel):
     """Settings of the geometry / context experiment (all have defaults; unknown keys are errors).
 
-    Attributes:
-        models: registered names, local folders or hub ids.
-        questions: a JSON / JSON-lines questions file (see :func:`load_questions`); ``None`` = built-in set.
-        n_questions: use a seeded random subset of this many questions (``None`` = all).
-        conditions: context variants among ``none``, ``passage``, ``fewshot``.
-        n_shots: solved examples in the ``fewshot`` prefix.
-        density_threshold: absolute attention weight above which an entry is an edge.
-        relative_threshold: edge when the weight is at least this multiple of its row's uniform weight.
-        estimators: intrinsic-dimension estimators (``twonn``, ``mle``).
-        mle_neighbors: neighbourhood size of the MLE estimator.
-        max_points: most points per intrinsic-dimension estimate.
-        token_scope: pool ``all`` tokens of each prompt, or only the tokens of the ``question`` text (the same
-            text in every condition; template words and context excluded).
-        region_rounding: how a fractional dimension becomes the integer ``d`` of the region bound.
-        accuracy: greedy-generate answers and score exact match (causal models only).
-        max_new_tokens: tokens generated per answer.
-        dtype / device: model loading.
-        mlp_path: dotted MLP module template (``"model.layers.{i}.mlp"``) for unknown architectures.
-        seed: seeds question subsets, few-shot picks and point subsamples.
-        progress: show progress bars.
-        task: ``questions`` (the question set above, ``conditions``) or ``arithmetic`` (generated problems
-            with ``shots`` worked examples and length-matched ``controls``; see
-            :mod:`brainlike.analyses.geometry.reasoning`). ``n_questions`` is then the number of generated
-            problems (default 100) and ``token_scope`` defaults to ``question``.
-        shots: worked examples per context (arithmetic task).
-        controls: length-matched control contexts for each ``shots > 0``: ``irrelevant`` (neutral text of
-            the same token length), ``shuffled`` (the same examples with wrong answers).
-        difficulties: difficulty levels of the generated problems (0 = bare sums, 1-3 = word-problem steps).
-        n_bootstrap: bootstrap draws over questions for the CIs (permutation nulls use half as many, >= 20).
-        late_from: layers with relative depth above this are the "late" layers of the chain.
-        tokens_per_question: question tokens per question in each intrinsic-dimension estimate (arithmetic
-            task; the same in the point estimate, the bootstrap draws and every condition).
+    Attributes
+    ----------
+    models : list[str]
+        registered names, local folders or hub ids.
+    questions : str | None
+        a JSON / JSON-lines questions file (see :func:`load_questions`); ``None`` = built-in set.
+    n_questions : int | None
+        use a seeded random subset of this many questions (``None`` = all).
+    conditions : list[Literal['none', 'passage', 'fewshot']]
+        context variants among ``none``, ``passage``, ``fewshot``.
+    n_shots : int
+        solved examples in the ``fewshot`` prefix.
+    density_threshold : float
+        absolute attention weight above which an entry is an edge.
+    relative_threshold : float
+        edge when the weight is at least this multiple of its row's uniform weight.
+    estimators : list[Literal['twonn', 'mle']]
+        intrinsic-dimension estimators (``twonn``, ``mle``).
+    mle_neighbors : int
+        neighbourhood size of the MLE estimator.
+    max_points : int
+        most points per intrinsic-dimension estimate.
+    token_scope : Literal['all', 'question'] | None
+        pool ``all`` tokens of each prompt, or only the tokens of the ``question`` text (the same
+        text in every condition; template words and context excluded).
+    region_rounding : Literal['ceil', 'round', 'floor']
+        how a fractional dimension becomes the integer ``d`` of the region bound.
+    accuracy : bool
+        greedy-generate answers and score exact match (causal models only).
+    max_new_tokens : int
+        tokens generated per answer.
+    dtype, device : Literal['float32', 'float16', 'bfloat16']
+        model loading.
+    mlp_path : str | None
+        dotted MLP module template (``"model.layers.{i}.mlp"``) for unknown architectures.
+    seed : int
+        seeds question subsets, few-shot picks and point subsamples.
+    progress : bool
+        show progress bars.
+    task : Literal['questions', 'arithmetic']
+        ``questions`` (the question set above, ``conditions``) or ``arithmetic`` (generated problems
+        with ``shots`` worked examples and length-matched ``controls``; see
+        :mod:`brainlike.analyses.geometry.reasoning`). ``n_questions`` is then the number of generated
+        problems (default 100) and ``token_scope`` defaults to ``question``.
+    shots : list[int]
+        worked examples per context (arithmetic task).
+    controls : list[Literal['irrelevant', 'shuffled']]
+        length-matched control contexts for each ``shots > 0``: ``irrelevant`` (neutral text of
+        the same token length), ``shuffled`` (the same examples with wrong answers).
+    difficulties : list[int]
+        difficulty levels of the generated problems (0 = bare sums, 1-3 = word-problem steps).
+    n_bootstrap : int
+        bootstrap draws over questions for the CIs (permutation nulls use half as many, >= 20).
+    late_from : float
+        layers with relative depth above this are the "late" layers of the chain.
+    tokens_per_question : int
+        question tokens per question in each intrinsic-dimension estimate (arithmetic
+        task; the same in the point estimate, the bootstrap draws and every condition).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -129,8 +155,10 @@ class GeometryConfig(BaseModel):
     def parse(cls, data: GeometryConfig | dict | str | Path) -> GeometryConfig:
         """A config from itself, a dict, or a YAML file (flat, or under a top-level ``geometry:`` key).
 
-        Raises:
-            BrainlikeError: the file is missing or a setting is invalid (the message names it).
+        Raises
+        ------
+        BrainlikeError
+            the file is missing or a setting is invalid (the message names it).
         """
         if isinstance(data, GeometryConfig):
             return data
@@ -151,22 +179,31 @@ class GeometryConfig(BaseModel):
 class GeometryResult:
     """Tidy tables of the geometry experiment (one row per observation).
 
-    Attributes:
-        attention_prompts: one row per (model, condition, question, layer, head): ``model, condition,
-            question_id, layer, relative_layer, head, n_tokens, density, relative_density, entropy`` (nats)
-            ``, normalized_entropy, effective_density``.
-        attention: the same measures averaged over prompts, one row per (model, condition, layer, head),
-            plus ``n_prompts``.
-        intrinsic_dimension: one row per (model, condition, layer, estimator): ``intrinsic_dimension``
-            (dimensions), ``n_points``, ``ambient_dim`` (hidden size), ``token_scope``.
-        linear_regions: one row per (model, condition, layer, estimator): ``intrinsic_dimension``,
-            ``dim_used`` (integer d), ``width`` (MLP units n), ``log10_regions`` (log10 of
-            sum_{i<=d} C(n, i)), ``log10_regions_ambient`` (d = hidden size), ``log10_regions_max`` (n log10 2).
-        accuracy: one row per (model, condition, question): ``category, n_tokens, answer, generated,
-            correct`` (causal models only).
-        models: one row per model: ``kind, n_layers, n_heads, hidden_size, mlp_width, fingerprint``.
-        config: the settings used (JSON-serialisable dict).
-        notes: human-readable remarks (e.g. accuracy skipped for encoders).
+    Attributes
+    ----------
+    attention_prompts : pd.DataFrame
+        one row per (model, condition, question, layer, head): ``model, condition,
+        question_id, layer, relative_layer, head, n_tokens, density, relative_density, entropy`` (nats)
+        ``, normalized_entropy, effective_density``.
+    attention : pd.DataFrame
+        the same measures averaged over prompts, one row per (model, condition, layer, head),
+        plus ``n_prompts``.
+    intrinsic_dimension : pd.DataFrame
+        one row per (model, condition, layer, estimator): ``intrinsic_dimension``
+        (dimensions), ``n_points``, ``ambient_dim`` (hidden size), ``token_scope``.
+    linear_regions : pd.DataFrame
+        one row per (model, condition, layer, estimator): ``intrinsic_dimension``,
+        ``dim_used`` (integer d), ``width`` (MLP units n), ``log10_regions`` (log10 of
+        sum_{i<=d} C(n, i)), ``log10_regions_ambient`` (d = hidden size), ``log10_regions_max`` (n log10 2).
+    accuracy : pd.DataFrame
+        one row per (model, condition, question): ``category, n_tokens, answer, generated,
+        correct`` (causal models only).
+    models : pd.DataFrame
+        one row per model: ``kind, n_layers, n_heads, hidden_size, mlp_width, fingerprint``.
+    config : dict
+        the settings used (JSON-serialisable dict).
+    notes : list[str]
+        human-readable remarks (e.g. accuracy skipped for encoders).
     """
 
     attention_prompts: pd.DataFrame
@@ -338,11 +375,16 @@ def run_geometry(config: GeometryConfig | dict | str | Path,
                  models: dict[str, LoadedModel] | None = None):
     """Run the geometry / context experiment for every model of ``config``.
 
-    Args:
-        config: a :class:`GeometryConfig`, a dict of its fields, or a YAML file.
-        models: already loaded models by name (optional; others are loaded with eager attention).
+    Parameters
+    ----------
+    config : GeometryConfig | dict | str | Path
+        a :class:`GeometryConfig`, a dict of its fields, or a YAML file.
+    models : dict[str, LoadedModel] | None
+        already loaded models by name (optional; others are loaded with eager attention).
 
-    Returns:
+    Returns
+    -------
+    GeometryResult or TaskGeometryResult
         :class:`GeometryResult` with per-layer tables for every condition, or for ``task: arithmetic`` a
         :class:`~brainlike.analyses.geometry.reasoning.TaskGeometryResult`.
     """

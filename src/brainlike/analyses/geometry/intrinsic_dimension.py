@@ -32,13 +32,20 @@ def prepare_points(
 ) -> np.ndarray:
     """Distinct rows of ``X``, subsampled without replacement to at most ``max_points``.
 
-    Args:
-        X: ``(n_points, n_features)`` points (any float dtype).
-        max_points: keep at most this many rows (random subset, ``seed``); ``None`` keeps all.
-        seed: seed of the subsample.
-        deduplicate: drop rows equal to an earlier row up to ``1e-6`` of the median row norm.
+    Parameters
+    ----------
+    X : np.ndarray
+        ``(n_points, n_features)`` points (any float dtype).
+    max_points : int | None
+        keep at most this many rows (random subset, ``seed``); ``None`` keeps all.
+    seed : int
+        seed of the subsample.
+    deduplicate : bool
+        drop rows equal to an earlier row up to ``1e-6`` of the median row norm.
 
-    Returns:
+    Returns
+    -------
+    np.ndarray
         ``(n_kept, n_features)`` float64, rows in their original order.
     """
     X = np.asarray(X, dtype=np.float64)
@@ -69,20 +76,32 @@ def estimate_intrinsic_dimension(
 ) -> float:
     """Intrinsic dimension of a point cloud.
 
-    Args:
-        X: ``(n_points, n_features)`` points, e.g. token vectors entering one MLP layer.
-        estimator: ``"twonn"`` or ``"mle"`` (see :data:`ESTIMATORS`).
-        max_points: subsample to at most this many distinct points (``seed``); ``None`` uses all.
-        seed: subsampling seed.
-        deduplicate: drop repeated points first (see :func:`prepare_points`).
-        n_neighbors: neighbourhood size of the MLE estimator.
-        discard_fraction: share of largest distance ratios TwoNN discards (scikit-dimension default 0.1).
+    Parameters
+    ----------
+    X : np.ndarray
+        ``(n_points, n_features)`` points, e.g. token vectors entering one MLP layer.
+    estimator : str
+        ``"twonn"`` or ``"mle"`` (see :data:`ESTIMATORS`).
+    max_points : int | None
+        subsample to at most this many distinct points (``seed``); ``None`` uses all.
+    seed : int
+        subsampling seed.
+    deduplicate : bool
+        drop repeated points first (see :func:`prepare_points`).
+    n_neighbors : int
+        neighbourhood size of the MLE estimator.
+    discard_fraction : float
+        share of largest distance ratios TwoNN discards (scikit-dimension default 0.1).
 
-    Returns:
+    Returns
+    -------
+    float
         The estimated dimension (a positive float, in units of dimensions).
 
-    Raises:
-        BrainlikeError: unknown estimator or fewer than :data:`MIN_POINTS` distinct points.
+    Raises
+    ------
+    BrainlikeError
+        unknown estimator or fewer than :data:`MIN_POINTS` distinct points.
     """
     import skdim
 
@@ -117,7 +136,9 @@ def _embed(Z: np.ndarray, ambient: int, rng: np.random.Generator) -> np.ndarray:
 def linear_subspace(n_points: int, dim: int, ambient: int, seed: int = 0, noise: float = 0.0) -> np.ndarray:
     """Gaussian points on a random ``dim``-dimensional linear subspace of ``R^ambient``.
 
-    Returns:
+    Returns
+    -------
+    np.ndarray
         ``(n_points, ambient)`` float32; intrinsic dimension ``dim`` (plus isotropic noise of s.d. ``noise``).
     """
     rng = np.random.default_rng(seed)
@@ -130,7 +151,9 @@ def linear_subspace(n_points: int, dim: int, ambient: int, seed: int = 0, noise:
 def swiss_roll(n_points: int, ambient: int = 3, seed: int = 0) -> np.ndarray:
     """The swiss roll (a 2-d manifold rolled up in 3-d), rotated into ``R^ambient``.
 
-    Returns:
+    Returns
+    -------
+    np.ndarray
         ``(n_points, ambient)`` float32; intrinsic dimension 2.
     """
     rng = np.random.default_rng(seed)
@@ -143,7 +166,9 @@ def swiss_roll(n_points: int, ambient: int = 3, seed: int = 0) -> np.ndarray:
 def sphere(n_points: int, dim: int, ambient: int, seed: int = 0) -> np.ndarray:
     """Uniform points on the unit ``dim``-sphere (in ``R^(dim+1)``), rotated into ``R^ambient``.
 
-    Returns:
+    Returns
+    -------
+    np.ndarray
         ``(n_points, ambient)`` float32; intrinsic dimension ``dim``.
     """
     rng = np.random.default_rng(seed)

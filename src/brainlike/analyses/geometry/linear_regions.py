@@ -40,10 +40,14 @@ def integer_dimension(dim: float, rounding: str = "ceil") -> int:
 def linear_region_bound(width: int, dim: float, rounding: str = "ceil") -> int:
     """``sum_{i=0}^{d} C(width, i)``: the most regions ``width`` hyperplanes can cut ``R^d`` into (exact).
 
-    Args:
-        width: number of units (hyperplanes) ``n >= 0``.
-        dim: input (intrinsic) dimension ``d``; fractional values are rounded with ``rounding``.
-        rounding: ``"ceil"`` (default), ``"round"`` or ``"floor"``.
+    Parameters
+    ----------
+    width : int
+        number of units (hyperplanes) ``n >= 0``.
+    dim : float
+        input (intrinsic) dimension ``d``; fractional values are rounded with ``rounding``.
+    rounding : str
+        ``"ceil"`` (default), ``"round"`` or ``"floor"``.
     """
     if int(width) != width or width < 0:
         raise BrainlikeError(f"width must be a non-negative integer, got {width}")
@@ -68,10 +72,14 @@ def count_activation_patterns(weight: np.ndarray, bias: np.ndarray, points: np.n
     Every pattern is one linear region of the layer, so on a dense grid this is a brute-force lower bound
     on (and, for a fine enough grid over a large enough box, equal to) the number of regions.
 
-    Args:
-        weight: ``(n_units, d)`` weights.
-        bias: ``(n_units,)`` biases.
-        points: ``(n_points, d)`` inputs.
+    Parameters
+    ----------
+    weight : np.ndarray
+        ``(n_units, d)`` weights.
+    bias : np.ndarray
+        ``(n_units,)`` biases.
+    points : np.ndarray
+        ``(n_points, d)`` inputs.
     """
     W, b, P = np.asarray(weight, float), np.asarray(bias, float), np.asarray(points, float)
     if W.ndim != 2 or b.shape != (W.shape[0],) or P.ndim != 2 or P.shape[1] != W.shape[1]:
@@ -83,7 +91,9 @@ def count_activation_patterns(weight: np.ndarray, bias: np.ndarray, points: np.n
 def grid_points(extent: float, resolution: int, dim: int = 2) -> np.ndarray:
     """A regular grid over ``[-extent, extent]^dim`` with ``resolution`` points per axis.
 
-    Returns:
+    Returns
+    -------
+    np.ndarray
         ``(resolution ** dim, dim)`` float64.
     """
     axis = np.linspace(-extent, extent, resolution)

@@ -25,12 +25,17 @@ MLP_NAMES: tuple[str, ...] = ("mlp", "feed_forward", "ffn", "intermediate", "blo
 def transformer_blocks(model: torch.nn.Module, n_layers: int) -> tuple[str, torch.nn.ModuleList]:
     """The ``ModuleList`` of transformer blocks and its dotted name.
 
-    Args:
-        model: a transformers model (any head).
-        n_layers: the number of blocks (``config.num_hidden_layers``).
+    Parameters
+    ----------
+    model : torch.nn.Module
+        a transformers model (any head).
+    n_layers : int
+        the number of blocks (``config.num_hidden_layers``).
 
-    Raises:
-        ModelError: no ``ModuleList`` of length ``n_layers`` exists.
+    Raises
+    ------
+    ModelError
+        no ``ModuleList`` of length ``n_layers`` exists.
     """
     found = find_blocks(model, n_layers)  # the one block finder that extraction uses too
     if found is None:
@@ -42,14 +47,20 @@ def transformer_blocks(model: torch.nn.Module, n_layers: int) -> tuple[str, torc
 def mlp_modules(model: torch.nn.Module, n_layers: int, mlp_path: str | None = None) -> list[torch.nn.Module]:
     """The MLP module of every transformer block, in order (``n_layers`` modules).
 
-    Args:
-        model: a transformers model.
-        n_layers: number of transformer blocks.
-        mlp_path: optional dotted path template with ``{i}`` for the block index, e.g.
-            ``"model.layers.{i}.mlp"`` — for architectures whose MLP is not found automatically.
+    Parameters
+    ----------
+    model : torch.nn.Module
+        a transformers model.
+    n_layers : int
+        number of transformer blocks.
+    mlp_path : str | None
+        optional dotted path template with ``{i}`` for the block index, e.g.
+        ``"model.layers.{i}.mlp"`` — for architectures whose MLP is not found automatically.
 
-    Raises:
-        ModelError: the architecture is unknown (the message names the block's children).
+    Raises
+    ------
+    ModelError
+        the architecture is unknown (the message names the block's children).
     """
     if mlp_path is not None:
         if "{i}" not in mlp_path:

@@ -51,11 +51,14 @@ def plot_attention_density(table: pd.DataFrame, ax=None, measure: str = "density
     """Attention measure against layer: mean over heads (± s.e.m. across heads), one line per
     (model, condition).
 
-    Args:
-        table: :attr:`GeometryResult.attention` (or ``attention_prompts``): ``model, condition, layer,
-            relative_layer, head`` and ``measure``.
-        measure: ``density``, ``relative_density``, ``effective_density``, ``entropy`` or
-            ``normalized_entropy``.
+    Parameters
+    ----------
+    table : pd.DataFrame
+        :attr:`GeometryResult.attention` (or ``attention_prompts``): ``model, condition, layer,
+        relative_layer, head`` and ``measure``.
+    measure : str
+        ``density``, ``relative_density``, ``effective_density``, ``entropy`` or
+        ``normalized_entropy``.
     """
     _need(table, ["model", "condition", "layer", "relative_layer", "head", measure], "plot_attention_density")
     fig, ax = fig_ax(ax)
@@ -73,9 +76,12 @@ def plot_attention_heads(table: pd.DataFrame, ax=None, measure: str = "density",
                          condition: str | None = None):
     """Heat map of an attention measure, layers × heads, for one model and condition.
 
-    Args:
-        table: :attr:`GeometryResult.attention`.
-        model / condition: which (default: the first in the table).
+    Parameters
+    ----------
+    table : pd.DataFrame
+        :attr:`GeometryResult.attention`.
+    model, condition : str | None
+        which (default: the first in the table).
     """
     _need(table, ["model", "condition", "layer", "head", measure], "plot_attention_heads")
     model = model or table["model"].iloc[0]
@@ -99,9 +105,12 @@ def plot_intrinsic_dimension(table: pd.DataFrame, ax=None, estimator: str | None
     """Intrinsic dimension of the MLP input against layer, one line per (model, condition); solid = TwoNN,
     dashed = MLE.
 
-    Args:
-        table: :attr:`GeometryResult.intrinsic_dimension`.
-        estimator: plot only this estimator (default: all).
+    Parameters
+    ----------
+    table : pd.DataFrame
+        :attr:`GeometryResult.intrinsic_dimension`.
+    estimator : str | None
+        plot only this estimator (default: all).
     """
     _need(table, ["model", "condition", "layer", "relative_layer", "estimator", "intrinsic_dimension"],
           "plot_intrinsic_dimension")
@@ -125,9 +134,12 @@ def plot_linear_regions(table: pd.DataFrame, ax=None, estimator: str = "twonn"):
     """log10 of the bound on the number of linear regions each MLP can carve, given its input's intrinsic
     dimension, against layer; one line per (model, condition).
 
-    Args:
-        table: :attr:`GeometryResult.linear_regions`.
-        estimator: which dimension estimate the bound uses (falls back to the first available).
+    Parameters
+    ----------
+    table : pd.DataFrame
+        :attr:`GeometryResult.linear_regions`.
+    estimator : str
+        which dimension estimate the bound uses (falls back to the first available).
     """
     _need(table, ["model", "condition", "layer", "relative_layer", "estimator", "log10_regions"],
           "plot_linear_regions")
@@ -146,8 +158,10 @@ def plot_linear_regions(table: pd.DataFrame, ax=None, estimator: str = "twonn"):
 def plot_context_accuracy(table: pd.DataFrame, ax=None):
     """Exact-match accuracy per condition (bars, grouped by model) with the binomial standard error.
 
-    Args:
-        table: :attr:`GeometryResult.accuracy` (one row per question: ``model, condition, correct``).
+    Parameters
+    ----------
+    table : pd.DataFrame
+        :attr:`GeometryResult.accuracy` (one row per question: ``model, condition, correct``).
     """
     _need(table, ["model", "condition", "correct"], "plot_context_accuracy")
     fig, ax = fig_ax(ax)
@@ -177,10 +191,13 @@ def plot_context_accuracy(table: pd.DataFrame, ax=None):
 def plot_context_effect(table: pd.DataFrame, ax=None, measure: str = "id_twonn"):
     """Change of a per-layer measure with context (condition − ``none``) against layer.
 
-    Args:
-        table: :meth:`GeometryResult.context_effect` (``model, condition, layer, relative_layer, measure,
-            change``).
-        measure: e.g. ``density``, ``effective_density``, ``id_twonn``, ``id_mle``, ``log10_regions_twonn``.
+    Parameters
+    ----------
+    table : pd.DataFrame
+        :meth:`GeometryResult.context_effect` (``model, condition, layer, relative_layer, measure,
+        change``).
+    measure : str
+        e.g. ``density``, ``effective_density``, ``id_twonn``, ``id_mle``, ``log10_regions_twonn``.
     """
     _need(table, ["model", "condition", "layer", "relative_layer", "measure", "change"], "plot_context_effect")
     table = table[table["measure"] == measure]

@@ -42,14 +42,22 @@ _ARTICLES = {"a", "an", "the"}
 class Question:
     """One question with a short answer.
 
-    Attributes:
-        id: a unique label.
-        question: the question text.
-        answer: the canonical short answer (one or a few words).
-        aliases: other accepted answers (``"8"`` for ``"eight"``).
-        passage: a relevant passage for the ``passage`` condition (may be ``None``).
-        category: a label used to pick few-shot examples (``"fact"``, ``"arithmetic"``).
-        examples: solved ``(question, answer)`` pairs for this question's few-shot prefix.
+    Attributes
+    ----------
+    id : str
+        a unique label.
+    question : str
+        the question text.
+    answer : str
+        the canonical short answer (one or a few words).
+    aliases : tuple[str, ...]
+        other accepted answers (``"8"`` for ``"eight"``).
+    passage : str | None
+        a relevant passage for the ``passage`` condition (may be ``None``).
+    category : str
+        a label used to pick few-shot examples (``"fact"``, ``"arithmetic"``).
+    examples : tuple[tuple[str, str], ...]
+        solved ``(question, answer)`` pairs for this question's few-shot prefix.
     """
 
     id: str
@@ -189,8 +197,10 @@ def exact_match(generated: str, answers: Sequence[str]) -> bool:
 def generate_answer(lm: LoadedModel, prompt: str, max_new_tokens: int = 5) -> str:
     """Greedy continuation of ``prompt`` (``max_new_tokens`` tokens, special tokens dropped).
 
-    Raises:
-        BrainlikeError: the model is not a causal language model (encoders cannot generate).
+    Raises
+    ------
+    BrainlikeError
+        the model is not a causal language model (encoders cannot generate).
     """
     if lm.kind != "causal":
         raise BrainlikeError(f"{lm.name} is an encoder; only causal models generate answers")

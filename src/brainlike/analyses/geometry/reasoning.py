@@ -292,20 +292,29 @@ def verdict(chain: pd.DataFrame, model: str) -> str:
 class TaskGeometryResult:
     """Tables of the arithmetic-task geometry experiment (tidy, one row per observation).
 
-    Attributes:
-        layers: per (model, condition, layer, measure): ``estimate, ci_low, ci_high`` (bootstrap 95% over
-            questions), ``n_points``; measures ``id_twonn``, ``id_mle`` (dimensions), ``density``,
-            ``relative_density``, ``effective_density`` (shares of allowed attention entries).
-        activation_patterns: per (model, condition, layer): ``n_points`` (distinct question-token MLP
-            inputs), ``n_patterns`` (distinct sign patterns of the MLP's first projection on them),
-            ``width``, ``intrinsic_dimension`` (TwoNN), ``dim_used``, ``log10_regions_bound``.
-        accuracy: per (model, condition, question): ``difficulty, n_tokens, n_context_tokens, answer,
-            generated, parsed, correct``.
-        accuracy_summary: see :func:`accuracy_table`.
-        chain: per (model, contrast, effect): ``estimate, ci_low, ci_high, p_value, null``.
-        verdicts: per model: ``verdict`` (one sentence).
-        models: per model: architecture, ``n_points_per_estimate``, ``late_layers``, ``included``, ``note``.
-        config / notes: settings and remarks (encoders excluded).
+    Attributes
+    ----------
+    layers : pd.DataFrame
+        per (model, condition, layer, measure): ``estimate, ci_low, ci_high`` (bootstrap 95% over
+        questions), ``n_points``; measures ``id_twonn``, ``id_mle`` (dimensions), ``density``,
+        ``relative_density``, ``effective_density`` (shares of allowed attention entries).
+    activation_patterns : pd.DataFrame
+        per (model, condition, layer): ``n_points`` (distinct question-token MLP
+        inputs), ``n_patterns`` (distinct sign patterns of the MLP's first projection on them),
+        ``width``, ``intrinsic_dimension`` (TwoNN), ``dim_used``, ``log10_regions_bound``.
+    accuracy : pd.DataFrame
+        per (model, condition, question): ``difficulty, n_tokens, n_context_tokens, answer,
+        generated, parsed, correct``.
+    accuracy_summary : pd.DataFrame
+        see :func:`accuracy_table`.
+    chain : pd.DataFrame
+        per (model, contrast, effect): ``estimate, ci_low, ci_high, p_value, null``.
+    verdicts : pd.DataFrame
+        per model: ``verdict`` (one sentence).
+    models : pd.DataFrame
+        per model: architecture, ``n_points_per_estimate``, ``late_layers``, ``included``, ``note``.
+    config, notes : dict
+        settings and remarks (encoders excluded).
     """
 
     layers: pd.DataFrame

@@ -108,14 +108,22 @@ def resampled_ids(D: np.ndarray, owner: np.ndarray, draws: np.ndarray, t: int,
                   estimators: Sequence[str], n_neighbors: int = 20, seed: int = 0) -> np.ndarray:
     """Estimates on every question once and on each bootstrap draw, ``t`` tokens per question occurrence.
 
-    Args:
-        D: ``(n, n)`` distances of the de-duplicated points.
-        owner: ``(n,)`` question index of each point.
-        draws: ``(n_draws, n_half)`` question indices of each draw (:func:`bootstrap_draws`).
-        t: tokens per question occurrence.
-        estimators: ``twonn`` / ``mle``.
+    Parameters
+    ----------
+    D : np.ndarray
+        ``(n, n)`` distances of the de-duplicated points.
+    owner : np.ndarray
+        ``(n,)`` question index of each point.
+    draws : np.ndarray
+        ``(n_draws, n_half)`` question indices of each draw (:func:`bootstrap_draws`).
+    t : int
+        tokens per question occurrence.
+    estimators : Sequence[str]
+        ``twonn`` / ``mle``.
 
-    Returns:
+    Returns
+    -------
+    np.ndarray
         ``(1 + n_draws, n_estimators)`` float64: row 0 the point estimate, then one row per draw.
     """
     rng = np.random.default_rng([seed, 11])
@@ -134,14 +142,22 @@ def swap_null(D: np.ndarray, owner: np.ndarray, condition: np.ndarray, t: int, e
               n_permutations: int, n_neighbors: int = 20, seed: int = 0) -> np.ndarray:
     """Null distribution of ``ID(A) - ID(B)`` when each question's two versions are swapped at random.
 
-    Args:
-        D: ``(n, n)`` distances of the points of both conditions together.
-        owner: ``(n,)`` question index of each point.
-        condition: ``(n,)`` bool, True for condition A.
-        t: tokens per question (as in :func:`resampled_ids`).
-        n_permutations: number of random swaps.
+    Parameters
+    ----------
+    D : np.ndarray
+        ``(n, n)`` distances of the points of both conditions together.
+    owner : np.ndarray
+        ``(n,)`` question index of each point.
+    condition : np.ndarray
+        ``(n,)`` bool, True for condition A.
+    t : int
+        tokens per question (as in :func:`resampled_ids`).
+    n_permutations : int
+        number of random swaps.
 
-    Returns:
+    Returns
+    -------
+    np.ndarray
         ``(n_permutations, n_estimators)`` float64 differences under the null of exchangeable conditions.
     """
     rng = np.random.default_rng([seed, 13])

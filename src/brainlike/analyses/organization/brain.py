@@ -24,14 +24,21 @@ __all__ = ["BrainData"]
 class BrainData:
     """BOLD time series of one subject (one run or concatenated runs of the same story).
 
-    Attributes:
-        bold: ``(n_trs, n_voxels)`` float32, any units (each voxel is modelled separately).
-        tr: repetition time, seconds; volume ``i`` is at ``(i + tr_offset) · tr`` seconds on the
-            stimulus clock.
-        mask: volume data: ``(x, y, z)`` bool, the voxels that are columns of ``bold``; ``None`` otherwise.
-        affine: volume data: ``(4, 4)`` voxel-to-world matrix.
-        name: label for tables.
-        tr_offset: see ``tr``.
+    Attributes
+    ----------
+    bold : np.ndarray
+        ``(n_trs, n_voxels)`` float32, any units (each voxel is modelled separately).
+    tr : float
+        repetition time, seconds; volume ``i`` is at ``(i + tr_offset) · tr`` seconds on the
+        stimulus clock.
+    mask : np.ndarray | None
+        volume data: ``(x, y, z)`` bool, the voxels that are columns of ``bold``; ``None`` otherwise.
+    affine : np.ndarray | None
+        volume data: ``(4, 4)`` voxel-to-world matrix.
+    name : str
+        label for tables.
+    tr_offset : float
+        see ``tr``.
     """
 
     bold: np.ndarray
@@ -104,10 +111,14 @@ class BrainData:
                    tr_offset: float = 0.0) -> BrainData:
         """Volume data from a 4-D NIfTI (path or image).
 
-        Args:
-            bold: 4-D image ``(x, y, z, n_trs)``.
-            mask: a 3-D image/path/bool array; default: the voxels whose time course is not constant.
-            tr: seconds (default: the header's 4th zoom).
+        Parameters
+        ----------
+        bold : str, Path or nibabel image
+            4-D image ``(x, y, z, n_trs)``.
+        mask : str, Path, nibabel image or ndarray of bool, optional
+            a 3-D image/path/bool array; default: the voxels whose time course is not constant.
+        tr : float | None
+            seconds (default: the header's 4th zoom).
         """
         import nibabel as nib
 

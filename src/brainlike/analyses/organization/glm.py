@@ -35,15 +35,23 @@ def hrf_regressors(patterns: np.ndarray, tr: float, hrf_model: str = "glover", o
                    tr_offset: float = 0.0) -> np.ndarray:
     """HRF-convolved pattern regressors sampled at the volumes.
 
-    Args:
-        patterns: ``(K, n_trs)`` patterns on the TR grid (value in volume ``i`` = mean activity during
-            ``[i·tr, (i+1)·tr)``).
-        tr: repetition time, seconds.
-        hrf_model: ``"glover"`` (default) or ``"spm"``.
-        oversampling: HRF sub-samples per TR.
-        tr_offset: volumes are acquired at ``(i + tr_offset)·tr`` seconds (0 = BIDS convention).
+    Parameters
+    ----------
+    patterns : np.ndarray
+        ``(K, n_trs)`` patterns on the TR grid (value in volume ``i`` = mean activity during
+        ``[i·tr, (i+1)·tr)``).
+    tr : float
+        repetition time, seconds.
+    hrf_model : str
+        ``"glover"`` (default) or ``"spm"``.
+    oversampling : int
+        HRF sub-samples per TR.
+    tr_offset : float
+        volumes are acquired at ``(i + tr_offset)·tr`` seconds (0 = BIDS convention).
 
-    Returns:
+    Returns
+    -------
+    np.ndarray
         ``(n_trs, K)`` float64 regressors, each z-scored over volumes.
     """
     from nilearn.glm.first_level import compute_regressor
@@ -69,9 +77,12 @@ def design_matrix(regressors: np.ndarray, tr: float, high_pass: float | None = 1
                   tr_offset: float = 0.0, names: list[str] | None = None) -> pd.DataFrame:
     """``(n_trs, K + n_drift + 1)`` design: the regressors first, then cosine drifts, then ``constant``.
 
-    Args:
-        regressors: ``(n_trs, K)`` (from :func:`hrf_regressors`).
-        high_pass: drift cut-off in Hz (``None`` or 0: intercept only).
+    Parameters
+    ----------
+    regressors : np.ndarray
+        ``(n_trs, K)`` (from :func:`hrf_regressors`).
+    high_pass : float | None
+        drift cut-off in Hz (``None`` or 0: intercept only).
     """
     from nilearn.glm.first_level import make_first_level_design_matrix
 
@@ -88,16 +99,26 @@ def design_matrix(regressors: np.ndarray, tr: float, high_pass: float | None = 1
 class GLMResult:
     """Voxel-wise GLM statistics for the K pattern regressors.
 
-    Attributes:
-        beta: ``(K, n_voxels)`` float32 coefficients (BOLD units per regressor s.d.).
-        t: ``(K, n_voxels)`` float32 t statistics.
-        p: ``(K, n_voxels)`` float64 p-values (two-sided or one-sided, see ``tail``).
-        q: ``(K, n_voxels)`` float64 Benjamini–Hochberg q-values, per map.
-        significant: ``(K, n_voxels)`` bool, ``q < alpha`` (and ``t > 0`` when ``tail == "greater"``).
-        dof: residual degrees of freedom.
-        tail: ``"two-sided"`` or ``"greater"``.
-        alpha: FDR level.
-        noise_model: ``"ols"`` or ``"ar1"``.
+    Attributes
+    ----------
+    beta : np.ndarray
+        ``(K, n_voxels)`` float32 coefficients (BOLD units per regressor s.d.).
+    t : np.ndarray
+        ``(K, n_voxels)`` float32 t statistics.
+    p : np.ndarray
+        ``(K, n_voxels)`` float64 p-values (two-sided or one-sided, see ``tail``).
+    q : np.ndarray
+        ``(K, n_voxels)`` float64 Benjamini–Hochberg q-values, per map.
+    significant : np.ndarray
+        ``(K, n_voxels)`` bool, ``q < alpha`` (and ``t > 0`` when ``tail == "greater"``).
+    dof : float
+        residual degrees of freedom.
+    tail : str
+        ``"two-sided"`` or ``"greater"``.
+    alpha : float
+        FDR level.
+    noise_model : str
+        ``"ols"`` or ``"ar1"``.
     """
 
     beta: np.ndarray
@@ -144,15 +165,23 @@ def fit_glm(Y: np.ndarray, design: pd.DataFrame | np.ndarray, n_regressors: int,
             tail: str = "two-sided", alpha: float = 0.05, block_voxels: int = 20000) -> GLMResult:
     """Fit the GLM ``Y = X β + ε`` at every voxel and test the first ``n_regressors`` columns.
 
-    Args:
-        Y: ``(n_trs, n_voxels)`` BOLD (any units; constant voxels give t = 0, p = 1).
-        design: ``(n_trs, p)`` design whose first ``n_regressors`` columns are the pattern regressors.
-        n_regressors: ``K``.
-        noise_model: ``"ols"`` (own vectorised OLS, equal to nilearn's ``run_glm(noise_model="ols")``)
-            or ``"ar1"`` (nilearn's pre-whitened AR(1) GLM).
-        tail: ``"two-sided"`` or ``"greater"`` (one-sided test of a positive effect).
-        alpha: FDR level for :attr:`GLMResult.significant`.
-        block_voxels: voxels per OLS block (memory ≈ ``n_trs × block_voxels × 8`` bytes per temporary).
+    Parameters
+    ----------
+    Y : np.ndarray
+        ``(n_trs, n_voxels)`` BOLD (any units; constant voxels give t = 0, p = 1).
+    design : pd.DataFrame | np.ndarray
+        ``(n_trs, p)`` design whose first ``n_regressors`` columns are the pattern regressors.
+    n_regressors : int
+        ``K``.
+    noise_model : str
+        ``"ols"`` (own vectorised OLS, equal to nilearn's ``run_glm(noise_model="ols")``)
+        or ``"ar1"`` (nilearn's pre-whitened AR(1) GLM).
+    tail : str
+        ``"two-sided"`` or ``"greater"`` (one-sided test of a positive effect).
+    alpha : float
+        FDR level for :attr:`GLMResult.significant`.
+    block_voxels : int
+        voxels per OLS block (memory ≈ ``n_trs × block_voxels × 8`` bytes per temporary).
     """
     Y = np.asarray(Y)
     X = np.asarray(design, dtype=np.float64)

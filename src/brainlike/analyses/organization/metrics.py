@@ -75,7 +75,9 @@ def network_entropy(assigned: Sequence[str | None], n_networks: int) -> float:
 def match_patterns(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One-to-one matching of patterns ``a`` ``(K, n)`` and ``b`` ``(K', n)`` maximising total ``|r|``.
 
-    Returns:
+    Returns
+    -------
+    tuple[np.ndarray, np.ndarray, np.ndarray]
         ``(rows, cols, abs_r)``: indices into ``a`` and ``b`` (``min(K, K')`` pairs) and the pairs' ``|r|``.
     """
     r = np.abs(_corr_rows(a, b))

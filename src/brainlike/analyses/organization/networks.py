@@ -58,10 +58,14 @@ _SCHAEFER = re.compile(r"^(?:\d+Networks_)?(?:LH|RH)_([A-Za-z]+)")
 class NetworkAtlas:
     """Network label of every data column.
 
-    Attributes:
-        labels: ``(n_voxels,)`` int64 network id per data column (0 = no network).
-        names: network id → name (ids ≥ 1).
-        source: where it came from.
+    Attributes
+    ----------
+    labels : np.ndarray
+        ``(n_voxels,)`` int64 network id per data column (0 = no network).
+    names : dict[int, str]
+        network id → name (ids ≥ 1).
+    source : str
+        where it came from.
     """
 
     labels: np.ndarray
@@ -138,15 +142,21 @@ def load_atlas(atlas, data: BrainData, names=None, group_parcels: bool | None = 
                data_dir: str | None = None) -> NetworkAtlas:
     """Network labels for the columns of ``data``.
 
-    Args:
-        atlas: ``"yeo7"``, ``"yeo17"``, ``"schaefer-400-7"`` (any n_rois/7|17), a NIfTI label image
-            (path or nibabel image), a GIfTI ``.label.gii``, a ``.npy``/``.txt`` label vector, or an
-            integer array with one label per column.
-        data: the brain data the labels must match (grid for volumes, columns otherwise).
-        names: names table path, ``{id: name}`` or a list of names for ids 1..n.
-        group_parcels: group parcels into networks by parsing Schaefer-style names (default: True for
-            ``schaefer-*`` atlases).
-        data_dir: nilearn data folder for the fetchers.
+    Parameters
+    ----------
+    atlas : str, Path, nibabel image or ndarray
+        ``"yeo7"``, ``"yeo17"``, ``"schaefer-400-7"`` (any n_rois/7|17), a NIfTI label image
+        (path or nibabel image), a GIfTI ``.label.gii``, a ``.npy``/``.txt`` label vector, or an
+        integer array with one label per column.
+    data : BrainData
+        the brain data the labels must match (grid for volumes, columns otherwise).
+    names : str, Path, dict or list of str, optional
+        names table path, ``{id: name}`` or a list of names for ids 1..n.
+    group_parcels : bool | None
+        group parcels into networks by parsing Schaefer-style names (default: True for
+        ``schaefer-*`` atlases).
+    data_dir : str | None
+        nilearn data folder for the fetchers.
     """
     source = str(atlas) if isinstance(atlas, (str, Path)) else type(atlas).__name__
     table = _names_table(names)
@@ -273,13 +283,20 @@ def _standardize(x: np.ndarray) -> np.ndarray:
 def overlap_scores(significant: np.ndarray, stat: np.ndarray, labels: np.ndarray, ids: np.ndarray) -> dict:
     """Dice, Jaccard and spatial correlation of every map with every network.
 
-    Args:
-        significant: ``(K, n_voxels)`` bool maps.
-        stat: ``(K, n_voxels)`` statistic maps (e.g. ``|t|``) for the correlation metric.
-        labels: ``(n_voxels,)`` network id per voxel.
-        ids: ``(N,)`` network ids.
+    Parameters
+    ----------
+    significant : np.ndarray
+        ``(K, n_voxels)`` bool maps.
+    stat : np.ndarray
+        ``(K, n_voxels)`` statistic maps (e.g. ``|t|``) for the correlation metric.
+    labels : np.ndarray
+        ``(n_voxels,)`` network id per voxel.
+    ids : np.ndarray
+        ``(N,)`` network ids.
 
-    Returns:
+    Returns
+    -------
+    dict
         dict ``metric -> (K, N)`` float64, plus ``"n_overlap"`` counts.
     """
     sig = np.asarray(significant, dtype=bool)
@@ -299,16 +316,26 @@ def match_networks(significant: np.ndarray, stat: np.ndarray, atlas: NetworkAtla
                    progress: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Overlap of each pattern's map with each network, and the assigned network with a permutation null.
 
-    Args:
-        significant: ``(K, n_voxels)`` bool, significant voxels of each map.
-        stat: ``(K, n_voxels)`` statistic maps (``|t|`` for two-sided, ``t`` for one-sided tests).
-        atlas: the network labels of the same voxels.
-        metric: ``"dice"``, ``"jaccard"`` or ``"correlation"`` — used for the assignment.
-        n_permutations: label shuffles for the null (0: no p-values).
-        alpha: FDR level across patterns for calling an assignment.
-        seed: permutation seed.
+    Parameters
+    ----------
+    significant : np.ndarray
+        ``(K, n_voxels)`` bool, significant voxels of each map.
+    stat : np.ndarray
+        ``(K, n_voxels)`` statistic maps (``|t|`` for two-sided, ``t`` for one-sided tests).
+    atlas : NetworkAtlas
+        the network labels of the same voxels.
+    metric : str
+        ``"dice"``, ``"jaccard"`` or ``"correlation"`` — used for the assignment.
+    n_permutations : int
+        label shuffles for the null (0: no p-values).
+    alpha : float
+        FDR level across patterns for calling an assignment.
+    seed : int
+        permutation seed.
 
-    Returns:
+    Returns
+    -------
+    tuple[pd.DataFrame, pd.DataFrame]
         ``overlaps``: one row per (pattern, network) with ``model, pattern, network_id, network, dice,
         jaccard, correlation, n_overlap, n_map, n_network, p_value`` (uncorrected, per pair); and
         ``assignments``: one row per pattern with ``model, pattern, network_id, network`` (best

@@ -49,12 +49,18 @@ BlockSource = Callable[[], Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]]
 class PatternResult:
     """Dictionary learning output for one model.
 
-    Attributes:
-        patterns: ``(K, n_trs)`` float32 representative temporal patterns (unit norm, TR grid, before HRF).
-        codes: ``(n_neurons, K)`` float32 sparse codes (sub-group membership weights, correlation units).
-        dead: ``(n_neurons,)`` bool, neurons with a constant time course (no codes).
-        reconstruction_r2: fraction of the neurons' time-course variance explained by ``codes @ patterns``.
-        seed: the random seed of the fit.
+    Attributes
+    ----------
+    patterns : np.ndarray
+        ``(K, n_trs)`` float32 representative temporal patterns (unit norm, TR grid, before HRF).
+    codes : np.ndarray
+        ``(n_neurons, K)`` float32 sparse codes (sub-group membership weights, correlation units).
+    dead : np.ndarray
+        ``(n_neurons,)`` bool, neurons with a constant time course (no codes).
+    reconstruction_r2 : float
+        fraction of the neurons' time-course variance explained by ``codes @ patterns``.
+    seed : int
+        the random seed of the fit.
     """
 
     patterns: np.ndarray
@@ -118,13 +124,20 @@ def sparse_encode(X: np.ndarray, D: np.ndarray, alpha: float, positive: bool = F
     coordinate descent on the Gram matrix ``D Dᵀ`` — the objective of scikit-learn's
     ``sparse_encode(X, D, algorithm="lasso_cd", alpha=alpha)``.
 
-    Args:
-        X: ``(n, n_features)`` data.
-        D: ``(K, n_features)`` dictionary.
-        alpha: L1 weight.
-        max_iter: coordinate-descent sweeps at most; ``tol``: stop when no code changes by more.
+    Parameters
+    ----------
+    X : np.ndarray
+        ``(n, n_features)`` data.
+    D : np.ndarray
+        ``(K, n_features)`` dictionary.
+    alpha : float
+        L1 weight.
+    max_iter : int
+        coordinate-descent sweeps at most; ``tol``: stop when no code changes by more.
 
-    Returns:
+    Returns
+    -------
+    np.ndarray
         ``(n, K)`` float64 codes.
     """
     X = np.asarray(X, dtype=np.float64)
@@ -206,20 +219,31 @@ class _OnlineDictionary:
 class PatternLearner:
     """Sparse dictionary learning over neurons' time courses (scikit-learn-like).
 
-    Args:
-        n_patterns: ``K``, the number of representative patterns.
-        alpha: sparsity (L1 weight) of the codes, in correlation units (typical 0.05–0.3).
-        batch_size: neurons per mini-batch.
-        n_epochs: passes over the in-memory sample (``max_iter`` of scikit-learn) and, for models with
-            more than ``max_in_memory`` neurons, streaming passes over all neurons.
-        max_in_memory: largest number of neurons held in memory at once for the initial fit.
-        positive_code: constrain codes to be non-negative.
-        random_state: seed (sampling, initialisation, mini-batch order).
-        init: ``"svd"`` (scikit-learn's default: deterministic given the sample, so seeds differ only by the
-            mini-batch order) or ``"random"`` (K neurons' time courses drawn k-means++-style with the seed:
-            seeds start from different dictionaries; use it to measure stability).
-        backend: ``"numpy"`` (vectorised port, default) or ``"sklearn"`` (``MiniBatchDictionaryLearning``).
-        progress: show progress bars.
+    Parameters
+    ----------
+    n_patterns : int
+        ``K``, the number of representative patterns.
+    alpha : float
+        sparsity (L1 weight) of the codes, in correlation units (typical 0.05–0.3).
+    batch_size : int
+        neurons per mini-batch.
+    n_epochs : int
+        passes over the in-memory sample (``max_iter`` of scikit-learn) and, for models with
+        more than ``max_in_memory`` neurons, streaming passes over all neurons.
+    max_in_memory : int
+        largest number of neurons held in memory at once for the initial fit.
+    positive_code : bool
+        constrain codes to be non-negative.
+    random_state : int
+        seed (sampling, initialisation, mini-batch order).
+    init : str
+        ``"svd"`` (scikit-learn's default: deterministic given the sample, so seeds differ only by the
+        mini-batch order) or ``"random"`` (K neurons' time courses drawn k-means++-style with the seed:
+        seeds start from different dictionaries; use it to measure stability).
+    backend : str
+        ``"numpy"`` (vectorised port, default) or ``"sklearn"`` (``MiniBatchDictionaryLearning``).
+    progress : bool
+        show progress bars.
 
     Attributes (after fitting):
         components_: ``(K, n_trs)`` unit-norm atoms, in fitting order and sign.

@@ -56,8 +56,10 @@ def cosine_drifts(n_vol: int, tr: float, high_pass: float | None = 1.0 / 128.0) 
 def circular_shifts(n_vol: int, n_shifts: int, min_shift: int, seed: int = 0) -> np.ndarray:
     """``(m,)`` int64 distinct circular lags in ``[min_shift, n_vol - min_shift]``, ``m = min(n_shifts, available)``.
 
-    Raises:
-        BrainlikeError: no admissible lag (the run is shorter than ``2 * min_shift``).
+    Raises
+    ------
+    BrainlikeError
+        no admissible lag (the run is shorter than ``2 * min_shift``).
     """
     lags = np.arange(min_shift, n_vol - min_shift + 1, dtype=np.int64)
     if len(lags) == 0:
@@ -71,14 +73,21 @@ def fit_roi_glm(Y: np.ndarray, regressors: np.ndarray, nuisance: np.ndarray,
                 shifts: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """OLS coefficients and t of the pattern regressors for every subject (and every circular shift).
 
-    Args:
-        Y: ``(n_subjects, n_vol, n_roi)`` responses (z-scored per subject and ROI).
-        regressors: ``(n_vol, K)`` pattern regressors (HRF-convolved, z-scored).
-        nuisance: ``(n_subjects, n_vol, q)`` or ``(n_vol, q)`` nuisance columns (controls, drifts,
-            intercept), never shifted.
-        shifts: ``(m,)`` circular lags applied to ``regressors`` (``None``: only the unshifted fit).
+    Parameters
+    ----------
+    Y : np.ndarray
+        ``(n_subjects, n_vol, n_roi)`` responses (z-scored per subject and ROI).
+    regressors : np.ndarray
+        ``(n_vol, K)`` pattern regressors (HRF-convolved, z-scored).
+    nuisance : np.ndarray
+        ``(n_subjects, n_vol, q)`` or ``(n_vol, q)`` nuisance columns (controls, drifts,
+        intercept), never shifted.
+    shifts : np.ndarray | None
+        ``(m,)`` circular lags applied to ``regressors`` (``None``: only the unshifted fit).
 
-    Returns:
+    Returns
+    -------
+    tuple[np.ndarray, np.ndarray]
         ``beta`` and ``t``, each ``(m, n_subjects, K, n_roi)`` float64 (``m = 1`` without shifts).
         By the Frisch-Waugh-Lovell theorem these equal the full regression's coefficients.
     """
@@ -126,13 +135,20 @@ def fit_roi_glm(Y: np.ndarray, regressors: np.ndarray, nuisance: np.ndarray,
 class ROIOrganization:
     """Pattern -> ROI mapping of one model on a multi-subject ROI recording.
 
-    Attributes:
-        beta: ``(n_subjects, K, n_roi)`` float64 standardised coefficients of the unshifted fit.
-        null_beta: ``(n_shifts, n_subjects, K, n_roi)`` float64 coefficients of the refitted shifts.
-        shifts: ``(n_shifts,)`` int64 lags in volumes.
-        effects: one row per pattern x ROI (see :func:`roi_organization`).
-        assignments: one row per pattern.
-        summary: one row: the model's mean consistency with CI and chance, ``n_assigned``.
+    Attributes
+    ----------
+    beta : np.ndarray
+        ``(n_subjects, K, n_roi)`` float64 standardised coefficients of the unshifted fit.
+    null_beta : np.ndarray
+        ``(n_shifts, n_subjects, K, n_roi)`` float64 coefficients of the refitted shifts.
+    shifts : np.ndarray
+        ``(n_shifts,)`` int64 lags in volumes.
+    effects : pd.DataFrame
+        one row per pattern x ROI (see :func:`roi_organization`).
+    assignments : pd.DataFrame
+        one row per pattern.
+    summary : dict
+        one row: the model's mean consistency with CI and chance, ``n_assigned``.
     """
 
     beta: np.ndarray
@@ -156,18 +172,30 @@ def roi_organization(Y: np.ndarray, regressors: np.ndarray, nuisance: np.ndarray
                      seed: int = 0, model: str = "") -> ROIOrganization:
     """Which ROI each pattern maps to, tested against refitted circular shifts, and its subject consistency.
 
-    Args:
-        Y: ``(n_subjects, n_vol, n_roi)`` z-scored ROI time courses.
-        regressors: ``(n_vol, K)`` HRF-convolved pattern regressors.
-        nuisance: ``(n_subjects, n_vol, q)`` or ``(n_vol, q)`` controls + drifts + intercept.
-        rois: ``n_roi`` names.
-        n_shifts, min_shift: the temporal null (distinct lags, volumes).
-        alpha: FDR level (pattern x ROI effects; assignments across patterns).
-        n_boot: bootstrap resamples of subjects for the consistency CI.
-        seed: seeds the lags and the bootstrap.
-        model: the model's name for the tables.
+    Parameters
+    ----------
+    Y : np.ndarray
+        ``(n_subjects, n_vol, n_roi)`` z-scored ROI time courses.
+    regressors : np.ndarray
+        ``(n_vol, K)`` HRF-convolved pattern regressors.
+    nuisance : np.ndarray
+        ``(n_subjects, n_vol, q)`` or ``(n_vol, q)`` controls + drifts + intercept.
+    rois : list[str] | tuple[str, ...]
+        ``n_roi`` names.
+    n_shifts, min_shift : int
+        the temporal null (distinct lags, volumes).
+    alpha : float
+        FDR level (pattern x ROI effects; assignments across patterns).
+    n_boot : int
+        bootstrap resamples of subjects for the consistency CI.
+    seed : int
+        seeds the lags and the bootstrap.
+    model : str
+        the model's name for the tables.
 
-    Returns:
+    Returns
+    -------
+    ROIOrganization
         :class:`ROIOrganization` whose ``effects`` table has one row per pattern x ROI with ``model,
         pattern, roi, mean_beta, null_mean, null_sd, z, p_value`` (Gaussian tail of the shift null),
         ``p_empirical, q_value`` (BH over all pairs), ``significant, ci_low, ci_high`` (bootstrap over

@@ -220,18 +220,29 @@ def load_stimulus(cfg: StimulusSpec, seed: int = 0) -> Stimulus:
 class ModelOrganization:
     """Everything computed for one model.
 
-    Attributes:
-        model: name.
-        neurons: neuron table (``neuron, layer, unit``).
-        patterns: the main :class:`PatternResult` (``config.patterns.seed``).
-        regressors: ``(n_trs, K)`` float64 HRF-convolved, z-scored pattern regressors.
-        glm: :class:`GLMResult` on all volumes.
-        overlaps, assignments: tables from :func:`.networks.match_networks`.
-        consistency: one row per comparison (``kind`` = ``seed`` or ``halves``).
-        metrics: the model's row of the metrics table.
-        roi: the per-subject ROI analysis (real recording; then ``glm`` is None and ``assignments`` is
-            ``roi.assignments``).
-        sweep: one row per (K, alpha) of the sensitivity sweep (real recording).
+    Attributes
+    ----------
+    model : str
+        name.
+    neurons : pd.DataFrame
+        neuron table (``neuron, layer, unit``).
+    patterns : PatternResult
+        the main :class:`PatternResult` (``config.patterns.seed``).
+    regressors : np.ndarray
+        ``(n_trs, K)`` float64 HRF-convolved, z-scored pattern regressors.
+    glm : GLMResult | None
+        :class:`GLMResult` on all volumes.
+    overlaps, assignments : pd.DataFrame
+        tables from :func:`.networks.match_networks`.
+    consistency : pd.DataFrame
+        one row per comparison (``kind`` = ``seed`` or ``halves``).
+    metrics : dict
+        the model's row of the metrics table.
+    roi : ROIOrganization | None
+        the per-subject ROI analysis (real recording; then ``glm`` is None and ``assignments`` is
+        ``roi.assignments``).
+    sweep : pd.DataFrame
+        one row per (K, alpha) of the sensitivity sweep (real recording).
     """
 
     model: str
@@ -376,10 +387,14 @@ def analyse_model(acts: NeuronActivations, stimulus: Stimulus, data: BrainData, 
 class ROIRecording:
     """A multi-subject ROI recording ready for :func:`.roi.roi_organization`.
 
-    Attributes:
-        Y: ``(n_subjects, n_vol, n_roi)`` z-scored time courses.
-        nuisance: ``(n_subjects, n_vol, q)`` controls (optional), cosine drifts and an intercept.
-        rois: ROI names; ``subjects``: labels; ``tr``: s; ``source``: where it came from.
+    Attributes
+    ----------
+    Y : np.ndarray
+        ``(n_subjects, n_vol, n_roi)`` z-scored time courses.
+    nuisance : np.ndarray
+        ``(n_subjects, n_vol, q)`` controls (optional), cosine drifts and an intercept.
+    rois : tuple[str, ...]
+        ROI names; ``subjects``: labels; ``tr``: s; ``source``: where it came from.
     """
 
     Y: np.ndarray
@@ -475,15 +490,24 @@ def analyse_model_roi(acts: NeuronActivations, stimulus: Stimulus, rec: ROIRecor
 class OrganizationResult:
     """Results of :func:`run_organization`.
 
-    Attributes:
-        config: the config as a dict.
-        models: per-model :class:`ModelOrganization`.
-        data: the brain data used (geometry for maps).
-        atlas: the network labels of the data's columns.
-        times: ``(n_trs,)`` volume times, seconds.
-        simulation: the simulated data set with its ground truth (``data.kind == "simulated"``).
-        planted_groups: simulated: global neuron indices of each planted group (of the planted model).
-        seconds: wall time.
+    Attributes
+    ----------
+    config : dict
+        the config as a dict.
+    models : dict[str, ModelOrganization]
+        per-model :class:`ModelOrganization`.
+    data : BrainData
+        the brain data used (geometry for maps).
+    atlas : NetworkAtlas
+        the network labels of the data's columns.
+    times : np.ndarray
+        ``(n_trs,)`` volume times, seconds.
+    simulation : SimulatedOrganization | None
+        the simulated data set with its ground truth (``data.kind == "simulated"``).
+    planted_groups : list[np.ndarray]
+        simulated: global neuron indices of each planted group (of the planted model).
+    seconds : float
+        wall time.
     """
 
     config: dict
@@ -638,15 +662,24 @@ def run_organization(
 ) -> OrganizationResult:
     """Run the organization analysis for every model of ``config``.
 
-    Args:
-        config: :class:`OrganizationConfig` (or a dict of its fields).
-        stimulus: overrides ``config.stimulus``.
-        data: overrides ``config.data`` (then ``atlas`` or ``config.networks.atlas`` gives the labels).
-        atlas: network labels of ``data``'s columns (overrides ``config.networks.atlas``).
-        device: torch device for the models.
-        progress: progress bars.
+    Parameters
+    ----------
+    config : OrganizationConfig | dict
+        :class:`OrganizationConfig` (or a dict of its fields).
+    stimulus : Stimulus | None
+        overrides ``config.stimulus``.
+    data : BrainData | None
+        overrides ``config.data`` (then ``atlas`` or ``config.networks.atlas`` gives the labels).
+    atlas : NetworkAtlas | None
+        network labels of ``data``'s columns (overrides ``config.networks.atlas``).
+    device : str
+        torch device for the models.
+    progress : bool
+        progress bars.
 
-    Returns:
+    Returns
+    -------
+    OrganizationResult
         :class:`OrganizationResult` (write it with ``brainlike run``: tables to the results store, maps
         under the output folder).
     """

@@ -34,15 +34,23 @@ def plant_groups(timecourses: np.ndarray, n_groups: int = 3, seed: int = 0,
                  min_size: int = 5, max_corr: float = 0.3) -> tuple[list[np.ndarray], np.ndarray]:
     """Known neuron sub-groups of a real model.
 
-    Args:
-        timecourses: ``(n_trs, n_neurons)`` unit-norm TR-level time courses
-            (:func:`.timecourses.normalize_timecourses`); constant neurons (all-zero) are never chosen.
-        n_groups: sub-groups to return.
-        seed: k-means seed.
-        min_size: smallest admissible group.
-        max_corr: largest |r| allowed between two groups' signals (distinct groups).
+    Parameters
+    ----------
+    timecourses : np.ndarray
+        ``(n_trs, n_neurons)`` unit-norm TR-level time courses
+        (:func:`.timecourses.normalize_timecourses`); constant neurons (all-zero) are never chosen.
+    n_groups : int
+        sub-groups to return.
+    seed : int
+        k-means seed.
+    min_size : int
+        smallest admissible group.
+    max_corr : float
+        largest |r| allowed between two groups' signals (distinct groups).
 
-    Returns:
+    Returns
+    -------
+    tuple[list[np.ndarray], np.ndarray]
         ``groups`` (global neuron indices per group, sorted) and ``signals`` ``(n_trs, n_groups)`` float32
         (the z-scored mean time course of each group).
     """
@@ -77,14 +85,21 @@ def plant_groups(timecourses: np.ndarray, n_groups: int = 3, seed: int = 0,
 class SimulatedOrganization:
     """A simulated data set with its ground truth.
 
-    Attributes:
-        data: volume :class:`BrainData` (the mask is the whole grid).
-        atlas: ``(x, y, z)`` int64 network label volume (0 = no network), same grid.
-        names: network id → name.
-        truth: one row per network: ``network_id, network, kind`` (``"neurons"`` or ``"noise"``),
-            ``group`` (planted neuron group or -1) and ``n_voxels``.
-        signals: ``(n_trs, n_groups)`` float32 TR-level drive of each planted group (before HRF).
-        voxel_truth: ``(n_voxels,)`` int64 planted group of every voxel (-1 = none).
+    Attributes
+    ----------
+    data : BrainData
+        volume :class:`BrainData` (the mask is the whole grid).
+    atlas : np.ndarray
+        ``(x, y, z)`` int64 network label volume (0 = no network), same grid.
+    names : dict[int, str]
+        network id → name.
+    truth : pd.DataFrame
+        one row per network: ``network_id, network, kind`` (``"neurons"`` or ``"noise"``),
+        ``group`` (planted neuron group or -1) and ``n_voxels``.
+    signals : np.ndarray
+        ``(n_trs, n_groups)`` float32 TR-level drive of each planted group (before HRF).
+    voxel_truth : np.ndarray
+        ``(n_voxels,)`` int64 planted group of every voxel (-1 = none).
     """
 
     data: BrainData
@@ -153,19 +168,30 @@ def simulate_network_fmri(
 ) -> SimulatedOrganization:
     """Simulated volume fMRI in which planted networks follow the given group signals.
 
-    Args:
-        signals: ``(n_trs, n_groups)`` TR-level group signals (from :func:`plant_groups`).
-        tr: repetition time, seconds.
-        planted: network id (1-based) → group column of ``signals``; default: network ``g + 1`` follows
-            group ``g``.
-        n_networks: networks in the atlas (must exceed the planted ones to leave null networks).
-        grid: the volume is ``grid³`` voxels; ``block``: block edge (voxels).
-        snr: variance ratio signal / noise in driven voxels.
-        ar_coef: AR(1) coefficient of the noise per TR.
-        hrf_model: HRF used to make the data (``"spm"`` by default, differing from the analysis' Glover).
-        seed: random seed.
-        n_null_driven: networks (the first ids not in ``planted``) driven by independent AR(1) signals
-            unrelated to the model (``kind = "null_signal"`` in ``truth``).
+    Parameters
+    ----------
+    signals : np.ndarray
+        ``(n_trs, n_groups)`` TR-level group signals (from :func:`plant_groups`).
+    tr : float
+        repetition time, seconds.
+    planted : dict[int, int] | None
+        network id (1-based) → group column of ``signals``; default: network ``g + 1`` follows
+        group ``g``.
+    n_networks : int
+        networks in the atlas (must exceed the planted ones to leave null networks).
+    grid : int
+        the volume is ``grid³`` voxels; ``block``: block edge (voxels).
+    snr : float
+        variance ratio signal / noise in driven voxels.
+    ar_coef : float
+        AR(1) coefficient of the noise per TR.
+    hrf_model : str
+        HRF used to make the data (``"spm"`` by default, differing from the analysis' Glover).
+    seed : int
+        random seed.
+    n_null_driven : int
+        networks (the first ids not in ``planted``) driven by independent AR(1) signals
+        unrelated to the model (``kind = "null_signal"`` in ``truth``).
     """
     signals = np.asarray(signals, dtype=np.float64)
     n_trs, n_groups = signals.shape

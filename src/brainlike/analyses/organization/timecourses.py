@@ -38,14 +38,21 @@ def frame_times(n_trs: int, tr: float, tr_offset: float = 0.0) -> np.ndarray:
 def tr_matrix(onsets: np.ndarray, n_trs: int, tr: float, method: str = "mean") -> sp.csr_matrix:
     """The ``(n_trs, n_rows)`` float64 operator taking row-level (word/token) values to TRs.
 
-    Args:
-        onsets: ``(n_rows,)`` seconds from the first volume, non-decreasing.
-        n_trs: number of volumes.
-        tr: repetition time, seconds.
-        method: ``"mean"``, ``"sum"`` or ``"lanczos"`` (see the module docstring).
+    Parameters
+    ----------
+    onsets : np.ndarray
+        ``(n_rows,)`` seconds from the first volume, non-decreasing.
+    n_trs : int
+        number of volumes.
+    tr : float
+        repetition time, seconds.
+    method : str
+        ``"mean"``, ``"sum"`` or ``"lanczos"`` (see the module docstring).
 
-    Raises:
-        BrainlikeError: unknown method, or words after the end of the scan.
+    Raises
+    ------
+    BrainlikeError
+        unknown method, or words after the end of the scan.
     """
     onsets = np.asarray(onsets, dtype=np.float64).reshape(-1)
     if method not in BINNING:
@@ -71,11 +78,16 @@ def tr_matrix(onsets: np.ndarray, n_trs: int, tr: float, method: str = "mean") -
 def normalize_timecourses(rows: np.ndarray, binning: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
     """Row-level activations → unit-norm, z-scored TR-level time courses.
 
-    Args:
-        rows: ``(n_rows, b)`` activations of ``b`` neurons (model units).
-        binning: ``(n_trs, n_rows)`` from :func:`tr_matrix`.
+    Parameters
+    ----------
+    rows : np.ndarray
+        ``(n_rows, b)`` activations of ``b`` neurons (model units).
+    binning : sp.csr_matrix
+        ``(n_trs, n_rows)`` from :func:`tr_matrix`.
 
-    Returns:
+    Returns
+    -------
+    tuple[np.ndarray, np.ndarray]
         ``(n_trs, b)`` float32 time courses (zero mean, unit Euclidean norm; all-zero for constant
         neurons) and a ``(b,)`` bool mask of constant neurons.
     """

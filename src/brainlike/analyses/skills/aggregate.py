@@ -46,12 +46,17 @@ def summarize_scores(items: pd.DataFrame, *, confidence: float = 0.95, ungradabl
                      n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
     """Mean score per (generator, grader, k, metric) with a confidence interval.
 
-    Args:
-        items: one row per item with ``generator, grader, k, status, ungradable`` and the metric columns
-            (``full_marks, all_skills, score, skill_fraction``; NaN when ungradable).
-        ungradable_as_zero: count ungradable items as 0 instead of leaving them out.
+    Parameters
+    ----------
+    items : pd.DataFrame
+        one row per item with ``generator, grader, k, status, ungradable`` and the metric columns
+        (``full_marks, all_skills, score, skill_fraction``; NaN when ungradable).
+    ungradable_as_zero : bool
+        count ungradable items as 0 instead of leaving them out.
 
-    Returns:
+    Returns
+    -------
+    pd.DataFrame
         One row per (generator, grader, k, metric): ``paper_name`` (Yu et al.'s name),
         ``mean, ci_low, ci_high, ci_method, n`` (items averaged),
         ``n_items`` (all items), ``n_ungradable``, ``n_error`` (generation or grading failed), ``confidence``.

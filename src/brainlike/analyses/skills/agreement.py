@@ -68,12 +68,16 @@ def grading_agreement(gradings: pd.DataFrame, *, confidence: float = 0.95, n_boo
                       seed: int = 0) -> pd.DataFrame:
     """Pairwise agreement of gradings.
 
-    Args:
-        gradings: one row per (item, grader, round) with ``item_key, grader, round, ungradable`` and
-            ``points`` (a list of the ``k + 3`` points: skills in item order, then topic, sentence limit,
-            makes sense; ignored when ungradable).
+    Parameters
+    ----------
+    gradings : pd.DataFrame
+        one row per (item, grader, round) with ``item_key, grader, round, ungradable`` and
+        ``points`` (a list of the ``k + 3`` points: skills in item order, then topic, sentence limit,
+        makes sense; ignored when ungradable).
 
-    Returns:
+    Returns
+    -------
+    pd.DataFrame
         One row per pair of gradings (``grader/round``): ``grading_a, grading_b, grader_a, grader_b, round_a,
         round_b, kind`` ("same grader" or "between graders"), ``n_items`` (items both graded), ``n_points``,
         ``percent_agreement``, ``kappa`` (Cohen; 1.0 when the two agree on every point), ``kappa_ci_low``,

@@ -75,15 +75,23 @@ def markov_bound(theta: float, gamma: float) -> float:
 def noncompetent_bound(theta: float, gamma: float, k: int, kprime: int = 1, nodes_per_piece: float = 0.0) -> float:
     """Worst-case upper bound on the fraction of ``k'``-tuples whose failure rate exceeds ``gamma``.
 
-    Args:
-        theta: fraction (measure) of text pieces the model fails.
-        gamma: allowed failure rate of a competent node (competence level ``1 - gamma``); ``beta = gamma/theta``.
-        k: skills per text piece.
-        kprime: tuple size (1 = single skills).
-        nodes_per_piece: ``n_nodes / n_pieces`` for the union over node sets (0 = the paper's limit of a
-            corpus much larger than the number of nodes).
+    Parameters
+    ----------
+    theta : float
+        fraction (measure) of text pieces the model fails.
+    gamma : float
+        allowed failure rate of a competent node (competence level ``1 - gamma``); ``beta = gamma/theta``.
+    k : int
+        skills per text piece.
+    kprime : int
+        tuple size (1 = single skills).
+    nodes_per_piece : float
+        ``n_nodes / n_pieces`` for the union over node sets (0 = the paper's limit of a
+        corpus much larger than the number of nodes).
 
-    Returns:
+    Returns
+    -------
+    float
         ``alpha``: the smallest value satisfying the union-bound condition (see module docstring), capped by
         :func:`markov_bound`; 1.0 when ``gamma <= theta`` (no guarantee), 0.0 when ``theta == 0``.
     """
@@ -125,13 +133,20 @@ def theorem14_noncompetent_bound(theta: float, gamma: float, k: int, kprime: int
     same ``beta`` -- which is the single-skill guarantee once ``theta`` falls to ``theta / k'`` (the paper's
     "k'-fold reduction of the excess loss", its Corollary of Theorem 14) up to the ``H(theta)`` term.
 
-    Args:
-        theta: measure of the failed text pieces, in [0, 1].
-        gamma: allowed failure rate of a competent tuple, in (0, 1).
-        k: skills per text piece.
-        kprime: tuple size.
+    Parameters
+    ----------
+    theta : float
+        measure of the failed text pieces, in [0, 1].
+    gamma : float
+        allowed failure rate of a competent tuple, in (0, 1).
+    k : int
+        skills per text piece.
+    kprime : int
+        tuple size.
 
-    Returns:
+    Returns
+    -------
+    float
         ``alpha`` in [0, 1] (capped by Markov, ``1/beta``; 1.0 when ``gamma <= k' theta``: no guarantee).
     """
     _check(theta, gamma, k, kprime)

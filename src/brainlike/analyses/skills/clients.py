@@ -40,13 +40,20 @@ class ClientError(BrainlikeError):
 class ChatResponse:
     """One completion.
 
-    Attributes:
-        text: the assistant message content.
-        model: the model that answered (as reported by the server, or the local model's name).
-        attempts: HTTP attempts used (1 = no retry).
-        latency_s: seconds from the first attempt to the answer, retries and backoff included.
-        finish_reason: ``"stop"``, ``"length"`` … when known.
-        usage: token counts when known.
+    Attributes
+    ----------
+    text : str
+        the assistant message content.
+    model : str
+        the model that answered (as reported by the server, or the local model's name).
+    attempts : int
+        HTTP attempts used (1 = no retry).
+    latency_s : float
+        seconds from the first attempt to the answer, retries and backoff included.
+    finish_reason : str | None
+        ``"stop"``, ``"length"`` … when known.
+    usage : dict
+        token counts when known.
     """
 
     text: str
@@ -73,14 +80,21 @@ _LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
 class OpenAIChatClient:
     """Client for an OpenAI-compatible ``/v1/chat/completions`` endpoint.
 
-    Args:
-        base_url: up to and including ``/v1`` (e.g. ``http://127.0.0.1:8080/v1``).
-        model: the model id sent in requests (llama.cpp ignores it; vLLM needs the served name).
-        api_key: sent as ``Authorization: Bearer``; never written to results.
-        timeout_s: per-attempt socket timeout (connect and read).
-        max_retries: extra attempts after a transient failure.
-        backoff_s / backoff_max_s: sleep ``min(backoff_max_s, backoff_s * 2**(attempt-1))`` between attempts
-            (a server's ``Retry-After`` is honoured up to ``backoff_max_s``).
+    Parameters
+    ----------
+    base_url : str
+        up to and including ``/v1`` (e.g. ``http://127.0.0.1:8080/v1``).
+    model : str
+        the model id sent in requests (llama.cpp ignores it; vLLM needs the served name).
+    api_key : str | None
+        sent as ``Authorization: Bearer``; never written to results.
+    timeout_s : float
+        per-attempt socket timeout (connect and read).
+    max_retries : int
+        extra attempts after a transient failure.
+    backoff_s, backoff_max_s : float
+        sleep ``min(backoff_max_s, backoff_s * 2**(attempt-1))`` between attempts
+        (a server's ``Retry-After`` is honoured up to ``backoff_max_s``).
     """
 
     def __init__(self, base_url: str, model: str = "default", *, api_key: str | None = None,
@@ -193,10 +207,14 @@ def _retry_after(exc: urllib.error.HTTPError) -> float | None:
 class HFChatClient:
     """Chat with a local Hugging Face causal model.
 
-    Args:
-        model: a :class:`brainlike.models.LoadedModel` or a name for :func:`brainlike.models.load_model`.
-        dtype / device: used when loading by name (e.g. ``"bfloat16"``, ``"cuda"``).
-        max_context: tokens the model sees (default its position limit); long prompts keep their end.
+    Parameters
+    ----------
+    model : LoadedModel or str
+        a :class:`brainlike.models.LoadedModel` or a name for :func:`brainlike.models.load_model`.
+    dtype, device : str
+        used when loading by name (e.g. ``"bfloat16"``, ``"cuda"``).
+    max_context : int | None
+        tokens the model sees (default its position limit); long prompts keep their end.
 
     Generation is greedy at ``temperature == 0`` and sampled otherwise (``torch.manual_seed(seed)``); calls
     are serialised with a lock so a threaded server can share one client.

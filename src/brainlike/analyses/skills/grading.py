@@ -40,11 +40,16 @@ def _norm(s: str) -> str:
 def grading_messages(answer: str, skills: list[tuple[str, str]], topic: str, max_sentences: int) -> Messages:
     """The grader's prompt.
 
-    Args:
-        answer: the generated text (the part after ``Answer:`` when present).
-        skills: ``(name, definition)`` of the requested skills.
-        topic: the requested topic.
-        max_sentences: the sentence limit the text had to respect.
+    Parameters
+    ----------
+    answer : str
+        the generated text (the part after ``Answer:`` when present).
+    skills : list[tuple[str, str]]
+        ``(name, definition)`` of the requested skills.
+    topic : str
+        the requested topic.
+    max_sentences : int
+        the sentence limit the text had to respect.
     """
     defs = "\n".join(f"- {n}: {d}" for n, d in skills)
     keys = ", ".join(f'"{n}": 0 or 1' for n, _ in skills)
@@ -63,12 +68,18 @@ def grading_messages(answer: str, skills: list[tuple[str, str]], topic: str, max
 class ParsedGrade:
     """A grader answer turned into points.
 
-    Attributes:
-        skill_points: requested skill name -> 0/1, or None when the grader did not say.
-        topic / sentence_limit / makes_sense: 0/1 or None.
-        ungradable: True when any point is missing.
-        reason: why it is ungradable ("" otherwise).
-        method: how it was parsed: ``"json"``, ``"json-repaired"``, ``"lines"`` or ``"none"``.
+    Attributes
+    ----------
+    skill_points : dict[str, int | None]
+        requested skill name -> 0/1, or None when the grader did not say.
+    topic, sentence_limit, makes_sense : int | None
+        0/1 or None.
+    ungradable : bool
+        True when any point is missing.
+    reason : str
+        why it is ungradable ("" otherwise).
+    method : str
+        how it was parsed: ``"json"``, ``"json-repaired"``, ``"lines"`` or ``"none"``.
     """
 
     skill_points: dict[str, int | None]

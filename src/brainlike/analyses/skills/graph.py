@@ -25,9 +25,12 @@ from brainlike.errors import BrainlikeError
 class SkillGraph:
     """A bipartite skill graph.
 
-    Attributes:
-        pieces: ``(n_pieces, k)`` int64 skill ids of each text piece, sorted within a row, distinct.
-        n_skills: number of skills (ids ``0 .. n_skills-1``).
+    Attributes
+    ----------
+    pieces : np.ndarray
+        ``(n_pieces, k)`` int64 skill ids of each text piece, sorted within a row, distinct.
+    n_skills : int
+        number of skills (ids ``0 .. n_skills-1``).
     """
 
     pieces: np.ndarray
@@ -93,12 +96,18 @@ def random_skill_graph(n_skills: int, n_pieces: int, k: int, seed: int = 0) -> S
 def failure_rates(tuple_ids: np.ndarray, failed: np.ndarray, n_nodes: int) -> tuple[np.ndarray, np.ndarray]:
     """Per-node failure rates.
 
-    Args:
-        tuple_ids: ``(n_pieces, m)`` node ids per piece (from :meth:`SkillGraph.tuple_ids`).
-        failed: ``(n_pieces,)`` bool, the failed pieces.
-        n_nodes: number of possible nodes.
+    Parameters
+    ----------
+    tuple_ids : np.ndarray
+        ``(n_pieces, m)`` node ids per piece (from :meth:`SkillGraph.tuple_ids`).
+    failed : np.ndarray
+        ``(n_pieces,)`` bool, the failed pieces.
+    n_nodes : int
+        number of possible nodes.
 
-    Returns:
+    Returns
+    -------
+    tuple[np.ndarray, np.ndarray]
         ``rates`` ``(n_nodes,)`` float64 (NaN for nodes no piece contains) and ``degrees`` ``(n_nodes,)`` int64.
     """
     deg = np.bincount(tuple_ids.ravel(), minlength=n_nodes)
@@ -137,13 +146,19 @@ def adversarial_failures(tuple_ids: np.ndarray, theta: float, z_mask: np.ndarray
 class SimulationOutcome:
     """One Monte Carlo evaluation on one graph.
 
-    Attributes:
-        competent_fraction: fraction of nodes competent at level ``1 - gamma``.
-        failed_fraction: realised fraction of pieces failed.
-        worst_alpha: for ``"adversarial"``, the size (fraction of nodes) of the targeted set ``Z`` that did
-            most damage (0 for ``"random"``).
-        n_nodes: nodes with at least one piece.
-        mean_degree: mean pieces per node.
+    Attributes
+    ----------
+    competent_fraction : float
+        fraction of nodes competent at level ``1 - gamma``.
+    failed_fraction : float
+        realised fraction of pieces failed.
+    worst_alpha : float
+        for ``"adversarial"``, the size (fraction of nodes) of the targeted set ``Z`` that did
+        most damage (0 for ``"random"``).
+    n_nodes : int
+        nodes with at least one piece.
+    mean_degree : float
+        mean pieces per node.
     """
 
     competent_fraction: float

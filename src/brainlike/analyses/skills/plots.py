@@ -27,10 +27,13 @@ def plot_emergence(emergence: pd.DataFrame, ax=None, methods=("bound", "simulati
                                                               "simulation_random"), title: str | None = None):
     """Fraction of skills / ``k'``-tuples competent at level ``1 - gamma`` against model size (log x).
 
-    Args:
-        emergence: :attr:`TheoryResult.emergence` (``n_params, kprime, method, competent_fraction, sd``,
-            ``gamma``).
-        methods: which methods to draw (colour = ``k'``, line style = method).
+    Parameters
+    ----------
+    emergence : pd.DataFrame
+        :attr:`TheoryResult.emergence` (``n_params, kprime, method, competent_fraction, sd``,
+        ``gamma``).
+    methods : tuple of str
+        which methods to draw (colour = ``k'``, line style = method).
     """
     own = ax is None
     fig, ax = _fig_ax(ax)
@@ -66,10 +69,14 @@ def plot_emergence_panels(emergence: pd.DataFrame, theorem14: pd.DataFrame | Non
     (no k'-lag); (c) the finite-size check: where the exact random-failure competence crosses 10 % and 90 %
     as the corpus grows (tuples crossing 10 % first is the small-graph artefact; the crossings meet).
 
-    Args:
-        emergence: :attr:`TheoryResult.emergence`.
-        theorem14: :attr:`TheoryResult.theorem14` (rows with ``method = "theorem14"``), optional.
-        finite_size: :attr:`TheoryResult.finite_size`, optional (panel (c) is left empty without it).
+    Parameters
+    ----------
+    emergence : pd.DataFrame
+        :attr:`TheoryResult.emergence`.
+    theorem14 : pd.DataFrame | None
+        :attr:`TheoryResult.theorem14` (rows with ``method = "theorem14"``), optional.
+    finite_size : pd.DataFrame | None
+        :attr:`TheoryResult.finite_size`, optional (panel (c) is left empty without it).
     """
     fig, axes = plt.subplots(1, 3, figsize=(17, 4.6))
     worst = emergence if theorem14 is None or theorem14.empty else pd.concat(
@@ -145,8 +152,10 @@ def plot_scaling_fit(points: pd.DataFrame, ax=None, law=None):
 def plot_skillmix_scores(summary: pd.DataFrame, ax=None, metrics=("full_marks", "all_skills", "skill_fraction")):
     """Skill-Mix score against k (mean with confidence interval), one line per (generator, metric).
 
-    Args:
-        summary: :attr:`SkillMixResult.summary` (``generator, k, metric, mean, ci_low, ci_high``).
+    Parameters
+    ----------
+    summary : pd.DataFrame
+        :attr:`SkillMixResult.summary` (``generator, k, metric, mean, ci_low, ci_high``).
     """
     fig, ax = _fig_ax(ax)
     d = summary[summary["metric"].isin(metrics)]

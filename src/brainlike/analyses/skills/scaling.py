@@ -117,12 +117,17 @@ def _grid_starts(N, D, L, exponent_bounds, n_grid: int = 24, n_keep: int = 4) ->
 class ScalingLawFit:
     """A scaling law fitted to observed points.
 
-    Attributes:
-        law: the fitted parameters.
-        points: one row per observation: ``n_params, n_tokens, loss, predicted, excess_predicted,
-            log_residual`` (``log(predicted) - log(loss)``).
-        rmse_log: root-mean-square of the log residuals.
-        n_starts: number of optimiser starting points tried.
+    Attributes
+    ----------
+    law : ScalingLaw
+        the fitted parameters.
+    points : pd.DataFrame
+        one row per observation: ``n_params, n_tokens, loss, predicted, excess_predicted,
+        log_residual`` (``log(predicted) - log(loss)``).
+    rmse_log : float
+        root-mean-square of the log residuals.
+    n_starts : int
+        number of optimiser starting points tried.
     """
 
     law: ScalingLaw
@@ -135,11 +140,16 @@ def fit_scaling_law(n_params, n_tokens, loss, *, huber_delta: float = 1e-3,
                     exponent_bounds: tuple[float, float] = (0.01, 2.0)) -> ScalingLawFit:
     """Fit ``E, A, B, a, b`` to observed ``(N, D, loss)`` points.
 
-    Args:
-        n_params: ``(n_points,)`` model sizes (parameters).
-        n_tokens: ``(n_points,)`` training tokens.
-        loss: ``(n_points,)`` final losses in nats/token.
-        huber_delta: Huber threshold on the log-loss residual (Hoffmann et al. use 1e-3).
+    Parameters
+    ----------
+    n_params : array-like of shape (n_points,)
+        ``(n_points,)`` model sizes (parameters).
+    n_tokens : array-like of shape (n_points,)
+        ``(n_points,)`` training tokens.
+    loss : array-like of shape (n_points,)
+        ``(n_points,)`` final losses in nats/token.
+    huber_delta : float
+        Huber threshold on the log-loss residual (Hoffmann et al. use 1e-3).
 
     Minimises the Huber loss of ``log L_pred - log L`` (``E, A, B`` in log space) with scipy's
     ``least_squares`` from 4 starting points found by variable projection (a grid over the exponents with

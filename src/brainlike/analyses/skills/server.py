@@ -42,10 +42,12 @@ from brainlike.errors import BrainlikeError
 class Fault:
     """One injected fault for the next chat request.
 
-    Attributes:
-        kind: ``"delay"`` (sleep ``seconds`` then answer normally), ``"error"`` (answer HTTP ``status`` with a
-            JSON error body), ``"garbage"`` (HTTP 200 with a body that is not JSON), ``"text"`` (answer
-            ``text`` instead of asking the backend).
+    Attributes
+    ----------
+    kind : Literal['delay', 'error', 'garbage', 'text']
+        ``"delay"`` (sleep ``seconds`` then answer normally), ``"error"`` (answer HTTP ``status`` with a
+        JSON error body), ``"garbage"`` (HTTP 200 with a body that is not JSON), ``"text"`` (answer
+        ``text`` instead of asking the backend).
     """
 
     kind: Literal["delay", "error", "garbage", "text"]
@@ -68,21 +70,33 @@ class RequestRecord:
 class ChatServer:
     """OpenAI-compatible server backed by a chat client.
 
-    Args:
-        backend: answers the requests (:class:`HFChatClient`, :class:`ScriptedClient`, …).
-        host / port: bind address (``port=0`` picks a free port).
-        model_name: the id reported by ``/v1/models`` and in responses (default ``backend.name``).
-        max_tokens_cap: upper limit on ``max_tokens`` honoured per request.
-        read_timeout_s: seconds a socket read or write may block, and the most a request body may take to
-            arrive; an idle keep-alive connection is closed after it too.
-        max_body_bytes: largest request body accepted (bytes).
-        max_json_depth: deepest nesting of arrays/objects accepted in a request body.
-        max_connections: connections served at once (each has a thread); more get HTTP 503.
-        max_log: requests kept in :attr:`requests` (the newest; bodies included), so that memory stays
-            bounded however many requests the server answers.
+    Parameters
+    ----------
+    backend : ChatClient
+        answers the requests (:class:`HFChatClient`, :class:`ScriptedClient`, …).
+    host, port : str
+        bind address (``port=0`` picks a free port).
+    model_name : str | None
+        the id reported by ``/v1/models`` and in responses (default ``backend.name``).
+    max_tokens_cap : int
+        upper limit on ``max_tokens`` honoured per request.
+    read_timeout_s : float
+        seconds a socket read or write may block, and the most a request body may take to
+        arrive; an idle keep-alive connection is closed after it too.
+    max_body_bytes : int
+        largest request body accepted (bytes).
+    max_json_depth : int
+        deepest nesting of arrays/objects accepted in a request body.
+    max_connections : int
+        connections served at once (each has a thread); more get HTTP 503.
+    max_log : int
+        requests kept in :attr:`requests` (the newest; bodies included), so that memory stays
+        bounded however many requests the server answers.
 
-    Raises:
-        BrainlikeError: ``host`` is not a loopback address (the server has no authentication).
+    Raises
+    ------
+    BrainlikeError
+        ``host`` is not a loopback address (the server has no authentication).
 
     Use as a context manager (``with ChatServer(...) as srv: srv.base_url``) or ``start()`` / ``stop()``.
     """

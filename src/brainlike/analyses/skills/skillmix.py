@@ -173,26 +173,41 @@ def revision_messages(item: SkillMixItem, max_sentences: int, first_answer: str)
 class SkillMixConfig(BaseModel):
     """Settings of :func:`run_skillmix`.
 
-    Attributes:
-        generator: the model under test (:class:`ClientConfig`: ``kind`` "openai" with ``base_url``, or "hf").
-        grader: the grading model (default: the generator itself).
-        skills_file / topics_file: user lists (default: the lists shipped with brainlike).
-        ks / n_per_k / seed: ``n_per_k`` seeded draws for every ``k``.
-        max_sentences: ``"k-1"`` (Skill-Mix; at least 1), ``"k"`` or a fixed number.
-        output_dir: where ``records.jsonl`` and the parquet tables go (default: the brainlike cache).
-        resume: reuse finished items found in ``records.jsonl`` (False moves the old log aside).
-        confidence / n_boot / ungradable_as_zero: aggregation settings.
-        stop_after_failures: stop the run (:class:`BrainlikeError`, finished items kept for the next run)
-            when this many items in a row failed (an unreachable or broken endpoint); 0 never stops.
-        graders: more graders (``grader`` first, then these); every item is graded by each.
-        n_gradings: grading rounds per grader and item (seeds differ); the item's points are the majority
-            over the rounds that could be parsed (a tie gives 0); agreement between rounds and graders is
-            reported (Cohen's kappa).
-        revise: the Skill-Mix self-revision round (the generator is shown its answer and asked to check the
-            requirements and revise); the revised answer is graded.
-        code_checks: check the sentence limit (:func:`grading.count_sentences`) and that no skill is named
-            (:func:`grading.named_skills`) in code; a violation sets that point to 0 whatever the grader says.
-        fail_on_ungradable: count items no grader could grade as failures (non-zero exit of ``brainlike run``).
+    Attributes
+    ----------
+    generator : ClientConfig
+        the model under test (:class:`ClientConfig`: ``kind`` "openai" with ``base_url``, or "hf").
+    grader : ClientConfig | None
+        the grading model (default: the generator itself).
+    skills_file, topics_file : Path | None
+        user lists (default: the lists shipped with brainlike).
+    ks, n_per_k, seed : list[int]
+        ``n_per_k`` seeded draws for every ``k``.
+    max_sentences : Literal['k-1', 'k'] | int
+        ``"k-1"`` (Skill-Mix; at least 1), ``"k"`` or a fixed number.
+    output_dir : Path | None
+        where ``records.jsonl`` and the parquet tables go (default: the brainlike cache).
+    resume : bool
+        reuse finished items found in ``records.jsonl`` (False moves the old log aside).
+    confidence, n_boot, ungradable_as_zero : float
+        aggregation settings.
+    stop_after_failures : int
+        stop the run (:class:`BrainlikeError`, finished items kept for the next run)
+        when this many items in a row failed (an unreachable or broken endpoint); 0 never stops.
+    graders : list[ClientConfig]
+        more graders (``grader`` first, then these); every item is graded by each.
+    n_gradings : int
+        grading rounds per grader and item (seeds differ); the item's points are the majority
+        over the rounds that could be parsed (a tie gives 0); agreement between rounds and graders is
+        reported (Cohen's kappa).
+    revise : bool
+        the Skill-Mix self-revision round (the generator is shown its answer and asked to check the
+        requirements and revise); the revised answer is graded.
+    code_checks : bool
+        check the sentence limit (:func:`grading.count_sentences`) and that no skill is named
+        (:func:`grading.named_skills`) in code; a violation sets that point to 0 whatever the grader says.
+    fail_on_ungradable : bool
+        count items no grader could grade as failures (non-zero exit of ``brainlike run``).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -234,22 +249,30 @@ class SkillMixConfig(BaseModel):
 class SkillMixResult:
     """Results of :func:`run_skillmix` (tables are tidy).
 
-    Attributes:
-        items: one row per (item, grader): ``item_key, item_id, k, index, skills`` (list), ``topic,
-            max_sentences, generator, grader, prompt, first_response, first_answer, revision_prompt, response,
-            answer, named_skills, n_gradings, n_gradable_rounds, grader_sentence_limit_point, n_sentences,
-            sentence_limit_auto, gen_attempts, gen_latency_s, grade_prompt, grade_response, grade_attempts,
-            grade_latency_s, topic_point, sentence_limit_point, makes_sense_point, ungradable,
-            ungradable_reason, parse_method, points, max_points, score, full_marks, all_skills,
-            skill_fraction, status`` ("done"/"error"), ``error, seed, created_at``.
-        skill_points: one row per (item, grader, skill): ``item_key, item_id, generator, grader, k, skill,
-            used`` (1/0 after the code checks, NaN when ungradable), ``named, ungradable, status``.
-        summary: one row per (generator, grader, k, metric), see :func:`aggregate.summarize_scores`.
-        gradings: one row per (item, grader, round): the grader's raw answer and ``points`` (list).
-        agreement: one row per pair of gradings, see :func:`agreement.grading_agreement`.
-        output_dir: the folder with ``records.jsonl``, ``items.parquet``, ``skill_points.parquet``,
-            ``summary.parquet`` and ``config.json``.
-        n_reused / n_new: items taken from an earlier run's log / computed now.
+    Attributes
+    ----------
+    items : pd.DataFrame
+        one row per (item, grader): ``item_key, item_id, k, index, skills`` (list), ``topic,
+        max_sentences, generator, grader, prompt, first_response, first_answer, revision_prompt, response,
+        answer, named_skills, n_gradings, n_gradable_rounds, grader_sentence_limit_point, n_sentences,
+        sentence_limit_auto, gen_attempts, gen_latency_s, grade_prompt, grade_response, grade_attempts,
+        grade_latency_s, topic_point, sentence_limit_point, makes_sense_point, ungradable,
+        ungradable_reason, parse_method, points, max_points, score, full_marks, all_skills,
+        skill_fraction, status`` ("done"/"error"), ``error, seed, created_at``.
+    skill_points : pd.DataFrame
+        one row per (item, grader, skill): ``item_key, item_id, generator, grader, k, skill,
+        used`` (1/0 after the code checks, NaN when ungradable), ``named, ungradable, status``.
+    summary : pd.DataFrame
+        one row per (generator, grader, k, metric), see :func:`aggregate.summarize_scores`.
+    gradings : pd.DataFrame
+        one row per (item, grader, round): the grader's raw answer and ``points`` (list).
+    agreement : pd.DataFrame
+        one row per pair of gradings, see :func:`agreement.grading_agreement`.
+    output_dir : Path
+        the folder with ``records.jsonl``, ``items.parquet``, ``skill_points.parquet``,
+        ``summary.parquet`` and ``config.json``.
+    n_reused, n_new : int
+        items taken from an earlier run's log / computed now.
     """
 
     config: SkillMixConfig
@@ -553,11 +576,14 @@ def run_skillmix(config: SkillMixConfig | dict, *, generator: ChatClient | None 
                  grader: ChatClient | list[ChatClient] | None = None) -> SkillMixResult:
     """Run (or resume) a Skill-Mix evaluation and write its tables.
 
-    Args:
-        config: a :class:`SkillMixConfig` (or a dict that validates as one).
-        generator / grader: ready clients that replace the ones the config describes (e.g. a
-            :class:`ScriptedClient` grader, or a list of them for several graders); their ``name`` identifies
-            them in tables and resume keys.
+    Parameters
+    ----------
+    config : SkillMixConfig | dict
+        a :class:`SkillMixConfig` (or a dict that validates as one).
+    generator, grader : ChatClient | None
+        ready clients that replace the ones the config describes (e.g. a
+        :class:`ScriptedClient` grader, or a list of them for several graders); their ``name`` identifies
+        them in tables and resume keys.
 
     Items whose generation or grading failed after the client's retries are kept with ``status="error"``
     and retried by the next run; ``KeyboardInterrupt`` stops the run with every finished item saved.

@@ -48,28 +48,42 @@ class ScalingPoint(BaseModel):
 class TheoryConfig(BaseModel):
     """Settings of :func:`run_theory` (all optional; defaults reproduce the paper's setting with Chinchilla).
 
-    Attributes:
-        scaling_law: ``L(N, D) = E + A/N^a + B/D^b`` parameters (ignored when points to fit are given).
-        fit_points / fit_points_file: observed ``(n_params, n_tokens, loss)`` runs (a CSV or parquet file with
-            those columns) to fit the law with scipy instead.
-        tokens_per_parameter: ``D / N`` along the scale sweep (Chinchilla-optimal: 20).
-        n_params_min / n_params_max / n_scales: the model sizes swept (log-spaced).
-        failures_per_nat: ``theta = failures_per_nat * excess loss`` (clipped to [0, 1]).
-        gamma: failure rate a competent skill may have (competence level ``1 - gamma``).
-        n_skills / n_pieces / k: the random skill graph (each of ``n_pieces`` text pieces needs ``k`` of the
-            ``n_skills`` skills); the exact random-failure formula uses this size. The default (20 million
-            pieces; a triple then has ~40 000 pieces) is large enough that the small-graph artefact (tuples
-            crossing 10 % before single skills, see :attr:`TheoryResult.finite_size`) is gone (< 0.001
-            decade; 0.04 decade at 2 million pieces, 0.42 at 20 000).
-        simulation_n_pieces: pieces of the explicit Monte Carlo graphs (default ``min(n_pieces, 20000)``:
-            the adversarial search costs ~25 s per scale and tuple size at 2 million pieces).
-        kprimes: tuple sizes ``k'`` to report (1 = single skills); each ``<= k``.
-        curve_thetas: failure fractions for the competence-curve figure (single skills at ``theta``,
-            ``k'``-tuples at ``theta / k'``).
-        reference_n_params: model size from which the scale-up table starts.
-        n_graphs: Monte Carlo graphs per scale; ``simulate`` / ``adversarial`` switch simulations off.
-        finite_size_pieces: corpus sizes ``n_pieces`` of the finite-size table (exact random-failure
-            formula on ``n_skills`` skills; empty list = no table).
+    Attributes
+    ----------
+    scaling_law : ScalingLaw
+        ``L(N, D) = E + A/N^a + B/D^b`` parameters (ignored when points to fit are given).
+    fit_points, fit_points_file : list[ScalingPoint] | None
+        observed ``(n_params, n_tokens, loss)`` runs (a CSV or parquet file with
+        those columns) to fit the law with scipy instead.
+    tokens_per_parameter : float
+        ``D / N`` along the scale sweep (Chinchilla-optimal: 20).
+    n_params_min, n_params_max, n_scales : float
+        the model sizes swept (log-spaced).
+    failures_per_nat : float
+        ``theta = failures_per_nat * excess loss`` (clipped to [0, 1]).
+    gamma : float
+        failure rate a competent skill may have (competence level ``1 - gamma``).
+    n_skills, n_pieces, k : int
+        the random skill graph (each of ``n_pieces`` text pieces needs ``k`` of the
+        ``n_skills`` skills); the exact random-failure formula uses this size. The default (20 million
+        pieces; a triple then has ~40 000 pieces) is large enough that the small-graph artefact (tuples
+        crossing 10 % before single skills, see :attr:`TheoryResult.finite_size`) is gone (< 0.001
+        decade; 0.04 decade at 2 million pieces, 0.42 at 20 000).
+    simulation_n_pieces : int | None
+        pieces of the explicit Monte Carlo graphs (default ``min(n_pieces, 20000)``:
+        the adversarial search costs ~25 s per scale and tuple size at 2 million pieces).
+    kprimes : list[int]
+        tuple sizes ``k'`` to report (1 = single skills); each ``<= k``.
+    curve_thetas : list[float]
+        failure fractions for the competence-curve figure (single skills at ``theta``,
+        ``k'``-tuples at ``theta / k'``).
+    reference_n_params : float
+        model size from which the scale-up table starts.
+    n_graphs : int
+        Monte Carlo graphs per scale; ``simulate`` / ``adversarial`` switch simulations off.
+    finite_size_pieces : list[int]
+        corpus sizes ``n_pieces`` of the finite-size table (exact random-failure
+        formula on ``n_skills`` skills; empty list = no table).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -118,30 +132,39 @@ class TheoryConfig(BaseModel):
 class TheoryResult:
     """Tables of :func:`run_theory` (tidy, one row per observation).
 
-    Attributes:
-        law: the scaling law used (given or fitted).
-        fit: the fit, when points were given.
-        emergence: one row per (scale, k', method): ``n_params, n_tokens, loss, excess_loss, theta, gamma, k,
-            kprime, method, competent_fraction, sd, n_graphs`` (``sd`` across Monte Carlo graphs, NaN for
-            closed forms).
-        curves: one row per (theta, k', gamma, method): ``theta, kprime, k, gamma, competence_level,
-            method, competent_fraction`` (the paper's competence curves; ``method`` "bound" or "markov").
-        thresholds: one row per (k', method): ``n_params_10, n_params_50, n_params_90`` (where the competent
-            fraction first crosses 10/50/90 %; NaN if it never does or is already above at the smallest
-            scale) and ``width_decades`` (log10 of 90 % / 10 %).
-        scale_up: one row per k': ``kprime, n_params_ref, excess_ref, n_params_needed, excess_needed,
-            scale_factor`` (size at which the excess loss is ``1/k'`` of the reference's), and
-            ``single_skill_bound_ref`` / ``tuple_bound_needed`` (guaranteed competent fractions, our bound) and
-            ``tuple_theorem14_ref`` / ``tuple_theorem14_needed`` (the paper's Theorem 14 at the reference size
-            and at the size needed: the corollary says the latter is about ``single_skill_bound_ref``).
-        theorem14: one row per (scale, k'): the paper's Theorem 14 guarantee, ``n_params, theta, gamma, k,
-            kprime, beta`` (``gamma / (k' theta)``), ``alpha`` (fraction of tuples that may fail more than
-            ``gamma``), ``competent_fraction`` (``1 - alpha``), ``method = "theorem14"``. Its crossings are
-            in :attr:`thresholds` too (method ``theorem14``).
-        finite_size: one row per (n_pieces, k'): ``n_skills, n_pieces, kprime, mean_degree`` (pieces per
-            tuple), ``n_params_10/50/90`` (crossings of the exact random-failure competence) and
-            ``log10_lead_10`` (``log10`` of the single-skill over the tuple 10 % crossing: > 0 means the
-            tuples reach 10 % *earlier*, the finite-size artefact).
+    Attributes
+    ----------
+    law : ScalingLaw
+        the scaling law used (given or fitted).
+    fit : ScalingLawFit | None
+        the fit, when points were given.
+    emergence : pd.DataFrame
+        one row per (scale, k', method): ``n_params, n_tokens, loss, excess_loss, theta, gamma, k,
+        kprime, method, competent_fraction, sd, n_graphs`` (``sd`` across Monte Carlo graphs, NaN for
+        closed forms).
+    curves : pd.DataFrame
+        one row per (theta, k', gamma, method): ``theta, kprime, k, gamma, competence_level,
+        method, competent_fraction`` (the paper's competence curves; ``method`` "bound" or "markov").
+    thresholds : pd.DataFrame
+        one row per (k', method): ``n_params_10, n_params_50, n_params_90`` (where the competent
+        fraction first crosses 10/50/90 %; NaN if it never does or is already above at the smallest
+        scale) and ``width_decades`` (log10 of 90 % / 10 %).
+    scale_up : pd.DataFrame
+        one row per k': ``kprime, n_params_ref, excess_ref, n_params_needed, excess_needed,
+        scale_factor`` (size at which the excess loss is ``1/k'`` of the reference's), and
+        ``single_skill_bound_ref`` / ``tuple_bound_needed`` (guaranteed competent fractions, our bound) and
+        ``tuple_theorem14_ref`` / ``tuple_theorem14_needed`` (the paper's Theorem 14 at the reference size
+        and at the size needed: the corollary says the latter is about ``single_skill_bound_ref``).
+    theorem14 : pd.DataFrame
+        one row per (scale, k'): the paper's Theorem 14 guarantee, ``n_params, theta, gamma, k,
+        kprime, beta`` (``gamma / (k' theta)``), ``alpha`` (fraction of tuples that may fail more than
+        ``gamma``), ``competent_fraction`` (``1 - alpha``), ``method = "theorem14"``. Its crossings are
+        in :attr:`thresholds` too (method ``theorem14``).
+    finite_size : pd.DataFrame
+        one row per (n_pieces, k'): ``n_skills, n_pieces, kprime, mean_degree`` (pieces per
+        tuple), ``n_params_10/50/90`` (crossings of the exact random-failure competence) and
+        ``log10_lead_10`` (``log10`` of the single-skill over the tuple 10 % crossing: > 0 means the
+        tuples reach 10 % *earlier*, the finite-size artefact).
     """
 
     config: TheoryConfig
@@ -182,8 +205,10 @@ class TheoryResult:
     def save(self, output_dir: str | Path, figures: bool = True) -> Path:
         """Write every table as parquet (and figures as PNG) into ``output_dir`` (crash-safe writes).
 
-        Raises:
-            BrainlikeError: ``output_dir`` cannot be written (read-only, a file, disk full).
+        Raises
+        ------
+        BrainlikeError
+            ``output_dir`` cannot be written (read-only, a file, disk full).
         """
         from brainlike.fileio import atomic_write, atomic_write_text, ensure_writable_dir
 
@@ -242,9 +267,12 @@ def competence_curves(thetas, kprimes, k: int, gammas: np.ndarray | None = None)
 def theorem14_table(sizes, thetas, gamma: float, k: int, kprimes) -> pd.DataFrame:
     """The paper's Theorem 14 guarantee along the scale sweep (see :attr:`TheoryResult.theorem14`).
 
-    Args:
-        sizes: ``(n_scales,)`` model sizes (parameters).
-        thetas: ``(n_scales,)`` failed fraction of text pieces at each size.
+    Parameters
+    ----------
+    sizes : array-like of shape (n_scales,)
+        ``(n_scales,)`` model sizes (parameters).
+    thetas : array-like of shape (n_scales,)
+        ``(n_scales,)`` failed fraction of text pieces at each size.
     """
     rows = []
     for n, th in zip(np.asarray(sizes, float), np.asarray(thetas, float)):
@@ -265,7 +293,9 @@ def finite_size_table(sizes, thetas, gamma: float, k: int, kprimes, n_skills: in
     ``gamma``: the tuples' 10 % crossing comes *before* the skills'. As ``n_pieces`` grows every node's rate
     concentrates at ``theta`` and all crossings meet at ``theta = gamma``.
 
-    Returns:
+    Returns
+    -------
+    pd.DataFrame
         One row per (n_pieces, k'), see :attr:`TheoryResult.finite_size`.
     """
     import math
