@@ -28,8 +28,7 @@ def bits_per_byte(
     stride: int | None = None,
     progress: bool = True,
 ) -> dict:
-    """Bits per UTF-8 byte and bits per word of ``text`` under a causal LM (sliding windows; each token
-    scored once).
+    """Bits per UTF-8 byte and bits per word of ``text`` under a causal LM (sliding windows; each token scored once).
 
     Every token after the first is predicted with up to ``window - 1`` tokens of context; windows advance
     by ``stride`` (default ``window // 2``) and only the tokens not scored before count. With ``T`` = the
@@ -95,7 +94,8 @@ def bits_per_byte(
 
 def mlm_head_missing(lm: LoadedModel) -> str | None:
     """Why an encoder has no pseudo-log-likelihood: ``None`` when its checkpoint declares a masked-LM
-    head (``config.architectures`` has ``...ForMaskedLM``), else a one-line reason for the report."""
+    head (``config.architectures`` has ``...ForMaskedLM``), else a one-line reason for the report.
+    """
     if lm.kind == "causal":
         return "a causal LM: scored by bits per byte/word instead"
     if lm.kind == "static":
@@ -116,8 +116,10 @@ def pseudo_log_likelihood(
     batch_size: int = 32,
     progress: bool = True,
 ) -> dict:
-    """Pseudo-log-likelihood of ``text`` under a masked LM (Salazar et al. 2020, "Masked language model
-    scoring"): every token is masked in turn and scored given all the others of its segment.
+    """Pseudo-log-likelihood of ``text`` under a masked LM (Salazar et al.
+
+    2020, "Masked language model scoring"): every token is masked in turn and scored given all the others of its
+    segment.
 
     The text is cut into consecutive segments of ``window`` tokens including the tokenizer's special
     tokens (e.g. [CLS] ... [SEP]); with ``T`` = -sum over tokens of log2 p(token | segment with
@@ -171,7 +173,8 @@ def pseudo_log_likelihood(
 
 def read_corpus(spec: str, max_bytes: int | None = None) -> str:
     """Text of a corpus: a file path, or ``shared:<name>`` for the corpora in ../shared/data/corpora
-    (``tinyshakespeare``, ``wikitext2``, ``inaugural-2009``)."""
+    (``tinyshakespeare``, ``wikitext2``, ``inaugural-2009``).
+    """
     if spec.startswith("shared:"):
         from brainlike.models.registry import shared_data_dir
 

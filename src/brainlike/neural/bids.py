@@ -62,9 +62,11 @@ _LONG_TO_SHORT = {v: k for k, v in BIDS_ENTITIES.items()}
 # ---------------------------------------------------------------------------------------------- names
 @dataclass(frozen=True)
 class BIDSName:
-    """A parsed BIDS file name: entities (short keys, e.g. ``{"sub": "01", "task": "podcast"}``), the
-    suffix (``"bold"``, ``"ieeg"``, ``"events"``; None when the name ends with an entity, as in
-    Narratives' ``..._desc-clean.func.gii``) and the extension (``".nii.gz"``, ``".func.gii"``)."""
+    """A parsed BIDS file name: entities (short keys, e.g.
+
+    ``{"sub": "01", "task": "podcast"}``), the suffix (``"bold"``, ``"ieeg"``, ``"events"``; None when the name ends
+    with an entity, as in Narratives' ``..._desc-clean.func.gii``) and the extension (``".nii.gz"``, ``".func.gii"``).
+    """
 
     entities: dict
     suffix: str | None
@@ -313,7 +315,8 @@ def stimulus_onset_from_events(events_path: str | Path, trial_type: str | None =
 
 def _events_stimulus(events: Path, shift: float, word_column: str | None = None) -> Stimulus | None:
     """The words of an events.tsv with a word column (``word``/``words``/``text``/``token`` or
-    ``word_column``), else None (events files often only mark the story's start)."""
+    ``word_column``), else None (events files often only mark the story's start).
+    """
     df = pd.read_csv(events, sep="\t", na_values=["n/a"], keep_default_na=False, dtype=str)
     cols = {c.lower(): c for c in df.columns}
     if word_column is not None and word_column not in df.columns:
@@ -384,7 +387,8 @@ def _resolve_stimulus(stimulus, data_path: Path, stimulus_onset, files: dict, du
 
 def flat_channels(data: np.ndarray) -> np.ndarray:
     """``(n_channels,)`` bool: channels whose standard deviation is 0 or below 1e-8 of their peak magnitude
-    (constant up to rounding, e.g. an unplugged EDF channel stored as one digital value)."""
+    (constant up to rounding, e.g. an unplugged EDF channel stored as one digital value).
+    """
     with np.errstate(invalid="ignore"):
         sd = np.nanstd(data, axis=0)
         peak = np.nanmax(np.abs(data), axis=0) if data.shape[0] else np.zeros(data.shape[1])

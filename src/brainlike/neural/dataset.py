@@ -155,7 +155,8 @@ class NeuralDataset:
 
 def _numeric(values, field: str, dtype) -> np.ndarray:
     """``values`` as a ``dtype`` array, or a :class:`NeuralDataError` naming ``field`` and the first value
-    that is not a number (strings are refused even when they look like numbers: convert them first)."""
+    that is not a number (strings are refused even when they look like numbers: convert them first).
+    """
     try:
         arr = np.asarray(values)
     except ValueError as exc:  # ragged nested lists

@@ -265,7 +265,8 @@ class FMRIDesign:
     @property
     def default_n_splits(self) -> int:
         """Folds for run-aware CV: the number of runs (leave-one-run-out), at most 5; use with
-        ``brainlike.encoding.contiguous_folds(design.n_samples, design.default_n_splits, groups=design.runs)``."""
+        ``brainlike.encoding.contiguous_folds(design.n_samples, design.default_n_splits, groups=design.runs)``.
+        """
         return min(len(self.run_labels), 5)
 
     def layer(self, index: int) -> np.ndarray:

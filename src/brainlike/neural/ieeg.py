@@ -142,7 +142,7 @@ def _read_tsv(path: Path) -> pd.DataFrame:
 
 
 def _electrodes(path: Path, region_column: str | None, files: dict) -> tuple[dict, dict, str | None]:
-    """name → (x, y, z) in mm, name → region, and the region column used."""
+    """Name → (x, y, z) in mm, name → region, and the region column used."""
     df = _read_tsv(path)
     cols = {c.lower(): c for c in df.columns}
     for need in ("name", "x", "y", "z"):

@@ -1,5 +1,6 @@
 """The ``geometry`` analysis (Cosentino & Shekkizhar 2024): attention density, intrinsic dimension of MLP
-inputs and linear-region bounds per layer, with and without context, beside reasoning accuracy."""
+inputs and linear-region bounds per layer, with and without context, beside reasoning accuracy.
+"""
 from __future__ import annotations
 
 from typing import Literal

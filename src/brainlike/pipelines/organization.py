@@ -1,5 +1,8 @@
-"""The ``organization`` analysis (Sun et al. 2024): MLP neuron sub-groups → temporal patterns → fixed
-regressors of fMRI encoding → the functional network each pattern maps onto."""
+"""The ``organization`` analysis (Sun et al.
+
+2024): MLP neuron sub-groups → temporal patterns → fixed regressors of fMRI encoding → the functional network each
+pattern maps onto.
+"""
 from __future__ import annotations
 
 from pathlib import Path

@@ -55,7 +55,8 @@ class PromptCapture:
 
     def scope_mask(self, span: tuple[int, int] | None) -> np.ndarray:
         """``(n_tokens,)`` bool: all tokens (``span=None``) or the non-special tokens whose characters
-        overlap ``span = (start, end)`` of the prompt (e.g. the question text after a context passage)."""
+        overlap ``span = (start, end)`` of the prompt (e.g. the question text after a context passage).
+        """
         if span is None:
             return np.ones(self.n_tokens, dtype=bool)
         a, b = span

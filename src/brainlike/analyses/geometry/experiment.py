@@ -244,7 +244,8 @@ class GeometryResult:
 
     def context_effect(self, baseline: str = "none") -> pd.DataFrame:
         """Change of every per-layer measure with context: one row per (model, condition ≠ baseline,
-        layer, measure): ``value``, ``baseline_value``, ``change`` (value − baseline_value)."""
+        layer, measure): ``value``, ``baseline_value``, ``change`` (value − baseline_value).
+        """
         long = self.layer_measures()
         if baseline not in set(long["condition"]):
             raise BrainlikeError(f"baseline condition {baseline!r} was not run (conditions: "
@@ -290,7 +291,8 @@ class GeometryResult:
 
 def summarize_attention(prompts_table: pd.DataFrame) -> pd.DataFrame:
     """Average the per-prompt attention measures over prompts: one row per (model, condition, layer, head)
-    with the mean of every measure and ``n_prompts``."""
+    with the mean of every measure and ``n_prompts``.
+    """
     keys = ["model", "condition", "layer", "relative_layer", "head"]
     g = prompts_table.groupby(keys, sort=False)
     out = g[list(ATTENTION_MEASURES)].mean()

@@ -48,8 +48,7 @@ def _finish(fig, ax, xlabel: str, ylabel: str, title: str) -> None:
 
 
 def plot_attention_density(table: pd.DataFrame, ax=None, measure: str = "density"):
-    """Attention measure against layer: mean over heads (± s.e.m. across heads), one line per
-    (model, condition).
+    """Attention measure against layer: mean over heads (± s.e.m. across heads), one line per (model, condition).
 
     Parameters
     ----------
@@ -102,8 +101,7 @@ def plot_attention_heads(table: pd.DataFrame, ax=None, measure: str = "density",
 
 
 def plot_intrinsic_dimension(table: pd.DataFrame, ax=None, estimator: str | None = None):
-    """Intrinsic dimension of the MLP input against layer, one line per (model, condition); solid = TwoNN,
-    dashed = MLE.
+    """Intrinsic dimension of the MLP input against layer, one line per (model, condition); solid = TwoNN, dashed = MLE.
 
     Parameters
     ----------

@@ -154,7 +154,8 @@ def build_prompt(
     seed: int = 0,
 ) -> tuple[str, tuple[int, int]]:
     """The prompt for ``questions[index]`` in ``condition`` and the ``(start, end)`` characters of the
-    question text in its final ``Question: …`` segment (the text shared by all conditions)."""
+    question text in its final ``Question: …`` segment (the text shared by all conditions).
+    """
     if condition not in CONDITIONS:
         raise BrainlikeError(f"unknown context condition {condition!r}; choose from {list(CONDITIONS)}")
     q = questions[index]

@@ -140,7 +140,8 @@ class GLMResult:
     def table(self, model: str = "", voxel_ids: np.ndarray | None = None, coords: np.ndarray | None = None,
               networks: np.ndarray | None = None) -> pd.DataFrame:
         """Tidy: one row per (pattern, voxel) with ``model, pattern, voxel, t, r, p, q, significant``
-        (+ ``i, j, k`` grid coordinates and ``network`` label when given)."""
+        (+ ``i, j, k`` grid coordinates and ``network`` label when given).
+        """
         k, v = self.t.shape
         voxel_ids = np.arange(v) if voxel_ids is None else np.asarray(voxel_ids)
         df = pd.DataFrame({"model": model, "pattern": np.repeat(np.arange(k), v), "voxel": np.tile(voxel_ids, k),

@@ -92,7 +92,8 @@ class PatternResult:
 
     def membership_table(self, neurons: pd.DataFrame, model: str = "") -> pd.DataFrame:
         """Tidy: one row per non-zero code with ``model, neuron, layer, unit, pattern, code`` and
-        ``primary`` (True for the neuron's largest-|code| pattern)."""
+        ``primary`` (True for the neuron's largest-|code| pattern).
+        """
         i, k = np.nonzero(self.codes)
         prim = self.primary()
         return pd.DataFrame({"model": model, "neuron": i, "layer": neurons["layer"].to_numpy()[i],
@@ -101,7 +102,8 @@ class PatternResult:
 
     def layer_table(self, neurons: pd.DataFrame, model: str = "") -> pd.DataFrame:
         """Tidy: one row per (layer, pattern) with ``n_neurons`` in the layer, ``n_members`` (non-zero
-        code), ``n_primary``, ``fraction`` = members / neurons and ``primary_fraction`` = primary / neurons."""
+        code), ``n_primary``, ``fraction`` = members / neurons and ``primary_fraction`` = primary / neurons.
+        """
         layer = neurons["layer"].to_numpy()
         prim = self.primary()
         rows = []
@@ -167,9 +169,11 @@ def sparse_encode(X: np.ndarray, D: np.ndarray, alpha: float, positive: bool = F
 
 
 class _OnlineDictionary:
-    """Mini-batch online dictionary learning (Mairal et al. 2010), ported from scikit-learn's
-    ``MiniBatchDictionaryLearning`` (inner statistics ``A``, ``B``, forgetting factor, block-coordinate
-    dictionary update with resampling of unused atoms) with :func:`sparse_encode` as the coder."""
+    """Mini-batch online dictionary learning (Mairal et al.
+
+    2010), ported from scikit-learn's ``MiniBatchDictionaryLearning`` (inner statistics ``A``, ``B``, forgetting factor,
+    block-coordinate dictionary update with resampling of unused atoms) with :func:`sparse_encode` as the coder.
+    """
 
     def __init__(self, n_components: int, alpha: float, batch_size: int, positive: bool, rng: np.random.Generator,
                  init: str = "svd"):
@@ -179,7 +183,8 @@ class _OnlineDictionary:
 
     def init(self, X: np.ndarray) -> None:
         """SVD initialisation (as scikit-learn: the top right singular vectors scaled by their values, the
-        same for every seed), or ``"random"``: K distinct rows of ``X`` drawn with the seed."""
+        same for every seed), or ``"random"``: K distinct rows of ``X`` drawn with the seed.
+        """
         if self.init_method == "random":
             D = _random_init(X, self.k, self.rng)
         else:
@@ -287,7 +292,8 @@ class PatternLearner:
 
     def fit_blocks(self, source: BlockSource) -> PatternLearner:
         """Fit from a re-iterable block source: ``source()`` yields ``(neurons (b,), timecourses
-        (n_trs, b), dead (b,))`` (:func:`.timecourses.iter_timecourses`)."""
+        (n_trs, b), dead (b,))`` (:func:`.timecourses.iter_timecourses`).
+        """
         rng = np.random.default_rng(self.random_state)
         # pass 1: a uniform reservoir sample of live neurons from all layers
         sample, seen, n_trs = None, 0, None
@@ -330,7 +336,8 @@ class PatternLearner:
 
     def transform(self, X: np.ndarray) -> np.ndarray:
         """``(n_neurons, K)`` float32 sparse codes of time courses ``X`` ``(n_neurons, n_trs)`` (raw
-        dictionary order and sign; :meth:`result` applies the conventions)."""
+        dictionary order and sign; :meth:`result` applies the conventions).
+        """
         self._check_fitted()
         X = np.asarray(X, dtype=np.float32)
         codes = np.zeros((len(X), self.n_patterns), dtype=np.float32)
@@ -371,7 +378,8 @@ class PatternLearner:
 def _random_init(X: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
     """``(min(k, n), n_trs)`` float64: ``k`` distinct rows of ``X`` ``(n, n_trs)`` chosen with ``rng``, spread
     out as in k-means++: each next row is drawn with probability proportional to ``(1 - max |cos|)²`` to the
-    rows already chosen, so two starting atoms rarely sit on the same sub-group."""
+    rows already chosen, so two starting atoms rarely sit on the same sub-group.
+    """
     X = np.asarray(X, dtype=np.float64)
     n = len(X)
     k = min(k, n)
@@ -390,7 +398,8 @@ def _random_init(X: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
 def _reservoir_add(sample: np.ndarray | None, block: np.ndarray, seen: int, capacity: int,
                    rng: np.random.Generator) -> tuple[np.ndarray, int]:
     """Reservoir sampling (algorithm R), vectorised over a block: returns the updated ``(m, n_trs)``
-    sample (``m <= capacity``) and the number of rows seen so far."""
+    sample (``m <= capacity``) and the number of rows seen so far.
+    """
     block = np.asarray(block, dtype=np.float32)
     if sample is None:
         sample = np.empty((0, block.shape[1]), dtype=np.float32)

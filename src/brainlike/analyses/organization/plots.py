@@ -46,7 +46,8 @@ def plot_patterns(patterns: pd.DataFrame, ax=None):
 
 def plot_layer_membership(layers: pd.DataFrame, ax=None, value: str = "primary_fraction"):
     """Heatmap layer × pattern of the fraction of a layer's neurons whose primary pattern it is
-    (``value="fraction"``: with any non-zero code) (table: ``layer, pattern, <value>``)."""
+    (``value="fraction"``: with any non-zero code) (table: ``layer, pattern, <value>``).
+    """
     fig, ax = _fig_ax(ax)
     grid = layers.pivot_table(index="layer", columns="pattern", values=value, aggfunc="mean")
     im = ax.imshow(grid.to_numpy(), aspect="auto", cmap="viridis", origin="lower")
@@ -64,7 +65,8 @@ def plot_layer_membership(layers: pd.DataFrame, ax=None, value: str = "primary_f
 
 def plot_overlap(overlaps: pd.DataFrame, assignments: pd.DataFrame | None = None, ax=None, metric: str = "dice"):
     """Heatmap pattern × network of the overlap ``metric``; assigned networks are marked with ``*``
-    (tables: ``pattern, network, <metric>`` and ``pattern, assigned_network``)."""
+    (tables: ``pattern, network, <metric>`` and ``pattern, assigned_network``).
+    """
     fig, ax = _fig_ax(ax, (7, 4.5))
     grid = overlaps.pivot_table(index="pattern", columns="network", values=metric, aggfunc="mean", sort=False)
     im = ax.imshow(grid.to_numpy(), aspect="auto", cmap="magma", vmin=0 if metric != "correlation" else None)
@@ -151,7 +153,8 @@ def plot_roi_effects(effects: pd.DataFrame, assignments: pd.DataFrame, ax=None):
     assigned ROI of each assigned pattern and the pattern's subject consistency (vs chance) on the right.
 
     Tables: ``effects`` (``pattern, roi, z``) and ``assignments`` (``pattern, roi, assigned, consistency,
-    chance``) of one model."""
+    chance``) of one model.
+    """
     if effects.empty:
         raise BrainlikeError("no ROI effects to plot")
     grid = effects.pivot(index="pattern", columns="roi", values="z")

@@ -161,7 +161,8 @@ class ROIOrganization:
 
 def _agreement(z_group: np.ndarray, z_subj: np.ndarray) -> np.ndarray:
     """``(K,)`` fraction of subjects whose largest-|z| ROI equals the group's, from ``z_group`` ``(K, R)``
-    and ``z_subj`` ``(S, K, R)``."""
+    and ``z_subj`` ``(S, K, R)``.
+    """
     g = np.abs(z_group).argmax(axis=-1)
     s = np.abs(z_subj).argmax(axis=-1)
     return (s == g[None, :]).mean(axis=0)

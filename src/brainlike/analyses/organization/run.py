@@ -55,7 +55,8 @@ StimulusConfig = StimulusSpec
 class DataConfig(_Strict):
     """Brain data: ``simulated`` (ground truth from a model's neurons), ``nifti``, ``array``, or
     ``brennan2016`` (the real ROI recording shipped with brainlike: 27 listeners x 362 volumes x 6 ROIs,
-    analysed per subject, see :mod:`.roi`)."""
+    analysed per subject, see :mod:`.roi`).
+    """
 
     kind: Literal["simulated", "nifti", "array", "brennan2016"] = "simulated"
     bold: str | None = Field(None, description="4-D NIfTI (nifti) or .npy (n_trs, n_columns) (array)")
@@ -298,7 +299,8 @@ def _shift_null(overlaps: pd.DataFrame, assignments: pd.DataFrame, Y: np.ndarray
     """Temporal null of the voxel path, in place: the K pattern columns of the design ``X`` are circularly
     shifted together (drifts and intercept stay), the GLM is refitted and the maps matched again; a
     pattern's p-value is the share of shifts whose best overlap reaches the observed one (BH across
-    patterns). Unlike the voxel shuffle this tests whether the pattern-brain coupling is real."""
+    patterns). Unlike the voxel shuffle this tests whether the pattern-brain coupling is real.
+    """
     from scipy import stats as sstats
 
     net = cfg.networks
@@ -410,8 +412,11 @@ class ROIRecording:
 
 
 def brennan_recording(cfg: OrganizationConfig) -> tuple[ROIRecording, Stimulus]:
-    """The shipped Brennan et al. (2016) recording as an :class:`ROIRecording`, and its words on the volume
-    clock (volume ``i`` at ``2 i`` s, i.e. TextGrid time ``20 + 2 i`` s)."""
+    """The shipped Brennan et al.
+
+    (2016) recording as an :class:`ROIRecording`, and its words on the volume clock (volume ``i`` at ``2 i`` s, i.e.
+    TextGrid time ``20 + 2 i`` s).
+    """
     from brainlike.neural.brennan import brennan2016_dataset, brennan_design_controls
 
     d = cfg.data
@@ -437,7 +442,8 @@ def _roi_fit(patterns: np.ndarray, rec: ROIRecording, cfg: OrganizationConfig, m
 def analyse_model_roi(acts: NeuronActivations, stimulus: Stimulus, rec: ROIRecording, cfg: OrganizationConfig,
                       progress: bool = False) -> ModelOrganization:
     """Patterns -> per-subject ROI GLMs with the refitted shift null, subject consistency, seed stability
-    (random initialisations), chance levels, and the K/alpha sweep, for one model."""
+    (random initialisations), chance levels, and the K/alpha sweep, for one model.
+    """
     model = acts.model
     binning = tr_matrix(acts.row_onsets(stimulus), rec.n_volumes, rec.tr, cfg.neurons.binning)
     main = _learn(acts, binning, cfg, cfg.patterns.seed, progress)
@@ -570,7 +576,8 @@ class OrganizationResult:
         """Simulated data: one row per planted group with the pattern of the planted model that best
         matches its signal (``pattern``, ``pattern_r``), the planted and the assigned network,
         ``recovered`` (assigned == planted), and member precision/recall of the pattern's primary neurons
-        (``precision``, ``recall``, ``chance`` = group size / neurons)."""
+        (``precision``, ``recall``, ``chance`` = group size / neurons).
+        """
         if self.simulation is None or self.planted_model not in self.models:
             return pd.DataFrame()
         m = self.models[self.planted_model]
@@ -627,7 +634,8 @@ class OrganizationResult:
 
     def file_stems(self) -> dict[str, str]:
         """Model name -> the name used for its files: safe characters only (a model given as a folder path
-        such as ``/models/llama`` becomes ``models_llama``), unique among the models."""
+        such as ``/models/llama`` becomes ``models_llama``), unique among the models.
+        """
         return _file_stems(list(self.models))
 
 

@@ -274,7 +274,8 @@ def skill_name_pattern(name: str) -> re.Pattern:
     separated by spaces or hyphens, the last word with simple inflections (``-s, -es, -ies, -d, -ed, -ing,
     -al, -ally, -ic, -ical, -ically, -ly``, after dropping a final ``e`` or ``y``): "metaphor" matches
     "Metaphors" and "metaphorical", "irony" matches "ironic", "red herring" matches "red-herrings"; "pun"
-    does not match "punch"."""
+    does not match "punch".
+    """
     words = [w for w in re.split(r"[\s\-]+", name.strip().lower()) if w]
     if not words:
         raise ValueError("empty skill name")
@@ -288,8 +289,10 @@ def skill_name_pattern(name: str) -> re.Pattern:
 
 
 def named_skills(text: str, names: list[str]) -> list[str]:
-    """The skills of ``names`` whose name the text writes out (see :func:`skill_name_pattern`). Skill-Mix
-    forbids naming the skills; such a skill gets 0 points whatever the grader says."""
+    """The skills of ``names`` whose name the text writes out (see :func:`skill_name_pattern`).
+
+    Skill-Mix forbids naming the skills; such a skill gets 0 points whatever the grader says.
+    """
     text = text or ""
     return [n for n in names if skill_name_pattern(n).search(text)]
 
@@ -300,7 +303,8 @@ def count_sentences(text: str) -> int:
     A sentence is a run of text ended by ``.``, ``!`` or ``?`` (possibly followed by closing quotes or
     brackets) and then whitespace, or by the end of the text; runs without a letter or digit are not
     counted; the dots of ``Mr. Mrs. Ms. Dr. St. Prof. vs. etc. e.g. i.e.`` and of decimals (``3.5``) do not
-    end a sentence; ``...`` followed by a space does. ``"It rained. We ran!"`` has 2."""
+    end a sentence; ``...`` followed by a space does. ``"It rained. We ran!"`` has 2.
+    """
     t = re.sub(r"\b(Mr|Mrs|Ms|Dr|St|Prof|vs|etc|e\.g|i\.e)\.", r"\1", text.strip())
     parts = [p for p in re.split(r"(?<=[.!?])[\"')\]]*\s+", t) if re.search(r"\w", p)]
     return len(parts)
@@ -308,7 +312,8 @@ def count_sentences(text: str) -> int:
 
 def extract_answer(response: str) -> str:
     """The text the generator was asked to put after ``Answer:`` (up to ``Explanation:``, on a new line or after
-    a space; the explanation names the skills and must not be graded), else all of it."""
+    a space; the explanation names the skills and must not be graded), else all of it.
+    """
     m = re.search(r"answer\s*:\s*(.*?)(?:\s\**explanation\**\s*:|$)", response, flags=re.I | re.S)
     out = m.group(1) if m else response
     return out.strip().strip('"').strip()

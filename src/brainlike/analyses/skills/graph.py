@@ -45,8 +45,10 @@ class SkillGraph:
         return int(self.pieces.shape[1])
 
     def tuple_ids(self, kprime: int = 1) -> np.ndarray:
-        """``(n_pieces, C(k, k'))`` int64 ids of the ``k'``-subsets of each piece (colex rank in
-        ``0 .. C(n_skills, k')-1``; for ``k' = 1`` the skill ids)."""
+        """``(n_pieces, C(k, k'))`` int64 ids of the ``k'``-subsets of each piece (colex rank in ``0 ..
+
+        C(n_skills, k')-1``; for ``k' = 1`` the skill ids).
+        """
         if not 1 <= kprime <= self.k:
             raise BrainlikeError(f"k' must be between 1 and k={self.k}, not {kprime}")
         if kprime == 1:
@@ -209,7 +211,8 @@ def simulate_competence(graph: SkillGraph, theta: float, gamma: float, kprime: i
 def simulated_concentration(graph: SkillGraph, theta: float, alpha: float, seed: int = 0) -> float:
     """Monte Carlo counterpart of :func:`bounds.adversarial_concentration` on an explicit graph (skills only):
     ``e(Y, Z) / (theta * e(T, Z))`` for a random ``Z`` of ``round(alpha * n_skills)`` skills and the adversarial
-    ``Y``."""
+    ``Y``.
+    """
     rng = np.random.default_rng(seed)
     z = np.zeros(graph.n_skills, dtype=bool)
     z[rng.choice(graph.n_skills, size=int(round(alpha * graph.n_skills)), replace=False)] = True

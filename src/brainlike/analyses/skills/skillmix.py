@@ -66,8 +66,10 @@ def _read_lines(path: Path | None, default: str) -> tuple[list[tuple[int, str]],
 
 
 def load_skills(path: str | Path | None = None) -> list[Skill]:
-    """Skills from a text file, one per line: ``name | definition | example`` (``#`` comments; tabs also
-    separate). Default: the list shipped with brainlike (45 skills). Names must be unique."""
+    """Skills from a text file, one per line: ``name | definition | example`` (``#`` comments; tabs also separate).
+
+    Default: the list shipped with brainlike (45 skills). Names must be unique.
+    """
     rows, where = _read_lines(Path(path) if path else None, "skills.txt")
     skills, seen = [], {}
     for i, line in rows:
@@ -159,7 +161,8 @@ def generation_messages(item: SkillMixItem, max_sentences: int) -> Messages:
 
 def revision_messages(item: SkillMixItem, max_sentences: int, first_answer: str) -> Messages:
     """The self-revision round of Skill-Mix: the generator sees its first answer and is asked to check every
-    requirement and give a corrected version in the same format."""
+    requirement and give a corrected version in the same format.
+    """
     plural = "s" if max_sentences != 1 else ""
     names = ", ".join(item.skill_names)
     user = (f"Check your answer against every requirement: it must illustrate each skill ({names}); stay on the "
