@@ -1,4 +1,4 @@
-"""brainlike: how brain-like is this language model, where, and why?
+"""brainlike: how brain-like a language model is, where, and why.
 
 The pipeline, as the sub-packages are laid out::
 

@@ -27,7 +27,7 @@ def _version(value: bool) -> None:
 @app.callback()
 def _main(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                        help="print the version and exit")) -> None:
-    """How brain-like is this language model, where, and why?"""
+    """How brain-like is this language model, where, and why?"""  # noqa: D400 (the CLI help text)
 
 
 def _interrupted(exc: KeyboardInterrupt) -> None:

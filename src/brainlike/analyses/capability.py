@@ -93,8 +93,10 @@ def bits_per_byte(
 
 
 def mlm_head_missing(lm: LoadedModel) -> str | None:
-    """Why an encoder has no pseudo-log-likelihood: ``None`` when its checkpoint declares a masked-LM
-    head (``config.architectures`` has ``...ForMaskedLM``), else a one-line reason for the report.
+    """Why an encoder has no pseudo-log-likelihood.
+
+    ``None`` when its checkpoint declares a masked-LM head (``config.architectures`` has ``...ForMaskedLM``), else a
+    one-line reason for the report.
     """
     if lm.kind == "causal":
         return "a causal LM: scored by bits per byte/word instead"
@@ -172,8 +174,10 @@ def pseudo_log_likelihood(
 
 
 def read_corpus(spec: str, max_bytes: int | None = None) -> str:
-    """Text of a corpus: a file path, or ``shared:<name>`` for the corpora in ../shared/data/corpora
-    (``tinyshakespeare``, ``wikitext2``, ``inaugural-2009``).
+    """Text of a corpus.
+
+    A file path, or ``shared:<name>`` for the corpora in ../shared/data/corpora (``tinyshakespeare``, ``wikitext2``,
+    ``inaugural-2009``).
     """
     if spec.startswith("shared:"):
         from brainlike.models.registry import shared_data_dir
@@ -228,8 +232,9 @@ def capability_measures(
     seed: int = 0,
     progress: bool = True,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Every capability measure of one model, as tidy rows; a measure the model cannot have is a row
-    with ``value`` NaN and the reason in ``note`` (never silently dropped).
+    """Every capability measure of one model, as tidy rows.
+
+    A measure the model cannot have is a row with ``value`` NaN and the reason in ``note`` (never silently dropped).
 
     Parameters
     ----------

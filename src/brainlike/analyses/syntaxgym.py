@@ -406,8 +406,9 @@ def suite_accuracy(items: pd.DataFrame, ci: float = 0.95) -> pd.DataFrame:
 
 
 def overall_accuracy(items: pd.DataFrame, n_boot: int = 2000, ci: float = 0.95, seed: int = 0) -> pd.DataFrame:
-    """Overall SyntaxGym accuracy: the mean over suites (bootstrap CI, items resampled within suites) and
-    the pooled item accuracy (Wilson CI).
+    """Overall SyntaxGym accuracy.
+
+    The mean over suites (bootstrap CI, items resampled within suites) and the pooled item accuracy (Wilson CI).
 
     Returns
     -------
@@ -433,8 +434,9 @@ def overall_accuracy(items: pd.DataFrame, n_boot: int = 2000, ci: float = 0.95, 
 
 
 def model_predictor(model, *, window: int = 512, cache_dir=None, progress: bool = False) -> Predictor:
-    """The surprisal predictor of a causal LM: ``brainlike.models.surprisal.word_predictions`` with the
-    context reset per sentence (``context="reset"``).
+    """The surprisal predictor of a causal LM.
+
+    ``brainlike.models.surprisal.word_predictions`` with the context reset per sentence (``context="reset"``).
     """
     from brainlike.models.surprisal import word_predictions
 

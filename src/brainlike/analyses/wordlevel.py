@@ -124,9 +124,10 @@ def _terms(table: pd.DataFrame, options: WordLevelOptions) -> list[str]:
 
 
 def average_response(table: pd.DataFrame, response: str) -> pd.DataFrame:
-    """Per word (``item``, ``position``): the mean over subjects of ``response`` (NaNs skipped),
-    ``n_subjects`` that contribute, and the mean of every other numeric column over the same trials (a
-    per-trial covariate such as ``baseline`` then matches the averaged response).
+    """Per word (``item``, ``position``).
+
+    The mean over subjects of ``response`` (NaNs skipped), ``n_subjects`` that contribute, and the mean of every other
+    numeric column over the same trials (a per-trial covariate such as ``baseline`` then matches the averaged response).
     """
     keys = list(WORD_KEYS)
     cols = [c for c in table.columns if c not in ("subject", *keys) and pd.api.types.is_numeric_dtype(table[c])
@@ -146,7 +147,8 @@ def average_response(table: pd.DataFrame, response: str) -> pd.DataFrame:
 
 
 def subject_matrix(table: pd.DataFrame, response: str) -> tuple[np.ndarray, pd.DataFrame]:
-    """``(n_subjects, n_words)`` float64 responses (NaN where a subject has no valid value) and the words
+    """``(n_subjects, n_words)`` float64 responses (NaN where a subject has no valid value) and the words.
+
     (``item``, ``position``) of its columns.
     """
     wide = table.pivot_table(index="subject", columns=list(WORD_KEYS), values=response, aggfunc="mean",
@@ -225,8 +227,9 @@ def split_half_words(matrix: np.ndarray, *, n_splits: int = 200, seed: int = 0, 
 
 
 def correlation_ci(r: float, n: int, k: int = 0, ci: float = 0.95) -> tuple[float, float, float]:
-    """``(p, low, high)`` of a (partial) Pearson r over ``n`` observations with ``k`` covariates partialled
-    out: t test with ``n - 2 - k`` df, Fisher-z interval with standard error ``1 / sqrt(n - 3 - k)``.
+    """``(p, low, high)`` of a (partial) Pearson r over ``n`` observations with ``k`` covariates partialled out.
+
+    T test with ``n - 2 - k`` df, Fisher-z interval with standard error ``1 / sqrt(n - 3 - k)``.
     """
     df = n - 2 - k
     if df < 1 or not np.isfinite(r):
@@ -269,8 +272,9 @@ def partial_correlation(frame: pd.DataFrame, x: str, y: str, covariates: Sequenc
 
 def mixed_model(table: pd.DataFrame, response: str, terms: Sequence[str], *, item: bool = False,
                 ci: float = 0.95) -> pd.DataFrame:
-    """Linear mixed model (statsmodels ``MixedLM``, REML): fixed effects ``terms``, a random intercept per
-    subject and, with ``item``, a variance component per item.
+    """Linear mixed model (statsmodels ``MixedLM``, REML).
+
+    Fixed effects ``terms``, a random intercept per subject and, with ``item``, a variance component per item.
 
     Returns
     -------

@@ -47,8 +47,10 @@ BIDS_IEEG = BIDSiEEG()
 
 
 class BIDSfMRIConfig(StrictModel):
-    """``dataset: {kind: bids-fmri, path: ..., subjects: [...], task: ...}``: one run per subject, of one story
-    (Narratives ds002345, LeBel ds003020 ...), in parcels (``atlas``) or voxels/vertices.
+    """``dataset: {kind: bids-fmri, path: ..., subjects: [...], task: ...}``.
+
+    One run per subject, of one story (Narratives ds002345, LeBel ds003020 ...), in parcels (``atlas``) or
+    voxels/vertices.
     """
 
     path: str = Field(..., description="the BIDS root (or a derivatives pipeline root, e.g. fMRIPrep's)")

@@ -120,8 +120,10 @@ class SimulatedFMRIConfig(SimulatedECoGConfig):
 
 
 class SimulatedFMRI:
-    """The ``simulated-fmri`` dataset plugin: every subject hears the spec's story; regions are driven by
-    the zoo's layers at planted depths (:func:`zoo_levels`), one target per channel.
+    """The ``simulated-fmri`` dataset plugin.
+
+    Every subject hears the spec's story; regions are driven by the zoo's layers at planted depths (:func:`zoo_levels`),
+    one target per channel.
     """
 
     Config = SimulatedFMRIConfig

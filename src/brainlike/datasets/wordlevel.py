@@ -89,9 +89,10 @@ def word_length(words: pd.Series) -> np.ndarray:
 
 
 def tidy_table(config: WordLevelConfig) -> pd.DataFrame:
-    """The file as the analysis reads it: columns ``subject``, ``item``, ``position``, ``word``,
-    ``length``, the responses (NaN where rejected; logged with ``transform: log``), ``reject`` and the
-    covariates, sorted by subject, item and position.
+    """The file as the analysis reads it.
+
+    Columns ``subject``, ``item``, ``position``, ``word``, ``length``, the responses (NaN where rejected; logged with
+    ``transform: log``), ``reject`` and the covariates, sorted by subject, item and position.
 
     Raises
     ------

@@ -108,8 +108,9 @@ def _from_hf_config(folder: Path, kind: str) -> tuple[str, int, int, int]:
 
 
 def gguf_header(path: Path, max_bytes: int = 64 << 20) -> tuple[dict, dict[str, int]]:
-    """``(scalar and string metadata, {tensor name: number of weights})`` from a GGUF file's header (the
-    first ``max_bytes`` bytes are enough: tensor data follows the header).
+    """``(scalar and string metadata, {tensor name: number of weights})`` from a GGUF file's header.
+
+    (the first ``max_bytes`` bytes are enough: tensor data follows the header).
     """
     with open(path, "rb") as fh:
         buf = fh.read(max_bytes)

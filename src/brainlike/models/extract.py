@@ -147,10 +147,10 @@ class _HookMismatch(Exception):
 
 
 class _LayerTap:
-    """Forward hooks that hand every layer's pooled word rows to ``emit(layer, rows)`` as soon as the
-    layer has run (layer 0 = the first block's input, ``k`` = block ``k``'s output, the last = the
-    model's ``last_hidden_state``, as in ``output_hidden_states``). Use as a context manager: hooks are
-    removed on exit.
+    """Forward hooks that hand every layer's pooled word rows to ``emit(layer, rows)`` as soon as the layer has run.
+
+    (layer 0 = the first block's input, ``k`` = block ``k``'s output, the last = the model's ``last_hidden_state``, as
+    in ``output_hidden_states``). Use as a context manager: hooks are removed on exit.
     """
 
     def __init__(self, lm: LoadedModel):
@@ -195,9 +195,10 @@ class _LayerTap:
 
     def run(self, lm: LoadedModel, unit: _Unit, seqs: list[np.ndarray], pooling: str, device: str,
             emit: Callable[[int, np.ndarray], None]) -> None:
-        """One forward pass of ``seqs`` (the unit's sequences with special tokens); every layer is emitted
-        exactly once, in order. If the hooks do not match the forward pass (an architecture whose block
-        list was misidentified), the pass is redone with ``output_hidden_states`` from then on.
+        """One forward pass of ``seqs`` (the unit's sequences with special tokens).
+
+        Every layer is emitted exactly once, in order. If the hooks do not match the forward pass (an architecture whose
+        block list was misidentified), the pass is redone with ``output_hidden_states`` from then on.
         """
         self._pooler = _Pooler(unit, pooling, max(len(s) for s in seqs), device)
         try:
@@ -337,8 +338,9 @@ def extract_features(
 
 
 def _load_verified(entry: CacheEntry) -> Features | None:
-    """The cached features after checking them against their checksums, or ``None`` (with a warning, the
-    entry removed) when they are corrupt.
+    """The cached features after checking them against their checksums, or ``None``.
+
+    (with a warning, the entry removed) when they are corrupt.
     """
     try:
         return Features.load(entry.final, verify=True)
@@ -428,8 +430,10 @@ def _verified_units(writer: FeatureFileWriter, journal: Journal, units: list[_Un
 def _run_units(lm: LoadedModel, units: list[_Unit], todo, pre: np.ndarray, suf: np.ndarray, pooling: str,
                device: str, progress: bool, sink: Callable[[int, int, np.ndarray], None],
                done: Callable[[int, str], None] | None) -> None:
-    """Forward every unit in ``todo``; each layer's rows go to ``sink(layer, w0, rows)`` as the layer
-    runs, and ``done(unit, checksum)`` is called once all its layers are written.
+    """Forward every unit in ``todo``.
+
+    Each layer's rows go to ``sink(layer, w0, rows)`` as the layer runs, and ``done(unit, checksum)`` is called once all
+    its layers are written.
     """
     bar = tqdm(total=len(units), initial=len(units) - len(todo), desc=f"features {lm.name}", unit="batch",
                disable=not progress, leave=False)

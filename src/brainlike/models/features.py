@@ -154,9 +154,10 @@ def feature_metadata(model: str, words: tuple[str, ...] | list[str], options: di
 
 
 def header_bytes(n_layers: int, n_words: int, hidden: int, metadata: dict[str, str]) -> bytes:
-    """The safetensors prefix (8-byte little-endian length + JSON header, space-padded so that the data
-    start 8-byte aligned) of a file holding ``layer_000 … layer_{n_layers-1}`` of ``(n_words, hidden)``
-    float32, back to back in layer order.
+    """The safetensors prefix.
+
+    (8-byte little-endian length + JSON header, space-padded so that the data start 8-byte aligned) of a file holding
+    ``layer_000 … layer_{n_layers-1}`` of ``(n_words, hidden)`` float32, back to back in layer order.
     """
     nbytes = n_words * hidden * _ITEMSIZE
     head: dict = {"__metadata__": metadata}
@@ -315,8 +316,9 @@ class FeatureFileWriter:
     @classmethod
     def reopen(cls, path: str | Path, n_layers: int, n_words: int, hidden: int,
                metadata: dict[str, str]) -> FeatureFileWriter | None:
-        """Re-open an unfinished file for writing, or ``None`` if its header or size is not the expected
-        one (then it must be created anew).
+        """Re-open an unfinished file for writing, or ``None`` if its header or size is not the expected one.
+
+        (then it must be created anew).
         """
         path = Path(path)
         head = header_bytes(n_layers, n_words, hidden, metadata)

@@ -51,8 +51,9 @@ def find_blocks(model: torch.nn.Module, n_layers: int) -> tuple[str, torch.nn.Mo
 
 
 def transformer_blocks(model: torch.nn.Module, n_layers: int) -> torch.nn.ModuleList | None:
-    """The ``ModuleList`` of :func:`find_blocks` (Llama/Gemma ``layers``, BERT ``encoder.layer``, GPT-2
-    ``h``), or ``None`` when there is none.
+    """The ``ModuleList`` of :func:`find_blocks` (Llama/Gemma ``layers``, BERT ``encoder.layer``, GPT-2 ``h``).
+
+    Or ``None`` when there is none.
     """
     found = find_blocks(model, n_layers)
     return None if found is None else found[1]
@@ -108,9 +109,10 @@ def forward(model: torch.nn.Module, pad_id: int | None, batch: list[np.ndarray],
 
 
 def window_plan(n_tokens: int, window: int) -> list[tuple[int, int, int]]:
-    """Windows ``(start, stop, emit_from)`` over ``n_tokens`` tokens: emit tokens ``[emit_from, stop)``
-    from window ``[start, stop)``; consecutive windows overlap by half a window, so every token is read
-    from the window where it has the most preceding context.
+    """Windows ``(start, stop, emit_from)`` over ``n_tokens`` tokens.
+
+    Emit tokens ``[emit_from, stop)`` from window ``[start, stop)``; consecutive windows overlap by half a window, so
+    every token is read from the window where it has the most preceding context.
     """
     if n_tokens <= window:
         return [(0, n_tokens, 0)]

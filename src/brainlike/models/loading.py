@@ -197,8 +197,10 @@ def load_model(
 
 
 def _load_static(entry: ModelEntry, fingerprint: str) -> LoadedModel:
-    """A static word-vector model (:mod:`brainlike.models.static`): ``model`` is its
-    :class:`~brainlike.models.static.StaticEmbeddings`, no tokenizer, one hidden state (``n_layers=0``).
+    """A static word-vector model (:mod:`brainlike.models.static`).
+
+    ``model`` is its :class:`~brainlike.models.static.StaticEmbeddings`, no tokenizer, one hidden state
+    (``n_layers=0``).
     """
     from brainlike.models.static import load_static
 
@@ -228,8 +230,9 @@ def _weights_policy(entry: ModelEntry, model_kwargs: dict, allow_pickle: bool) -
 
 
 def _random_model(auto, config, seed: int, model_kwargs: dict) -> torch.nn.Module:
-    """``auto.from_config(config)`` with its weights initialised (transformers' ``_init_weights``) under
-    ``torch.manual_seed(seed)``, without disturbing the caller's random state.
+    """``auto.from_config(config)`` with its weights initialised.
+
+    (transformers' ``_init_weights``) under ``torch.manual_seed(seed)``, without disturbing the caller's random state.
     """
     kw = {k: v for k, v in model_kwargs.items() if k in ("dtype", "attn_implementation", "trust_remote_code")}
     with torch.random.fork_rng(devices=[]):
@@ -307,7 +310,8 @@ def _converted_gguf(entry: ModelEntry, fingerprint: str) -> ModelEntry:
 
 
 def _converted_onnx(entry: ModelEntry, fingerprint: str) -> ModelEntry:
-    """An ONNX BERT graph converted once to a ``BertModel`` folder in the cache, verified against the graph
+    """An ONNX BERT graph converted once to a ``BertModel`` folder in the cache, verified against the graph.
+
     (:func:`brainlike.models.onnx_bert.convert_onnx_bert`; the differences are kept in the manifest).
     """
     from brainlike.models.onnx_bert import convert_onnx_bert

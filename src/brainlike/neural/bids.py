@@ -275,9 +275,11 @@ def read_word_timings(
     word_column: str | None = None,
     tier: str | None = None,
 ) -> Stimulus:
-    """Read words with onset/offset times: :func:`brainlike.stimulus.read_word_timings` (the one reader of
-    every format: TextGrid, TSV, CSV with a header or Gentle's ``align.csv``, Gentle ``align.json``; one
-    timing policy), with its errors raised as :class:`NeuralDataError` for the loaders.
+    """Read words with onset/offset times.
+
+    :func:`brainlike.stimulus.read_word_timings` (the one reader of every format: TextGrid, TSV, CSV with a header or
+    Gentle's ``align.csv``, Gentle ``align.json``; one timing policy), with its errors raised as
+    :class:`NeuralDataError` for the loaders.
 
     Raises
     ------
@@ -314,8 +316,9 @@ def stimulus_onset_from_events(events_path: str | Path, trial_type: str | None =
 
 
 def _events_stimulus(events: Path, shift: float, word_column: str | None = None) -> Stimulus | None:
-    """The words of an events.tsv with a word column (``word``/``words``/``text``/``token`` or
-    ``word_column``), else None (events files often only mark the story's start).
+    """The words of an events.tsv with a word column (``word``/``words``/``text``/``token`` or ``word_column``).
+
+    Else None (events files often only mark the story's start).
     """
     df = pd.read_csv(events, sep="\t", na_values=["n/a"], keep_default_na=False, dtype=str)
     cols = {c.lower(): c for c in df.columns}
@@ -386,8 +389,10 @@ def _resolve_stimulus(stimulus, data_path: Path, stimulus_onset, files: dict, du
 
 
 def flat_channels(data: np.ndarray) -> np.ndarray:
-    """``(n_channels,)`` bool: channels whose standard deviation is 0 or below 1e-8 of their peak magnitude
-    (constant up to rounding, e.g. an unplugged EDF channel stored as one digital value).
+    """``(n_channels,)`` bool.
+
+    Channels whose standard deviation is 0 or below 1e-8 of their peak magnitude (constant up to rounding, e.g. an
+    unplugged EDF channel stored as one digital value).
     """
     with np.errstate(invalid="ignore"):
         sd = np.nanstd(data, axis=0)

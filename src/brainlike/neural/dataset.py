@@ -154,8 +154,10 @@ class NeuralDataset:
 
 
 def _numeric(values, field: str, dtype) -> np.ndarray:
-    """``values`` as a ``dtype`` array, or a :class:`NeuralDataError` naming ``field`` and the first value
-    that is not a number (strings are refused even when they look like numbers: convert them first).
+    """``values`` as a ``dtype`` array.
+
+    Or a :class:`NeuralDataError` naming ``field`` and the first value that is not a number (strings are refused even
+    when they look like numbers: convert them first).
     """
     try:
         arr = np.asarray(values)

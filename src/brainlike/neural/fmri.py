@@ -264,7 +264,9 @@ class FMRIDesign:
 
     @property
     def default_n_splits(self) -> int:
-        """Folds for run-aware CV: the number of runs (leave-one-run-out), at most 5; use with
+        """Folds for run-aware CV.
+
+        The number of runs (leave-one-run-out), at most 5; use with
         ``brainlike.encoding.contiguous_folds(design.n_samples, design.default_n_splits, groups=design.runs)``.
         """
         return min(len(self.run_labels), 5)

@@ -221,7 +221,7 @@ ALIGNMENT = Alignment()
 
 def capability_tables(spec: ExperimentSpec, store: ResultsStore, per_model: pd.DataFrame, console: Console,
                       progress: bool = True) -> dict[str, pd.DataFrame]:
-    """The capability tables of a run (all stored by the caller):
+    """The capability tables of a run (all stored by the caller).
 
     * ``capability``: ``model, measure, value, ci_low, ci_high, higher_is_better, source, note`` — the spec's
       ``capability:`` score (measure ``spec``), bits per byte / per word on every corpus, SyntaxGym accuracy;

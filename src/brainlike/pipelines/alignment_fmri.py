@@ -95,10 +95,12 @@ def word_rate(stim: Stimulus, n_volumes: int, tr: float) -> np.ndarray:
 
 def control_design(subjects: list[SubjectData], stim: Stimulus, n_volumes: int, tr: float,
                    word_controls: np.ndarray | None = None) -> np.ndarray:
-    """``(1, n_volumes, k)`` low-level regressors: word rate from the words, plus the mean over subjects of
-    every control the dataset provides in ``dataset.meta["controls"]`` (e.g. sound power) but word rate,
-    plus ``word_controls`` ``(n_words, j)`` per-word values (e.g. surprisal and entropy, bits) resampled
-    to the volumes like any word feature (:func:`brainlike.neural.fmri.fmri_design`).
+    """``(1, n_volumes, k)`` low-level regressors.
+
+    Word rate from the words, plus the mean over subjects of every control the dataset provides in
+    ``dataset.meta["controls"]`` (e.g. sound power) but word rate, plus ``word_controls`` ``(n_words, j)`` per-word
+    values (e.g. surprisal and entropy, bits) resampled to the volumes like any word feature
+    (:func:`brainlike.neural.fmri.fmri_design`).
     """
     cols = [word_rate(stim, n_volumes, tr)]
     if word_controls is not None:
@@ -153,8 +155,9 @@ def _best_rows(ls: LayerScores, model: str, level: str, layers: list[int], n_lay
 
 def _group_rows(ls: LayerScores, model: str, level: str, rois: tuple[str, ...], significance: float,
                 seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Group test on the subjects' best-layer scores (null: max over layers per shift) and the per-layer
-    mean over subjects with its bootstrap CI.
+    """Group test on the subjects' best-layer scores.
+
+    (null: max over layers per shift) and the per-layer mean over subjects with its bootstrap CI.
     """
     scores = ls.unfold(ls.scores)                          # (L, S, R)
     null = ls.unfold(ls.null).astype(np.float64)            # (L, n_shifts, S, R)
@@ -183,10 +186,10 @@ def _partition_rows(key: str, X: np.ndarray, chosen: list[int], ls: LayerScores,
                     subjects: list[SubjectData], stim: Stimulus, tr: float, rois: tuple[str, ...],
                     options: FMRIEncodingOptions, word_controls: np.ndarray | None = None,
                     significance: float = 0.05, single: bool = False, seed: int = 0) -> pd.DataFrame:
-    """Variance partition of the layer with the best mean group-level r against the low-level controls
-    (plus ``word_controls``, e.g. surprisal, when given), with the refitted circular-shift null of the unique
-    R^2 on the group mean (the layer null's shifts) and, with ``single``, the subjects' unique R^2 with a CI
-    over subjects.
+    """Variance partition of the layer with the best mean group-level r against the low-level controls.
+
+    (plus ``word_controls``, e.g. surprisal, when given), with the refitted circular-shift null of the unique R^2 on the
+    group mean (the layer null's shifts) and, with ``single``, the subjects' unique R^2 with a CI over subjects.
     """
     from brainlike.analyses.fmri_encoding import zscore_subjects
     from brainlike.analyses.variance_partition import variance_partitioning
@@ -221,8 +224,9 @@ def _partition_null_columns(vp, p: np.ndarray, significance: float) -> dict[str,
 
 
 def _subject_partition_columns(unique: np.ndarray | None, n_rois: int, seed: int) -> dict[str, np.ndarray]:
-    """The subjects' unique R^2 ``(n_subjects, n_rois)`` of the same layer (no null): the mean over subjects
-    with a bootstrap 95 % CI over subjects (NaN when None: no single level in the spec).
+    """The subjects' unique R^2 ``(n_subjects, n_rois)`` of the same layer (no null).
+
+    The mean over subjects with a bootstrap 95 % CI over subjects (NaN when None: no single level in the spec).
     """
     if unique is None:
         nan = np.full(n_rois, np.nan)
@@ -312,8 +316,10 @@ def fmri_alignment(models: dict[str, tuple[Features, list[int] | None]], subject
 
 
 def fmri_summary(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """The headline table: per (model, roi): group-level best-layer r (p corrected for the layer choice),
-    its ceiling and normalised r; the single-subject group test and counts; the between-subject r.
+    """The headline table.
+
+    Per (model, roi): group-level best-layer r (p corrected for the layer choice), its ceiling and normalised r; the
+    single-subject group test and counts; the between-subject r.
     """
     best = tables["fmri_best"]
     g = best[best["level"] == "group"][["model", "roi", "best_relative_layer", "r", "p_max", "ceiling",
@@ -334,8 +340,9 @@ def fmri_summary(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
 
 
 def brain_scores_fmri(summary: pd.DataFrame) -> pd.DataFrame:
-    """Per model: ``brain_score`` = mean over ROIs of the group-level best-layer r, its ceiling-normalised
-    version, and the mean best relative layer (the columns the capability correlation reads).
+    """Per model: ``brain_score`` = mean over ROIs of the group-level best-layer r, its ceiling-normalised version.
+
+    And the mean best relative layer (the columns the capability correlation reads).
     """
     g = summary.groupby("model", sort=False)
     return pd.DataFrame({"brain_score": g["group_r"].mean(), "brain_score_normalized": g["group_r_normalized"].mean(),
@@ -345,8 +352,10 @@ def brain_scores_fmri(summary: pd.DataFrame) -> pd.DataFrame:
 
 def run_fmri(spec, features: dict[str, Features], subjects: list[SubjectData], store, console: Console,
              progress: bool = True) -> dict[str, pd.DataFrame]:
-    """The fMRI branch of the alignment analysis: per model (resumable: a finished model's pieces are
-    reused), the low-level controls, noise ceilings, the summary and per-model brain scores (stored).
+    """The fMRI branch of the alignment analysis.
+
+    Per model (resumable: a finished model's pieces are reused), the low-level controls, noise ceilings, the summary and
+    per-model brain scores (stored).
     """
     fm = spec.encoding.fmri
     options = fm.options(spec.seed, spec.encoding.inner_splits, spec.encoding.alphas, spec.encoding.backend)
@@ -373,8 +382,9 @@ def run_fmri(spec, features: dict[str, Features], subjects: list[SubjectData], s
 
 
 def surprisal_controls(spec, subjects: list[SubjectData], console: Console) -> np.ndarray | None:
-    """``(n_words, 2)`` surprisal and entropy (bits) of ``analyses.surprisal_control`` on the story (one
-    continuous context), for the control band; None when the spec does not ask for it.
+    """``(n_words, 2)`` surprisal and entropy (bits) of ``analyses.surprisal_control`` on the story.
+
+    (one continuous context), for the control band; None when the spec does not ask for it.
     """
     name = getattr(spec.analyses, "surprisal_control", None)
     if not name:

@@ -1,5 +1,7 @@
-"""The ``geometry`` analysis (Cosentino & Shekkizhar 2024): attention density, intrinsic dimension of MLP
-inputs and linear-region bounds per layer, with and without context, beside reasoning accuracy.
+"""The ``geometry`` analysis (Cosentino & Shekkizhar 2024).
+
+Attention density, intrinsic dimension of MLP inputs and linear-region bounds per layer, with and without context,
+beside reasoning accuracy.
 """
 from __future__ import annotations
 

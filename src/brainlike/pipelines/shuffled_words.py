@@ -24,8 +24,9 @@ def shuffled_key(key: str) -> str:
 
 
 def shuffle_stimulus(stim: Stimulus, seed: int = 0) -> tuple[Stimulus, np.ndarray]:
-    """The stimulus with its words in a random order (the times stay: word ``i`` of the result is original
-    word ``perm[i]`` read at position ``i``).
+    """The stimulus with its words in a random order.
+
+    (the times stay: word ``i`` of the result is original word ``perm[i]`` read at position ``i``).
 
     Returns
     -------

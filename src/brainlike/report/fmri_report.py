@@ -1,5 +1,6 @@
-"""Figures, summary text and report sections of an fMRI alignment run (tables of
-:mod:`brainlike.pipelines.alignment_fmri` in, matplotlib Figures and :class:`Section` out).
+"""Figures, summary text and report sections of an fMRI alignment run.
+
+(tables of :mod:`brainlike.pipelines.alignment_fmri` in, matplotlib Figures and :class:`Section` out).
 """
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ def _grid(n: int, size: float = 3.0):
 
 
 def plot_group_layer_curves(scores: pd.DataFrame, ceilings: pd.DataFrame | None = None):
-    """Group level: held-out r vs relative layer per ROI, one line per model, with the null's 95 % band
+    """Group level: held-out r vs relative layer per ROI, one line per model, with the null's 95 % band.
+
     (null mean ± 1.96 SD of the refitted shifts) and the noise ceiling of the group mean (dotted).
     """
     g = scores[scores["level"] == "group"]
@@ -53,8 +55,9 @@ def plot_group_layer_curves(scores: pd.DataFrame, ceilings: pd.DataFrame | None 
 
 
 def plot_subject_layer_curves(layer_ci: pd.DataFrame, ceilings: pd.DataFrame | None = None, level: str = "single"):
-    """Mean over subjects of the held-out r vs relative layer per ROI with its bootstrap 95 % CI over
-    subjects; dotted: the leave-one-subject-out ISC (the ceiling of subject-level scores).
+    """Mean over subjects of the held-out r vs relative layer per ROI with its bootstrap 95 % CI over subjects.
+
+    Dotted: the leave-one-subject-out ISC (the ceiling of subject-level scores).
     """
     d0 = layer_ci[layer_ci["level"] == level]
     rois = list(dict.fromkeys(d0["roi"]))
@@ -81,8 +84,9 @@ def plot_subject_layer_curves(layer_ci: pd.DataFrame, ceilings: pd.DataFrame | N
 
 
 def plot_null_vs_observed(null: pd.DataFrame, model: str):
-    """The refitted circular-shift null of the group-level score at the model's best layer, per ROI, and the
-    observed score (red).
+    """The refitted circular-shift null of the group-level score at the model's best layer, per ROI.
+
+    And the observed score (red).
     """
     d0 = null[null["model"] == model]
     rois = list(dict.fromkeys(d0["roi"]))
@@ -98,8 +102,10 @@ def plot_null_vs_observed(null: pd.DataFrame, model: str):
 
 
 def plot_subject_nulls(best: pd.DataFrame, model: str, level: str = "single"):
-    """Per ROI, every subject's observed best-layer r (red) beside the median and 95th percentile of its
-    max-over-layers null (grey bar: the score it must beat), subjects sorted by observed r.
+    """Per ROI, every subject's observed best-layer r.
+
+    (red) beside the median and 95th percentile of its max-over-layers null (grey bar: the score it must beat), subjects
+    sorted by observed r.
     """
     d0 = best[(best["model"] == model) & (best["level"] == level)]
     rois = list(dict.fromkeys(d0["roi"]))
@@ -119,9 +125,10 @@ def plot_subject_nulls(best: pd.DataFrame, model: str, level: str = "single"):
 
 
 def plot_calibration(cal: pd.DataFrame, model: str):
-    """The run's own null, each shifted copy in turn playing the data: mean of the headline score under the
-    null (left, target 0 +- .02) and the false-positive rates of the tests at alpha (right, band [.02, .08])
-    per ROI and level.
+    """The run's own null, each shifted copy in turn playing the data.
+
+    Mean of the headline score under the null (left, target 0 +- .02) and the false-positive rates of the tests at alpha
+    (right, band [.02, .08]) per ROI and level.
     """
     import matplotlib.pyplot as plt
 

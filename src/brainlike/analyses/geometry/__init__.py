@@ -1,5 +1,6 @@
-"""Representation geometry (Cosentino & Shekkizhar 2024, "Reasoning in Large Language Models: A Geometric
-Perspective", arXiv 2407.02678) for any Hugging Face model.
+"""Representation geometry (Cosentino & Shekkizhar 2024) for any Hugging Face model.
+
+Cosentino & Shekkizhar 2024: "Reasoning in Large Language Models: A Geometric Perspective", arXiv 2407.02678.
 
 * :mod:`.attention` — attention matrices as graphs: density (thresholded), entropy, effective density.
 * :mod:`.modules` / :mod:`.capture` — find every block's MLP, capture its input with pre-hooks.

@@ -171,8 +171,10 @@ def check_answer(generated: str, answer: int) -> bool:
 
 
 def chance_rate(items: Sequence[ArithmeticItem]) -> float:
-    """Accuracy of guessing: the probability that an answer drawn from the items' own answer
-    distribution equals the true one, ``sum_v p_v^2`` (a guesser that knows which values occur).
+    """Accuracy of guessing.
+
+    The probability that an answer drawn from the items' own answer distribution equals the true one, ``sum_v p_v^2`` (a
+    guesser that knows which values occur).
     """
     if not items:
         raise BrainlikeError("no items")
@@ -182,14 +184,15 @@ def chance_rate(items: Sequence[ArithmeticItem]) -> float:
 
 
 def examples_text(pairs: Sequence[tuple[str, int | str]]) -> str:
-    """The few-shot prefix: ``"Question: …\\nAnswer: …\\n"`` per pair."""
+    r"""The few-shot prefix: ``"Question: …\nAnswer: …\n"`` per pair."""
     return "".join(f"Question: {q}\nAnswer: {a}\n" for q, a in pairs)
 
 
 def shuffled_answers(item: ArithmeticItem, k: int, seed: int = 0) -> list[tuple[str, int]]:
-    """The first ``k`` worked examples with wrong answers of the same kind: the answers rotated among the
-    examples (``k >= 2``), each replaced by a different value where the rotation would keep it; for
-    ``k = 1`` a different value near the true one. The text, and so the length, barely changes.
+    """The first ``k`` worked examples with wrong answers of the same kind.
+
+    The answers rotated among the examples (``k >= 2``), each replaced by a different value where the rotation would
+    keep it; for ``k = 1`` a different value near the true one. The text, and so the length, barely changes.
     """
     pairs = list(item.examples[:k])
     rng = np.random.default_rng([seed, k, sum(map(ord, item.id))])
@@ -244,8 +247,9 @@ def build_context(item: ArithmeticItem, context: str, k: int, tokenizer=None, se
 
 def build_task_prompt(item: ArithmeticItem, context: str, k: int, tokenizer=None,
                       seed: int = 0) -> tuple[str, tuple[int, int], str]:
-    """The prompt ``{context}Question: {question}\\nAnswer:``, the ``(start, end)`` characters of the
-    question text in it, and the context text.
+    r"""The prompt ``{context}Question: {question}\nAnswer:``.
+
+    The ``(start, end)`` characters of the question text in it, and the context text.
     """
     prefix = build_context(item, context, k, tokenizer, seed)
     start = len(prefix) + len("Question: ")

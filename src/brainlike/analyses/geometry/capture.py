@@ -54,8 +54,10 @@ class PromptCapture:
         return int(self.input_ids.shape[0])
 
     def scope_mask(self, span: tuple[int, int] | None) -> np.ndarray:
-        """``(n_tokens,)`` bool: all tokens (``span=None``) or the non-special tokens whose characters
-        overlap ``span = (start, end)`` of the prompt (e.g. the question text after a context passage).
+        """``(n_tokens,)`` bool.
+
+        All tokens (``span=None``) or the non-special tokens whose characters overlap ``span = (start, end)`` of the
+        prompt (e.g. the question text after a context passage).
         """
         if span is None:
             return np.ones(self.n_tokens, dtype=bool)

@@ -1,5 +1,7 @@
-"""The context experiment: attention density, MLP-input intrinsic dimension and linear-region bounds per
-layer, for the same questions with and without added context, next to the model's exact-match accuracy.
+"""The context experiment.
+
+Attention density, MLP-input intrinsic dimension and linear-region bounds per layer, for the same questions with and
+without added context, next to the model's exact-match accuracy.
 
 Entry point: :func:`run_geometry` with a :class:`GeometryConfig` → :class:`GeometryResult` (tidy tables).
 
@@ -243,8 +245,10 @@ class GeometryResult:
         return pd.concat(parts, ignore_index=True)
 
     def context_effect(self, baseline: str = "none") -> pd.DataFrame:
-        """Change of every per-layer measure with context: one row per (model, condition ≠ baseline,
-        layer, measure): ``value``, ``baseline_value``, ``change`` (value − baseline_value).
+        """Change of every per-layer measure with context.
+
+        One row per (model, condition ≠ baseline, layer, measure): ``value``, ``baseline_value``, ``change`` (value −
+        baseline_value).
         """
         long = self.layer_measures()
         if baseline not in set(long["condition"]):
@@ -290,8 +294,9 @@ class GeometryResult:
 
 
 def summarize_attention(prompts_table: pd.DataFrame) -> pd.DataFrame:
-    """Average the per-prompt attention measures over prompts: one row per (model, condition, layer, head)
-    with the mean of every measure and ``n_prompts``.
+    """Average the per-prompt attention measures over prompts.
+
+    One row per (model, condition, layer, head) with the mean of every measure and ``n_prompts``.
     """
     keys = ["model", "condition", "layer", "relative_layer", "head"]
     g = prompts_table.groupby(keys, sort=False)

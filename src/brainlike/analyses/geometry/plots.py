@@ -129,8 +129,9 @@ def plot_intrinsic_dimension(table: pd.DataFrame, ax=None, estimator: str | None
 
 
 def plot_linear_regions(table: pd.DataFrame, ax=None, estimator: str = "twonn"):
-    """log10 of the bound on the number of linear regions each MLP can carve, given its input's intrinsic
-    dimension, against layer; one line per (model, condition).
+    """log10 of the bound on the number of linear regions each MLP can carve, given its input's intrinsic dimension.
+
+    Against layer; one line per (model, condition).
 
     Parameters
     ----------

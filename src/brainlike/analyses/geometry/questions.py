@@ -1,15 +1,15 @@
-"""Questions with short answers, prompts with and without context, and exact-match accuracy.
+r"""Questions with short answers, prompts with and without context, and exact-match accuracy.
 
 Prompt formats (``condition``):
 
-* ``none``:    ``Question: {question}\\nAnswer:``
-* ``passage``: ``{passage}\\nQuestion: {question}\\nAnswer:`` — a relevant passage that contains the answer.
-* ``fewshot``: ``n_shots`` solved examples (``Question: …\\nAnswer: …\\n``), then the question. The
+* ``none``:    ``Question: {question}\nAnswer:``
+* ``passage``: ``{passage}\nQuestion: {question}\nAnswer:`` — a relevant passage that contains the answer.
+* ``fewshot``: ``n_shots`` solved examples (``Question: …\nAnswer: …\n``), then the question. The
   question's own ``examples`` are used first; missing shots are filled with other questions of the same
   category (chosen with a seed, never the question itself). The built-in set gives every question three
   examples of its own that appear nowhere else, so pooled point clouds hold no repeated text.
 
-The final ``Question: …\\nAnswer:`` segment is identical in every condition; the character span of the
+The final ``Question: …\nAnswer:`` segment is identical in every condition; the character span of the
 question text in it is returned with the prompt so that the same tokens can be compared across conditions.
 
 Accuracy is exact match on the leading words: the first line of the greedy continuation is lower-cased,
@@ -106,8 +106,9 @@ def _parse(items: list, source: str) -> list[Question]:
 
 
 def load_questions(path: str | Path | None = None) -> list[Question]:
-    """Questions from a JSON file (a list, or ``{"questions": [...]}``), a JSON-lines file, or the built-in
-    set (``path=None``: 24 factual and arithmetic questions with passages, ``data/geometry_questions.json``).
+    """Questions from a JSON file (a list, or ``{"questions": [...]}``), a JSON-lines file, or the built-in set.
+
+    (``path=None``: 24 factual and arithmetic questions with passages, ``data/geometry_questions.json``).
 
     Each item needs ``question`` and ``answer``; ``id``, ``aliases``, ``passage``, ``category`` and
     ``examples`` (a list of ``{"question": …, "answer": …}``) are optional.
@@ -153,8 +154,9 @@ def build_prompt(
     n_shots: int = 3,
     seed: int = 0,
 ) -> tuple[str, tuple[int, int]]:
-    """The prompt for ``questions[index]`` in ``condition`` and the ``(start, end)`` characters of the
-    question text in its final ``Question: …`` segment (the text shared by all conditions).
+    """The prompt for ``questions[index]`` in ``condition`` and the ``(start, end)`` characters of its question.
+
+    The question text in its final ``Question: …`` segment (the text shared by all conditions).
     """
     if condition not in CONDITIONS:
         raise BrainlikeError(f"unknown context condition {condition!r}; choose from {list(CONDITIONS)}")

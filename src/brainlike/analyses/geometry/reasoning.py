@@ -50,8 +50,9 @@ DENSITY_MEASURES: tuple[str, ...] = ("density", "relative_density", "effective_d
 
 
 def task_conditions(shots: list[int], controls: list[str]) -> list[tuple[str, str, int]]:
-    """``(condition, context, k)`` for every condition: ``examples-k`` per ``k``, then the controls of each
-    ``k > 0`` (``irrelevant-k``, ``shuffled-k``).
+    """``(condition, context, k)`` for every condition.
+
+    ``examples-k`` per ``k``, then the controls of each ``k > 0`` (``irrelevant-k``, ``shuffled-k``).
     """
     out = [(f"examples-{k}", "examples", k) for k in shots]
     out += [(f"{c}-{k}", c, k) for k in shots if k > 0 for c in controls]
@@ -240,9 +241,10 @@ def _late_null(cap_a: _Captured, cap_b: _Captured, late: list[int], t: int, est:
 
 
 def accuracy_table(accuracy: pd.DataFrame, items) -> pd.DataFrame:
-    """Accuracy per (model, condition, difficulty) and over all difficulties (``difficulty = -1``):
-    ``n, n_correct, accuracy, ci_low, ci_high`` (Wilson 95%), ``chance`` (:func:`chance_rate`),
-    ``above_chance`` (Wilson lower bound > chance) and ``n_context_tokens`` (mean).
+    """Accuracy per (model, condition, difficulty) and over all difficulties (``difficulty = -1``).
+
+    ``n, n_correct, accuracy, ci_low, ci_high`` (Wilson 95%), ``chance`` (:func:`chance_rate`), ``above_chance`` (Wilson
+    lower bound > chance) and ``n_context_tokens`` (mean).
     """
     from statsmodels.stats.proportion import proportion_confint
 
@@ -264,7 +266,7 @@ def accuracy_table(accuracy: pd.DataFrame, items) -> pd.DataFrame:
 
 
 def verdict(chain: pd.DataFrame, model: str) -> str:
-    """One sentence: does "more context → higher late-layer ID → higher accuracy" hold for ``model``?
+    """One sentence: whether "more context → higher late-layer ID → higher accuracy" holds for ``model``.
 
     Tested on the largest shot count against every length-matched control: the late-layer ID difference
     (both estimators) and the accuracy difference must have 95% CIs above zero, and the correlation of
@@ -366,8 +368,9 @@ class TaskGeometryResult:
 
 
 def run_arithmetic_geometry(config, models: dict[str, LoadedModel] | None = None) -> TaskGeometryResult:
-    """The arithmetic-task experiment for every model of ``config`` (a ``GeometryConfig`` with
-    ``task="arithmetic"``); see the module doc.
+    """The arithmetic-task experiment for every model of ``config`` (a ``GeometryConfig`` with ``task="arithmetic"``).
+
+    See the module doc.
     """
     items = generate_items(config.n_questions or 100, config.difficulties, config.seed, max(config.shots))
     notes, parts = [], {}

@@ -1,5 +1,6 @@
-"""Intrinsic dimension under resampling of questions: bootstrap CIs and a label-swap null, computed from
-one distance matrix per point cloud.
+"""Intrinsic dimension under resampling of questions.
+
+Bootstrap CIs and a label-swap null, computed from one distance matrix per point cloud.
 
 The point cloud of one (condition, layer) is the MLP inputs of the question tokens of every question,
 de-duplicated; each point remembers its question (``owner``). Every estimate takes ``t`` distinct tokens
@@ -26,8 +27,9 @@ from brainlike.errors import BrainlikeError
 
 
 def distinct_points(X: np.ndarray, owner: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Rows of ``X`` (``(n, d)``) without repeats (equal up to 1e-6 of the median norm; the first is kept)
-    and their ``owner`` labels (``(n,)`` int).
+    """Rows of ``X`` (``(n, d)``) without repeats.
+
+    (equal up to 1e-6 of the median norm; the first is kept) and their ``owner`` labels (``(n,)`` int).
     """
     X = np.asarray(X, dtype=np.float64)
     scale = float(np.median(np.linalg.norm(X, axis=1))) or 1.0 if len(X) else 1.0
@@ -87,8 +89,9 @@ def _groups(owner: np.ndarray) -> dict[int, np.ndarray]:
 
 
 def bootstrap_draws(n_questions: int, n_draws: int, seed: int = 0) -> np.ndarray:
-    """``(n_draws, n_questions // 2)`` int question indices: random halves without replacement (shared by all
-    conditions, so that differences between conditions are paired).
+    """``(n_draws, n_questions // 2)`` int question indices.
+
+    Random halves without replacement (shared by all conditions, so that differences between conditions are paired).
     """
     rng = np.random.default_rng([seed, 7])
     return np.stack([rng.permutation(n_questions)[: n_questions // 2] for _ in range(n_draws)]) if n_draws \

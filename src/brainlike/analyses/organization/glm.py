@@ -139,7 +139,8 @@ class GLMResult:
 
     def table(self, model: str = "", voxel_ids: np.ndarray | None = None, coords: np.ndarray | None = None,
               networks: np.ndarray | None = None) -> pd.DataFrame:
-        """Tidy: one row per (pattern, voxel) with ``model, pattern, voxel, t, r, p, q, significant``
+        """Tidy: one row per (pattern, voxel) with ``model, pattern, voxel, t, r, p, q, significant``.
+
         (+ ``i, j, k`` grid coordinates and ``network`` label when given).
         """
         k, v = self.t.shape

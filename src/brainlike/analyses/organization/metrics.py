@@ -86,7 +86,8 @@ def match_patterns(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray
 
 
 def assignment_agreement(labels_a: Sequence[str | None], labels_b: Sequence[str | None]) -> float:
-    """Fraction of pairs with the same assigned network among pairs where at least one is assigned
+    """Fraction of pairs with the same assigned network among pairs where at least one is assigned.
+
     (``None``/NaN = unassigned).
     """
     pairs = [(None if _unassigned(x) else x, None if _unassigned(y) else y) for x, y in zip(labels_a, labels_b)]
@@ -98,8 +99,9 @@ def assignment_agreement(labels_a: Sequence[str | None], labels_b: Sequence[str 
 
 # ------------------------------------------------------------------------------ chance levels and CIs
 def phase_randomize(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Each row of ``x`` ``(K, n)`` with its Fourier phases replaced by uniform random ones (independently
-    per row): the same power spectrum (autocorrelation), no relation to the other rows. ``(K, n)`` float64.
+    """Each row of ``x`` ``(K, n)`` with its Fourier phases replaced by uniform random ones (independently per row).
+
+    The same power spectrum (autocorrelation), no relation to the other rows. ``(K, n)`` float64.
     """
     x = np.asarray(x, dtype=np.float64)
     n = x.shape[1]
@@ -112,19 +114,20 @@ def phase_randomize(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def diversity_chance(patterns: np.ndarray, n: int = 200, seed: int = 0) -> np.ndarray:
-    """``(n,)`` :func:`pattern_diversity` of ``n`` sets of phase-randomised copies of ``patterns`` ``(K, n_trs)``:
-    the diversity that K unrelated time courses with the patterns' spectra have by chance.
+    """``(n,)`` :func:`pattern_diversity` of ``n`` sets of phase-randomised copies of ``patterns`` ``(K, n_trs)``.
+
+    The diversity that K unrelated time courses with the patterns' spectra have by chance.
     """
     rng = np.random.default_rng(seed)
     return np.array([pattern_diversity(phase_randomize(patterns, rng)) for _ in range(n)])
 
 
 def diversity_bootstrap(patterns: np.ndarray, n_boot: int = 500, seed: int = 0) -> np.ndarray:
-    """``(n_boot,)`` :func:`pattern_diversity` over bootstrap resamples of the patterns: the K patterns are
-    drawn with replacement and the mean ``1 - |r|`` is taken over the pairs of distinct draws (a pattern
-    is never paired with its own copy). The spread says how much the diversity depends on which patterns
-    the dictionary happened to find. (Resampling volumes instead would bias it: repeated blocks inflate
-    every correlation.)
+    """``(n_boot,)`` :func:`pattern_diversity` over bootstrap resamples of the patterns.
+
+    The K patterns are drawn with replacement and the mean ``1 - |r|`` is taken over the pairs of distinct draws (a
+    pattern is never paired with its own copy). The spread says how much the diversity depends on which patterns the
+    dictionary happened to find. (Resampling volumes instead would bias it: repeated blocks inflate every correlation.)
     """
     x = np.asarray(patterns, dtype=np.float64)
     k = len(x)
@@ -142,9 +145,10 @@ def diversity_bootstrap(patterns: np.ndarray, n_boot: int = 500, seed: int = 0) 
 
 
 def stability_chance(patterns: np.ndarray, n: int = 100, seed: int = 0) -> np.ndarray:
-    """``(n,)`` mean Hungarian-matched ``|r|`` between ``patterns`` ``(K, n_trs)`` and phase-randomised copies:
-    the pattern stability that two unrelated dictionaries with these spectra reach by chance (the matching
-    picks the largest correlations, so it is above 0).
+    """``(n,)`` mean Hungarian-matched ``|r|`` between ``patterns`` ``(K, n_trs)`` and phase-randomised copies.
+
+    The pattern stability that two unrelated dictionaries with these spectra reach by chance (the matching picks the
+    largest correlations, so it is above 0).
     """
     rng = np.random.default_rng(seed)
     return np.array([match_patterns(patterns, phase_randomize(patterns, rng))[2].mean() for _ in range(n)])

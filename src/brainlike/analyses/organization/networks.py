@@ -262,8 +262,9 @@ def _load(img):
 
 # -------------------------------------------------------------------------------------------- overlap
 def _scores(counts: np.ndarray, n_map: np.ndarray, n_net: np.ndarray, sums: np.ndarray, n_vox: int) -> dict:
-    """Overlap metrics from intersection counts ``(K, N)``, map sizes ``(K,)``, network sizes ``(N,)`` and
-    sums of the standardised statistic map inside each network ``(K, N)``.
+    """Overlap metrics from intersection counts ``(K, N)``, map sizes ``(K,)``.
+
+    Network sizes ``(N,)`` and sums of the standardised statistic map inside each network ``(K, N)``.
     """
     with np.errstate(invalid="ignore", divide="ignore"):
         dice = np.where(n_map[:, None] + n_net[None] > 0, 2 * counts / (n_map[:, None] + n_net[None]), 0.0)

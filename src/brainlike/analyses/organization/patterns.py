@@ -91,8 +91,9 @@ class PatternResult:
                              "value": self.patterns.reshape(-1).astype(np.float64)})
 
     def membership_table(self, neurons: pd.DataFrame, model: str = "") -> pd.DataFrame:
-        """Tidy: one row per non-zero code with ``model, neuron, layer, unit, pattern, code`` and
-        ``primary`` (True for the neuron's largest-|code| pattern).
+        """Tidy: one row per non-zero code with ``model, neuron, layer, unit, pattern, code`` and ``primary``.
+
+        (True for the neuron's largest-|code| pattern).
         """
         i, k = np.nonzero(self.codes)
         prim = self.primary()
@@ -101,8 +102,9 @@ class PatternResult:
                              "code": self.codes[i, k].astype(np.float64), "primary": prim[i] == k})
 
     def layer_table(self, neurons: pd.DataFrame, model: str = "") -> pd.DataFrame:
-        """Tidy: one row per (layer, pattern) with ``n_neurons`` in the layer, ``n_members`` (non-zero
-        code), ``n_primary``, ``fraction`` = members / neurons and ``primary_fraction`` = primary / neurons.
+        """Tidy: one row per (layer, pattern) with ``n_neurons`` in the layer, ``n_members`` (non-zero code).
+
+        ``n_primary``, ``fraction`` = members / neurons and ``primary_fraction`` = primary / neurons.
         """
         layer = neurons["layer"].to_numpy()
         prim = self.primary()
@@ -182,8 +184,10 @@ class _OnlineDictionary:
         self.step = 0
 
     def init(self, X: np.ndarray) -> None:
-        """SVD initialisation (as scikit-learn: the top right singular vectors scaled by their values, the
-        same for every seed), or ``"random"``: K distinct rows of ``X`` drawn with the seed.
+        """SVD initialisation.
+
+        (as scikit-learn: the top right singular vectors scaled by their values, the same for every seed), or
+        ``"random"``: K distinct rows of ``X`` drawn with the seed.
         """
         if self.init_method == "random":
             D = _random_init(X, self.k, self.rng)
@@ -291,8 +295,10 @@ class PatternLearner:
         return self.fit_blocks(lambda: iter([(np.arange(len(X)), X.T, ~(np.abs(X) > 0).any(axis=1))]))
 
     def fit_blocks(self, source: BlockSource) -> PatternLearner:
-        """Fit from a re-iterable block source: ``source()`` yields ``(neurons (b,), timecourses
-        (n_trs, b), dead (b,))`` (:func:`.timecourses.iter_timecourses`).
+        """Fit from a re-iterable block source.
+
+        ``source()`` yields ``(neurons (b,), timecourses (n_trs, b), dead (b,))``
+        (:func:`.timecourses.iter_timecourses`).
         """
         rng = np.random.default_rng(self.random_state)
         # pass 1: a uniform reservoir sample of live neurons from all layers
@@ -335,8 +341,9 @@ class PatternLearner:
         return self
 
     def transform(self, X: np.ndarray) -> np.ndarray:
-        """``(n_neurons, K)`` float32 sparse codes of time courses ``X`` ``(n_neurons, n_trs)`` (raw
-        dictionary order and sign; :meth:`result` applies the conventions).
+        """``(n_neurons, K)`` float32 sparse codes of time courses ``X`` ``(n_neurons, n_trs)``.
+
+        (raw dictionary order and sign; :meth:`result` applies the conventions).
         """
         self._check_fitted()
         X = np.asarray(X, dtype=np.float32)
@@ -376,9 +383,11 @@ class PatternLearner:
 
 
 def _random_init(X: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
-    """``(min(k, n), n_trs)`` float64: ``k`` distinct rows of ``X`` ``(n, n_trs)`` chosen with ``rng``, spread
-    out as in k-means++: each next row is drawn with probability proportional to ``(1 - max |cos|)²`` to the
-    rows already chosen, so two starting atoms rarely sit on the same sub-group.
+    """``(min(k, n), n_trs)`` float64.
+
+    ``k`` distinct rows of ``X`` ``(n, n_trs)`` chosen with ``rng``, spread out as in k-means++: each next row is drawn
+    with probability proportional to ``(1 - max |cos|)²`` to the rows already chosen, so two starting atoms rarely sit
+    on the same sub-group.
     """
     X = np.asarray(X, dtype=np.float64)
     n = len(X)
@@ -397,8 +406,9 @@ def _random_init(X: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
 
 def _reservoir_add(sample: np.ndarray | None, block: np.ndarray, seen: int, capacity: int,
                    rng: np.random.Generator) -> tuple[np.ndarray, int]:
-    """Reservoir sampling (algorithm R), vectorised over a block: returns the updated ``(m, n_trs)``
-    sample (``m <= capacity``) and the number of rows seen so far.
+    """Reservoir sampling (algorithm R), vectorised over a block.
+
+    Returns the updated ``(m, n_trs)`` sample (``m <= capacity``) and the number of rows seen so far.
     """
     block = np.asarray(block, dtype=np.float32)
     if sample is None:

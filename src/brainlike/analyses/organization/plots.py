@@ -45,7 +45,8 @@ def plot_patterns(patterns: pd.DataFrame, ax=None):
 
 
 def plot_layer_membership(layers: pd.DataFrame, ax=None, value: str = "primary_fraction"):
-    """Heatmap layer × pattern of the fraction of a layer's neurons whose primary pattern it is
+    """Heatmap layer × pattern of the fraction of a layer's neurons whose primary pattern it is.
+
     (``value="fraction"``: with any non-zero code) (table: ``layer, pattern, <value>``).
     """
     fig, ax = _fig_ax(ax)
@@ -64,8 +65,9 @@ def plot_layer_membership(layers: pd.DataFrame, ax=None, value: str = "primary_f
 
 
 def plot_overlap(overlaps: pd.DataFrame, assignments: pd.DataFrame | None = None, ax=None, metric: str = "dice"):
-    """Heatmap pattern × network of the overlap ``metric``; assigned networks are marked with ``*``
-    (tables: ``pattern, network, <metric>`` and ``pattern, assigned_network``).
+    """Heatmap pattern × network of the overlap ``metric``.
+
+    Assigned networks are marked with ``*`` (tables: ``pattern, network, <metric>`` and ``pattern, assigned_network``).
     """
     fig, ax = _fig_ax(ax, (7, 4.5))
     grid = overlaps.pivot_table(index="pattern", columns="network", values=metric, aggfunc="mean", sort=False)
@@ -88,8 +90,10 @@ def plot_overlap(overlaps: pd.DataFrame, assignments: pd.DataFrame | None = None
 
 
 def plot_pattern_maps(maps: pd.DataFrame, ax=None, patterns: list[int] | None = None, max_patterns: int = 6):
-    """Volume data (``i, j, k`` columns): axial maximum-|t| projections of the first patterns' maps,
-    significant voxels outlined. Other data: mean |t| per network and pattern (needs ``network``).
+    """Volume data (``i, j, k`` columns).
+
+    Axial maximum-|t| projections of the first patterns' maps, significant voxels outlined. Other data: mean |t| per
+    network and pattern (needs ``network``).
 
     With ``ax`` given, only the first pattern is drawn into it.
     """
@@ -149,8 +153,9 @@ def plot_model_metrics(metrics: pd.DataFrame, ax=None, x: str = "pattern_diversi
 
 
 def plot_roi_effects(effects: pd.DataFrame, assignments: pd.DataFrame, ax=None):
-    """Pattern x ROI heatmap of ``z`` against the refitted shift null (real ROI recording), ``*`` on the
-    assigned ROI of each assigned pattern and the pattern's subject consistency (vs chance) on the right.
+    """Pattern x ROI heatmap of ``z`` against the refitted shift null (real ROI recording).
+
+    ``*`` on the assigned ROI of each assigned pattern and the pattern's subject consistency (vs chance) on the right.
 
     Tables: ``effects`` (``pattern, roi, z``) and ``assignments`` (``pattern, roi, assigned, consistency,
     chance``) of one model.

@@ -160,8 +160,9 @@ class ROIOrganization:
 
 
 def _agreement(z_group: np.ndarray, z_subj: np.ndarray) -> np.ndarray:
-    """``(K,)`` fraction of subjects whose largest-|z| ROI equals the group's, from ``z_group`` ``(K, R)``
-    and ``z_subj`` ``(S, K, R)``.
+    """``(K,)`` fraction of subjects whose largest-|z| ROI equals the group's.
+
+    From ``z_group`` ``(K, R)`` and ``z_subj`` ``(S, K, R)``.
     """
     g = np.abs(z_group).argmax(axis=-1)
     s = np.abs(z_subj).argmax(axis=-1)

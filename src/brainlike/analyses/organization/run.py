@@ -53,9 +53,10 @@ StimulusConfig = StimulusSpec
 
 
 class DataConfig(_Strict):
-    """Brain data: ``simulated`` (ground truth from a model's neurons), ``nifti``, ``array``, or
-    ``brennan2016`` (the real ROI recording shipped with brainlike: 27 listeners x 362 volumes x 6 ROIs,
-    analysed per subject, see :mod:`.roi`).
+    """Brain data: ``simulated`` (ground truth from a model's neurons), ``nifti``, ``array``, or ``brennan2016``.
+
+    (the real ROI recording shipped with brainlike: 27 listeners x 362 volumes x 6 ROIs, analysed per subject, see
+    :mod:`.roi`).
     """
 
     kind: Literal["simulated", "nifti", "array", "brennan2016"] = "simulated"
@@ -296,10 +297,11 @@ def _map_and_match(patterns: np.ndarray, data: BrainData, atlas: NetworkAtlas, c
 
 def _shift_null(overlaps: pd.DataFrame, assignments: pd.DataFrame, Y: np.ndarray, X: np.ndarray, k: int,
                 atlas: NetworkAtlas, cfg: OrganizationConfig) -> None:
-    """Temporal null of the voxel path, in place: the K pattern columns of the design ``X`` are circularly
-    shifted together (drifts and intercept stay), the GLM is refitted and the maps matched again; a
-    pattern's p-value is the share of shifts whose best overlap reaches the observed one (BH across
-    patterns). Unlike the voxel shuffle this tests whether the pattern-brain coupling is real.
+    """Temporal null of the voxel path, in place.
+
+    The K pattern columns of the design ``X`` are circularly shifted together (drifts and intercept stay), the GLM is
+    refitted and the maps matched again; a pattern's p-value is the share of shifts whose best overlap reaches the
+    observed one (BH across patterns). Unlike the voxel shuffle this tests whether the pattern-brain coupling is real.
     """
     from scipy import stats as sstats
 
@@ -441,7 +443,8 @@ def _roi_fit(patterns: np.ndarray, rec: ROIRecording, cfg: OrganizationConfig, m
 
 def analyse_model_roi(acts: NeuronActivations, stimulus: Stimulus, rec: ROIRecording, cfg: OrganizationConfig,
                       progress: bool = False) -> ModelOrganization:
-    """Patterns -> per-subject ROI GLMs with the refitted shift null, subject consistency, seed stability
+    """Patterns -> per-subject ROI GLMs with the refitted shift null, subject consistency, seed stability.
+
     (random initialisations), chance levels, and the K/alpha sweep, for one model.
     """
     model = acts.model
@@ -573,10 +576,12 @@ class OrganizationResult:
         return pd.DataFrame([m.metrics for m in self.models.values()])
 
     def recovery_table(self) -> pd.DataFrame:
-        """Simulated data: one row per planted group with the pattern of the planted model that best
-        matches its signal (``pattern``, ``pattern_r``), the planted and the assigned network,
-        ``recovered`` (assigned == planted), and member precision/recall of the pattern's primary neurons
-        (``precision``, ``recall``, ``chance`` = group size / neurons).
+        """Simulated data.
+
+        One row per planted group with the pattern of the planted model that best matches its signal (``pattern``,
+        ``pattern_r``), the planted and the assigned network, ``recovered`` (assigned == planted), and member
+        precision/recall of the pattern's primary neurons (``precision``, ``recall``, ``chance`` = group size /
+        neurons).
         """
         if self.simulation is None or self.planted_model not in self.models:
             return pd.DataFrame()
@@ -633,8 +638,10 @@ class OrganizationResult:
         return figs
 
     def file_stems(self) -> dict[str, str]:
-        """Model name -> the name used for its files: safe characters only (a model given as a folder path
-        such as ``/models/llama`` becomes ``models_llama``), unique among the models.
+        """Model name -> the name used for its files.
+
+        Safe characters only (a model given as a folder path such as ``/models/llama`` becomes ``models_llama``), unique
+        among the models.
         """
         return _file_stems(list(self.models))
 

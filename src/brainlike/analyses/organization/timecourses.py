@@ -105,8 +105,10 @@ def normalize_timecourses(rows: np.ndarray, binning: sp.csr_matrix) -> tuple[np.
 
 def iter_timecourses(activations, binning: sp.csr_matrix, block_size: int = 4096,
                      progress: bool = False) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Yield ``(neurons (b,), timecourses (n_trs, b) float32, dead (b,) bool)`` for blocks of neurons of a
-    :class:`~brainlike.models.neurons.NeuronActivations` (or an in-memory ``(n_rows, n_neurons)`` array).
+    """Yield ``(neurons (b,), timecourses (n_trs, b) float32, dead (b,) bool)`` for blocks of neurons.
+
+    The neurons of a :class:`~brainlike.models.neurons.NeuronActivations` (or an in-memory ``(n_rows, n_neurons)``
+    array).
     """
     if isinstance(activations, np.ndarray):
         for a in range(0, activations.shape[1], block_size):

@@ -32,8 +32,10 @@ def _kappa(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def fast_kappa(a: np.ndarray, b: np.ndarray) -> float:
-    """Cohen's kappa ``(p_o - p_e) / (1 - p_e)`` for label arrays ``(n,)`` in numpy (the bootstrap's inner loop;
-    equal to scikit-learn's ``cohen_kappa_score``, checked in the tests). 1.0 when ``a == b`` everywhere.
+    """Cohen's kappa ``(p_o - p_e) / (1 - p_e)`` for label arrays ``(n,)`` in numpy.
+
+    (the bootstrap's inner loop; equal to scikit-learn's ``cohen_kappa_score``, checked in the tests). 1.0 when ``a ==
+    b`` everywhere.
     """
     if a.size == 0:
         return float("nan")
@@ -46,8 +48,10 @@ def fast_kappa(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _bootstrap_kappa(pairs: list[tuple[np.ndarray, np.ndarray]], n_boot: int, rng) -> np.ndarray:
-    """``(n_boot,)`` kappas of item-resampled replicates, vectorised: per-item counts of agreements and of each
-    label, summed with the replicate's multiplicities (same value as :func:`fast_kappa` on the concatenation).
+    """``(n_boot,)`` kappas of item-resampled replicates, vectorised.
+
+    Per-item counts of agreements and of each label, summed with the replicate's multiplicities (same value as
+    :func:`fast_kappa` on the concatenation).
     """
     labels = np.union1d(np.concatenate([p[0] for p in pairs]), np.concatenate([p[1] for p in pairs]))
     n_items = len(pairs)

@@ -102,8 +102,9 @@ def noncompetent_bound(theta: float, gamma: float, k: int, kprime: int = 1, node
 
 
 def _smallest_alpha(theta: float, beta: float, m: float, nodes_per_piece: float = 0.0) -> float:
-    """Smallest ``alpha`` in ``(0, 1/beta]`` with :func:`union_bound_margin` ``> 0`` (1/beta if none; 1 if
-    ``beta <= 1``).
+    """Smallest ``alpha`` in ``(0, 1/beta]`` with :func:`union_bound_margin` ``> 0``.
+
+    1/beta if none; 1 if ``beta <= 1``.
     """
     if beta <= 1.0:
         return 1.0
@@ -162,7 +163,8 @@ def competence_bound(theta: float, gamma: float, k: int, kprime: int = 1, nodes_
 
 
 def node_edge_probability(n_skills: int, k: int, kprime: int = 1) -> float:
-    """Probability that a random text piece (``k`` distinct skills of ``n_skills``) contains a given ``k'``-tuple:
+    """Probability that a random text piece (``k`` distinct skills of ``n_skills``) contains a given ``k'``-tuple.
+
     ``C(k, k') / C(n_skills, k')``.
     """
     if k > n_skills:

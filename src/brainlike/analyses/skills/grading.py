@@ -270,11 +270,12 @@ _SUFFIXES = r"(?:s|es|ies|d|ed|ing|al|ally|ic|ical|ically|ly)?"
 
 
 def skill_name_pattern(name: str) -> re.Pattern:
-    """Regex that finds ``name`` written out in a text: whole words, case-insensitive, words of the name
-    separated by spaces or hyphens, the last word with simple inflections (``-s, -es, -ies, -d, -ed, -ing,
-    -al, -ally, -ic, -ical, -ically, -ly``, after dropping a final ``e`` or ``y``): "metaphor" matches
-    "Metaphors" and "metaphorical", "irony" matches "ironic", "red herring" matches "red-herrings"; "pun"
-    does not match "punch".
+    """Regex that finds ``name`` written out in a text.
+
+    Whole words, case-insensitive, words of the name separated by spaces or hyphens, the last word with simple
+    inflections (``-s, -es, -ies, -d, -ed, -ing, -al, -ally, -ic, -ical, -ically, -ly``, after dropping a final ``e`` or
+    ``y``): "metaphor" matches "Metaphors" and "metaphorical", "irony" matches "ironic", "red herring" matches
+    "red-herrings"; "pun" does not match "punch".
     """
     words = [w for w in re.split(r"[\s\-]+", name.strip().lower()) if w]
     if not words:
@@ -311,8 +312,10 @@ def count_sentences(text: str) -> int:
 
 
 def extract_answer(response: str) -> str:
-    """The text the generator was asked to put after ``Answer:`` (up to ``Explanation:``, on a new line or after
-    a space; the explanation names the skills and must not be graded), else all of it.
+    """The text the generator was asked to put after ``Answer:``.
+
+    (up to ``Explanation:``, on a new line or after a space; the explanation names the skills and must not be graded),
+    else all of it.
     """
     m = re.search(r"answer\s*:\s*(.*?)(?:\s\**explanation\**\s*:|$)", response, flags=re.I | re.S)
     out = m.group(1) if m else response

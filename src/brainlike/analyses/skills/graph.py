@@ -209,9 +209,9 @@ def simulate_competence(graph: SkillGraph, theta: float, gamma: float, kprime: i
 
 
 def simulated_concentration(graph: SkillGraph, theta: float, alpha: float, seed: int = 0) -> float:
-    """Monte Carlo counterpart of :func:`bounds.adversarial_concentration` on an explicit graph (skills only):
-    ``e(Y, Z) / (theta * e(T, Z))`` for a random ``Z`` of ``round(alpha * n_skills)`` skills and the adversarial
-    ``Y``.
+    """Monte Carlo counterpart of :func:`bounds.adversarial_concentration` on an explicit graph (skills only).
+
+    ``e(Y, Z) / (theta * e(T, Z))`` for a random ``Z`` of ``round(alpha * n_skills)`` skills and the adversarial ``Y``.
     """
     rng = np.random.default_rng(seed)
     z = np.zeros(graph.n_skills, dtype=bool)

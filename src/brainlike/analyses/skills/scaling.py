@@ -94,8 +94,10 @@ def scale_for_excess_ratio(law: ScalingLaw, n_params: float, ratio: float,
 
 
 def _grid_starts(N, D, L, exponent_bounds, n_grid: int = 24, n_keep: int = 4) -> list[tuple]:
-    """Starting points by variable projection: for each (a, b) on a grid, ``E, A, B`` by non-negative least
-    squares of the relative error (linear for fixed exponents); the ``n_keep`` best become starts.
+    """Starting points by variable projection.
+
+    For each (a, b) on a grid, ``E, A, B`` by non-negative least squares of the relative error (linear for fixed
+    exponents); the ``n_keep`` best become starts.
     """
     grid = np.linspace(max(exponent_bounds[0], 0.05), min(exponent_bounds[1], 1.5), n_grid)
     cands = []

@@ -160,8 +160,10 @@ def generation_messages(item: SkillMixItem, max_sentences: int) -> Messages:
 
 
 def revision_messages(item: SkillMixItem, max_sentences: int, first_answer: str) -> Messages:
-    """The self-revision round of Skill-Mix: the generator sees its first answer and is asked to check every
-    requirement and give a corrected version in the same format.
+    """The self-revision round of Skill-Mix.
+
+    The generator sees its first answer and is asked to check every requirement and give a corrected version in the same
+    format.
     """
     plural = "s" if max_sentences != 1 else ""
     names = ", ".join(item.skill_names)
