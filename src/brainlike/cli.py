@@ -221,6 +221,7 @@ def results_tables(store: Path = typer.Option(Path("brainlike-out/results"), hel
 
 
 def main() -> None:  # pragma: no cover - console entry
+    """The console entry point."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     app()
 

@@ -28,6 +28,8 @@ from rich.console import Console
 
 @dataclass
 class DemoResult:
+    """What a demo run wrote and how long it took."""
+
     out_dir: Path
     seconds: float
     files: list[Path] = field(default_factory=list)

@@ -37,4 +37,5 @@ class RunInterrupted(KeyboardInterrupt):
         self.done, self.total, self.unit = int(done), int(total), unit
 
     def progress(self) -> str:
+        """The progress message: ``<done> of <total> <unit> done``."""
         return f"{self.done} of {self.total} {self.unit} done"

@@ -49,12 +49,15 @@ class ModelSpec(_Strict):
 
     @property
     def key(self) -> str:
+        """The model's label in tables."""
         if self.label:
             return self.label
         return self.name if self.features == "hidden" else f"{self.name}/{self.features}"
 
 
 class FeatureSpec(_Strict):
+    """How features are extracted."""
+
     pooling: Literal["last", "mean"] = "last"
     dtype: Literal["float32", "float16", "bfloat16"] = "float32"
     max_window: int | None = Field(None, ge=2)
@@ -112,6 +115,8 @@ class FMRISpec(_Strict):
 
 
 class EncodingSpec(_Strict):
+    """The encoding settings."""
+
     window: tuple[float, float] = Field((0.0, 0.5), description="ECoG word-locked window, s after onset")
     n_splits: int = Field(5, ge=2)
     inner_splits: int = Field(5, ge=2)
@@ -179,6 +184,8 @@ class CapabilitySpec(_Strict):
 
 
 class ContextSpec(_Strict):
+    """The context settings."""
+
     windows: list[int] = Field(default_factory=lambda: [1, 4, 16, 64], description="preceding tokens per word")
     depths: list[float] | None = Field(None, description="relative depths (0 = embeddings, 1 = last layer) of the "
                                        "layers fitted at every context length; None = all layers")
@@ -224,6 +231,8 @@ class WordLevelSpec(_Strict):
 
 
 class AnalysesSpec(_Strict):
+    """The analyses to run."""
+
     capability: CapabilitySpec | None = Field(default_factory=CapabilitySpec)
     context: ContextSpec | None = None
     hierarchy_bootstrap: int = Field(2000, ge=100)

@@ -183,6 +183,7 @@ class LayerScores:
 
     @property
     def n_layers(self) -> int:
+        """The number of layers."""
         return int(self.scores.shape[0])
 
     def null_mean(self) -> np.ndarray:

@@ -67,6 +67,7 @@ class Region:
     condition: str
 
     def __call__(self, surprisal: Mapping[tuple[str, int], float]) -> float:
+        """The summed or single-region surprisal."""
         if self.number is None:
             return float(sum(v for (c, _), v in surprisal.items() if c == self.condition))
         try:
@@ -78,19 +79,25 @@ class Region:
 
 @dataclass(frozen=True)
 class Number:
+    """A number in a prediction formula."""
+
     value: float
 
     def __call__(self, surprisal: Mapping[tuple[str, int], float]) -> float:
+        """The number itself."""
         return self.value
 
 
 @dataclass(frozen=True)
 class BinaryOp:
+    """A binary operation in a prediction formula."""
+
     op: str
     left: Expr
     right: Expr
 
     def __call__(self, surprisal: Mapping[tuple[str, int], float]) -> float | bool:
+        """The operation applied to the values of both sides."""
         a, b = self.left(surprisal), self.right(surprisal)
         if self.op == "+":
             return a + b
@@ -253,6 +260,7 @@ class Suite:
 
     @property
     def conditions(self) -> tuple[str, ...]:
+        """The condition names."""
         return tuple(c["condition_name"] for c in self.items[0]["conditions"])
 
 

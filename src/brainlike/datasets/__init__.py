@@ -61,10 +61,14 @@ class DatasetContext:
 
 
 class DatasetPlugin(Protocol):
+    """What a dataset plugin provides: its config model and a ``load`` method."""
+
     Config: type[StrictModel]
     needs_features: bool
 
-    def load(self, config: Any, context: DatasetContext) -> list[SubjectData]: ...
+    def load(self, config: Any, context: DatasetContext) -> list[SubjectData]:
+        """The subjects' recordings for ``config``."""
+        ...
 
 
 def dataset_plugin(kind: str) -> DatasetPlugin:

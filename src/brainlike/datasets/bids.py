@@ -39,6 +39,7 @@ class BIDSiEEG:
     modality = "ecog"
 
     def load(self, config: BIDSiEEGConfig, context: DatasetContext) -> list[SubjectData]:
+        """The subjects' recordings for ``config``."""
         return load_bids_ieeg_subjects(config.path, config.subjects, task=config.task, hierarchy=config.hierarchy,
                                        stimulus=config.stimulus, region_column=config.region_column)
 
@@ -78,6 +79,7 @@ class BIDSfMRI:
     modality = "fmri"
 
     def load(self, config: BIDSfMRIConfig, context: DatasetContext) -> list[SubjectData]:
+        """The subjects' recordings for ``config``."""
         from pathlib import Path
 
         from brainlike.neural.bids import load_bids_fmri

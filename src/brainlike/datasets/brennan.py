@@ -37,10 +37,12 @@ class Brennan2016Dataset:
     modality = "fmri"
 
     def recording(self, config: Brennan2016Config) -> Brennan2016:
+        """The Brennan 2016 recording for ``config``."""
         return load_brennan2016(config.path, radius=config.radius, textgrid=config.textgrid,
                                 subjects=config.subjects)
 
     def load(self, config: Brennan2016Config, context: DatasetContext) -> list[SubjectData]:
+        """The subjects' recordings for ``config``."""
         rec = self.recording(config)
         return [SubjectData(ds, rec.stimulus) for ds in rec.datasets()]
 

@@ -75,6 +75,7 @@ class SimulatedECoGConfig(StrictModel):
         return v
 
     def labels(self) -> list[str]:
+        """The subject labels."""
         if isinstance(self.subjects, list):
             if not self.subjects:
                 raise BrainlikeError("dataset.subjects: list at least one subject label")
@@ -131,6 +132,7 @@ class SimulatedFMRI:
     modality = "fmri"
 
     def load(self, config: SimulatedFMRIConfig, context: DatasetContext) -> list[SubjectData]:
+        """The subjects' recordings for ``config``."""
         from brainlike.neural.simulate import default_regions, simulate_fmri
 
         levels = _planted_levels("simulated-fmri", config, context)

@@ -171,6 +171,7 @@ class WordLevelDataset:
     modality = MODALITY
 
     def load(self, config: WordLevelConfig, context: DatasetContext) -> list[SubjectData]:
+        """The subjects' recordings for ``config``."""
         table = tidy_table(config)
         words = word_list(table)
         n = len(words)

@@ -40,6 +40,7 @@ class TokenizedWords:
 
     @property
     def n_tokens(self) -> int:
+        """The number of tokens."""
         return len(self.input_ids)
 
     def word_tokens(self, i: int) -> np.ndarray:

@@ -61,10 +61,12 @@ class Features:
 
     @property
     def n_words(self) -> int:
+        """The number of words."""
         return self.layers.shape[1]
 
     @property
     def hidden_size(self) -> int:
+        """The hidden size (features per layer)."""
         return self.layers.shape[2]
 
     def layer(self, k: int) -> np.ndarray:
@@ -356,6 +358,7 @@ class FeatureFileWriter:
         (getattr(os, "fdatasync", None) or os.fsync)(self._fd)
 
     def close(self) -> None:
+        """Close the file."""
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1

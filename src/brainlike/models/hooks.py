@@ -138,12 +138,15 @@ class HookSet:
         self._handles: list = []
 
     def pre(self, module: torch.nn.Module, fn: Callable, with_kwargs: bool = False) -> None:
+        """Register a forward pre-hook on ``module``."""
         self._handles.append(module.register_forward_pre_hook(fn, with_kwargs=with_kwargs))
 
     def post(self, module: torch.nn.Module, fn: Callable) -> None:
+        """Register a forward hook on ``module``."""
         self._handles.append(module.register_forward_hook(fn))
 
     def remove(self) -> None:
+        """Remove every registered hook."""
         for h in self._handles:
             h.remove()
         self._handles.clear()

@@ -76,10 +76,12 @@ class LoadedModel:
 
     @property
     def name(self) -> str:
+        """The model's name."""
         return self.entry.name
 
 
 def torch_dtype(dtype: str | torch.dtype) -> torch.dtype:
+    """The ``torch.dtype`` of a dtype name (a ``torch.dtype`` passes through)."""
     if isinstance(dtype, torch.dtype):
         return dtype
     if dtype not in _DTYPES:

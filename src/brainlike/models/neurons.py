@@ -258,6 +258,7 @@ class NeuronActivations:
 
     @property
     def complete(self) -> bool:
+        """Whether the extraction finished (``done.json`` exists)."""
         return (self.path / "done.json").exists()
 
     @property
@@ -267,6 +268,7 @@ class NeuronActivations:
 
     @property
     def n_neurons(self) -> int:
+        """The number of neurons over all stored blocks."""
         return int(sum(self.layer_sizes))
 
     @property

@@ -56,6 +56,7 @@ class StaticEmbeddings:
 
     @property
     def dim(self) -> int:
+        """The vector dimension."""
         return int(self.vectors.shape[1])
 
     def lookup_row(self, word: str) -> int | None:

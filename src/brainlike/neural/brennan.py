@@ -152,10 +152,12 @@ class Brennan2016:
 
     @property
     def n_subjects(self) -> int:
+        """The number of subjects."""
         return int(self.data.shape[0])
 
     @property
     def n_volumes(self) -> int:
+        """The number of volumes."""
         return int(self.data.shape[1])
 
     def datasets(self) -> list[NeuralDataset]:

@@ -91,10 +91,12 @@ class NeuralDataset:
 
     @property
     def n_samples(self) -> int:
+        """The number of samples."""
         return self.data.shape[0]
 
     @property
     def n_channels(self) -> int:
+        """The number of channels."""
         return self.data.shape[1]
 
     @property

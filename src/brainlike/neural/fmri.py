@@ -260,6 +260,7 @@ class FMRIDesign:
 
     @property
     def n_samples(self) -> int:
+        """The number of samples (volumes)."""
         return int(self.runs.shape[0])
 
     @property

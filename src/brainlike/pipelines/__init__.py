@@ -79,7 +79,11 @@ class AnalysisOutput:
 
 
 class AnalysisPlugin(Protocol):
+    """What an analysis plugin provides: its config model, a title and a ``run`` method."""
+
     Config: type[RunConfig]
     title: str
 
-    def run(self, config: Any, context: RunContext) -> AnalysisOutput: ...
+    def run(self, config: Any, context: RunContext) -> AnalysisOutput:
+        """Run the analysis of ``config``."""
+        ...

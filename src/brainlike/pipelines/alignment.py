@@ -29,6 +29,8 @@ from brainlike.store import ResultsStore
 
 @dataclass
 class RunResult:
+    """What a run stored, its report and how long it took."""
+
     store: ResultsStore
     report: Path | None
     seconds: float
@@ -208,6 +210,7 @@ class Alignment:
     title = "layer-wise brain alignment"
 
     def run(self, config: ExperimentSpec, context: RunContext) -> AnalysisOutput:
+        """Run the analysis of ``config``."""
         from brainlike.report.alignment_report import alignment_sections
 
         spec = config.model_copy(update={"output": str(context.output), "report": False})

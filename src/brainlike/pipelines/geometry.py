@@ -27,6 +27,7 @@ class Geometry:
     title = "representation geometry with and without context"
 
     def run(self, config: GeometrySpec, context: RunContext) -> AnalysisOutput:
+        """Run the analysis of ``config``."""
         fields = {k: getattr(config, k) for k in GeometryConfig.model_fields}
         result = run_geometry(GeometryConfig(**{**fields, "progress": context.progress and config.progress}))
         if config.task == "arithmetic":

@@ -38,6 +38,7 @@ class Organization:
     title = "functional organization of artificial neurons"
 
     def run(self, config: OrganizationSpec, context: RunContext) -> AnalysisOutput:
+        """Run the analysis of ``config``."""
         fields = {k: getattr(config, k) for k in OrganizationConfig.model_fields}
         cfg = OrganizationConfig(**fields)
         result = run_organization(cfg, stimulus=resolve_stimulus(config.stimulus, seed=config.seed),

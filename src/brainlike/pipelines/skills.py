@@ -28,6 +28,7 @@ class SkillTheory:
     title = "skill emergence under scaling laws (theory)"
 
     def run(self, config: SkillTheorySpec, context: RunContext) -> AnalysisOutput:
+        """Run the analysis of ``config``."""
         theory = config.theory.model_copy(update={"progress": context.progress and config.theory.progress})
         result = run_theory(theory)
         tables = {f"skill_{k}": v for k, v in result.tables().items()}
@@ -75,6 +76,7 @@ class SkillMix:
     title = "Skill-Mix evaluation"
 
     def run(self, config: SkillMixSpec, context: RunContext) -> AnalysisOutput:
+        """Run the analysis of ``config``."""
         cfg = config.skillmix.model_copy(update={"output_dir": context.output / "skillmix",
                                                  "progress": context.progress and config.skillmix.progress})
         result = run_skillmix(cfg)

@@ -63,6 +63,7 @@ window.addEventListener('load', function () {
 
 
 def figure_to_data_uri(fig, dpi: int = 110) -> str:
+    """A matplotlib figure as a ``data:image/png;base64`` URI."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
     import matplotlib.pyplot as plt

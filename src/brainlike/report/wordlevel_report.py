@@ -24,6 +24,7 @@ def plot_surprisal_slopes(avg_terms: pd.DataFrame, ax=None):
 
 
 def wordlevel_sections(tables: dict[str, pd.DataFrame]) -> list[Section]:
+    """The report sections of a word-level run."""
     avg = tables["wordlevel_average"]
     sections = [Section(
         "Per-word responses and surprisal",

@@ -51,6 +51,7 @@ class PromptCapture:
 
     @property
     def n_tokens(self) -> int:
+        """The number of tokens."""
         return int(self.input_ids.shape[0])
 
     def scope_mask(self, span: tuple[int, int] | None) -> np.ndarray:

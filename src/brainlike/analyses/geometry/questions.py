@@ -70,6 +70,7 @@ class Question:
 
     @property
     def answers(self) -> tuple[str, ...]:
+        """The accepted answers."""
         return (self.answer, *self.aliases)
 
 

@@ -66,14 +66,17 @@ class BrainData:
 
     @property
     def n_trs(self) -> int:
+        """The number of TRs (volumes)."""
         return int(self.bold.shape[0])
 
     @property
     def n_voxels(self) -> int:
+        """The number of voxels (or vertices / ROIs)."""
         return int(self.bold.shape[1])
 
     @property
     def is_volume(self) -> bool:
+        """Whether the data are a volume (voxels with grid coordinates)."""
         return self.mask is not None
 
     def coords(self) -> np.ndarray | None:

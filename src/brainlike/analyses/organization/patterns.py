@@ -71,6 +71,7 @@ class PatternResult:
 
     @property
     def n_patterns(self) -> int:
+        """The number of patterns ``K``."""
         return int(self.patterns.shape[0])
 
     def primary(self) -> np.ndarray:

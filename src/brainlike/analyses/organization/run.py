@@ -204,6 +204,7 @@ class OrganizationConfig(_Strict):
 
     @classmethod
     def parse(cls, raw: dict, source: str = "config") -> OrganizationConfig:
+        """The validated config from a dict; a validation error names ``source``."""
         from pydantic import ValidationError
 
         try:
@@ -410,6 +411,7 @@ class ROIRecording:
 
     @property
     def n_volumes(self) -> int:
+        """The number of volumes."""
         return int(self.Y.shape[1])
 
 
@@ -563,12 +565,15 @@ class OrganizationResult:
         return self._concat([m.sweep for m in self.models.values()])
 
     def overlaps_table(self) -> pd.DataFrame:
+        """The network overlaps of every model, one table."""
         return self._concat([m.overlaps for m in self.models.values()])
 
     def assignments_table(self) -> pd.DataFrame:
+        """The network assignments of every model, one table."""
         return self._concat([m.assignments for m in self.models.values()])
 
     def consistency_table(self) -> pd.DataFrame:
+        """The subject consistency of every model, one table."""
         return self._concat([m.consistency for m in self.models.values()])
 
     def metrics_table(self) -> pd.DataFrame:

@@ -71,7 +71,9 @@ class ChatClient(Protocol):
     name: str
 
     def chat(self, messages: Messages, *, max_tokens: int = 256, temperature: float = 0.0,
-             seed: int | None = None) -> ChatResponse: ...
+             seed: int | None = None) -> ChatResponse:
+        """The model's reply to ``messages``."""
+        ...
 
 
 _LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
@@ -162,6 +164,7 @@ class OpenAIChatClient:
 
     def chat(self, messages: Messages, *, max_tokens: int = 256, temperature: float = 0.0,
              seed: int | None = None) -> ChatResponse:
+        """The model's reply to ``messages``."""
         payload = {"model": self.model, "messages": messages, "max_tokens": int(max_tokens),
                    "temperature": float(temperature)}
         if seed is not None:
@@ -247,6 +250,7 @@ class HFChatClient:
 
     def chat(self, messages: Messages, *, max_tokens: int = 256, temperature: float = 0.0,
              seed: int | None = None) -> ChatResponse:
+        """The model's reply to ``messages``."""
         import torch
 
         t0 = time.perf_counter()
@@ -283,6 +287,7 @@ class ScriptedClient:
 
     def chat(self, messages: Messages, *, max_tokens: int = 256, temperature: float = 0.0,
              seed: int | None = None) -> ChatResponse:
+        """The model's reply to ``messages``."""
         t0 = time.perf_counter()
         return ChatResponse(text=str(self.fn(messages)), model=self.name, latency_s=time.perf_counter() - t0,
                             finish_reason="stop")

@@ -343,6 +343,7 @@ class ItemScores:
 
 
 def item_scores(grade: ParsedGrade, k: int) -> ItemScores:
+    """The scores of one item from its parsed grade (NaN scores when it is ungradable)."""
     nan = float("nan")
     if grade.ungradable:
         return ItemScores(nan, k + 3, nan, nan, nan, nan)

@@ -38,10 +38,12 @@ class SkillGraph:
 
     @property
     def n_pieces(self) -> int:
+        """The number of text pieces."""
         return int(self.pieces.shape[0])
 
     @property
     def k(self) -> int:
+        """The number of skills per text piece."""
         return int(self.pieces.shape[1])
 
     def tuple_ids(self, kprime: int = 1) -> np.ndarray:

@@ -129,6 +129,7 @@ class ChatServer:
 
     # -- lifecycle -----------------------------------------------------------------------------------------
     def start(self) -> ChatServer:
+        """Start serving in a background thread (no-op when running); returns the server."""
         if self._httpd is not None:
             return self
         handler = _make_handler(self)
@@ -144,6 +145,7 @@ class ChatServer:
         return self
 
     def stop(self) -> None:
+        """Stop serving and close the socket."""
         if self._httpd is not None:
             self._httpd.shutdown()
             self._httpd.server_close()

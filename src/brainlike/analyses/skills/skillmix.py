@@ -112,6 +112,7 @@ class SkillMixItem:
 
     @property
     def skill_names(self) -> list[str]:
+        """The names of the skills."""
         return [s.name for s in self.skills]
 
 
@@ -291,12 +292,14 @@ class SkillMixResult:
     agreement: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def tables(self) -> dict[str, pd.DataFrame]:
+        """The result tables by table name."""
         return {"skillmix_items": self.items, "skillmix_skill_points": self.skill_points,
                 "skillmix_summary": self.summary, "skillmix_gradings": self.gradings,
                 "skillmix_agreement": self.agreement}
 
     @property
     def n_items(self) -> int:
+        """The number of distinct items."""
         return int(self.items["item_key"].nunique())
 
     @property
@@ -329,6 +332,7 @@ class SkillMixResult:
         return msg
 
     def figures(self) -> dict:
+        """The figures of the run by name."""
         from brainlike.analyses.skills.plots import plot_skill_usage, plot_skillmix_scores
 
         return {"skillmix_scores": plot_skillmix_scores(self.summary),
@@ -407,6 +411,7 @@ class RecordLog:
         return out
 
     def append(self, record: dict) -> None:
+        """Append one record as a JSON line."""
         line = json.dumps({k: _clean(v) for k, v in record.items()}, ensure_ascii=False)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -179,6 +179,7 @@ class TheoryResult:
     extra: dict = field(default_factory=dict)
 
     def tables(self) -> dict[str, pd.DataFrame]:
+        """The result tables by table name."""
         out = {"theory_emergence": self.emergence, "theory_curves": self.curves,
                "theory_thresholds": self.thresholds, "theory_scale_up": self.scale_up,
                "theory_theorem14": self.theorem14}
