@@ -1,6 +1,6 @@
-"""``dataset: {kind: brennan2016}``: the REAL fMRI recording of Brennan et al.
+"""``dataset: {kind: brennan2016}``: the REAL fMRI recording of Brennan et al. (2016).
 
-(2016), 27 listeners of *Alice in Wonderland*, chapter 1, in 6 language ROIs (shipped inside the package, CC BY 4.0).
+27 listeners of *Alice in Wonderland*, chapter 1, in 6 language ROIs (shipped inside the package, CC BY 4.0).
 """
 from __future__ import annotations
 

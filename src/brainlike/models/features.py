@@ -156,9 +156,9 @@ def feature_metadata(model: str, words: tuple[str, ...] | list[str], options: di
 
 
 def header_bytes(n_layers: int, n_words: int, hidden: int, metadata: dict[str, str]) -> bytes:
-    """The safetensors prefix.
+    """The safetensors prefix (8-byte little-endian length + JSON header) of a file of layers.
 
-    (8-byte little-endian length + JSON header, space-padded so that the data start 8-byte aligned) of a file holding
+    The header is space-padded so that the data start 8-byte aligned; the file holds
     ``layer_000 … layer_{n_layers-1}`` of ``(n_words, hidden)`` float32, back to back in layer order.
     """
     nbytes = n_words * hidden * _ITEMSIZE

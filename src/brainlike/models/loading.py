@@ -232,9 +232,9 @@ def _weights_policy(entry: ModelEntry, model_kwargs: dict, allow_pickle: bool) -
 
 
 def _random_model(auto, config, seed: int, model_kwargs: dict) -> torch.nn.Module:
-    """``auto.from_config(config)`` with its weights initialised.
+    """``auto.from_config(config)`` with its weights initialised under ``torch.manual_seed(seed)``.
 
-    (transformers' ``_init_weights``) under ``torch.manual_seed(seed)``, without disturbing the caller's random state.
+    Initialised by transformers' ``_init_weights``, without disturbing the caller's random state.
     """
     kw = {k: v for k, v in model_kwargs.items() if k in ("dtype", "attn_implementation", "trust_remote_code")}
     with torch.random.fork_rng(devices=[]):

@@ -399,10 +399,10 @@ def split_half_ceiling(data, n_splits: int = 100, seed: int = 0, *, ci: float = 
 
 
 def noise_ceiling_table(data, targets: Sequence[str], n_splits: int = 100, seed: int = 0):
-    """Per target: the leave-one-subject-out ISC.
+    """Per target: the leave-one-subject-out ISC and the split-half reliability of the group mean.
 
-    (:func:`loo_isc`, the ceiling of per-subject scores) and the split-half reliability of the group mean
-    (:func:`split_half_ceiling`, whose square root is its ceiling).
+    The ISC is :func:`loo_isc`, the ceiling of per-subject scores; the reliability is :func:`split_half_ceiling`, whose
+    square root is its ceiling.
 
     Parameters
     ----------

@@ -155,9 +155,9 @@ def _best_rows(ls: LayerScores, model: str, level: str, layers: list[int], n_lay
 
 def _group_rows(ls: LayerScores, model: str, level: str, rois: tuple[str, ...], significance: float,
                 seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Group test on the subjects' best-layer scores.
+    """Group test on the subjects' best-layer scores, and the per-layer mean over subjects with its bootstrap CI.
 
-    (null: max over layers per shift) and the per-layer mean over subjects with its bootstrap CI.
+    The null of the group test: max over layers per shift.
     """
     scores = ls.unfold(ls.scores)                          # (L, S, R)
     null = ls.unfold(ls.null).astype(np.float64)            # (L, n_shifts, S, R)
@@ -188,8 +188,9 @@ def _partition_rows(key: str, X: np.ndarray, chosen: list[int], ls: LayerScores,
                     significance: float = 0.05, single: bool = False, seed: int = 0) -> pd.DataFrame:
     """Variance partition of the layer with the best mean group-level r against the low-level controls.
 
-    (plus ``word_controls``, e.g. surprisal, when given), with the refitted circular-shift null of the unique R^2 on the
-    group mean (the layer null's shifts) and, with ``single``, the subjects' unique R^2 with a CI over subjects.
+    The controls (plus ``word_controls``, e.g. surprisal, when given), with the refitted circular-shift null of the
+    unique R^2 on the group mean (the layer null's shifts) and, with ``single``, the subjects' unique R^2 with a CI over
+    subjects.
     """
     from brainlike.analyses.fmri_encoding import zscore_subjects
     from brainlike.analyses.variance_partition import variance_partitioning
@@ -382,9 +383,9 @@ def run_fmri(spec, features: dict[str, Features], subjects: list[SubjectData], s
 
 
 def surprisal_controls(spec, subjects: list[SubjectData], console: Console) -> np.ndarray | None:
-    """``(n_words, 2)`` surprisal and entropy (bits) of ``analyses.surprisal_control`` on the story.
+    """``(n_words, 2)`` surprisal and entropy (bits) of ``analyses.surprisal_control``, for the control band.
 
-    (one continuous context), for the control band; None when the spec does not ask for it.
+    On the story (one continuous context); None when the spec does not ask for it.
     """
     name = getattr(spec.analyses, "surprisal_control", None)
     if not name:

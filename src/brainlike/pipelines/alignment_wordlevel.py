@@ -33,9 +33,9 @@ def subjects_table(subjects: list[SubjectData]) -> pd.DataFrame:
 
 def model_predictions(model: str, words: pd.DataFrame, *, context: str, window: int, revision: str | None = None,
                       progress: bool = False) -> pd.DataFrame:
-    """``words`` (``item``, ``position``, ``word``) with the model's ``surprisal``, ``entropy``.
+    """``words`` (``item``, ``position``, ``word``) with the model's ``surprisal``, ``entropy`` and ``n_tokens``.
 
-    (bits) and ``n_tokens``; the context restarts at every item with ``context="reset"``.
+    Surprisal and entropy in bits; the context restarts at every item with ``context="reset"``.
     """
     from brainlike.models.surprisal import word_predictions
 

@@ -27,9 +27,9 @@ def plot_layer_curves(curve: pd.DataFrame, ax=None):
 
 def plot_score_vs_capability(per_model: pd.DataFrame, capability: pd.DataFrame, metric: str = "brain_score",
                              measure: str | None = None, ax=None):
-    """Scatter of a per-model metric against one capability measure.
+    """Scatter of a per-model metric against one capability measure, and a least-squares line.
 
-    (with its CI when it has one) and a least-squares line. ``capability``: the long ``capability`` table (``measure``,
+    The measure with its CI when it has one. ``capability``: the long ``capability`` table (``measure``,
     ``value``, ...) or a frame with a ``capability`` column (one row per model).
     """
     fig, ax = fig_ax(ax)

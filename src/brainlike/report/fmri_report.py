@@ -102,10 +102,10 @@ def plot_null_vs_observed(null: pd.DataFrame, model: str):
 
 
 def plot_subject_nulls(best: pd.DataFrame, model: str, level: str = "single"):
-    """Per ROI, every subject's observed best-layer r.
+    """Per ROI, every subject's observed best-layer r beside its max-over-layers null.
 
-    (red) beside the median and 95th percentile of its max-over-layers null (grey bar: the score it must beat), subjects
-    sorted by observed r.
+    The observed r (red) beside the median and 95th percentile of its max-over-layers null (grey bar: the score it must
+    beat), subjects sorted by observed r.
     """
     d0 = best[(best["model"] == model) & (best["level"] == level)]
     rois = list(dict.fromkeys(d0["roi"]))

@@ -185,10 +185,9 @@ class _OnlineDictionary:
         self.step = 0
 
     def init(self, X: np.ndarray) -> None:
-        """SVD initialisation.
+        """SVD initialisation, or ``"random"``: K distinct rows of ``X`` drawn with the seed.
 
-        (as scikit-learn: the top right singular vectors scaled by their values, the same for every seed), or
-        ``"random"``: K distinct rows of ``X`` drawn with the seed.
+        SVD as scikit-learn: the top right singular vectors scaled by their values, the same for every seed.
         """
         if self.init_method == "random":
             D = _random_init(X, self.k, self.rng)

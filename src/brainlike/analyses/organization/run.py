@@ -416,10 +416,9 @@ class ROIRecording:
 
 
 def brennan_recording(cfg: OrganizationConfig) -> tuple[ROIRecording, Stimulus]:
-    """The shipped Brennan et al.
+    """The shipped Brennan et al. (2016) recording as an :class:`ROIRecording`, and its words.
 
-    (2016) recording as an :class:`ROIRecording`, and its words on the volume clock (volume ``i`` at ``2 i`` s, i.e.
-    TextGrid time ``20 + 2 i`` s).
+    The words are on the volume clock (volume ``i`` at ``2 i`` s, i.e. TextGrid time ``20 + 2 i`` s).
     """
     from brainlike.neural.brennan import brennan2016_dataset, brennan_design_controls
 
@@ -445,9 +444,9 @@ def _roi_fit(patterns: np.ndarray, rec: ROIRecording, cfg: OrganizationConfig, m
 
 def analyse_model_roi(acts: NeuronActivations, stimulus: Stimulus, rec: ROIRecording, cfg: OrganizationConfig,
                       progress: bool = False) -> ModelOrganization:
-    """Patterns -> per-subject ROI GLMs with the refitted shift null, subject consistency, seed stability.
+    """Patterns -> per-subject ROI GLMs with the refitted shift null, and the checks, for one model.
 
-    (random initialisations), chance levels, and the K/alpha sweep, for one model.
+    The checks: subject consistency, seed stability (random initialisations), chance levels, and the K/alpha sweep.
     """
     model = acts.model
     binning = tr_matrix(acts.row_onsets(stimulus), rec.n_volumes, rec.tr, cfg.neurons.binning)

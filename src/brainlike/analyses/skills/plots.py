@@ -64,7 +64,7 @@ def plot_emergence(emergence: pd.DataFrame, ax=None, methods=("bound", "simulati
 
 def plot_emergence_panels(emergence: pd.DataFrame, theorem14: pd.DataFrame | None = None,
                           finite_size: pd.DataFrame | None = None):
-    """Three panels.
+    """Three panels: the worst case, independent failures and the finite-size check.
 
     (a) the worst case -- the paper's Theorem 14, our union bound and the simulated adversary (tuples need more scale:
     the paper's claim); (b) independent failures -- exact and simulated (no k'-lag); (c) the finite-size check: where
