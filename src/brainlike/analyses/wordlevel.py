@@ -172,7 +172,9 @@ class WordSplitHalf:
     low, high : float
         percentile interval (level ``ci``) of the per-split corrected reliabilities.
     n_splits : int
-        splits used; n_subjects: subjects.
+        splits used.
+    n_subjects : int
+        subjects.
     """
 
     split_half_r: float

@@ -201,9 +201,13 @@ class ExampleTable:
     slope : float
         planted response units (uV) per bit of surprisal.
     model : str
-        the model whose surprisal was planted; context: its context mode.
+        the model whose surprisal was planted.
+    context : str
+        its context mode.
     n_subjects : int
-        subjects; n_words: distinct words.
+        subjects.
+    n_words : int
+        distinct words.
     """
 
     path: Path

@@ -484,7 +484,7 @@ def fmri_design(
         FIR delays in TRs (default 1–4, i.e. 2–8 s at TR = 2 s).
     trim_start, trim_end : int
         volumes dropped at the start/end of every run.
-    cutoff_mult, window : float
+    cutoff_mult, window : float and int
         Lanczos cutoff (× 1/tr) and lobes ``a``.
     word_time : str
         ``"onset"`` or ``"middle"`` (Huth/LeBel use word mid-times).
@@ -540,7 +540,7 @@ def fmri_design_layers(
         ``(n_layers, n_words, p)`` (or an object with a ``.layers`` attribute of that shape)
         for one run, a list of those per run, or one array with the words of all runs stacked along
         axis 1 in run order. Any float dtype; the output is float32.
-    stimuli, n_trs, **kwargs : Stimulus | Sequence[Stimulus]
+    stimuli, n_trs, **kwargs
         as in :func:`fmri_design`.
 
     Returns

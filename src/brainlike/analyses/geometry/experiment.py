@@ -68,7 +68,7 @@ class GeometryConfig(BaseModel):
         greedy-generate answers and score exact match (causal models only).
     max_new_tokens : int
         tokens generated per answer.
-    dtype, device : Literal['float32', 'float16', 'bfloat16']
+    dtype, device : Literal['float32', 'float16', 'bfloat16'] and str
         model loading.
     mlp_path : str | None
         dotted MLP module template (``"model.layers.{i}.mlp"``) for unknown architectures.

@@ -318,7 +318,7 @@ class TaskGeometryResult:
         per model: ``verdict`` (one sentence).
     models : pd.DataFrame
         per model: architecture, ``n_points_per_estimate``, ``late_layers``, ``included``, ``note``.
-    config, notes : dict
+    config, notes : dict and list[str]
         settings and remarks (encoders excluded).
     """
 

@@ -74,7 +74,7 @@ class ChatServer:
     ----------
     backend : ChatClient
         answers the requests (:class:`HFChatClient`, :class:`ScriptedClient`, …).
-    host, port : str
+    host, port : str and int
         bind address (``port=0`` picks a free port).
     model_name : str | None
         the id reported by ``/v1/models`` and in responses (default ``backend.name``).

@@ -187,7 +187,7 @@ class SkillMixConfig(BaseModel):
         the grading model (default: the generator itself).
     skills_file, topics_file : Path | None
         user lists (default: the lists shipped with brainlike).
-    ks, n_per_k, seed : list[int]
+    ks, n_per_k, seed : list[int], int and int
         ``n_per_k`` seeded draws for every ``k``.
     max_sentences : Literal['k-1', 'k'] | int
         ``"k-1"`` (Skill-Mix; at least 1), ``"k"`` or a fixed number.
@@ -195,7 +195,7 @@ class SkillMixConfig(BaseModel):
         where ``records.jsonl`` and the parquet tables go (default: the brainlike cache).
     resume : bool
         reuse finished items found in ``records.jsonl`` (False moves the old log aside).
-    confidence, n_boot, ungradable_as_zero : float
+    confidence, n_boot, ungradable_as_zero : float, int and bool
         aggregation settings.
     stop_after_failures : int
         stop the run (:class:`BrainlikeError`, finished items kept for the next run)
@@ -590,7 +590,7 @@ def run_skillmix(config: SkillMixConfig | dict, *, generator: ChatClient | None 
     ----------
     config : SkillMixConfig | dict
         a :class:`SkillMixConfig` (or a dict that validates as one).
-    generator, grader : ChatClient | None
+    generator, grader : ChatClient or None (grader: also a list of ChatClient)
         ready clients that replace the ones the config describes (e.g. a
         :class:`ScriptedClient` grader, or a list of them for several graders); their ``name`` identifies
         them in tables and resume keys.

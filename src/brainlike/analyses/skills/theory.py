@@ -52,12 +52,12 @@ class TheoryConfig(BaseModel):
     ----------
     scaling_law : ScalingLaw
         ``L(N, D) = E + A/N^a + B/D^b`` parameters (ignored when points to fit are given).
-    fit_points, fit_points_file : list[ScalingPoint] | None
+    fit_points, fit_points_file : list[ScalingPoint] and Path, optional
         observed ``(n_params, n_tokens, loss)`` runs (a CSV or parquet file with
         those columns) to fit the law with scipy instead.
     tokens_per_parameter : float
         ``D / N`` along the scale sweep (Chinchilla-optimal: 20).
-    n_params_min, n_params_max, n_scales : float
+    n_params_min, n_params_max, n_scales : float, float and int
         the model sizes swept (log-spaced).
     failures_per_nat : float
         ``theta = failures_per_nat * excess loss`` (clipped to [0, 1]).
