@@ -78,18 +78,14 @@ def available(names: list[str]) -> tuple[list[str], list[str]]:
 
 
 def model_facts(names: list[str]) -> pd.DataFrame:
-    """Parameters and transformer blocks of each (trained) model, loaded one at a time."""
-    import gc
-
-    from brainlike.models import load_model
+    """Parameters and transformer blocks of each (trained) model, from `brainlike models`' catalog (the real
+    config / GGUF header / vectors file; no weights loaded). Static vectors have 0 blocks."""
+    from brainlike.models.catalog import model_info
 
     rows = []
     for n in names:
-        lm = load_model(n)
-        rows.append({"base": n, "kind": lm.kind, "parameters": int(sum(p.numel() for p in lm.model.parameters())),
-                     "layers": int(lm.n_layers)})
-        del lm
-        gc.collect()
+        info = model_info(n)
+        rows.append({"base": n, "kind": info.kind, "parameters": info.n_params, "layers": info.n_layers})
     return pd.DataFrame(rows)
 
 
