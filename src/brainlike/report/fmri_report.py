@@ -23,31 +23,40 @@ def _grid(n: int, size: float = 3.0):
     return fig, list(axes.flat[:n])
 
 
-def plot_group_layer_curves(scores: pd.DataFrame, ceilings: pd.DataFrame | None = None):
-    """Group level: held-out r vs relative layer per ROI, one line per model, with the null's 95 % band.
+def _layer_curves(d0: pd.DataFrame, y: str, lo: pd.Series, hi: pd.Series, ceilings: pd.DataFrame | None,
+                  ceiling_column: str, band_alpha: float, line_kw: dict):
+    """Held-out r (column ``y``) vs relative layer per ROI, one line per model with its band ``lo``-``hi``.
 
-    (null mean ± 1.96 SD of the refitted shifts) and the noise ceiling of the group mean (dotted).
+    A one-layer baseline is a dashed horizontal line; the ROI's ``ceiling_column`` of ``ceilings`` is dotted.
     """
-    g = scores[scores["level"] == "group"]
-    rois = list(dict.fromkeys(g["roi"]))
+    rois = list(dict.fromkeys(d0["roi"]))
     fig, axes = _grid(len(rois))
     for ax, roi in zip(axes, rois):
-        d = g[g["roi"] == roi]
+        d = d0[d0["roi"] == roi]
         for model, dm in d.groupby("model", sort=False):
             dm = dm.sort_values("relative_layer")
-            x = dm["relative_layer"].to_numpy()
             if len(dm) == 1:  # a one-layer baseline: a horizontal line
-                ax.axhline(float(dm["r"].iloc[0]), color="0.3", ls="--", lw=1, label=model)
+                ax.axhline(float(dm[y].iloc[0]), color="0.3", ls="--", lw=1, label=model)
                 continue
-            line, = ax.plot(x, dm["r"], marker="o", ms=2.5, lw=1.2, label=model)
-            lo = dm["null_mean"] - 1.96 * dm["null_sd"]
-            hi = dm["null_mean"] + 1.96 * dm["null_sd"]
-            ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.12, lw=0)
+            x = dm["relative_layer"].to_numpy()
+            line, = ax.plot(x, dm[y], lw=1.2, label=model, **line_kw)
+            ax.fill_between(x, lo.loc[dm.index], hi.loc[dm.index], color=line.get_color(), alpha=band_alpha, lw=0)
         if ceilings is not None and roi in set(ceilings["roi"]):
-            ax.axhline(float(ceilings.set_index("roi").loc[roi, "group_ceiling"]), color="k", ls=":", lw=1)
+            ax.axhline(float(ceilings.set_index("roi").loc[roi, ceiling_column]), color="k", ls=":", lw=1)
         ax.axhline(0, color="0.7", lw=0.6)
         ax.set_title(roi, fontsize=9)
     axes[0].legend(fontsize=6, frameon=False)
+    return fig
+
+
+def plot_group_layer_curves(scores: pd.DataFrame, ceilings: pd.DataFrame | None = None):
+    """Group level: held-out r vs relative layer per ROI, one line per model, with the null's 95 % band.
+
+    The band is the null mean ± 1.96 SD of the refitted shifts; dotted: the noise ceiling of the group mean.
+    """
+    g = scores[scores["level"] == "group"]
+    fig = _layer_curves(g, "r", g["null_mean"] - 1.96 * g["null_sd"], g["null_mean"] + 1.96 * g["null_sd"],
+                        ceilings, "group_ceiling", 0.12, {"marker": "o", "ms": 2.5})
     fig.supxlabel("relative layer depth (0 = embeddings, 1 = last layer)", fontsize=8)
     fig.supylabel("held-out r (group mean; band: null 95 %, dotted: ceiling)", fontsize=8)
     fig.tight_layout()
@@ -60,23 +69,7 @@ def plot_subject_layer_curves(layer_ci: pd.DataFrame, ceilings: pd.DataFrame | N
     Dotted: the leave-one-subject-out ISC (the ceiling of subject-level scores).
     """
     d0 = layer_ci[layer_ci["level"] == level]
-    rois = list(dict.fromkeys(d0["roi"]))
-    fig, axes = _grid(len(rois))
-    for ax, roi in zip(axes, rois):
-        d = d0[d0["roi"] == roi]
-        for model, dm in d.groupby("model", sort=False):
-            dm = dm.sort_values("relative_layer")
-            if len(dm) == 1:
-                ax.axhline(float(dm["mean_r"].iloc[0]), color="0.3", ls="--", lw=1, label=model)
-                continue
-            line, = ax.plot(dm["relative_layer"], dm["mean_r"], lw=1.2, label=model)
-            ax.fill_between(dm["relative_layer"], dm["ci_low"], dm["ci_high"], color=line.get_color(), alpha=0.2,
-                            lw=0)
-        if ceilings is not None and roi in set(ceilings["roi"]):
-            ax.axhline(float(ceilings.set_index("roi").loc[roi, "loo_isc"]), color="k", ls=":", lw=1)
-        ax.axhline(0, color="0.7", lw=0.6)
-        ax.set_title(roi, fontsize=9)
-    axes[0].legend(fontsize=6, frameon=False)
+    fig = _layer_curves(d0, "mean_r", d0["ci_low"], d0["ci_high"], ceilings, "loo_isc", 0.2, {})
     fig.supxlabel("relative layer depth", fontsize=8)
     fig.supylabel(f"mean {level}-subject r (95 % CI over subjects)", fontsize=8)
     fig.tight_layout()
@@ -86,7 +79,7 @@ def plot_subject_layer_curves(layer_ci: pd.DataFrame, ceilings: pd.DataFrame | N
 def plot_null_vs_observed(null: pd.DataFrame, model: str):
     """The refitted circular-shift null of the group-level score at the model's best layer, per ROI.
 
-    And the observed score (red).
+    The observed score is the red line.
     """
     d0 = null[null["model"] == model]
     rois = list(dict.fromkeys(d0["roi"]))
