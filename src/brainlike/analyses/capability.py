@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 
 from brainlike.errors import BrainlikeError
 from brainlike.models.loading import LoadedModel, load_model
+from brainlike.models.surprisal import uses_bos
 
 
 @torch.inference_mode()
@@ -64,9 +65,7 @@ def bits_per_byte(
         ids = lm.tokenizer(text, add_special_tokens=False)["input_ids"]
     finally:
         hf_logging.set_verbosity(level)
-    bos = lm.tokenizer.bos_token_id
-    prefix = [bos] if bos is not None and len(lm.tokenizer(" ", add_special_tokens=True)["input_ids"]) > \
-        len(lm.tokenizer(" ", add_special_tokens=False)["input_ids"]) else []
+    prefix = [lm.tokenizer.bos_token_id] if uses_bos(lm) else []  # the one BOS rule (models.surprisal)
     ids = prefix + list(ids)
     window = min(window, lm.max_tokens)
     stride = stride or max(window // 2, 1)
