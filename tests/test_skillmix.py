@@ -641,3 +641,70 @@ def test_ungradable_items_make_brainlike_run_fail(scripted_server, tmp_path):
     (tmp_path / "s.yaml").write_text(yaml.safe_dump(spec))
     n["i"] = 0
     assert CliRunner().invoke(app, ["run", str(tmp_path / "s.yaml")]).exit_code == 0
+
+
+# ------------------------------------------- checked against the authors' reference code (issue 20, item 4)
+def test_skill_name_rule_whole_words_without_false_positives():
+    """'irons' is about irons, not irony; inflections and derivations of the name itself still count."""
+    from brainlike.analyses.skills.grading import named_skills
+
+    for text in ("She irons shirts.", "Ironing boards and iron gates.", "The Punic wars.", "A punchline.",
+                 "Similar stories.", "He ironed it."):
+        assert named_skills(text, ["irony", "verbal irony", "pun", "simile"]) == [], text
+    for text, name in (("Such ironies!", "irony"), ("How ironic.", "irony"), ("Verbal ironies abound.", "verbal irony"),
+                       ("Punning again.", "pun"), ("A hyperbolic claim.", "hyperbole"),
+                       ("Two fallacies.", "fallacy"),
+                       ("A slippery-slopes argument.", "slippery slope"), ("METAPHORICALLY speaking.", "metaphor")):
+        assert named_skills(text, [name]) == [name], text
+    # as in the reference code, only the name before a parenthesis counts
+    assert named_skills("Was that a complex question?", ["complex question (loaded question)"]) == [
+        "complex question (loaded question)"]
+    assert named_skills("A loaded question.", ["complex question (loaded question)"]) == []
+
+
+def test_generation_rounds_best_of_and_counted_sentence_limit(tmp_path):
+    """Skill-Mix's reference code generates each draw several times and keeps each metric's maximum; its
+    sentence point is the counted one, whatever the grader said."""
+    tries: dict[str, int] = {}
+
+    def generate(messages):
+        key = messages[1]["content"]
+        if len(messages) == 2:
+            tries[key] = tries.get(key, 0) + 1
+        t = tries[key]
+        skill = re.search(r"illustrates all of the following skills?: ([^.]+)\.", key).group(1).split(", ")[0]
+        if t == 1:
+            return f"Answer: A {skill} about it.\nExplanation: it names the skill."
+        if t == 2:
+            return "Answer: Too long. Far too long. Way too long.\nExplanation: over the limit."
+        return "Answer: Bees hum like small engines.\nExplanation: ok."
+
+    def strict_on_length(messages):          # the grader always denies the sentence point
+        names = _skills_in_grade_prompt(messages)
+        return json.dumps({"skills": {x: 1 for x in names}, "topic": 1, "sentence_limit": 0, "makes_sense": 1})
+
+    base = SkillMixConfig(generator=_client_cfg("http://127.0.0.1:9/v1"), ks=[1, 2], n_per_k=3, progress=False,
+                          output_dir=tmp_path / "one", n_boot=200)
+    one = run_skillmix(base, generator=ScriptedClient(generate, name="gen"),
+                       grader=ScriptedClient(strict_on_length, name="strict"))
+    assert (one.items["generation"] == 0).all() and (one.items["full_marks"] == 0).all()    # first tries name
+    tries.clear()
+    cfg = base.model_copy(update={"n_generations": 3, "output_dir": tmp_path / "three"})
+    res = run_skillmix(cfg, generator=ScriptedClient(generate, name="gen"),
+                       grader=ScriptedClient(strict_on_length, name="strict"))
+    it = res.items
+    assert len(it) == 6 * 3 and sorted(it["generation"].unique()) == [0, 1, 2]
+    by_gen = it.groupby("generation")["full_marks"].mean()
+    assert list(by_gen) == [0.0, 0.0, 1.0]                                 # named / too long / fine
+    assert (it["grader_sentence_limit_point"] == 0).all()
+    assert (it.loc[it["generation"] == 2, "sentence_limit_point"] == 1).all()     # counted: 1 sentence is fine
+    assert (it.loc[it["generation"] == 1, "sentence_limit_point"] == 0).all()
+    s = res.summary.set_index(["k", "metric"])
+    for k in (1, 2):
+        assert s.loc[(k, "full_marks"), "mean"] == 1.0 and s.loc[(k, "full_marks"), "n"] == 3   # best of 3
+        assert s.loc[(k, "skill_fraction"), "mean"] == 1.0
+    # raising n_generations keeps the rounds already done
+    tries.clear()
+    more = run_skillmix(base.model_copy(update={"n_generations": 2}), generator=ScriptedClient(generate, name="gen"),
+                        grader=ScriptedClient(strict_on_length, name="strict"))
+    assert more.n_reused == 6 and more.n_new == 6

@@ -47,6 +47,12 @@ def _theory_summary(result) -> str:
             "on explicit random skill graphs. ")
     if parts:
         text += "Parameters at which Theorem 14 guarantees 10 % competent: " + ", ".join(parts) + ". "
+    cr = result.crossings
+    if len(cr):
+        c90 = cr[(cr["method"] == "theorem14") & (cr["level"] == 0.9)].sort_values("kprime")
+        text += ("Theorem 14 guarantees 90 % competent at (solved directly, theory_crossings): " + ", ".join(
+            f"k'={r.kprime}: {r.n_params:.2g}" + (f" ({r.scale_factor:.0f}x)" if r.kprime > 1 else "")
+            for r in c90.itertuples()) + ". ")
     fs = result.finite_size
     if len(fs):
         big = fs[fs["n_pieces"] == fs["n_pieces"].max()]

@@ -42,6 +42,42 @@ def bootstrap_interval(values, confidence: float = 0.95, n_boot: int = 2000, see
     return float(np.quantile(means, a)), float(np.quantile(means, 1 - a))
 
 
+def best_of_generations(items: pd.DataFrame) -> pd.DataFrame:
+    """Each item's best generation round, per metric (the Skill-Mix reference code's ``gen_pts_agg_method='max'``).
+
+    Skill-Mix lets the generator try every (skills, topic) draw several times (independent generations, each
+    with its revision round, each graded) and scores the draw by the maximum over the tries, metric by metric
+    (LeoYu/skill-mix, ``aggregate_metrics.py``: ``aggregate_across_generations(..., 'max')``).
+
+    Parameters
+    ----------
+    items : pd.DataFrame
+        one row per (item, generation round, grader) with ``generator, grader, item_id, k, generation,
+        status, ungradable`` and the metric columns.
+
+    Returns
+    -------
+    pd.DataFrame
+        One row per (generator, grader, item): ``generator, grader, item_id, k, status`` ("done" only if
+        every generation round is done), ``ungradable`` (no gradable round), ``n_generations`` and each
+        metric's maximum over the gradable rounds (NaN if none). ``items`` itself when it has a single round.
+    """
+    if "generation" not in items.columns or items["generation"].nunique() <= 1:
+        return items
+    rows = []
+    for (gen, grader, item_id, k), df in items.groupby(["generator", "grader", "item_id", "k"], sort=True):
+        done = df[df["status"] == "done"]
+        ok = done[~done["ungradable"].astype(bool)]
+        row = {"generator": gen, "grader": grader, "item_id": item_id, "k": int(k),
+               "status": "done" if len(done) == len(df) else "error", "ungradable": len(ok) == 0,
+               "n_generations": int(len(df))}
+        for metric in METRICS:
+            vals = ok[metric].to_numpy(dtype=np.float64)
+            row[metric] = float(np.nanmax(vals)) if np.isfinite(vals).any() else float("nan")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def summarize_scores(items: pd.DataFrame, *, confidence: float = 0.95, ungradable_as_zero: bool = False,
                      n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
     """Mean score per (generator, grader, k, metric) with a confidence interval.

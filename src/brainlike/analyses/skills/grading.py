@@ -266,27 +266,52 @@ def parse_grade(text: str, skill_names: list[str]) -> ParsedGrade:
     return best
 
 
-_SUFFIXES = r"(?:s|es|ies|d|ed|ing|al|ally|ic|ical|ically|ly)?"
+#: inflections allowed after the whole last word of a skill name
+_WORD_SUFFIXES = ("s", "es", "ed", "ing")
+#: derivations allowed after the whole last word when it is longer than 3 letters ("metaphorical"; not "punic")
+_WORD_DERIVATIONS = ("al", "ally", "ic", "ical", "ically", "ly")
+#: after a final "y" is dropped ("irony" -> "iron-"): only endings that replace the "y" ("ironies", "ironic"),
+#: never ones that attach to a bare word ("irons", "ironed", "ironing" are about irons, not irony)
+_Y_SUFFIXES = ("ies", "ied", "ic", "ical", "ically", "ial")
+#: after a final "e" is dropped ("hyperbole" -> "hyperbol-", "slope" -> "slop-")
+_E_SUFFIXES = ("ic", "ical", "ically", "ing")
+
+
+def _alternatives(stem: str, suffixes) -> str:
+    return re.escape(stem) + "(?:" + "|".join(sorted(suffixes, key=len, reverse=True)) + ")"
 
 
 def skill_name_pattern(name: str) -> re.Pattern:
-    """Regex that finds ``name`` written out in a text.
+    """Regex that finds ``name`` written out in a text (the Skill-Mix rule: do not name the skill).
 
-    Whole words, case-insensitive, words of the name separated by spaces or hyphens, the last word with simple
-    inflections (``-s, -es, -ies, -d, -ed, -ing, -al, -ally, -ic, -ical, -ically, -ly``, after dropping a final ``e`` or
-    ``y``): "metaphor" matches "Metaphors" and "metaphorical", "irony" matches "ironic", "red herring" matches
-    "red-herrings"; "pun" does not match "punch".
+    Only the part of the name before a parenthesis counts ("complex question (loaded ...)" -> "complex
+    question"), as in the authors' reference code. Whole words, case-insensitive, the words of the name
+    separated by spaces or hyphens; the last word may carry a simple inflection or derivation:
+
+    * the whole word plus ``-s -es -ed -ing`` and, for words of more than 3 letters, ``-al -ally -ic -ical
+      -ically -ly`` ("metaphors", "metaphorical", "puns", not "punic"; a final consonant after a single vowel
+      may double before ``-ed -ing -er``: "punning");
+    * a final ``y`` replaced by ``-ies -ied -ic -ical -ically -ial`` ("ironies", "ironic", "fallacies");
+    * a final ``e`` replaced by ``-ic -ical -ically -ing`` ("hyperbolic").
+
+    So "irony" matches "ironic" but not "irons" or "ironing"; "pun" matches "puns" but not "punch" or
+    "punchline"; "simile" not "similar"; "red herring" matches "red-herrings". Derivations that change
+    the stem ("personify" for "personification") are not matched.
     """
-    words = [w for w in re.split(r"[\s\-]+", name.strip().lower()) if w]
+    core = name.split("(")[0]
+    words = [w for w in re.split(r"[\s\-]+", core.strip().lower()) if w]
     if not words:
-        raise ValueError("empty skill name")
+        raise ValueError(f"empty skill name {name!r}")
     last = words[-1]
-    stems = {re.escape(last)}
-    if len(last) > 3 and last[-1] in "ey":
-        stems.add(re.escape(last[:-1]))
+    alts = [_alternatives(last, ("",) + _WORD_SUFFIXES + (_WORD_DERIVATIONS if len(last) > 3 else ()))]
+    if len(last) > 3 and last.endswith("y"):
+        alts.append(_alternatives(last[:-1], _Y_SUFFIXES))
+    if len(last) > 3 and last.endswith("e"):
+        alts.append(_alternatives(last[:-1], _E_SUFFIXES) + "|" + re.escape(last) + "d")
+    if re.search(r"[^aeiou][aeiou][bdgklmnprt]$", last):
+        alts.append(_alternatives(last + last[-1], ("ed", "ing", "er")))
     head = "".join(re.escape(w) + r"[\s\-]+" for w in words[:-1])
-    return re.compile(r"(?<![\w])" + head + "(?:" + "|".join(sorted(stems, key=len, reverse=True)) + ")"
-                      + _SUFFIXES + r"(?![\w])", re.IGNORECASE)
+    return re.compile(r"(?<![\w])" + head + "(?:" + "|".join(alts) + r")(?![\w])", re.IGNORECASE)
 
 
 def named_skills(text: str, names: list[str]) -> list[str]:

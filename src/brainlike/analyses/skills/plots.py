@@ -63,7 +63,7 @@ def plot_emergence(emergence: pd.DataFrame, ax=None, methods=("bound", "simulati
 
 
 def plot_emergence_panels(emergence: pd.DataFrame, theorem14: pd.DataFrame | None = None,
-                          finite_size: pd.DataFrame | None = None):
+                          finite_size: pd.DataFrame | None = None, crossings: pd.DataFrame | None = None):
     """Three panels: the worst case, independent failures and the finite-size check.
 
     (a) the worst case -- the paper's Theorem 14, our union bound and the simulated adversary (tuples need more scale:
@@ -79,12 +79,29 @@ def plot_emergence_panels(emergence: pd.DataFrame, theorem14: pd.DataFrame | Non
         :attr:`TheoryResult.theorem14` (rows with ``method = "theorem14"``), optional.
     finite_size : pd.DataFrame | None
         :attr:`TheoryResult.finite_size`, optional (panel (c) is left empty without it).
+    crossings : pd.DataFrame | None
+        :attr:`TheoryResult.crossings`, optional: Theorem 14's 10 % and 90 % points are marked on panel (a)
+        (circles and squares, colour = k') with the scale factor over single skills.
     """
     fig, axes = plt.subplots(1, 3, figsize=(17, 4.6))
     worst = emergence if theorem14 is None or theorem14.empty else pd.concat(
         [theorem14.assign(sd=np.nan), emergence], ignore_index=True)
     plot_emergence(worst, ax=axes[0], methods=("theorem14", "bound", "simulation_adversarial"),
                    title="(a) worst case (the paper's setting): tuples emerge later")
+    if crossings is not None and len(crossings):
+        colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+        c14 = crossings[(crossings["method"] == "theorem14") & crossings["level"].isin([0.1, 0.9])]
+        for j, (kp, d) in enumerate(c14.groupby("kprime", sort=True)):
+            for r in d.itertuples():             # scatter, not lines: ax.lines stays one line per curve
+                axes[0].scatter([r.n_params], [r.level], marker="o" if r.level < 0.5 else "s", s=22,
+                                facecolors="none", edgecolors=colors[j % len(colors)], zorder=3)
+                if kp > 1 and r.scale_factor == r.scale_factor:
+                    axes[0].annotate(f"{r.scale_factor:.0f}×", (r.n_params, r.level), fontsize=6,
+                                     xytext=(3, -9 if r.level > 0.5 else 3), textcoords="offset points")
+        axes[0].set_yticks([0, 0.1, 0.5, 0.9, 1])
+        axes[0].grid(axis="y", color="0.88", lw=0.6)
+        axes[0].set_xlabel("model parameters N; markers: Theorem 14's 10 % / 90 % points, "
+                           "× = scale over single skills", fontsize=7)
     plot_emergence(emergence, ax=axes[1], methods=("random_exact", "simulation_random"),
                    title="(b) independent failures: no k'-lag")
     ax = axes[2]

@@ -23,7 +23,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from tqdm.auto import tqdm
 
-from brainlike.analyses.skills.aggregate import summarize_scores
+from brainlike.analyses.skills.aggregate import best_of_generations, summarize_scores
 from brainlike.analyses.skills.agreement import grading_agreement
 from brainlike.analyses.skills.clients import ChatClient, ClientConfig, ClientError, Messages, make_client
 from brainlike.analyses.skills.grading import (
@@ -206,6 +206,10 @@ class SkillMixConfig(BaseModel):
         grading rounds per grader and item (seeds differ); the item's points are the majority
         over the rounds that could be parsed (a tie gives 0); agreement between rounds and graders is
         reported (Cohen's kappa).
+    n_generations : int
+        independent generations (each with its revision round, each graded) per draw of skills and
+        topic; a draw's metrics are the maximum over them, metric by metric, as in the Skill-Mix reference
+        code (3 generation rounds there). Raising it keeps the rounds already done.
     revise : bool
         the Skill-Mix self-revision round (the generator is shown its answer and asked to check the
         requirements and revise); the revised answer is graded.
@@ -235,6 +239,7 @@ class SkillMixConfig(BaseModel):
     stop_after_failures: int = Field(5, ge=0)
     graders: list[ClientConfig] = Field(default_factory=list)
     n_gradings: int = Field(1, ge=1, le=20)
+    n_generations: int = Field(1, ge=1, le=20)
     revise: bool = True
     code_checks: bool = True
     fail_on_ungradable: bool = True
@@ -445,12 +450,16 @@ def _grading(grader: ChatClient, grade_cfg: ClientConfig, gmsgs: Messages, item:
 
 
 def _evaluate(item: SkillMixItem, key: str, cfg: SkillMixConfig, gen: ChatClient, gen_cfg: ClientConfig,
-              graders: list[tuple[ChatClient, ClientConfig]]) -> dict:
-    """Generate (and revise) one item's text, grade it ``n_gradings`` times by every grader: one record."""
+              graders: list[tuple[ChatClient, ClientConfig]], generation: int = 0) -> dict:
+    """Generate (and revise) one item's text, grade it ``n_gradings`` times by every grader: one record.
+
+    ``generation`` numbers the item's independent generation rounds (its seeds differ).
+    """
     max_sent = max_sentences_for(item.k, cfg.max_sentences)
-    seed = int(cfg.seed) * 1_000_003 + item.k * 10_007 + item.index
+    seed = int(cfg.seed) * 1_000_003 + item.k * 10_007 + item.index + 104_729 * int(generation)
     msgs = generation_messages(item, max_sent)
     rec = {"item_key": key, "item_id": item.item_id, "k": item.k, "index": item.index,
+           "generation": int(generation),
            "skills": item.skill_names, "topic": item.topic, "max_sentences": max_sent, "generator": gen.name,
            "graders": [g.name for g, _ in graders], "prompt": msgs[-1]["content"], "first_response": None,
            "first_answer": None, "revision_prompt": None, "response": None, "answer": None, "n_sentences": None,
@@ -512,6 +521,7 @@ def _item_rows(rec: dict, cfg: SkillMixConfig) -> tuple[list[dict], list[dict], 
     names = rec["skills"]
     named = set(rec.get("named_skills") or [])
     base = {k: v for k, v in rec.items() if k not in _DROP}
+    base.setdefault("generation", 0)
     for grader in rec.get("graders") or []:
         rounds = [g for g in rec.get("gradings") or [] if g["grader"] == grader]
         for g in rounds:
@@ -535,8 +545,8 @@ def _item_rows(rec: dict, cfg: SkillMixConfig) -> tuple[list[dict], list[dict], 
         grade = _consensus(rounds, rec["k"]) if rec["status"] == "done" else None
         if grade is not None:
             row["grader_sentence_limit_point"] = grade.sentence_limit
-            if cfg.code_checks:      # the rules checked in code override the grader (Skill-Mix gives 0)
-                grade.sentence_limit = min(grade.sentence_limit, int(rec["sentence_limit_auto"]))
+            if cfg.code_checks:      # the rules checked in code override the grader, as in Skill-Mix's code:
+                grade.sentence_limit = int(rec["sentence_limit_auto"])     # the counted sentences decide
                 for i, n in enumerate(names):
                     if n in named:
                         grade.skill_points[f"s{i}"] = 0
@@ -568,8 +578,8 @@ def _tables(records: list[dict], cfg: SkillMixConfig) -> dict[str, pd.DataFrame]
     for c in _FLOAT_COLS:
         items[c] = pd.to_numeric(items[c], errors="coerce").astype("float64")
     items["ungradable"] = items["ungradable"].astype(bool)
-    summary = summarize_scores(items, confidence=cfg.confidence, ungradable_as_zero=cfg.ungradable_as_zero,
-                               n_boot=cfg.n_boot, seed=cfg.seed)
+    summary = summarize_scores(best_of_generations(items), confidence=cfg.confidence,
+                               ungradable_as_zero=cfg.ungradable_as_zero, n_boot=cfg.n_boot, seed=cfg.seed)
     gradings = pd.DataFrame(grading_rows, columns=["item_key", "item_id", "k", "generator", "grader", "round",
                                                    "response", "attempts", "latency_s", "ungradable", "reason",
                                                    "method", "points"])
@@ -636,22 +646,24 @@ def run_skillmix(config: SkillMixConfig | dict, *, generator: ChatClient | None 
     done = {r["item_key"]: r for r in log.read() if r.get("status") == "done"} if cfg.resume else {}
 
     records, n_reused, n_new, in_a_row = [], 0, 0, 0
-    for n_seen, item in enumerate(tqdm(items, desc="skill-mix", unit="item", disable=not cfg.progress,
-                                       leave=False)):
-        key = _hash({"run": run_key, "item": item.item_id, "skills": item.skill_names, "topic": item.topic})
+    tries = [(item, g) for item in items for g in range(cfg.n_generations)]
+    for n_seen, (item, g) in enumerate(tqdm(tries, desc="skill-mix", unit="item", disable=not cfg.progress,
+                                            leave=False)):
+        key = _hash({"run": run_key, "item": item.item_id, "skills": item.skill_names, "topic": item.topic,
+                     **({"generation": g} if g else {})})
         if key in done:
             records.append(done[key])
             n_reused += 1
             continue
-        rec = _evaluate(item, key, cfg, gen, gen_cfg, graders)
+        rec = _evaluate(item, key, cfg, gen, gen_cfg, graders, generation=g)
         log.append(rec)
         records.append(json.loads(json.dumps({k: _clean(v) for k, v in rec.items()})))
         n_new += 1
         in_a_row = in_a_row + 1 if rec["status"] != "done" else 0
-        if cfg.stop_after_failures and in_a_row >= cfg.stop_after_failures and n_seen + 1 < len(items):
+        if cfg.stop_after_failures and in_a_row >= cfg.stop_after_failures and n_seen + 1 < len(tries):
             raise BrainlikeError(
-                f"stopped the Skill-Mix run after {in_a_row} failed items in a row ({len(items) - n_seen - 1} of "
-                f"{len(items)} not tried): {_reasons(records[-in_a_row:])}; fix the endpoint (is the server "
+                f"stopped the Skill-Mix run after {in_a_row} failed items in a row ({len(tries) - n_seen - 1} of "
+                f"{len(tries)} not tried): {_reasons(records[-in_a_row:])}; fix the endpoint (is the server "
                 "running? is base_url right?) and run the same command again (finished items are kept)")
 
     t = _tables(records, cfg)

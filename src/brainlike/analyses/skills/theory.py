@@ -22,6 +22,7 @@ from brainlike.analyses.skills.bounds import (
     random_failure_competence,
     theorem14_noncompetent_bound,
 )
+from brainlike.analyses.skills.crossings import competence_crossings
 from brainlike.analyses.skills.graph import random_skill_graph, simulate_competence
 from brainlike.analyses.skills.scaling import (
     ScalingLaw,
@@ -58,7 +59,9 @@ class TheoryConfig(BaseModel):
     tokens_per_parameter : float
         ``D / N`` along the scale sweep (Chinchilla-optimal: 20).
     n_params_min, n_params_max, n_scales : float, float and int
-        the model sizes swept (log-spaced).
+        the model sizes swept (log-spaced; default 1e8-1e16, 4 per decade, so that the sweep contains
+        Theorem 14's 90 % points for pairs and triples, 3.3e14 and 1.5e15 with the defaults; the
+        :attr:`TheoryResult.crossings` table solves for them whatever the sweep).
     failures_per_nat : float
         ``theta = failures_per_nat * excess loss`` (clipped to [0, 1]).
     gamma : float
@@ -93,8 +96,8 @@ class TheoryConfig(BaseModel):
     fit_points_file: Path | None = None
     tokens_per_parameter: float = Field(20.0, gt=0)
     n_params_min: float = Field(1e8, gt=0)
-    n_params_max: float = Field(1e14, gt=0)
-    n_scales: int = Field(25, ge=2, le=500)
+    n_params_max: float = Field(1e16, gt=0)
+    n_scales: int = Field(33, ge=2, le=500)
     failures_per_nat: float = Field(1.0, gt=0)
     gamma: float = Field(0.25, gt=0, lt=1)
     n_skills: int = Field(40, ge=2)
@@ -160,6 +163,10 @@ class TheoryResult:
         kprime, beta`` (``gamma / (k' theta)``), ``alpha`` (fraction of tuples that may fail more than
         ``gamma``), ``competent_fraction`` (``1 - alpha``), ``method = "theorem14"``. Its crossings are
         in :attr:`thresholds` too (method ``theorem14``).
+    crossings : pd.DataFrame
+        one row per (method, k', level): the model size at which the worst-case guarantee (``theorem14``,
+        ``bound``, ``markov``) reaches 10 / 50 / 90 % competent, solved directly (always finite; see
+        :func:`crossings.competence_crossings`), with ``theta_ratio`` and ``scale_factor`` against single skills.
     finite_size : pd.DataFrame
         one row per (n_pieces, k'): ``n_skills, n_pieces, kprime, mean_degree`` (pieces per
         tuple), ``n_params_10/50/90`` (crossings of the exact random-failure competence) and
@@ -176,6 +183,7 @@ class TheoryResult:
     scale_up: pd.DataFrame
     theorem14: pd.DataFrame = field(default_factory=pd.DataFrame)
     finite_size: pd.DataFrame = field(default_factory=pd.DataFrame)
+    crossings: pd.DataFrame = field(default_factory=pd.DataFrame)
     extra: dict = field(default_factory=dict)
 
     def tables(self) -> dict[str, pd.DataFrame]:
@@ -183,6 +191,8 @@ class TheoryResult:
         out = {"theory_emergence": self.emergence, "theory_curves": self.curves,
                "theory_thresholds": self.thresholds, "theory_scale_up": self.scale_up,
                "theory_theorem14": self.theorem14}
+        if len(self.crossings):
+            out["theory_crossings"] = self.crossings
         if len(self.finite_size):
             out["theory_finite_size"] = self.finite_size
         if self.fit is not None:
@@ -197,7 +207,8 @@ class TheoryResult:
             plot_scaling_fit,
         )
 
-        figs = {"theory_emergence": plot_emergence_panels(self.emergence, self.theorem14, self.finite_size),
+        figs = {"theory_emergence": plot_emergence_panels(self.emergence, self.theorem14, self.finite_size,
+                                                          self.crossings),
                 "theory_competence_curves": plot_competence_curves(self.curves)}
         if self.fit is not None:
             figs["theory_scaling_fit"] = plot_scaling_fit(self.fit.points, law=self.law)
@@ -395,6 +406,7 @@ def run_theory(config: TheoryConfig | dict | None = None) -> TheoryResult:
                              "graph_pieces": graphs[0].n_pieces})
     emergence = pd.DataFrame(rows)
     curves = competence_curves(config.curve_thetas, config.kprimes, k)
+    crossings = competence_crossings(law, gamma, k, config.kprimes, (0.1, 0.5, 0.9), config.failures_per_nat, tpp)
     t14 = theorem14_table(sizes, thetas, gamma, k, config.kprimes)
     finite = finite_size_table(sizes, thetas, gamma, k, config.kprimes, config.n_skills, config.finite_size_pieces)
 
@@ -413,4 +425,5 @@ def run_theory(config: TheoryConfig | dict | None = None) -> TheoryResult:
                    "tuple_theorem14_ref": 1 - theorem14_noncompetent_bound(th0, gamma, k, kp),
                    "tuple_theorem14_needed": 1 - theorem14_noncompetent_bound(th1, gamma, k, kp)})
     thresholds = emergence_thresholds(pd.concat([emergence, t14], ignore_index=True))
-    return TheoryResult(config, law, fit, emergence, curves, thresholds, pd.DataFrame(su), t14, finite)
+    return TheoryResult(config, law, fit, emergence, curves, thresholds, pd.DataFrame(su), t14, finite, crossings)
+
