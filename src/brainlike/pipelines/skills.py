@@ -105,9 +105,10 @@ def _skillmix_summary(result) -> str:
         lines.append(f"grader {grader}, k={k}: " + ("; ".join(parts) if parts else "nothing gradable"))
     cfg = result.config
     checks = "checked in code" if cfg.code_checks else "left to the grader"
-    text = (f"Skill-Mix (Yu et al. 2023): {result.n_items} items, "
-            f"{'with' if cfg.revise else 'without'} the self-revision round, {cfg.n_gradings} grading round(s) "
-            f"per grader; sentence limit and skill names {checks}. {int(cfg.confidence * 100)} % CIs (Wilson "
+    text = (f"Skill-Mix (Yu et al. 2023): {result.items['item_id'].nunique()} draws of skills and topic, "
+            f"{'with' if cfg.revise else 'without'} the self-revision round, {cfg.n_generations} generation "
+            f"round(s) per draw (best kept per metric), {cfg.n_gradings} grading round(s) per grader; "
+            f"sentence limit and skill names {checks}. {int(cfg.confidence * 100)} % CIs (Wilson "
             "for ratios, bootstrap over items for Skill Fraction). " + " | ".join(lines))
     a = result.agreement
     if len(a):

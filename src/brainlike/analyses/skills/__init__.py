@@ -32,6 +32,7 @@ from brainlike.analyses.skills.clients import (
     ScriptedClient,
     make_client,
 )
+from brainlike.analyses.skills.crossings import competence_crossings, n_params_at_theta, theta_at_competence
 from brainlike.analyses.skills.grading import ParsedGrade, count_sentences, grading_messages, parse_grade
 from brainlike.analyses.skills.graph import SkillGraph, random_skill_graph, simulate_competence
 from brainlike.analyses.skills.plots import (
@@ -67,11 +68,13 @@ __all__ = [
     "CHINCHILLA", "ChatClient", "ChatResponse", "ChatServer", "ClientConfig", "ClientError", "Fault", "HFChatClient",
     "OpenAIChatClient", "ParsedGrade", "ScalingLaw", "ScalingLawFit", "ScalingPoint", "ScriptedClient", "Skill",
     "SkillGraph", "SkillMixConfig", "SkillMixItem", "SkillMixResult", "TheoryConfig", "TheoryResult",
-    "adversarial_concentration", "bootstrap_interval", "competence_bound", "competence_curves", "count_sentences",
+    "adversarial_concentration", "bootstrap_interval", "competence_bound", "competence_crossings", "competence_curves",
+    "count_sentences",
     "draw_items", "entropy", "failure_fraction", "fit_scaling_law", "generation_messages", "grading_messages",
-    "kl_bernoulli", "load_skills", "load_topics", "make_client", "markov_bound", "noncompetent_bound",
+    "kl_bernoulli", "load_skills", "load_topics", "make_client", "markov_bound",
+    "n_params_at_theta", "noncompetent_bound",
     "parse_grade", "plot_competence_curves", "plot_emergence", "plot_scaling_fit", "plot_skill_usage",
     "plot_skillmix_scores", "random_failure_competence", "random_skill_graph", "run_skillmix", "run_theory",
     "scale_for_excess_ratio", "serve", "simulate_competence", "summarize_scores", "theorem14_noncompetent_bound",
-    "wilson_interval",
+    "theta_at_competence", "wilson_interval",
 ]
