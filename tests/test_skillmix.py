@@ -708,3 +708,12 @@ def test_generation_rounds_best_of_and_counted_sentence_limit(tmp_path):
     more = run_skillmix(base.model_copy(update={"n_generations": 2}), generator=ScriptedClient(generate, name="gen"),
                         grader=ScriptedClient(strict_on_length, name="strict"))
     assert more.n_reused == 6 and more.n_new == 6
+
+
+def test_generation_rounds_at_temperature_zero_warn(scripted_server, tmp_path):
+    srv = scripted_server(lambda m: "Answer: Bees hum.\nExplanation: ok.", name="gen")
+    cfg = SkillMixConfig(generator=_client_cfg(srv.base_url), ks=[1], n_per_k=1, n_generations=2, progress=False,
+                         output_dir=tmp_path, n_boot=100)
+    with pytest.warns(UserWarning, match="temperature 0"):
+        res = run_skillmix(cfg, grader=ScriptedClient(_full_grade, name="g"))
+    assert list(res.items["answer"]) == ["Bees hum."] * 2          # both rounds gave the same text

@@ -618,6 +618,12 @@ def run_skillmix(config: SkillMixConfig | dict, *, generator: ChatClient | None 
 
     gen_cfg = cfg.generator
     gen = generator or make_client(gen_cfg)
+    if cfg.n_generations > 1 and generator is None and gen_cfg.temperature == 0:
+        import warnings
+
+        warnings.warn(f"skillmix: n_generations={cfg.n_generations} with generator temperature 0 gives the same "
+                      "text in every round for a deterministic model; set generator.temperature > 0 (the "
+                      "Skill-Mix reference code samples at 0.7)", stacklevel=2)
     grade_cfgs = cfg.grader_configs()
     if grader is not None:
         given = grader if isinstance(grader, list) else [grader]
