@@ -186,6 +186,64 @@ def test_zscore_rejects_flat_subject():
         encode_group(np.zeros((1, 50, 4)), data)
 
 
+@pytest.mark.slow
+def test_nested_pca_size_matches_sklearn_gridsearch_over_pipeline():
+    """A grid of PCA sizes is chosen with alpha inside the inner CV: per target, the same (k, alpha) and the
+    same held-out predictions as GridSearchCV(Pipeline(StandardScaler, PCA, Ridge)) on the same folds."""
+    from sklearn.decomposition import PCA
+    from sklearn.linear_model import Ridge
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from brainlike.analyses.fmri_encoding import fit_nested_components
+
+    X, Y = _simulate(n=240, p=30, n_planted=3, n_null=1, amp=1.0, seed=2)
+    alphas = ALPHAS[::3]
+    opt = FMRIEncodingOptions(n_splits=4, gap=3, delays=(0,), n_components=[2, 5, 12], alphas=alphas, n_shifts=0,
+                              inner_splits=4, highpass=None)
+    assert opt.nested_components and opt.component_grid == (2, 5, 12)
+    res = encode_layers(X[None], Y, opt)
+    folds = gapped_folds(np.arange(240), 4, 3)
+    chosen = set()
+    for k, (train, test) in enumerate(folds[:2]):
+        inner = gapped_folds(train, 4, 3)
+        pred, a_sel, k_sel = fit_nested_components(X, Y, train, test, inner, opt)
+        for j in (0, 1, 3):  # planted, planted, noise
+            pipe = Pipeline([("z", StandardScaler()), ("pca", PCA(svd_solver="full")), ("ridge", Ridge())])
+            gs = GridSearchCV(pipe, {"pca__n_components": [2, 5, 12], "ridge__alpha": list(alphas)}, cv=inner,
+                              scoring="r2").fit(X[train].astype(np.float64), Y[train, j].astype(np.float64))
+            assert k_sel[j] == gs.best_params_["pca__n_components"]
+            assert a_sel[j] == pytest.approx(gs.best_params_["ridge__alpha"])
+            sk_pred = gs.predict(X[test].astype(np.float64))
+            np.testing.assert_allclose(pred[:, j], sk_pred, atol=1e-4 * np.abs(sk_pred).max())
+            r = np.corrcoef(sk_pred, Y[test, j])[0, 1]
+            assert abs(res.fold_scores[0, k, j] - r) < 1e-4
+            assert res.components[0, k, j] == k_sel[j]
+            chosen.add(int(k_sel[j]))
+    assert len(chosen) >= 2, chosen  # the choice is made per target and fold, not fixed
+
+
+def test_fixed_pca_size_unchanged_by_the_grid_option():
+    """An int n_components is the old fixed-size path: identical numbers to the explicit one-step pipeline
+    (reduce_and_delay + RidgeCV), and a one-element list is the same int."""
+    from brainlike.encoding import RidgeCV, pearson_r
+
+    X, Y = _simulate(n=200, p=20, n_planted=2, n_null=2, seed=5)
+    opt = FMRIEncodingOptions(n_splits=3, gap=2, n_components=6, alphas=ALPHAS, n_shifts=0, inner_splits=3,
+                              highpass=None)
+    assert FMRIEncodingOptions(n_components=[6]).n_components == 6 and not opt.nested_components
+    res = encode_layers(X[None], Y, opt)
+    for k, (train, test) in enumerate(gapped_folds(np.arange(200), 3, 2)):
+        D, _ = reduce_and_delay(X, train, opt)
+        m = RidgeCV(alphas=np.asarray(ALPHAS), cv=gapped_folds(train, 3, 2)).fit(D[train], Y[train])
+        np.testing.assert_array_equal(res.fold_scores[0, k], pearson_r(Y[test], m.predict(D[test])))
+        np.testing.assert_array_equal(res.alphas[0, k], m.best_alphas_)
+    assert (res.components == 6).all()
+    with pytest.raises(BrainlikeError, match="n_components"):
+        FMRIEncodingOptions(n_components=[0, 5])
+
+
 def test_variance_partitioning_separates_controls_from_lm():
     rng = np.random.default_rng(7)
     n = 360
