@@ -304,6 +304,42 @@ def test_variance_partition_null_finds_planted_unique_lm_and_is_calibrated():
     assert np.isnan(vp2.pvalues_unique_lm()[2:]).all()
 
 
+@pytest.mark.slow
+def test_variance_partition_feature_shift_null_keeps_controls_aligned():
+    """The stricter null (LM columns shifted, controls and targets aligned, joint fit refitted): on targets
+    driven by the controls only, with LM features unrelated to them, unique_lm's null is centred on 0 and the
+    test rejects at the nominal rate (each shifted copy in turn playing the observed data); a planted LM effect
+    beyond the controls is found."""
+    rng = np.random.default_rng(5)
+    n, n_ctrl_only = 240, 12
+    rate = _ar1(rng, n, 1, 0.8)
+    lm = _ar1(rng, n, 8, 0.7)
+    h = _hrf()
+    conv = lambda v: np.convolve(v, h)[:n]  # noqa: E731
+    c_sig = conv(rate[:, 0])
+    l_sig = conv(lm[:, 1] + lm[:, 4])
+    c_sig, l_sig = c_sig / c_sig.std(), l_sig / l_sig.std()
+    Y = _ar1(rng, n, n_ctrl_only + 1, 0.6)
+    Y[:, :n_ctrl_only] += c_sig[:, None]      # controls only (strongly: the controls R^2 is large)
+    Y[:, n_ctrl_only] += c_sig + 1.5 * l_sig  # LM beyond the controls
+    opt = FMRIEncodingOptions(n_components=8, alphas=ALPHAS[::3], n_shifts=0, highpass=None, inner_splits=3,
+                              n_splits=4, delays=(1, 2, 3), min_shift=15, seed=3)
+    vp = variance_partitioning(lm, rate, Y, opt, n_random=2, n_feature_shifts=40)
+    assert vp.null_unique_lm_features.shape == (40, n_ctrl_only + 1)
+    assert np.array_equal(vp.feature_shifts, circular_shifts(n, 40, 15, 4))
+    assert vp.null_unique_lm is None or vp.null_unique_lm.size == 0   # no target-shift null asked for
+    assert (vp.r2_controls[:n_ctrl_only] > 0.1).all()
+    p = vp.pvalues_unique_lm(null="features")
+    assert p[n_ctrl_only] <= 1 / 41 + 1e-12                            # planted LM effect found
+    null = vp.null_unique_lm_features[:, :n_ctrl_only]
+    assert abs(null.mean()) < 0.02
+    cal = null_calibration(null, vp.feature_shifts, n, min_shift=15, n_folds=opt.n_splits)
+    assert 0.01 <= cal.fpr_target <= 0.10
+    assert (p[:n_ctrl_only] <= 0.05).sum() <= 3
+    with pytest.raises(BrainlikeError, match="null"):
+        vp.pvalues_unique_lm(null="both")
+
+
 # ----------------------------------------------------------------------------------------- real data
 def _brennan_design(n_subjects=None):
     """The copy of the recording shipped in the package (no skip: it is always there)."""
