@@ -4,10 +4,11 @@ On the Brennan et al. (2016) recording (27 listeners x 362 volumes x 6 ROIs), fo
 the three levels (group fit, single subjects, between subjects), without a null (the selection is inside the
 inner CV, so a better held-out score is honest): the best-layer r per ROI (group) and the mean over subjects
 of each subject's best-layer r (single, between), for each PCA setting; then the fit time of the demo's
-encoding (7 layers, group + single level, 100 refitted shifts) per setting, as CPU seconds.
+encoding (7 layers, group + single level, 100 refitted shifts) per setting, as CPU seconds, with the
+calibration of that fit's own null (:func:`brainlike.pipelines.fmri_calibration.calibration_rows`).
 
     OMP_NUM_THREADS=1 PYTHONPATH=src .venv/bin/python benchmarks/bench_fmri_pcasize.py \\
-        --model smollm2-135m --settings 20 10,20,40 5,10,20,40
+        --model smollm2-135m --settings 20 10,20,40 10,20,40:pearson 0
 """
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ from brainlike.analyses.fmri_encoding import (  # noqa: E402
     encode_single,
 )
 from brainlike.fileio import atomic_write_json  # noqa: E402
+from brainlike.pipelines.fmri_calibration import calibration_rows  # noqa: E402
 
 
 def _cpu() -> float:
@@ -37,9 +39,15 @@ def _cpu() -> float:
     return ru.ru_utime + ru.ru_stime
 
 
-def _setting(text: str) -> int | tuple[int, ...]:
+def _options(text: str, n_shifts: int) -> FMRIEncodingOptions:
+    """``"20"``: fixed size; ``"10,20,40"``: a grid chosen in the inner CV (by R^2; ``"10,20,40:pearson"``: by
+    the validation r); ``"0"``: no reduction."""
+    text, _, score = text.partition(":")
     ks = tuple(int(v) for v in text.split(","))
-    return ks[0] if len(ks) == 1 else ks
+    if ks == (0,):
+        return FMRIEncodingOptions(n_shifts=n_shifts, reduction=None)
+    return FMRIEncodingOptions(n_shifts=n_shifts, n_components=ks[0] if len(ks) == 1 else ks,
+                               selection_score=score or "r2")
 
 
 def main(argv=None) -> None:
@@ -64,8 +72,7 @@ def main(argv=None) -> None:
         idx = np.arange(X.shape[0]) if args.layers is None else np.asarray(args.layers)
         demo_layers = list(depth_layers(DEMO_DEPTHS, X.shape[0]))
         for text in args.settings:
-            nc = _setting(text)
-            opt = FMRIEncodingOptions(n_shifts=0, n_components=nc)
+            opt = _options(text, 0)
             row: dict = {}
             for level in args.levels:
                 c0 = _cpu()
@@ -80,13 +87,23 @@ def main(argv=None) -> None:
                     ks, counts = np.unique(ls.components, return_counts=True)
                     row[level]["chosen_k"] = dict(zip(ks.tolist(), (counts / counts.sum()).round(3).tolist()))
                 print(text, level, row[level], flush=True)
-            if args.timing_shifts:
-                topt = FMRIEncodingOptions(n_shifts=args.timing_shifts, n_components=nc)
+            if args.timing_shifts and text != "0":
+                topt = _options(text, args.timing_shifts)
                 c0, w0 = _cpu(), time.perf_counter()
-                encode_group(X[demo_layers], data, topt)
-                encode_single(X[demo_layers], data, topt)
+                g = encode_group(X[demo_layers], data, topt)
+                s = encode_single(X[demo_layers], data, topt)
                 row["demo_fit"] = {"cpu_s": round(_cpu() - c0, 1), "wall_s": round(time.perf_counter() - w0, 1),
                                    "layers": demo_layers, "n_shifts": args.timing_shifts}
+                # the calibration of this fit's own null (pipelines.fmri_calibration, as in the demo's report)
+                for level, ls in (("group", g), ("single", s)):
+                    cal = calibration_rows(ls, args.model, level, ROIS, data.shape[1])
+                    per = cal[cal.roi != "all"]
+                    row["demo_fit"][f"calibration_{level}"] = {
+                        "all": cal[cal.roi == "all"].drop(columns=["model", "level", "roi"]).iloc[0].round(4).to_dict(),
+                        "per_roi_null_mean": [round(float(v), 4) for v in (per.null_mean.min(), per.null_mean.max())],
+                        "per_roi_fpr_best": [round(float(v), 4) for v in (per.fpr_best.min(), per.fpr_best.max())]}
+                    row["demo_fit"][f"{level}_best_r"] = dict(zip(ROIS, ls.unfold(ls.scores.max(axis=0)).reshape(
+                        -1, len(ROIS)).mean(axis=0).round(4).tolist()))
                 print(text, "demo fit", row["demo_fit"], flush=True)
             res["settings"][text] = row
             atomic_write_json(args.out / "pcasize.json", res)

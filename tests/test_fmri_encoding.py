@@ -187,11 +187,14 @@ def test_zscore_rejects_flat_subject():
 
 
 @pytest.mark.slow
-def test_nested_pca_size_matches_sklearn_gridsearch_over_pipeline():
+@pytest.mark.parametrize("score", ["r2", "pearson"])
+def test_nested_pca_size_matches_sklearn_gridsearch_over_pipeline(score):
     """A grid of PCA sizes is chosen with alpha inside the inner CV: per target, the same (k, alpha) and the
-    same held-out predictions as GridSearchCV(Pipeline(StandardScaler, PCA, Ridge)) on the same folds."""
+    same held-out predictions as GridSearchCV(Pipeline(StandardScaler, PCA, Ridge)) on the same folds, with
+    the validation R^2 or the validation Pearson r as the criterion."""
     from sklearn.decomposition import PCA
     from sklearn.linear_model import Ridge
+    from sklearn.metrics import make_scorer
     from sklearn.model_selection import GridSearchCV
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
@@ -201,18 +204,19 @@ def test_nested_pca_size_matches_sklearn_gridsearch_over_pipeline():
     X, Y = _simulate(n=240, p=30, n_planted=3, n_null=1, amp=1.0, seed=2)
     alphas = ALPHAS[::3]
     opt = FMRIEncodingOptions(n_splits=4, gap=3, delays=(0,), n_components=[2, 5, 12], alphas=alphas, n_shifts=0,
-                              inner_splits=4, highpass=None)
+                              inner_splits=4, highpass=None, selection_score=score)
+    scoring = "r2" if score == "r2" else make_scorer(lambda y, p: np.corrcoef(y, p)[0, 1])
     assert opt.nested_components and opt.component_grid == (2, 5, 12)
     res = encode_layers(X[None], Y, opt)
     folds = gapped_folds(np.arange(240), 4, 3)
     chosen = set()
-    for k, (train, test) in enumerate(folds[:2]):
+    for k, (train, test) in enumerate(folds[:2] if score == "r2" else folds[:1]):
         inner = gapped_folds(train, 4, 3)
         pred, a_sel, k_sel = fit_nested_components(X, Y, train, test, inner, opt)
         for j in (0, 1, 3):  # planted, planted, noise
             pipe = Pipeline([("z", StandardScaler()), ("pca", PCA(svd_solver="full")), ("ridge", Ridge())])
             gs = GridSearchCV(pipe, {"pca__n_components": [2, 5, 12], "ridge__alpha": list(alphas)}, cv=inner,
-                              scoring="r2").fit(X[train].astype(np.float64), Y[train, j].astype(np.float64))
+                              scoring=scoring).fit(X[train].astype(np.float64), Y[train, j].astype(np.float64))
             assert k_sel[j] == gs.best_params_["pca__n_components"]
             assert a_sel[j] == pytest.approx(gs.best_params_["ridge__alpha"])
             sk_pred = gs.predict(X[test].astype(np.float64))

@@ -103,6 +103,10 @@ class FMRIEncodingOptions:
         Ridge penalties (in units of the reduced design's ``X^T X``), 0.1 to 1e7 by half decades.
     inner_splits : int
         Inner contiguous folds of the training volumes for the alpha of each target.
+    selection_score : {"r2", "pearson"}
+        Inner-CV criterion of the (size, alpha) choice when ``n_components`` is a grid (the fixed size's
+        alpha is always chosen by R^2). "pearson" is the headline's own score: the validation r, blind to
+        the offset between a block's mean and the training mean (slow drift no stimulus model predicts).
     standardize : bool
         z-score the layer's features with the training volumes' statistics before the PCA.
     n_shifts : int
@@ -126,6 +130,7 @@ class FMRIEncodingOptions:
     n_components: int | tuple[int, ...] = 20
     alphas: tuple[float, ...] = tuple(float(a) for a in np.logspace(-1, 7, 17))
     inner_splits: int = 5
+    selection_score: str = "r2"
     standardize: bool = True
     n_shifts: int = 200
     min_shift: int = 20
@@ -136,6 +141,9 @@ class FMRIEncodingOptions:
     def __post_init__(self) -> None:
         if self.reduction not in ("pca", None):
             raise BrainlikeError(f"FMRIEncodingOptions.reduction must be 'pca' or None, not {self.reduction!r}")
+        if self.selection_score not in ("r2", "pearson"):
+            raise BrainlikeError(f"FMRIEncodingOptions.selection_score must be 'r2' or 'pearson', "
+                                 f"not {self.selection_score!r}")
         if self.highpass is not None and not (self.highpass > 0 and self.tr > 0):
             raise BrainlikeError("FMRIEncodingOptions.highpass and tr must be positive seconds (or highpass None)")
         if self.n_splits < 2 or self.inner_splits < 2:
@@ -413,8 +421,13 @@ def _pca_scores(X: np.ndarray, rows: np.ndarray, k: int, standardize: bool) -> n
         Z = Z - mu
     Zr = Z[rows]
     Zr = Zr - Zr.mean(axis=0)  # already ~0; exact centring of the fitted rows
-    _, _, vt = np.linalg.svd(Zr, full_matrices=False)
-    return Z @ vt[:k].T
+    if Zr.shape[0] < Zr.shape[1]:  # leading right singular vectors from the (n_rows, n_rows) Gram matrix
+        w, u = np.linalg.eigh(Zr @ Zr.T)
+        w, u = w[::-1][:k], u[:, ::-1][:, :k]
+        vt = (u.T @ Zr) / np.sqrt(np.maximum(w, 1e-300))[:, None]
+    else:
+        vt = np.linalg.svd(Zr, full_matrices=False)[2][:k]
+    return Z @ vt.T
 
 
 def _delayed_columns(width: int, k: int, n_delays: int) -> np.ndarray:
@@ -468,6 +481,7 @@ def fit_nested_components(
     alphas = np.asarray(options.alphas, dtype=np.float64)
     nd = len(options.delays)
     kw = dict(fit_intercept=True, solver="auto", backend=B, dtype="float32", score_func="r2", method="auto")
+    cv_kw = {**kw, "score_func": options.selection_score}
 
     def sizes(n_rows: int) -> tuple[int, ...]:
         return tuple(sorted({min(k, n_rows - 1, X.shape[1]) for k in options.component_grid}))
@@ -479,14 +493,20 @@ def fit_nested_components(
         rows = np.concatenate([rows_tr, rows_va])
         C = _delay(_pca_scores(X, rows_tr, grid[-1], options.standardize), options.delays)[rows]
         fold = [(np.arange(rows_tr.size), np.arange(rows_tr.size, rows.size))]
-        Yf = Y[rows]
-        for gi, k in enumerate(grid):
-            eng = _RidgeEngine(C[:, _delayed_columns(grid[-1], k, nd)], fold, alphas, need_refit=False, **kw)
-            step = chunk_size(eng, n_t, options.memory_budget_gb)
-            for a in range(0, n_t, step):
-                Y0_b, _ = eng.center_targets(Yf[:, a:a + step])
-                cv[gi, :, a:a + step] += eng.cv_scores(Y0_b)
-            del eng
+        engines = [_RidgeEngine(C[:, _delayed_columns(grid[-1], k, nd)], fold, alphas, need_refit=False, **cv_kw)
+                   for k in grid]
+        big = engines[-1]
+        step = min(chunk_size(e, n_t, options.memory_budget_gb) for e in engines)
+        for a in range(0, n_t, step):
+            # one centred target chunk and one X^T Y (largest size) for all sizes: the design of k
+            # components is a column subset of the largest one's, so its X^T Y is a row subset
+            Y0_b, _ = big.center_targets(Y[rows, a:a + step])
+            T_b = big.X_b.T @ Y0_b if big.needs_T else None
+            for gi, (k, eng) in enumerate(zip(grid, engines)):
+                T_k = None if T_b is None or not eng.needs_T else T_b[_delayed_columns(grid[-1], k, nd)]
+                cv[gi, :, a:a + step] += eng.cv_scores(Y0_b, T_k)
+            del Y0_b, T_b
+        del engines, big
     cv /= len(inner)
     cv[~np.isfinite(cv)] = -np.inf
     cv += TIE_SLOPE * np.log(alphas)[None, :, None]
