@@ -248,6 +248,21 @@ def test_fixed_pca_size_unchanged_by_the_grid_option():
         FMRIEncodingOptions(n_components=[0, 5])
 
 
+def test_spec_n_components_list_is_a_nested_grid():
+    from pydantic import ValidationError
+
+    from brainlike.spec import FMRISpec
+
+    opt = FMRISpec(n_components=[40, 10, 20], selection_score="pearson").options(0, 5, None, "numpy")
+    assert opt.nested_components and opt.component_grid == (10, 20, 40) and opt.selection_score == "pearson"
+    fixed = FMRISpec().options(0, 5, None, "numpy")
+    assert fixed.n_components == 20 and not fixed.nested_components
+    assert FMRISpec(n_components=None).options(0, 5, None, "numpy").reduction is None
+    for bad in (0, [], [0, 5]):
+        with pytest.raises(ValidationError, match="n_components"):
+            FMRISpec(n_components=bad)
+
+
 def test_variance_partitioning_separates_controls_from_lm():
     rng = np.random.default_rng(7)
     n = 360

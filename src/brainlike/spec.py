@@ -91,6 +91,8 @@ class FMRISpec(_Strict):
     n_components: int | list[int] | None = Field(20, description="PCA components per layer, fitted on the "
                                                  "training volumes of each fold (null: no reduction; a list such as "
                                                  "[10, 20, 40]: chosen per target with alpha in the inner CV)")
+    selection_score: Literal["r2", "pearson"] = Field("r2", description="inner-CV criterion of the PCA size and "
+                                                      "alpha when n_components is a list")
     n_shifts: int = Field(200, ge=0, description="refitted circular shifts of the targets (the null)")
     min_shift: int = Field(20, ge=1, description="smallest shift, volumes")
     highpass: float | None = Field(128.0, gt=0, description="DCT high-pass of the targets, s (null: off)")
@@ -116,6 +118,7 @@ class FMRISpec(_Strict):
                                    reduction="pca" if self.n_components else None,
                                    n_components=(tuple(self.n_components) if isinstance(self.n_components, list)
                                                  else self.n_components or 1), n_shifts=self.n_shifts,
+                                   selection_score=self.selection_score,
                                    min_shift=self.min_shift, highpass=self.highpass, inner_splits=inner_splits,
                                    seed=seed, backend=backend, **kw)
 
