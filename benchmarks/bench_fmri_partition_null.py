@@ -1,7 +1,7 @@
 """The two nulls of the variance partition's unique LM R^2 on the real recording (issue 17, item 5).
 
-Group mean of the 27 z-scored Brennan listeners, 6 ROIs; controls: word rate + sound power
-(:func:`brainlike.neural.brennan.brennan_design_controls`); LM: one layer of a model. Unique R^2 of the LM
+Group mean of the 27 z-scored Brennan listeners, 6 ROIs; controls: word rate + sound power as in the
+pipeline (:func:`brainlike.pipelines.alignment_fmri.control_design`); LM: one layer of a model. Unique R^2 of the LM
 beyond the controls with (a) the target-shift null (targets shifted: controls and LM lose their alignment
 together) and (b) the stricter feature-shift null (controls and targets aligned, only the LM's design
 columns shifted, joint fit refitted). Each null's own calibration: every shifted copy in turn plays the
@@ -21,7 +21,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _brennan import ROIS, layer_design  # noqa: E402
+from _brennan import ROIS, layer_design, word_rate  # noqa: E402
 
 from brainlike.analyses.fmri_encoding import FMRIEncodingOptions, zscore_subjects  # noqa: E402
 from brainlike.analyses.inference import null_calibration  # noqa: E402
@@ -38,14 +38,22 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     from threadpoolctl import threadpool_limits
 
-    from brainlike.neural.brennan import brennan_design_controls, load_brennan2016
+    from brainlike.neural.brennan import load_brennan2016
 
     res: dict = {"model": args.model, "n_shifts": args.n_shifts, "layers": {}}
     with threadpool_limits(1):
         rec = load_brennan2016()
         data = np.asarray(rec.data)
-        ctl = np.asarray(brennan_design_controls(rec)).mean(axis=0)  # (362, 2); listeners differ by <= .015
-        X = layer_design(args.model, rec.stimulus_on_volume_clock(), data.shape[1])
+        stim = rec.stimulus_on_volume_clock()
+        # the pipeline's low-level controls (pipelines.alignment_fmri.control_design): word rate from the
+        # words and the mean over listeners of the dataset's other controls (sound power)
+        dsets = rec.datasets()
+        names = sorted(set(dsets[0].meta.get("controls", {})) - {"word_rate"})
+        ctl = np.hstack([word_rate(stim, data.shape[1])] + [np.stack(
+            [np.asarray(d.meta["controls"][nm], dtype=np.float64) for d in dsets]).reshape(
+            len(dsets), data.shape[1], -1).mean(axis=0) for nm in names])
+        res["controls"] = ["word_rate", *names]
+        X = layer_design(args.model, stim, data.shape[1])
         Y = zscore_subjects(data).mean(axis=0)
         opt = FMRIEncodingOptions()
         for li in args.layers:

@@ -87,7 +87,7 @@ def main(argv=None) -> None:
                     ks, counts = np.unique(ls.components, return_counts=True)
                     row[level]["chosen_k"] = dict(zip(ks.tolist(), (counts / counts.sum()).round(3).tolist()))
                 print(text, level, row[level], flush=True)
-            if args.timing_shifts and text != "0":
+            if args.timing_shifts:
                 topt = _options(text, args.timing_shifts)
                 c0, w0 = _cpu(), time.perf_counter()
                 g = encode_group(X[demo_layers], data, topt)

@@ -98,7 +98,11 @@ class FMRIEncodingOptions:
         mean single-subject best-layer r is highest with 20 of 5 / 10 / 20 / 40 / no reduction, and
         the group-level r is within .011 of the best; benchmarks/RESULTS.md). With the fold-mean score
         the full 576-feature design also works (single-subject r within .012), at ~30x the
-        columns.
+        columns. The grid ``(10, 20, 40)`` chosen in the inner CV is *not* the default: on the same
+        recording it scores lower than the fixed 20 at group level (mean best-layer r .475 by R^2 /
+        .493 by r vs .498) and equal at single-subject level (.2145 vs .215), at ~3x the fit time
+        (benchmarks/bench_fmri_pcasize.py): with 5 inner blocks of ~56 volumes the choice of a size
+        per target is noisier than what it gains.
     alphas : tuple of float
         Ridge penalties (in units of the reduced design's ``X^T X``), 0.1 to 1e7 by half decades.
     inner_splits : int
