@@ -6,7 +6,8 @@ Per layer, for each outer fold (contiguous test block, ``gap`` volumes dropped f
    circular shifts and bias the null upwards);
 1. the layer's *undelayed* TR-level features ``(n_volumes, p)`` (Lanczos-downsampled word features,
    e.g. ``fmri_design_layers(..., delays=(0,), trim_start=0, trim_end=0).X``) are z-scored with the
-   training volumes' statistics and reduced by PCA fitted on the training volumes only;
+   training volumes' statistics and reduced by PCA fitted on the training volumes only (a fixed size, or a
+   grid of sizes chosen per target with alpha inside the inner CV: :func:`fit_nested_components`);
 2. the FIR delays are applied *after* the reduction, on the whole time series of components
    (``n_components * n_delays`` columns instead of ``p * n_delays``: the PCA is fitted once per fold on
    ``p`` columns, the delayed copies of a component share its loading, and the delay of a test volume
