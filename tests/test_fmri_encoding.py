@@ -186,6 +186,83 @@ def test_zscore_rejects_flat_subject():
         encode_group(np.zeros((1, 50, 4)), data)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("score", ["r2", "pearson"])
+def test_nested_pca_size_matches_sklearn_gridsearch_over_pipeline(score):
+    """A grid of PCA sizes is chosen with alpha inside the inner CV: per target, the same (k, alpha) and the
+    same held-out predictions as GridSearchCV(Pipeline(StandardScaler, PCA, Ridge)) on the same folds, with
+    the validation R^2 or the validation Pearson r as the criterion."""
+    from sklearn.decomposition import PCA
+    from sklearn.linear_model import Ridge
+    from sklearn.metrics import make_scorer
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from brainlike.analyses.fmri_encoding import fit_nested_components
+
+    X, Y = _simulate(n=240, p=30, n_planted=3, n_null=1, amp=1.0, seed=2)
+    alphas = ALPHAS[::3]
+    opt = FMRIEncodingOptions(n_splits=4, gap=3, delays=(0,), n_components=[2, 5, 12], alphas=alphas, n_shifts=0,
+                              inner_splits=4, highpass=None, selection_score=score)
+    scoring = "r2" if score == "r2" else make_scorer(lambda y, p: np.corrcoef(y, p)[0, 1])
+    assert opt.nested_components and opt.component_grid == (2, 5, 12)
+    res = encode_layers(X[None], Y, opt)
+    folds = gapped_folds(np.arange(240), 4, 3)
+    chosen = set()
+    for k, (train, test) in enumerate(folds[:2] if score == "r2" else folds[:1]):
+        inner = gapped_folds(train, 4, 3)
+        pred, a_sel, k_sel = fit_nested_components(X, Y, train, test, inner, opt)
+        for j in (0, 1, 3):  # planted, planted, noise
+            pipe = Pipeline([("z", StandardScaler()), ("pca", PCA(svd_solver="full")), ("ridge", Ridge())])
+            gs = GridSearchCV(pipe, {"pca__n_components": [2, 5, 12], "ridge__alpha": list(alphas)}, cv=inner,
+                              scoring=scoring).fit(X[train].astype(np.float64), Y[train, j].astype(np.float64))
+            assert k_sel[j] == gs.best_params_["pca__n_components"]
+            assert a_sel[j] == pytest.approx(gs.best_params_["ridge__alpha"])
+            sk_pred = gs.predict(X[test].astype(np.float64))
+            np.testing.assert_allclose(pred[:, j], sk_pred, atol=1e-4 * np.abs(sk_pred).max())
+            r = np.corrcoef(sk_pred, Y[test, j])[0, 1]
+            assert abs(res.fold_scores[0, k, j] - r) < 1e-4
+            assert res.components[0, k, j] == k_sel[j]
+            chosen.add(int(k_sel[j]))
+    assert len(chosen) >= 2, chosen  # the choice is made per target and fold, not fixed
+
+
+def test_fixed_pca_size_unchanged_by_the_grid_option():
+    """An int n_components is the old fixed-size path: identical numbers to the explicit one-step pipeline
+    (reduce_and_delay + RidgeCV), and a one-element list is the same int."""
+    from brainlike.encoding import RidgeCV, pearson_r
+
+    X, Y = _simulate(n=200, p=20, n_planted=2, n_null=2, seed=5)
+    opt = FMRIEncodingOptions(n_splits=3, gap=2, n_components=6, alphas=ALPHAS, n_shifts=0, inner_splits=3,
+                              highpass=None)
+    assert FMRIEncodingOptions(n_components=[6]).n_components == 6 and not opt.nested_components
+    res = encode_layers(X[None], Y, opt)
+    for k, (train, test) in enumerate(gapped_folds(np.arange(200), 3, 2)):
+        D, _ = reduce_and_delay(X, train, opt)
+        m = RidgeCV(alphas=np.asarray(ALPHAS), cv=gapped_folds(train, 3, 2)).fit(D[train], Y[train])
+        np.testing.assert_array_equal(res.fold_scores[0, k], pearson_r(Y[test], m.predict(D[test])))
+        np.testing.assert_array_equal(res.alphas[0, k], m.best_alphas_)
+    assert (res.components == 6).all()
+    with pytest.raises(BrainlikeError, match="n_components"):
+        FMRIEncodingOptions(n_components=[0, 5])
+
+
+def test_spec_n_components_list_is_a_nested_grid():
+    from pydantic import ValidationError
+
+    from brainlike.spec import FMRISpec
+
+    opt = FMRISpec(n_components=[40, 10, 20], selection_score="pearson").options(0, 5, None, "numpy")
+    assert opt.nested_components and opt.component_grid == (10, 20, 40) and opt.selection_score == "pearson"
+    fixed = FMRISpec().options(0, 5, None, "numpy")
+    assert fixed.n_components == 20 and not fixed.nested_components
+    assert FMRISpec(n_components=None).options(0, 5, None, "numpy").reduction is None
+    for bad in (0, [], [0, 5]):
+        with pytest.raises(ValidationError, match="n_components"):
+            FMRISpec(n_components=bad)
+
+
 def test_variance_partitioning_separates_controls_from_lm():
     rng = np.random.default_rng(7)
     n = 360
@@ -244,6 +321,42 @@ def test_variance_partition_null_finds_planted_unique_lm_and_is_calibrated():
     np.testing.assert_allclose(vp2.unique_lm, vp.unique_lm, atol=1e-6)  # float32 engine
     np.testing.assert_allclose(vp2.null_unique_lm, vp.null_unique_lm[:, :2], atol=1e-6)
     assert np.isnan(vp2.pvalues_unique_lm()[2:]).all()
+
+
+@pytest.mark.slow
+def test_variance_partition_feature_shift_null_keeps_controls_aligned():
+    """The stricter null (LM columns shifted, controls and targets aligned, joint fit refitted): on targets
+    driven by the controls only, with LM features unrelated to them, unique_lm's null is centred on 0 and the
+    test rejects at the nominal rate (each shifted copy in turn playing the observed data); a planted LM effect
+    beyond the controls is found."""
+    rng = np.random.default_rng(5)
+    n, n_ctrl_only = 240, 12
+    rate = _ar1(rng, n, 1, 0.8)
+    lm = _ar1(rng, n, 8, 0.7)
+    h = _hrf()
+    conv = lambda v: np.convolve(v, h)[:n]  # noqa: E731
+    c_sig = conv(rate[:, 0])
+    l_sig = conv(lm[:, 1] + lm[:, 4])
+    c_sig, l_sig = c_sig / c_sig.std(), l_sig / l_sig.std()
+    Y = _ar1(rng, n, n_ctrl_only + 1, 0.6)
+    Y[:, :n_ctrl_only] += c_sig[:, None]      # controls only (strongly: the controls R^2 is large)
+    Y[:, n_ctrl_only] += c_sig + 1.5 * l_sig  # LM beyond the controls
+    opt = FMRIEncodingOptions(n_components=8, alphas=ALPHAS[::3], n_shifts=0, highpass=None, inner_splits=3,
+                              n_splits=4, delays=(1, 2, 3), min_shift=15, seed=3)
+    vp = variance_partitioning(lm, rate, Y, opt, n_random=2, n_feature_shifts=40)
+    assert vp.null_unique_lm_features.shape == (40, n_ctrl_only + 1)
+    assert np.array_equal(vp.feature_shifts, circular_shifts(n, 40, 15, 4))
+    assert vp.null_unique_lm is None or vp.null_unique_lm.size == 0   # no target-shift null asked for
+    assert (vp.r2_controls[:n_ctrl_only] > 0.1).all()
+    p = vp.pvalues_unique_lm(null="features")
+    assert p[n_ctrl_only] <= 1 / 41 + 1e-12                            # planted LM effect found
+    null = vp.null_unique_lm_features[:, :n_ctrl_only]
+    assert abs(null.mean()) < 0.02
+    cal = null_calibration(null, vp.feature_shifts, n, min_shift=15, n_folds=opt.n_splits)
+    assert 0.01 <= cal.fpr_target <= 0.10
+    assert (p[:n_ctrl_only] <= 0.05).sum() <= 3
+    with pytest.raises(BrainlikeError, match="null"):
+        vp.pvalues_unique_lm(null="both")
 
 
 # ----------------------------------------------------------------------------------------- real data

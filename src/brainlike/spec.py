@@ -88,8 +88,11 @@ class FMRISpec(_Strict):
     n_splits: int = Field(5, ge=2, description="outer contiguous folds")
     gap: int = Field(5, ge=0, description="volumes dropped from training on each side of a test block")
     delays: list[int] = Field(default_factory=lambda: [1, 2, 3, 4], min_length=1, description="FIR delays, volumes")
-    n_components: int | None = Field(20, ge=1, description="PCA components per layer, fitted on the training "
-                                     "volumes of each fold (null: no reduction)")
+    n_components: int | list[int] | None = Field(20, description="PCA components per layer, fitted on the "
+                                                 "training volumes of each fold (null: no reduction; a list such as "
+                                                 "[10, 20, 40]: chosen per target with alpha in the inner CV)")
+    selection_score: Literal["r2", "pearson"] = Field("r2", description="inner-CV criterion of the PCA size and "
+                                                      "alpha when n_components is a list")
     n_shifts: int = Field(200, ge=0, description="refitted circular shifts of the targets (the null)")
     min_shift: int = Field(20, ge=1, description="smallest shift, volumes")
     highpass: float | None = Field(128.0, gt=0, description="DCT high-pass of the targets, s (null: off)")
@@ -100,13 +103,22 @@ class FMRISpec(_Strict):
     def _unit(cls, v: list[float] | None) -> list[float] | None:
         return check_depths(v, "fmri")
 
+    @field_validator("n_components")
+    @classmethod
+    def _sizes(cls, v: int | list[int] | None) -> int | list[int] | None:
+        if v is not None and min([v] if isinstance(v, int) else v or [0]) < 1:
+            raise ValueError("fmri.n_components must be >= 1, a non-empty list of sizes >= 1, or null")
+        return v
+
     def options(self, seed: int, inner_splits: int, alphas: list[float] | None, backend: str):
         from brainlike.analyses.fmri_encoding import FMRIEncodingOptions
 
         kw = {} if alphas is None else {"alphas": tuple(alphas)}
         return FMRIEncodingOptions(n_splits=self.n_splits, gap=self.gap, delays=tuple(self.delays),
                                    reduction="pca" if self.n_components else None,
-                                   n_components=self.n_components or 1, n_shifts=self.n_shifts,
+                                   n_components=(tuple(self.n_components) if isinstance(self.n_components, list)
+                                                 else self.n_components or 1), n_shifts=self.n_shifts,
+                                   selection_score=self.selection_score,
                                    min_shift=self.min_shift, highpass=self.highpass, inner_splits=inner_splits,
                                    seed=seed, backend=backend, **kw)
 

@@ -6,7 +6,8 @@ Per layer, for each outer fold (contiguous test block, ``gap`` volumes dropped f
    circular shifts and bias the null upwards);
 1. the layer's *undelayed* TR-level features ``(n_volumes, p)`` (Lanczos-downsampled word features,
    e.g. ``fmri_design_layers(..., delays=(0,), trim_start=0, trim_end=0).X``) are z-scored with the
-   training volumes' statistics and reduced by PCA fitted on the training volumes only;
+   training volumes' statistics and reduced by PCA fitted on the training volumes only (a fixed size, or a
+   grid of sizes chosen per target with alpha inside the inner CV: :func:`fit_nested_components`);
 2. the FIR delays are applied *after* the reduction, on the whole time series of components
    (``n_components * n_delays`` columns instead of ``p * n_delays``: the PCA is fitted once per fold on
    ``p`` columns, the delayed copies of a component share its loading, and the delay of a test volume
@@ -46,6 +47,7 @@ __all__ = [
     "encode_group",
     "encode_layers",
     "encode_single",
+    "fit_nested_components",
     "gapped_folds",
     "highpass_dct",
     "reduce_and_delay",
@@ -85,17 +87,31 @@ class FMRIEncodingOptions:
         FIR delays in volumes, applied after the reduction (default 1-4: 2-8 s at TR = 2 s).
     reduction : {"pca", None}
         Per-layer dimensionality reduction fitted on the training volumes of each fold.
-    n_components : int
-        PCA components per layer (capped by the number of training volumes and of features).
+    n_components : int or tuple of int
+        PCA components per layer (capped by the number of training volumes and of features). A tuple of
+        two or more sizes (e.g. ``(10, 20, 40)``) is a grid chosen *inside* the inner CV, jointly with
+        alpha and per target (:func:`fit_nested_components`): in every inner fold the z-scoring and the
+        PCA are refitted on the inner training volumes (one SVD serves every size: the scores of k
+        components are the first k columns of the largest fit), every (size, alpha) is scored on the
+        inner validation block, and the best pair is refitted on the outer training volumes; the null
+        copies choose their own. The outer test block is never seen, so the score stays unbiased.
         Default 20, chosen by measurement on the Brennan recording (SmolLM2-135M, all 31 layers: the
         mean single-subject best-layer r is highest with 20 of 5 / 10 / 20 / 40 / no reduction, and
         the group-level r is within .011 of the best; benchmarks/RESULTS.md). With the fold-mean score
         the full 576-feature design also works (single-subject r within .012), at ~30x the
-        columns.
+        columns. The grid ``(10, 20, 40)`` chosen in the inner CV is *not* the default: on the same
+        recording it scores lower than the fixed 20 at group level (mean best-layer r .475 by R^2 /
+        .493 by r vs .498) and equal at single-subject level (.2145 vs .215), at ~3x the fit time
+        (benchmarks/bench_fmri_pcasize.py): with 5 inner blocks of ~56 volumes the choice of a size
+        per target is noisier than what it gains.
     alphas : tuple of float
         Ridge penalties (in units of the reduced design's ``X^T X``), 0.1 to 1e7 by half decades.
     inner_splits : int
         Inner contiguous folds of the training volumes for the alpha of each target.
+    selection_score : {"r2", "pearson"}
+        Inner-CV criterion of the (size, alpha) choice when ``n_components`` is a grid (the fixed size's
+        alpha is always chosen by R^2). "pearson" is the headline's own score: the validation r, blind to
+        the offset between a block's mean and the training mean (slow drift no stimulus model predicts).
     standardize : bool
         z-score the layer's features with the training volumes' statistics before the PCA.
     n_shifts : int
@@ -116,9 +132,10 @@ class FMRIEncodingOptions:
     highpass: float | None = 128.0
     delays: tuple[int, ...] = (1, 2, 3, 4)
     reduction: str | None = "pca"
-    n_components: int = 20
+    n_components: int | tuple[int, ...] = 20
     alphas: tuple[float, ...] = tuple(float(a) for a in np.logspace(-1, 7, 17))
     inner_splits: int = 5
+    selection_score: str = "r2"
     standardize: bool = True
     n_shifts: int = 200
     min_shift: int = 20
@@ -129,17 +146,42 @@ class FMRIEncodingOptions:
     def __post_init__(self) -> None:
         if self.reduction not in ("pca", None):
             raise BrainlikeError(f"FMRIEncodingOptions.reduction must be 'pca' or None, not {self.reduction!r}")
+        if self.selection_score not in ("r2", "pearson"):
+            raise BrainlikeError(f"FMRIEncodingOptions.selection_score must be 'r2' or 'pearson', "
+                                 f"not {self.selection_score!r}")
         if self.highpass is not None and not (self.highpass > 0 and self.tr > 0):
             raise BrainlikeError("FMRIEncodingOptions.highpass and tr must be positive seconds (or highpass None)")
         if self.n_splits < 2 or self.inner_splits < 2:
             raise BrainlikeError("FMRIEncodingOptions.n_splits and inner_splits must be at least 2")
-        if self.gap < 0 or self.min_shift < 1 or self.n_shifts < 0 or self.n_components < 1:
+        nc = self.n_components
+        bad = f"FMRIEncodingOptions.n_components must be an int >= 1 or a list of them, got {nc!r}"
+        if isinstance(nc, (list, tuple, np.ndarray)):
+            grid = tuple(sorted({int(k) for k in nc}))
+            if not grid or grid[0] < 1 or any(float(k) != int(k) for k in nc):
+                raise BrainlikeError(bad)
+            object.__setattr__(self, "n_components", grid[0] if len(grid) == 1 else grid)
+        elif isinstance(nc, (bool, np.bool_)) or not isinstance(nc, (int, np.integer)):
+            raise BrainlikeError(bad)
+        else:
+            object.__setattr__(self, "n_components", int(nc))
+        if self.gap < 0 or self.min_shift < 1 or self.n_shifts < 0 or min(self.component_grid) < 1:
             raise BrainlikeError("FMRIEncodingOptions: gap >= 0, min_shift >= 1, n_shifts >= 0 and "
                                  "n_components >= 1 are required")
         if not self.delays or len(set(self.delays)) != len(self.delays):
             raise BrainlikeError(f"FMRIEncodingOptions.delays must be distinct integers, got {self.delays}")
         object.__setattr__(self, "delays", tuple(int(d) for d in self.delays))
         object.__setattr__(self, "alphas", tuple(float(a) for a in self.alphas))
+
+    @property
+    def component_grid(self) -> tuple[int, ...]:
+        """The PCA sizes as a sorted tuple (one element for a fixed size)."""
+        nc = self.n_components
+        return nc if isinstance(nc, tuple) else (int(nc),)
+
+    @property
+    def nested_components(self) -> bool:
+        """Whether the PCA size is chosen in the inner CV (a grid of two or more sizes with ``reduction="pca"``)."""
+        return self.reduction == "pca" and isinstance(self.n_components, tuple)
 
 
 @dataclass(frozen=True)
@@ -168,6 +210,9 @@ class LayerScores:
     target_shape : tuple of int
         Shape the target axis unfolds to: ``(n_rois,)`` for "group", ``(n_subjects, n_rois)`` otherwise.
     options : FMRIEncodingOptions
+    components : ndarray (n_layers, n_folds, n_targets) int64, optional
+        PCA size used per fold for the observed targets (selected per target with a grid; 0 without
+        reduction).
     """
 
     scores: np.ndarray
@@ -180,6 +225,7 @@ class LayerScores:
     level: str
     target_shape: tuple[int, ...]
     options: FMRIEncodingOptions = field(repr=False)
+    components: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def n_layers(self) -> int:
@@ -321,7 +367,7 @@ def _delay(Z: np.ndarray, delays: Sequence[int]) -> np.ndarray:
 
 
 def reduce_and_delay(X: np.ndarray, train: np.ndarray, options: FMRIEncodingOptions,
-                     *, extra: np.ndarray | None = None) -> tuple[np.ndarray, int]:
+                     *, extra: np.ndarray | None = None, n_components: int | None = None) -> tuple[np.ndarray, int]:
     """One fold's design: z-score and PCA fitted on ``train`` rows, applied to all rows, then FIR delays.
 
     Parameters
@@ -334,6 +380,8 @@ def reduce_and_delay(X: np.ndarray, train: np.ndarray, options: FMRIEncodingOpti
     extra : ndarray (n_volumes, q), optional
         Undelayed control regressors (e.g. word rate): z-scored on ``train`` but not reduced, placed
         *before* the reduced features (in each delay block's column order: controls, then components).
+    n_components : int, optional
+        PCA size (default ``options.n_components``; the largest size of a grid).
 
     Returns
     -------
@@ -351,7 +399,7 @@ def reduce_and_delay(X: np.ndarray, train: np.ndarray, options: FMRIEncodingOpti
         sd[sd == 0] = 1.0
         Z = (Z - mu) / sd
     if options.reduction == "pca":
-        k = min(options.n_components, train.size - 1, Z.shape[1])
+        k = min(n_components or max(options.component_grid), train.size - 1, Z.shape[1])
         pca = PCA(n_components=k, svd_solver="full").fit(Z[train])
         Z = pca.transform(Z)
     if extra is not None:
@@ -360,6 +408,136 @@ def reduce_and_delay(X: np.ndarray, train: np.ndarray, options: FMRIEncodingOpti
         sd[sd == 0] = 1.0
         Z = np.hstack([(E - mu) / sd, Z])
     return _delay(Z, options.delays), Z.shape[1]
+
+
+def _pca_scores(X: np.ndarray, rows: np.ndarray, k: int, standardize: bool) -> np.ndarray:
+    """Scores of the first ``k`` principal components fitted on ``rows``, for every row: (n, k) float64.
+
+    z-scoring (when ``standardize``) and centring use the statistics of ``rows``; the columns are nested
+    (the scores of ``j < k`` components are the first ``j`` columns).
+    """
+    Z = np.asarray(X, dtype=np.float64)
+    mu = Z[rows].mean(axis=0)
+    if standardize:
+        sd = Z[rows].std(axis=0)
+        sd[sd == 0] = 1.0
+        Z = (Z - mu) / sd
+    else:
+        Z = Z - mu
+    Zr = Z[rows]
+    Zr = Zr - Zr.mean(axis=0)  # already ~0; exact centring of the fitted rows
+    if Zr.shape[0] < Zr.shape[1]:  # leading right singular vectors from the (n_rows, n_rows) Gram matrix
+        w, u = np.linalg.eigh(Zr @ Zr.T)
+        w, u = w[::-1][:k], u[:, ::-1][:, :k]
+        vt = (u.T @ Zr) / np.sqrt(np.maximum(w, 1e-300))[:, None]
+    else:
+        vt = np.linalg.svd(Zr, full_matrices=False)[2][:k]
+    return Z @ vt.T
+
+
+def _delayed_columns(width: int, k: int, n_delays: int) -> np.ndarray:
+    """Columns of the first ``k`` components in a delayed design of ``width`` components per delay block."""
+    return (np.arange(n_delays)[:, None] * width + np.arange(k)[None, :]).ravel()
+
+
+def fit_nested_components(
+    X: np.ndarray, Y: np.ndarray, train: np.ndarray, test: np.ndarray,
+    inner: Sequence[tuple[np.ndarray, np.ndarray]], options: FMRIEncodingOptions,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One outer fold with the PCA size chosen per target, jointly with alpha, in the inner CV.
+
+    For every inner fold, the z-scoring and a PCA of the largest size are fitted on the inner training
+    volumes (one SVD; the scores of k components are its first k columns), the FIR delays are applied,
+    and the validation R^2 of every (size, alpha) is computed by the spectral ridge engine (one
+    decomposition per size). Per target, the pair with the best mean validation R^2 over the inner folds
+    wins (ties: larger alpha, then smaller size); the pipeline is refitted on all training volumes with
+    that size and alpha and predicts the test volumes. The same procedure as
+    ``GridSearchCV(Pipeline([StandardScaler(), PCA(k), Ridge(alpha)]), cv=inner, scoring="r2")`` per
+    target (tests/test_fmri_encoding.py).
+
+    Parameters
+    ----------
+    X : ndarray (n_volumes, p)
+        Undelayed features of one layer (any unit).
+    Y : ndarray (n_volumes, n_targets)
+        Targets (any unit; only ``train`` rows are used).
+    train, test : ndarray (n_train,), (n_test,) int
+        Outer training and test volumes (time indices).
+    inner : list of (train, validation)
+        Inner folds as *positions* into ``train`` (:func:`gapped_folds` of ``train``).
+    options : FMRIEncodingOptions
+        ``component_grid``, ``alphas``, ``delays``, ``standardize``, ``backend``, ``memory_budget_gb``.
+
+    Returns
+    -------
+    predictions : ndarray (n_test, n_targets) float64
+        Test-block predictions, Y units.
+    alphas : ndarray (n_targets,) float64
+        Selected penalty per target.
+    components : ndarray (n_targets,) int64
+        Selected PCA size per target (after capping by the training volumes and features).
+    """
+    from brainlike.encoding.backends import get_backend
+    from brainlike.encoding.spectral import TIE_SLOPE, _RidgeEngine, chunk_size, vecmat64
+
+    Y = np.asarray(Y, dtype=np.float32)
+    n_t = Y.shape[1]
+    B = get_backend(options.backend)
+    alphas = np.asarray(options.alphas, dtype=np.float64)
+    nd = len(options.delays)
+    kw = dict(fit_intercept=True, solver="auto", backend=B, dtype="float32", score_func="r2", method="auto")
+    cv_kw = {**kw, "score_func": options.selection_score}
+
+    def sizes(n_rows: int) -> tuple[int, ...]:
+        return tuple(sorted({min(k, n_rows - 1, X.shape[1]) for k in options.component_grid}))
+
+    grid = sizes(min(tr.size for tr, _ in inner))  # sizes every inner fold can fit
+    cv = np.zeros((len(grid), alphas.size, n_t))
+    for itr, iva in inner:
+        rows_tr, rows_va = train[itr], train[iva]
+        rows = np.concatenate([rows_tr, rows_va])
+        C = _delay(_pca_scores(X, rows_tr, grid[-1], options.standardize), options.delays)[rows]
+        fold = [(np.arange(rows_tr.size), np.arange(rows_tr.size, rows.size))]
+        engines = [_RidgeEngine(C[:, _delayed_columns(grid[-1], k, nd)], fold, alphas, need_refit=False, **cv_kw)
+                   for k in grid]
+        big = engines[-1]
+        step = min(chunk_size(e, n_t, options.memory_budget_gb) for e in engines)
+        for a in range(0, n_t, step):
+            # one centred target chunk and one X^T Y (largest size) for all sizes: the design of k
+            # components is a column subset of the largest one's, so its X^T Y is a row subset
+            Y0_b, _ = big.center_targets(Y[rows, a:a + step])
+            T_b = big.X_b.T @ Y0_b if big.needs_T else None
+            for gi, (k, eng) in enumerate(zip(grid, engines)):
+                T_k = None if T_b is None or not eng.needs_T else T_b[_delayed_columns(grid[-1], k, nd)]
+                cv[gi, :, a:a + step] += eng.cv_scores(Y0_b, T_k)
+            del Y0_b, T_b
+        del engines, big
+    cv /= len(inner)
+    cv[~np.isfinite(cv)] = -np.inf
+    cv += TIE_SLOPE * np.log(alphas)[None, :, None]
+    flat = np.argmax(cv.reshape(-1, n_t), axis=0)  # first maximum: smaller size on exact ties
+    k_idx, a_idx = np.divmod(flat, alphas.size)
+    a_sel = alphas[a_idx]
+    full = sizes(train.size)
+    C = _delay(_pca_scores(X, train, full[-1], options.standardize), options.delays)
+    pred = np.empty((test.size, n_t))
+    k_sel = np.empty(n_t, dtype=np.int64)
+    for gi, k in enumerate(grid):
+        cols = np.flatnonzero(k_idx == gi)
+        if not cols.size:
+            continue
+        k_fit = min(k, full[-1])
+        D = C[:, _delayed_columns(full[-1], k_fit, nd)]
+        eng = _RidgeEngine(D[train], [], alphas, need_cv=False, **kw)
+        step = chunk_size(eng, cols.size, options.memory_budget_gb)
+        for a in range(0, cols.size, step):
+            c = cols[a:a + step]
+            Y0_b, y_mean = eng.center_targets(Y[train][:, c])
+            W = B.to_numpy(eng.refit(Y0_b, a_sel[c], n_targets=cols.size, n_chunks=-(-cols.size // step)))
+            intercept = y_mean - vecmat64(eng.x_mean, W)
+            pred[:, c] = D[test] @ W.astype(np.float64) + intercept[None, :]
+        k_sel[cols] = k_fit
+    return pred, a_sel, k_sel
 
 
 def _inner_folds(train: np.ndarray, options: FMRIEncodingOptions) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -440,6 +618,7 @@ def encode_layers(
     fold_scores = np.empty((L, K, t))
     null = np.empty((L, S, t), dtype=np.float32)
     alphas = np.empty((L, K, t))
+    components = np.zeros((L, K, t), dtype=np.int64)
     it = range(L)
     if progress:
         from tqdm.auto import tqdm
@@ -456,20 +635,28 @@ def encode_layers(
         p_ss = np.zeros(Yall.shape[1])
         ep = np.zeros(Yall.shape[1])
         for k, (train, test) in enumerate(folds):
-            D, _ = reduce_and_delay(layers[li], train, options)
-            model = RidgeCV(alphas=np.asarray(options.alphas), cv=inner[k], backend=options.backend,
-                            memory_budget_gb=options.memory_budget_gb)
-            model.fit(D[train], Yall[train])
-            pred = model.predict(D[test])
+            if options.nested_components:
+                pred, a_sel, k_sel = fit_nested_components(layers[li], Yall, train, test, inner[k], options)
+                components[li, k] = k_sel[:t]
+            else:
+                D, _ = reduce_and_delay(layers[li], train, options)
+                model = RidgeCV(alphas=np.asarray(options.alphas), cv=inner[k], backend=options.backend,
+                                memory_budget_gb=options.memory_budget_gb)
+                model.fit(D[train], Yall[train])
+                pred = model.predict(D[test])
+                a_sel = model.best_alphas_
+                if options.reduction == "pca":
+                    components[li, k] = min(options.n_components, train.size - 1, layers[li].shape[1])
+                del model
             r = pearson_r(Eall[test], pred)
             fold_scores[li, k] = r[:t]
             acc += r[t:].reshape(S, t)
-            alphas[li, k] = model.best_alphas_[:t]
+            alphas[li, k] = a_sel[:t]
             p64 = pred.astype(np.float64)
             p_sum += p64.sum(axis=0)
             p_ss += np.einsum("ij,ij->j", p64, p64)
             ep += np.einsum("ij,ij->j", Eall[test].astype(np.float64), p64)
-            del model, pred, p64
+            del pred, p64
         null[li] = (acc / K).astype(np.float32)
         var_p = p_ss - p_sum * p_sum / n
         cov = ep - e_sum * p_sum / n
@@ -479,7 +666,8 @@ def encode_layers(
     return LayerScores(scores=fold_scores.mean(axis=1), fold_scores=fold_scores, null=null, shifts=shifts,
                        alphas=alphas, pooled_r=pooled[:, 0],
                        pooled_null=pooled[:, 1:].astype(np.float32), level=level,
-                       target_shape=tuple(target_shape) if target_shape else (t,), options=options)
+                       target_shape=tuple(target_shape) if target_shape else (t,), options=options,
+                       components=components)
 
 
 # ------------------------------------------------------------------------------------------------ levels

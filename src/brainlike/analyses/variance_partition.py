@@ -17,6 +17,18 @@ stimulus model predicts, and on the Brennan ROIs it alone drives the plain block
 :mod:`brainlike.analyses.fmri_encoding`). The LM's unique contribution is ``R2_joint - R2_controls``, the
 controls' ``R2_joint - R2_lm``, the shared part ``R2_controls + R2_lm - R2_joint`` (the usual set
 algebra; a part can be slightly negative from estimation noise).
+
+Two refitted nulls of ``unique_lm``:
+
+* ``n_shifts``: the *targets* are circularly shifted; the controls and the LM lose their alignment with the
+  targets together (all three fits refitted on every copy);
+* ``n_feature_shifts`` (stricter): the controls stay aligned with the targets and only the LM's design
+  columns are circularly shifted; the joint (banded) fit is refitted on every shift and compared with the
+  observed controls-only fit. This is the null of "the LM adds nothing beyond the controls": a target
+  driven by the controls keeps its controls R^2 in every null copy.
+
+With a grid of PCA sizes (``options.n_components`` a tuple) the partition uses the largest size (the
+banded ridge's penalties regularise it).
 """
 from __future__ import annotations
 
@@ -55,6 +67,11 @@ class VariancePartition:
         targets; empty (0, n_null_targets) without a null.
     shifts : ndarray (n_shifts,) int64
         The circular shifts (volumes) of those copies.
+    null_unique_lm_features : ndarray (n_feature_shifts, n_null_targets) float64, optional
+        ``r2_joint`` refitted with the LM design columns circularly shifted (controls and targets aligned)
+        minus the observed ``r2_controls``: the stricter null of ``unique_lm``.
+    feature_shifts : ndarray (n_feature_shifts,) int64, optional
+        The circular shifts (volumes) of the LM columns.
     """
 
     r2_controls: np.ndarray
@@ -66,6 +83,8 @@ class VariancePartition:
     band_weights: np.ndarray
     null_unique_lm: np.ndarray | None = None
     shifts: np.ndarray | None = None
+    null_unique_lm_features: np.ndarray | None = None
+    feature_shifts: np.ndarray | None = None
 
     @property
     def unique_lm(self) -> np.ndarray:
@@ -77,14 +96,24 @@ class VariancePartition:
         """(n_targets,) ``r2_joint - r2_lm``."""
         return self.r2_joint - self.r2_lm
 
-    def pvalues_unique_lm(self) -> np.ndarray:
-        """(n_targets,) one-sided empirical p of ``unique_lm`` against its shift null (NaN without one)."""
+    def pvalues_unique_lm(self, null: str = "targets") -> np.ndarray:
+        """(n_targets,) one-sided empirical p of ``unique_lm`` against a shift null (NaN without one).
+
+        Parameters
+        ----------
+        null : {"targets", "features"}
+            ``"targets"``: the target-shift null (``null_unique_lm``); ``"features"``: the stricter null
+            with the controls aligned and the LM columns shifted (``null_unique_lm_features``).
+        """
         from brainlike.analyses.inference import empirical_pvalues
 
+        if null not in ("targets", "features"):
+            raise BrainlikeError(f"null must be 'targets' or 'features', not {null!r}")
+        nul = self.null_unique_lm if null == "targets" else self.null_unique_lm_features
         out = np.full(self.unique_lm.shape, np.nan)
-        if self.null_unique_lm is not None and len(self.null_unique_lm):
-            m = self.null_unique_lm.shape[1]
-            out[:m] = empirical_pvalues(self.unique_lm[:m], self.null_unique_lm, axis=0)
+        if nul is not None and len(nul):
+            m = nul.shape[1]
+            out[:m] = empirical_pvalues(self.unique_lm[:m], nul, axis=0)
         return out
 
     @property
@@ -116,6 +145,7 @@ def variance_partitioning(
     n_random: int = 8,
     n_shifts: int = 0,
     n_null_targets: int | None = None,
+    n_feature_shifts: int = 0,
 ) -> VariancePartition:
     """Controls-only, LM-only and joint (banded) cross-validated fits of the same targets.
 
@@ -143,6 +173,11 @@ def variance_partitioning(
         Only the first ``n_null_targets`` columns of ``Y`` get shifted copies (default: all); the others
         are fitted once, in the same fits (e.g. the group mean with its null beside every subject without
         one: one set of decompositions for both).
+    n_feature_shifts : int
+        Circular shifts of the LM design columns for the stricter null of ``unique_lm`` (0: none): the
+        controls and the targets stay aligned, the joint fit is refitted per shift (one design, hence one
+        set of decompositions, per shift and fold). Shifts drawn with ``options.min_shift`` and
+        ``options.seed + 1``; only the observed first ``n_null_targets`` targets are refitted.
 
     Returns
     -------
@@ -175,6 +210,9 @@ def variance_partitioning(
     alphas = np.asarray(options.alphas)
     acc = {k: np.zeros(T) for k in ("r2c", "r2l", "r2j", "rc", "rl", "rj")}
     weights = np.empty((len(folds), 2, t))
+    fshifts = circular_shifts(n, n_feature_shifts, options.min_shift, options.seed + 1) if n_feature_shifts and m else \
+        np.zeros(0, dtype=np.int64)
+    r2j_f = np.zeros((fshifts.size, m))
     for k, (train, test) in enumerate(folds):
         D, width = reduce_and_delay(X, train, options, extra=C)
         cols = np.arange(D.shape[1])
@@ -194,10 +232,17 @@ def variance_partitioning(
             acc["r" + name] += pearson_r(E[test], pred)
             if name == "j":
                 weights[k] = model.band_weights_[:, :t]
+        for j, sh in enumerate(fshifts):  # stricter null: LM columns shifted, controls and targets aligned
+            Ds = D.copy()
+            Ds[:, ~is_ctrl] = np.roll(D[:, ~is_ctrl], int(sh), axis=0)
+            model = fits["j"][0].fit(Ds[train], Y[train, :m])
+            r2j_f[j] += _r2(E[test, :m], model.predict(Ds[test]))
     K = len(folds)
     avg = {k: v / K for k, v in acc.items()}
     null = (avg["r2j"][t:] - avg["r2c"][t:]).reshape(shifts.size, m)
     return VariancePartition(
         r2_controls=avg["r2c"][:t], r2_lm=avg["r2l"][:t], r2_joint=avg["r2j"][:t],
         r_controls=avg["rc"][:t], r_lm=avg["rl"][:t], r_joint=avg["rj"][:t], band_weights=weights,
-        null_unique_lm=null, shifts=shifts)
+        null_unique_lm=null, shifts=shifts,
+        null_unique_lm_features=r2j_f / K - avg["r2c"][None, :m] if fshifts.size else None,
+        feature_shifts=fshifts if fshifts.size else None)
