@@ -73,7 +73,7 @@ def test_pipeline_tables_and_report_section_on_the_shipped_recording():
                      tuple(rec.stimulus.words))
     opt = FMRIEncodingOptions(n_components=5, alphas=ALPHAS, n_shifts=20, n_splits=3, inner_splits=2, delays=(1, 2))
     tables = fmri_alignment({"rand": (feats, None)}, subjects, opt, ["group", "single"], partition=True,
-                            progress=False)
+                            progress=False, partition_feature_shifts=10)
     cal = tables["fmri_calibration"]
     assert len(cal) == 2 * 2 * 7                     # (rand, controls) x (group, single) x (6 ROIs + all)
     assert cal.query("level == 'single'")["fpr_group"].notna().all()
@@ -81,6 +81,11 @@ def test_pipeline_tables_and_report_section_on_the_shipped_recording():
     assert (best["null_max_q95"] >= best["null_max_median"]).all()
     vp = tables["fmri_variance_partition"]
     assert (vp["unique_lm_p"] >= 1 / 21 - 1e-12).all() and (vp["n_shifts"] == 20).all()
+    # the stricter null (only the random model's columns shifted): p in [1/11, 1], q >= p, controls' rows none
+    assert (vp["n_feature_shifts"] == 10).all()
+    assert vp["unique_lm_p_features"].between(1 / 11 - 1e-12, 1).all()
+    assert (vp["unique_lm_q_features"] >= vp["unique_lm_p_features"] - 1e-12).all()
+    assert (vp["unique_lm_null_features_q95"] < 0.05).all()   # shifted random columns add ~nothing
     assert ((vp["single_unique_lm_ci_low"] <= vp["single_unique_lm_mean"])
             & (vp["single_unique_lm_mean"] <= vp["single_unique_lm_ci_high"])).all()
     tables["fmri_summary"] = fmri_summary(tables)

@@ -234,7 +234,8 @@ def test_fmri_example_runs_on_the_shipped_recording(tmp_path, shared_data):
     subjects = ["s18", "s22", "s23", "s24", "s26", "s28", "s30", "s31", "s35", "s36"]
     raw.update(output=str(tmp_path / "b"), models=["stories260k", "stories260k@random"])
     raw["dataset"]["subjects"] = subjects
-    raw["encoding"] = {"inner_splits": 3, "fmri": {"n_shifts": 30, "levels": ["group", "single"]}}
+    raw["encoding"] = {"inner_splits": 3, "fmri": {"n_shifts": 30, "levels": ["group", "single"],
+                                                         "partition_feature_shifts": 5}}
     raw["analyses"] = {"controls": True, "capability": {"corpus": "shared:inaugural-2009", "max_bytes": 1000}}
     spec = tmp_path / "b.yaml"
     spec.write_text(yaml.safe_dump(raw))
@@ -253,6 +254,7 @@ def test_fmri_example_runs_on_the_shipped_recording(tmp_path, shared_data):
     vp = store.read("fmri_variance_partition")
     assert set(vp["model"]) == {"stories260k", "stories260k@random"} and len(vp) == 2 * 6
     np.testing.assert_allclose(vp["unique_lm"], vp["r2_joint"] - vp["r2_controls"])
+    assert (vp["n_feature_shifts"] == 5).all() and vp["unique_lm_p_features"].between(1 / 6 - 1e-12, 1).all()
     assert (vp["r2_controls"] > 0).all()  # word rate and sound power predict the group mean on held-out blocks
 
 

@@ -95,6 +95,9 @@ class FMRISpec(_Strict):
                                                       "alpha when n_components is a list")
     n_shifts: int = Field(200, ge=0, description="refitted circular shifts of the targets (the null)")
     min_shift: int = Field(20, ge=1, description="smallest shift, volumes")
+    partition_feature_shifts: int = Field(0, ge=0, description="variance partition: circular shifts of the LM "
+                                          "columns only (controls and targets aligned, joint fit refitted) for the "
+                                          "stricter null of the unique R^2 (0: only the target-shift null)")
     highpass: float | None = Field(128.0, gt=0, description="DCT high-pass of the targets, s (null: off)")
     depths: list[float] | None = Field(None, description="relative depths of the layers to fit (None: all)")
 

@@ -185,12 +185,14 @@ def _group_rows(ls: LayerScores, model: str, level: str, rois: tuple[str, ...], 
 def _partition_rows(key: str, X: np.ndarray, chosen: list[int], ls: LayerScores, data: np.ndarray,
                     subjects: list[SubjectData], stim: Stimulus, tr: float, rois: tuple[str, ...],
                     options: FMRIEncodingOptions, word_controls: np.ndarray | None = None,
-                    significance: float = 0.05, single: bool = False, seed: int = 0) -> pd.DataFrame:
+                    significance: float = 0.05, single: bool = False, seed: int = 0,
+                    feature_shifts: int = 0) -> pd.DataFrame:
     """Variance partition of the layer with the best mean group-level r against the low-level controls.
 
     The controls (plus ``word_controls``, e.g. surprisal, when given), with the refitted circular-shift null of the
-    unique R^2 on the group mean (the layer null's shifts) and, with ``single``, the subjects' unique R^2 with a CI over
-    subjects.
+    unique R^2 on the group mean (the layer null's shifts), with ``feature_shifts`` > 0 the stricter null (only the
+    LM columns shifted, controls and targets aligned; ``unique_lm_p_features``, ``unique_lm_q_features``) and, with
+    ``single``, the subjects' unique R^2 with a CI over subjects.
     """
     from brainlike.analyses.fmri_encoding import zscore_subjects
     from brainlike.analyses.variance_partition import variance_partitioning
@@ -202,13 +204,15 @@ def _partition_rows(key: str, X: np.ndarray, chosen: list[int], ls: LayerScores,
     single = single and s >= 2
     # one set of fits: the group mean (with its shifted copies) beside every subject x ROI (no null)
     Y = np.hstack([z.mean(axis=0), z.transpose(1, 0, 2).reshape(n, s * r)]) if single else z.mean(axis=0)
-    vp = variance_partitioning(X[i], ctl, Y, options, n_shifts=options.n_shifts, n_null_targets=r)
+    vp = variance_partitioning(X[i], ctl, Y, options, n_shifts=options.n_shifts, n_null_targets=r,
+                               n_feature_shifts=feature_shifts)
     p = vp.pvalues_unique_lm()[:r]
     out = pd.DataFrame({"model": key, "layer": chosen[i], "roi": list(rois), "r2_controls": vp.r2_controls[:r],
                         "r2_lm": vp.r2_lm[:r], "r2_joint": vp.r2_joint[:r], "unique_lm": vp.unique_lm[:r],
                         "unique_controls": vp.unique_controls[:r], "shared": vp.shared[:r],
                         "r_joint": vp.r_joint[:r]})
     return out.assign(**_partition_null_columns(vp, p, significance),
+                      **_feature_null_columns(vp, r, significance),
                       **_subject_partition_columns(vp.unique_lm[r:].reshape(-1, r) if single else None, r, seed))
 
 
@@ -222,6 +226,21 @@ def _partition_null_columns(vp, p: np.ndarray, significance: float) -> dict[str,
     nu = vp.null_unique_lm
     return {"unique_lm_null_mean": nu.mean(axis=0), "unique_lm_null_sd": nu.std(axis=0), "unique_lm_p": p,
             "unique_lm_q": q, "n_shifts": len(nu)}
+
+
+def _feature_null_columns(vp, n_rois: int, significance: float) -> dict[str, np.ndarray]:
+    """The stricter null of the group-level unique R^2 (LM columns shifted): its 95th percentile, p and FDR q.
+
+    NaN (and ``n_feature_shifts`` 0) when the run asked for none.
+    """
+    nu = vp.null_unique_lm_features
+    if nu is None or not len(nu):
+        nan = np.full(n_rois, np.nan)
+        return {"unique_lm_null_features_q95": nan, "unique_lm_p_features": nan, "unique_lm_q_features": nan,
+                "n_feature_shifts": 0}
+    p = vp.pvalues_unique_lm(null="features")[:n_rois]
+    return {"unique_lm_null_features_q95": np.quantile(nu, 0.95, axis=0), "unique_lm_p_features": p,
+            "unique_lm_q_features": fdr_correction(p, significance).qvalues, "n_feature_shifts": len(nu)}
 
 
 def _subject_partition_columns(unique: np.ndarray | None, n_rois: int, seed: int) -> dict[str, np.ndarray]:
@@ -241,7 +260,7 @@ def fmri_alignment(models: dict[str, tuple[Features, list[int] | None]], subject
                    options: FMRIEncodingOptions, levels: list[str], *, controls: bool = True,
                    partition: bool = False, word_controls: np.ndarray | None = None,
                    significance: float = 0.05, seed: int = 0, console: Console | None = None,
-                   progress: bool = True) -> dict[str, pd.DataFrame]:
+                   progress: bool = True, partition_feature_shifts: int = 0) -> dict[str, pd.DataFrame]:
     """Score every model's layers on the fMRI subjects at every level (see the module docstring).
 
     Parameters
@@ -261,6 +280,9 @@ def fmri_alignment(models: dict[str, tuple[Features, list[int] | None]], subject
     word_controls : ndarray, optional
         ``(n_words, j)`` per-word regressors added to the control band (e.g. a model's surprisal and
         entropy, ``analyses.surprisal_control``).
+    partition_feature_shifts : int
+        With ``partition``: circular shifts of the LM columns only for the stricter null of the unique R^2
+        (0: none).
 
     Returns
     -------
@@ -298,7 +320,7 @@ def fmri_alignment(models: dict[str, tuple[Features, list[int] | None]], subject
             if level == "group" and partition and key != CONTROL_MODEL:
                 out["fmri_variance_partition"].append(
                     _partition_rows(key, X, chosen, ls, data, subjects, stim, tr, rois, options, word_controls,
-                                    significance, "single" in levels, seed))
+                                    significance, "single" in levels, seed, partition_feature_shifts))
             if level == "group":
                 best, _, _ = ls.max_over_layers()
                 for j, roi in enumerate(rois):
@@ -406,7 +428,7 @@ def _fit_one(key, item, subjects, options, levels, spec, console, progress,
                           controls=item is None, partition=item is not None and spec.analyses.controls,
                           word_controls=word_controls,
                           significance=spec.encoding.significance, seed=spec.seed, console=console,
-                          progress=progress)
+                          progress=progress, partition_feature_shifts=spec.encoding.fmri.partition_feature_shifts)
 
 
 def _collect(store, keys: list[str]) -> dict[str, pd.DataFrame]:
