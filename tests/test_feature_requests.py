@@ -69,3 +69,4 @@ def test_random_twins_are_keyed_by_their_seed(stories260k, tmp_path, monkeypatch
     monkeypatch.setattr(extract_mod, "load_model", _no_load)
     hit = cached_features("stories260k@random:1", stim, cache_dir=tmp_path)
     np.testing.assert_array_equal(np.asarray(hit.layers), np.asarray(a.layers))
+
