@@ -97,6 +97,7 @@ def run(args: argparse.Namespace) -> None:
 
 def _table_diffs(a: Path, b: Path) -> list[tuple[str, float, int]]:
     import numpy as np
+    import pandas as pd
 
     from brainlike.store import ResultsStore
 
@@ -107,7 +108,7 @@ def _table_diffs(a: Path, b: Path) -> list[tuple[str, float, int]]:
         if da.shape != db.shape:
             rows.append((name, float("inf"), len(da)))
             continue
-        num = [c for c in da.columns if np.issubdtype(da[c].dtype, np.number) and c in db.columns]
+        num = [c for c in da.columns if pd.api.types.is_numeric_dtype(da[c]) and c in db.columns]
         diff = 0.0
         for c in num:
             x, y = da[c].to_numpy(float), db[c].to_numpy(float)
