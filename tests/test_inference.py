@@ -124,3 +124,66 @@ def test_calibration_shows_t_test_is_liberal_under_a_shared_null_but_empirical_g
 def test_analytic_pvalues_are_the_fisher_formula():
     p = analytic_pvalues(np.array([0.0, 0.1, 0.3]), 362, 5)
     np.testing.assert_allclose(p, sstats.norm.sf(np.arctanh([0.0, 0.1, 0.3]) * np.sqrt(347)))
+
+
+def _null_calibration_loop(null, shifts, n_volumes, *, min_shift, n_folds, alpha=0.05, n_pseudo=None, n_flips=2000,
+                           seed=0):
+    """The copy-by-copy implementation that the vectorised :func:`null_calibration` replaced (the reference)."""
+    from brainlike.analyses.inference import _valid_others, analytic_pvalues, empirical_pvalues, sign_flip_test
+
+    nu = np.asarray(null, dtype=np.float64)
+    S = nu.shape[0]
+    others = _valid_others(shifts, n_volumes, min_shift)
+    rng = np.random.default_rng(seed)
+    pseudo = np.arange(S) if n_pseudo is None or n_pseudo >= S else np.sort(rng.choice(S, n_pseudo, replace=False))
+    flat = nu.reshape(S, -1)
+    hits = []
+    for j in pseudo:
+        ok = others[j]
+        p = (1.0 + (flat[ok] >= flat[j] - 1e-12).sum(axis=0)) / (1.0 + ok.size)
+        hits.append(p <= alpha)
+    out = {"null_mean": float(flat.mean()), "null_sd": float(flat.std()), "fpr_target": float(np.mean(hits)),
+           "fpr_analytic": float(np.mean(analytic_pvalues(flat[pseudo], n_volumes, n_folds) <= alpha)),
+           "n_pseudo": len(pseudo)}
+    if nu.ndim == 3 and nu.shape[1] >= 2:
+        e_hits, sf_hits, tt_hits, sfi_hits, tti_hits = [], [], [], [], []
+        mus = {}
+        for j in pseudo:
+            ok = others[j]
+            mu = nu[ok].mean(axis=0)
+            mus[int(j)] = mu
+            d = nu[j] - mu
+            e_hits.append(empirical_pvalues(d.mean(axis=0), (nu[ok] - mu).mean(axis=1), axis=0) <= alpha)
+            sf_hits.append(sign_flip_test(d, n_flips=n_flips, seed=int(j)) <= alpha)
+            tt_hits.append(sstats.ttest_1samp(d, 0.0, axis=0, alternative="greater").pvalue <= alpha)
+        for rep in range(len(pseudo)):
+            js = rng.choice(pseudo, size=nu.shape[1])
+            d = np.stack([nu[j, i] - mus[int(j)][i] for i, j in enumerate(js)])
+            sfi_hits.append(sign_flip_test(d, n_flips=n_flips, seed=rep) <= alpha)
+            tti_hits.append(sstats.ttest_1samp(d, 0.0, axis=0, alternative="greater").pvalue <= alpha)
+        out.update(fpr_group_empirical=float(np.mean(e_hits)), fpr_group_signflip=float(np.mean(sf_hits)),
+                   fpr_group_ttest=float(np.mean(tt_hits)), fpr_group_signflip_indep=float(np.mean(sfi_hits)),
+                   fpr_group_ttest_indep=float(np.mean(tti_hits)))
+    return out
+
+
+@pytest.mark.parametrize(("shape", "n_flips", "n_pseudo"), [
+    ((60, 27, 6), 500, None),    # random sign flips (2^27 patterns > n_flips)
+    ((60, 27, 1), 2100, 40),     # more than one block of 2048 random flips, a subset of pseudo-observed copies
+    ((60, 6, 3), 500, None),     # exact enumeration (2^6 <= n_flips)
+    ((60, 20), 500, None),       # no subjects axis: per-target tests only
+])
+def test_vectorised_null_calibration_gives_the_numbers_of_the_copy_by_copy_loop(shape, n_flips, n_pseudo):
+    rng = np.random.default_rng(11)
+    n = 362
+    shifts = np.sort(rng.choice(np.arange(20, n - 19), shape[0], replace=False))
+    # a shared component per shift makes the group tests reject often, so the rates are not all ~0
+    null = 0.05 * rng.standard_normal((shape[0], *([1] * (len(shape) - 1)))) + 0.08 * rng.standard_normal(shape)
+    cal = null_calibration(null, shifts, n, min_shift=20, n_folds=5, n_flips=n_flips, n_pseudo=n_pseudo, seed=3)
+    ref = _null_calibration_loop(null, shifts, n, min_shift=20, n_folds=5, n_flips=n_flips, n_pseudo=n_pseudo, seed=3)
+    for name, value in ref.items():
+        np.testing.assert_allclose(getattr(cal, name), value, rtol=0, atol=1e-12, err_msg=name)
+    if len(shape) == 3:
+        assert 0 < cal.fpr_group_ttest < 1 and cal.fpr_group_signflip_indep is not None  # not a vacuous comparison
+    else:
+        assert cal.fpr_group_empirical is None

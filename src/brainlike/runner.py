@@ -26,7 +26,7 @@ import yaml
 from rich.console import Console
 
 from brainlike.config import RunConfig, read_yaml_mapping
-from brainlike.fileio import atomic_write, atomic_write_text, ensure_writable_dir
+from brainlike.fileio import atomic_write_bytes, atomic_write_text, ensure_writable_dir
 from brainlike.locking import output_lock
 from brainlike.pipelines import AnalysisOutput, RunContext
 from brainlike.registry import ANALYSES
@@ -140,8 +140,13 @@ def _run_locked(config: RunConfig, plugin, out: Path, console: Console, progress
     return RunOutcome(config, out, store, report, time.time() - t0, result, dict(result.tables))
 
 
-def _write_figures(result: AnalysisOutput, folder: Path, dpi: int = 150) -> list[Path]:
-    """Every figure of the report sections as ``<folder>/<caption made safe>.png``."""
+def _write_figures(result: AnalysisOutput, folder: Path, dpi: int | None = None) -> list[Path]:
+    """Every figure of the report sections as ``<folder>/<caption made safe>.png``.
+
+    At :data:`brainlike.plotting.PNG_DPI` by default: the bytes the HTML report embeds (each figure rendered once).
+    """
+    from brainlike.plotting import PNG_DPI, figure_png
+
     paths: list[Path] = []
     for section in result.sections:
         for caption, fig in section.figures:
@@ -150,5 +155,5 @@ def _write_figures(result: AnalysisOutput, folder: Path, dpi: int = 150) -> list
             while folder / name in paths:
                 i += 1
                 name = f"{stem}-{i}.png"
-            paths.append(atomic_write(folder / name, lambda p, fig=fig: fig.savefig(p, dpi=dpi, format="png")))
+            paths.append(atomic_write_bytes(folder / name, figure_png(fig, dpi or PNG_DPI)))
     return paths

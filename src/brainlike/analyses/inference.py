@@ -290,6 +290,53 @@ def _valid_others(shifts: np.ndarray, n_volumes: int, min_shift: int) -> list[np
     return [np.flatnonzero(dist[j] >= min_shift) for j in range(s.size)]
 
 
+def _flip_signs(n: int, n_flips: int, seed: int) -> np.ndarray:
+    """The ``(n_flips, n)`` sign patterns :func:`sign_flip_test` draws with ``seed`` (random branch), float64 +-1."""
+    rng = np.random.default_rng(seed)
+    step = 2048
+    return np.concatenate([rng.choice((-1.0, 1.0), size=(min(step, n_flips - start), n))
+                           for start in range(0, n_flips, step)])
+
+
+def _sign_flip_many(ds: np.ndarray, seeds: list[int], n_flips: int,
+                    signs_memo: dict[int, np.ndarray]) -> np.ndarray:
+    """:func:`sign_flip_test` of every ``ds[i]`` with seed ``seeds[i]`` (same numbers), reusing sign patterns.
+
+    Parameters
+    ----------
+    ds : ndarray (P, n_subjects, n_tests) float64
+    seeds : list of int (P,)
+    n_flips : int
+    signs_memo : dict
+        Seed -> sign patterns already drawn (filled here; shared between calls on the same ``n``).
+
+    Returns
+    -------
+    ndarray (P, n_tests) float64 p-values.
+    """
+    P, n, _ = ds.shape
+    obs = ds.mean(axis=1)                                          # (P, n_tests)
+    if n <= 20 and 2 ** n <= n_flips:                              # exact enumeration: the same patterns for all
+        signs = 1.0 - 2.0 * ((np.arange(2 ** n)[:, None] >> np.arange(n)[None, :]) & 1)
+        return np.stack([((signs @ ds[i]) / n >= obs[i] - 1e-12).mean(axis=0) for i in range(P)])
+    out = np.empty_like(obs)
+    for i, s in enumerate(seeds):
+        if s not in signs_memo:
+            signs_memo[s] = _flip_signs(n, n_flips, s)
+        out[i] = (1.0 + ((signs_memo[s] @ ds[i]) / n >= obs[i] - 1e-12).sum(axis=0)) / (1.0 + n_flips)
+    return out
+
+
+def _ttest_greater_many(ds: np.ndarray) -> np.ndarray:
+    """One-sided one-sample t-test p of every ``ds[i]`` over its subjects axis, in one scipy call.
+
+    ``ds`` (P, n_subjects, n_tests) -> (P, n_tests); column by column the same as ``ttest_1samp(ds[i], 0, axis=0)``.
+    """
+    P, n, T = ds.shape
+    wide = np.ascontiguousarray(ds.transpose(1, 0, 2).reshape(n, P * T))
+    return np.asarray(sstats.ttest_1samp(wide, 0.0, axis=0, alternative="greater").pvalue).reshape(P, T)
+
+
 def null_calibration(null: np.ndarray, shifts: np.ndarray, n_volumes: int, *, min_shift: int, n_folds: int,
                      alpha: float = 0.05, n_pseudo: int | None = None, n_flips: int = 2000,
                      seed: int = 0) -> CalibrationResult:
@@ -318,6 +365,12 @@ def null_calibration(null: np.ndarray, shifts: np.ndarray, n_volumes: int, *, mi
     Returns
     -------
     CalibrationResult
+
+    Notes
+    -----
+    Vectorised over the pseudo-observed copies (one t-test call, sign patterns drawn once per seed); the
+    numbers are those of the copy-by-copy loop it replaced (``tests/test_inference.py`` keeps that loop as
+    the reference).
     """
     nu = np.asarray(null, dtype=np.float64)
     S = nu.shape[0]
@@ -327,33 +380,30 @@ def null_calibration(null: np.ndarray, shifts: np.ndarray, n_volumes: int, *, mi
     rng = np.random.default_rng(seed)
     pseudo = np.arange(S) if n_pseudo is None or n_pseudo >= S else np.sort(rng.choice(S, n_pseudo, replace=False))
     flat = nu.reshape(S, -1)
-    hits = []
+    n_hits = 0
     for j in pseudo:
         ok = others[j]
-        p = (1.0 + (flat[ok] >= flat[j] - 1e-12).sum(axis=0)) / (1.0 + ok.size)
-        hits.append(p <= alpha)
-    fpr_target = float(np.mean(hits))
+        n_hits += int(((1.0 + (flat[ok] >= flat[j] - 1e-12).sum(axis=0)) / (1.0 + ok.size) <= alpha).sum())
+    fpr_target = n_hits / (len(pseudo) * flat.shape[1])
     fpr_an = float(np.mean(analytic_pvalues(flat[pseudo], n_volumes, n_folds) <= alpha))
     g_emp = g_sf = g_tt = g_sfi = g_tti = None
     if nu.ndim == 3 and nu.shape[1] >= 2:
-        e_hits, sf_hits, tt_hits, sfi_hits, tti_hits = [], [], [], [], []
         n_sub = nu.shape[1]
-        mus = {}
-        for j in pseudo:
-            ok = others[j]
-            mu = nu[ok].mean(axis=0)  # (n_subjects, n_rois)
-            mus[int(j)] = mu
-            d = nu[j] - mu
-            eff = d.mean(axis=0)
-            gnull = (nu[ok] - mu).mean(axis=1)
-            e_hits.append(empirical_pvalues(eff, gnull, axis=0) <= alpha)
-            sf_hits.append(sign_flip_test(d, n_flips=n_flips, seed=int(j)) <= alpha)
-            tt_hits.append(sstats.ttest_1samp(d, 0.0, axis=0, alternative="greater").pvalue <= alpha)
+        mus = np.stack([nu[others[j]].mean(axis=0) for j in pseudo])        # (P, n_subjects, n_rois)
+        row = {int(j): i for i, j in enumerate(pseudo)}
+        d_all = nu[pseudo] - mus                                             # (P, n_subjects, n_rois)
+        e_hits = [empirical_pvalues(d_all[i].mean(axis=0), (nu[others[j]] - mus[i]).mean(axis=1), axis=0) <= alpha
+                  for i, j in enumerate(pseudo)]
+        memo: dict[int, np.ndarray] = {}
+        sf_hits = _sign_flip_many(d_all, [int(j) for j in pseudo], n_flips, memo) <= alpha
+        tt_hits = _ttest_greater_many(d_all) <= alpha
+        d_ind = []
         for _rep in range(len(pseudo)):
             js = rng.choice(pseudo, size=n_sub)
-            d = np.stack([nu[j, i] - mus[int(j)][i] for i, j in enumerate(js)])
-            sfi_hits.append(sign_flip_test(d, n_flips=n_flips, seed=_rep) <= alpha)
-            tti_hits.append(sstats.ttest_1samp(d, 0.0, axis=0, alternative="greater").pvalue <= alpha)
+            d_ind.append(np.stack([nu[j, i] - mus[row[int(j)]][i] for i, j in enumerate(js)]))
+        d_ind = np.stack(d_ind)                                              # (P, n_subjects, n_rois)
+        sfi_hits = _sign_flip_many(d_ind, list(range(len(pseudo))), n_flips, memo) <= alpha
+        tti_hits = _ttest_greater_many(d_ind) <= alpha
         g_emp, g_sf, g_tt = (float(np.mean(h)) for h in (e_hits, sf_hits, tt_hits))
         g_sfi, g_tti = float(np.mean(sfi_hits)), float(np.mean(tti_hits))
     return CalibrationResult(

@@ -18,6 +18,7 @@ from brainlike.encoding import EncodingOptions
 from brainlike.encoding.options import merge_options
 from brainlike.errors import BrainlikeError
 from brainlike.models import ExtractionOptions, Features, extract_features, load_model
+from brainlike.models.extract import cached_features
 from brainlike.models.surprisal import surprisal_features
 from brainlike.stimulus import Stimulus
 
@@ -110,6 +111,10 @@ def extract_task(task: ExtractTask) -> Features | FeatureFile:
         return surprisal_features(lm, task.stimulus, task.key, cache_dir=task.cache_dir, progress=task.progress)
     if task.features != "hidden":
         raise BrainlikeError(f"{task.key}: unknown features {task.features!r} (hidden or surprisal)")
+    feats = cached_features(task.model, task.stimulus, task.options, task.cache_dir, task.revision)
+    if feats is not None:  # a warm run never loads the model
+        feats.model = task.key
+        return FeatureFile.of(feats) or feats
     lm = load_model(task.model, dtype=task.options.dtype, revision=task.revision, device=device)
     feats = extract_features(lm, task.stimulus, task.options, cache_dir=task.cache_dir, device=device,
                              progress=task.progress)

@@ -21,11 +21,18 @@ Resume and integrity: every finished work unit (a window or a batch) is recorded
 SHA-256 of the bytes it wrote; a killed run resumes the unfinished units only, after re-checking the
 finished ones. The complete file is renamed into place next to per-layer checksums, which are verified
 whenever the cached entry is used; a corrupt entry is recomputed with a warning.
+
+Warm runs without the model: an entry's key needs the model's position limit (``max_window``), known only once
+the model is loaded, so every entry is also recorded under a *request key* that needs only the registry entry
+(its fingerprint: the hash of the model's files, the random twin's seed, the hub revision), the name, the words
+and the options: ``<cache_dir>/features/requests/<request key>.json`` names the entry's key.
+:func:`cached_features` looks a request up without loading the model (what a warm ``brainlike demo`` does).
 """
 from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,15 +44,17 @@ from tqdm.auto import tqdm
 
 from brainlike.cache import CacheEntry, Journal, cache_key, default_cache_dir
 from brainlike.errors import BrainlikeError, ModelError
+from brainlike.fileio import atomic_write_json
 from brainlike.models.alignment import TokenizedWords, tokenize_words
 from brainlike.models.features import CorruptFeaturesError, FeatureFileWriter, Features, checksum_path, feature_metadata
 from brainlike.models.hooks import BLOCK_LIST_NAMES, HookSet, base_module, forward, transformer_blocks, window_plan
 from brainlike.models.loading import LoadedModel, load_model
+from brainlike.models.registry import ModelEntry, resolve_model
 from brainlike.stimulus import Stimulus
 
 FEATURE_FORMAT_VERSION = 2
 
-__all__ = ["BLOCK_LIST_NAMES", "ExtractionOptions", "extract_features", "transformer_blocks"]
+__all__ = ["BLOCK_LIST_NAMES", "ExtractionOptions", "cached_features", "extract_features", "transformer_blocks"]
 
 
 @dataclass(frozen=True)
@@ -306,6 +315,10 @@ def extract_features(
     options = options or ExtractionOptions()
     if option_overrides:
         options = ExtractionOptions(**{**options.__dict__, **option_overrides})
+    if use_cache and not isinstance(model, LoadedModel):
+        hit = cached_features(model, stimulus, options, cache_dir)
+        if hit is not None:
+            return hit
     if isinstance(model, LoadedModel):
         lm = model
         if options.dtype != "float32" and next(lm.model.parameters()).dtype != getattr(torch, options.dtype):
@@ -325,7 +338,8 @@ def extract_features(
             "options": options.__dict__, "max_window": max_window, "version": FEATURE_FORMAT_VERSION}
     if not use_cache:
         return _extract(lm, stimulus, options, max_window, meta, device, progress, None, key)
-    entry = CacheEntry(Path(cache_dir or default_cache_dir()) / "features", key)
+    root = Path(cache_dir or default_cache_dir()) / "features"
+    entry = CacheEntry(root, key)
     with entry.lock():
         if entry.done():
             feats = _load_verified(entry)
@@ -333,8 +347,82 @@ def extract_features(
                 if feats.words != stimulus.words:
                     raise BrainlikeError(f"cache entry {entry.dir} does not match the stimulus; delete it")
                 entry.clear_partial()  # leftovers of a run killed right after renaming its file
+                _record_request(root, lm.entry, stimulus, options, key)
                 return feats
-        return _extract(lm, stimulus, options, max_window, meta, device, progress, entry, key)
+        feats = _extract(lm, stimulus, options, max_window, meta, device, progress, entry, key)
+    _record_request(root, lm.entry, stimulus, options, key)
+    return feats
+
+
+def _request_path(root: Path, model: ModelEntry, stimulus: Stimulus, options: ExtractionOptions) -> Path:
+    """``<root>/requests/<key>.json``: the request key needs the registry entry only, not the loaded model."""
+    rkey = cache_key(model=model.fingerprint(), name=model.name, words=stimulus.text_hash(), options=options.__dict__,
+                     version=FEATURE_FORMAT_VERSION)
+    return root / "requests" / f"{rkey}.json"
+
+
+def _record_request(root: Path, model: ModelEntry, stimulus: Stimulus, options: ExtractionOptions, key: str) -> None:
+    """Record that this request's features are the entry ``key`` (crash-safe; skipped when already recorded)."""
+    path = _request_path(root, model, stimulus, options)
+    try:
+        if json.loads(path.read_text()).get("key") == key:
+            return
+    except (OSError, ValueError, AttributeError):
+        pass
+    try:
+        atomic_write_json(path, {"key": key, "model": model.name, "fingerprint": model.fingerprint()})
+    except OSError as exc:  # a read-only cache still serves its entries through the full key
+        warnings.warn(f"could not record the feature request {path} ({exc})", RuntimeWarning, stacklevel=3)
+
+
+def cached_features(model: str | ModelEntry, stimulus: Stimulus, options: ExtractionOptions | None = None,
+                    cache_dir: str | Path | None = None, revision: str | None = None) -> Features | None:
+    """The cached features of ``model`` for ``stimulus``, found without loading the model; ``None`` on a miss.
+
+    The lookup needs the registry entry only (:meth:`ModelEntry.fingerprint`: the model's file hashes, the random
+    twin's seed, the hub revision), the model's name, the words and ``options``; the entry it finds is verified
+    against its checksums as in :func:`extract_features`, which records every entry it makes or reads here.
+
+    Parameters
+    ----------
+    model : str | ModelEntry
+        A registered name, local path or hub id (as for :func:`extract_features`), or its registry entry.
+    stimulus : Stimulus
+        The words.
+    options : ExtractionOptions | None
+        The extraction options (default :class:`ExtractionOptions`).
+    cache_dir : str | Path | None
+        The cache root (default ``$BRAINLIKE_CACHE`` or ``~/.cache/brainlike``).
+    revision : str | None
+        Hub revision.
+
+    Returns
+    -------
+    Features | None
+        ``layers`` ``(n_layers + 1, n_words, hidden_size)`` float32 (a read-only memory map), or ``None`` when the
+        request was never recorded, its entry is gone or corrupt, or the model cannot be resolved (then
+        :func:`extract_features` reports why).
+    """
+    options = options or ExtractionOptions()
+    try:
+        entry_m = model if isinstance(model, ModelEntry) else resolve_model(model, revision)
+        if entry_m.source == "static":
+            return None
+        root = Path(cache_dir or default_cache_dir()) / "features"
+        key = json.loads(_request_path(root, entry_m, stimulus, options).read_text())["key"]
+    except (BrainlikeError, OSError, ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(key, str) or not key.isalnum() or not (root / key).is_dir():
+        return None
+    entry = CacheEntry(root, key)
+    with entry.lock():
+        if not entry.done():
+            return None
+        feats = _load_verified(entry)
+        if feats is None or feats.words != stimulus.words:
+            return None
+        entry.clear_partial()
+        return feats
 
 
 def _load_verified(entry: CacheEntry) -> Features | None:

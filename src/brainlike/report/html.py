@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -62,14 +61,18 @@ window.addEventListener('load', function () {
 """
 
 
-def figure_to_data_uri(fig, dpi: int = 110) -> str:
-    """A matplotlib figure as a ``data:image/png;base64`` URI."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+def figure_to_data_uri(fig, dpi: int | None = None) -> str:
+    """A matplotlib figure as a ``data:image/png;base64`` URI (the bytes of :func:`~brainlike.plotting.figure_png`).
+
+    ``dpi`` defaults to :data:`brainlike.plotting.PNG_DPI`, the resolution of the run's PNG files (same bytes).
+    """
     import matplotlib.pyplot as plt
 
+    from brainlike.plotting import PNG_DPI, figure_png
+
+    png = figure_png(fig, dpi or PNG_DPI)
     plt.close(fig)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+    return "data:image/png;base64," + base64.b64encode(png).decode()
 
 
 def _table_html(caption: str, df: pd.DataFrame, max_rows: int = 200) -> str:
