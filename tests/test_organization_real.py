@@ -142,6 +142,8 @@ def test_brennan_pipeline_tables(shared_data):
     assert 0 < row["diversity_chance"] < 1 and 0 < row["stability_chance"] < 1
     assert row["roi_consistency_low"] <= row["roi_consistency"] <= row["roi_consistency_high"]
     assert sorted(sweep["n_patterns"]) == [4, 8] and sweep["model"].eq("stories260k").all()
+    n_listed = sweep["assigned_rois"].map(lambda v: sum(int(x.split(":")[1]) for x in v.split(",") if x))
+    assert n_listed.tolist() == sweep["n_assigned_roi"].tolist()
     assert "roi_stories260k" in res.figures()
     # the depth of every pattern's neurons, and patterns per third of the 5 blocks (2 / 2 / 1)
     origin, groups = tables["origin"], tables["layer_groups"]

@@ -534,7 +534,8 @@ def analyse_model_roi(acts: NeuronActivations, stimulus: Stimulus, rec: ROIRecor
                           "pattern_diversity": pattern_diversity(res.patterns), "diversity_chance": float(ch.mean()),
                           **{key: fit.summary[key] for key in ("n_assigned_roi", "n_rois_assigned", "roi_consistency",
                                                                 "roi_consistency_low", "roi_consistency_high",
-                                                                "roi_consistency_chance", "roi_consistency_p")}})
+                                                                "roi_consistency_chance", "roi_consistency_p")},
+                          "assigned_rois": _assigned_rois(fit.assignments)})
     seeds = consistency
     asg = roi.assignments
     neurons = acts.neuron_table()
@@ -552,6 +553,12 @@ def analyse_model_roi(acts: NeuronActivations, stimulus: Stimulus, rec: ROIRecor
     }
     return ModelOrganization(model, neurons, main, regs, None, pd.DataFrame(), asg, consistency, metrics,
                              roi=roi, sweep=pd.DataFrame(sweep), origin=origin, layer_groups=groups)
+
+
+def _assigned_rois(assignments: pd.DataFrame) -> str:
+    """The ROIs of the assigned patterns, with counts: ``"LATL:2,LIFG:1"`` (empty when none)."""
+    counts = assignments.loc[assignments["assigned"], "roi"].value_counts().sort_index()
+    return ",".join(f"{roi}:{n}" for roi, n in counts.items())
 
 
 def _layer_groups(acts: NeuronActivations, binning, rec: ROIRecording, cfg: OrganizationConfig, model: str,
@@ -578,7 +585,7 @@ def _layer_groups(acts: NeuronActivations, binning, rec: ROIRecording, cfg: Orga
                                                            "roi_consistency", "roi_consistency_low",
                                                            "roi_consistency_high", "roi_consistency_chance",
                                                            "roi_consistency_p")},
-                     "assigned_rois": ",".join(sorted(set(fit.assignments.loc[fit.assignments["assigned"], "roi"])))})
+                     "assigned_rois": _assigned_rois(fit.assignments)})
     return pd.DataFrame(rows)
 
 
