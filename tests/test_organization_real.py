@@ -129,7 +129,8 @@ def test_brennan_pipeline_tables(shared_data):
     cfg = {"models": ["stories260k"], "data": {"kind": "brennan2016"},
            "patterns": {"n_patterns": 8, "n_epochs": 5}, "roi": {"n_shifts": 40, "n_boot": 20},
            "consistency": {"seeds": [1], "n_chance": 20, "n_boot": 20},
-           "sweep": {"n_patterns": [4, 8], "alpha": [0.1], "n_shifts": 10, "n_boot": 10}}
+           "sweep": {"n_patterns": [4, 8], "alpha": [0.1], "n_shifts": 10, "n_boot": 10},
+           "layer_groups": {"n_groups": 3, "n_shifts": 10, "n_boot": 10}}
     res = run_organization(cfg, progress=False)
     tables = res.tables()
     eff, asg, m, sweep = tables["roi_effects"], tables["assignments"], tables["metrics"], tables["sweep"]
@@ -141,7 +142,16 @@ def test_brennan_pipeline_tables(shared_data):
     assert 0 < row["diversity_chance"] < 1 and 0 < row["stability_chance"] < 1
     assert row["roi_consistency_low"] <= row["roi_consistency"] <= row["roi_consistency_high"]
     assert sorted(sweep["n_patterns"]) == [4, 8] and sweep["model"].eq("stories260k").all()
+    n_listed = sweep["assigned_rois"].map(lambda v: sum(int(x.split(":")[1]) for x in v.split(",") if x))
+    assert n_listed.tolist() == sweep["n_assigned_roi"].tolist()
     assert "roi_stories260k" in res.figures()
+    # the depth of every pattern's neurons, and patterns per third of the 5 blocks (2 / 2 / 1)
+    origin, groups = tables["origin"], tables["layer_groups"]
+    assert len(origin) == 8 and origin["assigned"].eq(asg["assigned"]).all()
+    assert ((origin["depth_low"] <= origin["depth"]) & (origin["depth"] <= origin["depth_high"])).all()
+    assert groups["group"].tolist() == ["early", "middle", "late"]
+    assert groups["first_layer"].tolist() == [1, 3, 5] and groups["n_neurons"].sum() == row["n_neurons"]
+    assert "assigned_depth_p" in m
 
 
 # ------------------------------------------------------------------------------------------ chance levels
@@ -208,3 +218,28 @@ def test_simulated_null_network_is_not_assigned_under_the_shift_null(shared_data
     asg = res.models["stories260k"].assignments
     unrelated = set(truth.loc[truth["kind"] != "neurons", "network"])
     assert not set(asg.loc[asg["assigned"], "assigned_network"]) & unrelated, asg
+
+
+def test_real_recording_uses_its_own_words_never_the_specs_story(shared_data, monkeypatch):
+    """The Brennan BOLD follows Alice, chapter 1: neurons read from another story (the spec's default built-in
+    story) would be regressed on a recording of a different text. The pipeline passes no stimulus, and an
+    explicit other story is refused."""
+    from brainlike.analyses.organization.run import load_stimulus
+    from brainlike.config import StimulusSpec
+    from brainlike.errors import BrainlikeError
+    from brainlike.pipelines import organization as pipe
+
+    cfg = {"models": ["stories260k"], "data": {"kind": "brennan2016"}}
+    with pytest.raises(BrainlikeError, match="its own words"):
+        run_organization(cfg, stimulus=load_stimulus(StimulusSpec()), progress=False)
+    seen = {}
+
+    def fake(cfg, stimulus=None, progress=False):
+        seen["stimulus"] = stimulus
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(pipe, "run_organization", fake)
+    spec = pipe.OrganizationSpec(**cfg)
+    with pytest.raises(RuntimeError, match="stop here"):
+        pipe.ORGANIZATION.run(spec, type("Ctx", (), {"progress": False})())
+    assert seen["stimulus"] is None

@@ -41,8 +41,9 @@ class Organization:
         """Run the analysis of ``config``."""
         fields = {k: getattr(config, k) for k in OrganizationConfig.model_fields}
         cfg = OrganizationConfig(**fields)
-        result = run_organization(cfg, stimulus=resolve_stimulus(config.stimulus, seed=config.seed),
-                                  progress=context.progress)
+        # the real recording brings its own words (the story its listeners heard), never the spec's stimulus
+        stimulus = None if cfg.data.kind == "brennan2016" else resolve_stimulus(config.stimulus, seed=config.seed)
+        result = run_organization(cfg, stimulus=stimulus, progress=context.progress)
         tables = {f"organization_{name}": df for name, df in result.tables().items() if len(df)}
         files, stems = [], result.file_stems()  # a model given as a folder path gets a safe file name
         if result.data.is_volume:
@@ -61,13 +62,15 @@ class Organization:
                     "time courses (controls: word rate, sound power): the ROI each pattern maps to (z against "
                     "refitted circular shifts of the patterns, Bonferroni over ROIs, FDR over patterns), its "
                     "consistency across subjects (bootstrap CI, chance by the shifts), diversity and stability "
-                    "with chance levels, and the K/alpha sweep. Random-weight twins are the baseline.")
+                    "with chance levels, the K/alpha sweep, the depth of the assigned patterns' neurons (metrics: "
+                    "assigned_depth, permutation p) and patterns fitted per third of the blocks (layer_groups). "
+                    "Random-weight twins are the baseline.")
         else:
             text = ("Representative temporal patterns of MLP neurons, their maps and the functional network each is "
                     f"assigned to ({config.networks.null} null, FDR).")
         section = Section("Patterns and networks", text, figures,
-                          [(k, shown[k]) for k in ("assignments", "metrics", "consistency", "sweep", "recovery")
-                           if k in shown and len(shown[k])])
+                          [(k, shown[k]) for k in ("assignments", "metrics", "consistency", "sweep", "layer_groups",
+                                                   "recovery") if k in shown and len(shown[k])])
         return AnalysisOutput(tables=tables, sections=[section], subtitle=", ".join(config.models), files=files)
 
 

@@ -122,7 +122,7 @@ class PatternResult:
 
 
 def sparse_encode(X: np.ndarray, D: np.ndarray, alpha: float, positive: bool = False, max_iter: int = 1000,
-                  tol: float = 1e-7) -> np.ndarray:
+                  tol: float = 1e-7, coder: str = "numba") -> np.ndarray:
     """Lasso codes of every row of ``X`` against dictionary ``D``, vectorised over rows.
 
     Solves ``min_c ½‖x − c D‖² + alpha ‖c‖₁`` (``c ≥ 0`` if ``positive``) for each row by cyclic
@@ -139,16 +139,28 @@ def sparse_encode(X: np.ndarray, D: np.ndarray, alpha: float, positive: bool = F
         L1 weight.
     max_iter : int
         coordinate-descent sweeps at most; ``tol``: stop when no code changes by more.
+    coder : str
+        ``"numba"`` (default): the same coordinate descent compiled, one row at a time, each row stopping
+        when none of its codes changes by more than ``tol`` and skipping the Gram update of codes that
+        stay zero (~20x faster on SmolLM2's neurons); ``"numpy"``: vectorised over the rows, all rows
+        swept until none changes by more than ``tol``. Both reach scikit-learn's codes to 1e-6 (tests).
 
     Returns
     -------
     np.ndarray
         ``(n, K)`` float64 codes.
     """
+    if coder not in ("numba", "numpy"):
+        raise BrainlikeError(f"coder must be 'numba' or 'numpy', not {coder!r}")
     X = np.asarray(X, dtype=np.float64)
     D = np.asarray(D, dtype=np.float64)
     G = D @ D.T
     cx = X @ D.T
+    if coder == "numba":
+        c = np.zeros((X.shape[0], D.shape[0]))
+        _cd_rows()(np.ascontiguousarray(cx), np.ascontiguousarray(G), float(alpha), bool(positive), int(max_iter),
+                   float(tol), c)
+        return c
     k_atoms = D.shape[0]
     c = np.zeros((X.shape[0], k_atoms))
     q = np.zeros_like(c)  # q = c @ G, kept up to date
@@ -171,6 +183,47 @@ def sparse_encode(X: np.ndarray, D: np.ndarray, alpha: float, positive: bool = F
     return c
 
 
+_CD_ROWS = None
+
+
+def _cd_rows():
+    """The compiled per-row coordinate descent of :func:`sparse_encode` (compiled on first use, not cached on disk)."""
+    global _CD_ROWS
+    if _CD_ROWS is None:
+        import numba
+
+        @numba.njit(nogil=True)
+        def cd_rows(cx, G, alpha, positive, max_iter, tol, c):  # pragma: no cover - compiled
+            n, k_atoms = cx.shape
+            q = np.zeros(k_atoms)
+            for i in range(n):
+                q[:] = 0.0                      # q = c[i] @ G, c[i] starts at 0
+                for _ in range(max_iter):
+                    delta_max = 0.0
+                    for k in range(k_atoms):
+                        d = G[k, k]
+                        if d <= 1e-12:
+                            continue
+                        r = cx[i, k] - q[k] + c[i, k] * d
+                        if positive:
+                            new = max(r - alpha, 0.0) / d
+                        else:
+                            a = abs(r) - alpha
+                            new = (a if r > 0 else -a) / d if a > 0 else 0.0
+                        delta = new - c[i, k]
+                        if delta != 0.0:
+                            for j in range(k_atoms):
+                                q[j] += delta * G[k, j]
+                            c[i, k] = new
+                            if abs(delta) > delta_max:
+                                delta_max = abs(delta)
+                    if delta_max <= tol:
+                        break
+
+        _CD_ROWS = cd_rows
+    return _CD_ROWS
+
+
 class _OnlineDictionary:
     """Mini-batch online dictionary learning (Mairal et al.
 
@@ -179,9 +232,9 @@ class _OnlineDictionary:
     """
 
     def __init__(self, n_components: int, alpha: float, batch_size: int, positive: bool, rng: np.random.Generator,
-                 init: str = "svd"):
+                 init: str = "svd", coder: str = "numba"):
         self.k, self.alpha, self.batch_size, self.positive, self.rng = n_components, alpha, batch_size, positive, rng
-        self.init_method = init
+        self.init_method, self.coder = init, coder
         self.step = 0
 
     def init(self, X: np.ndarray) -> None:
@@ -202,7 +255,7 @@ class _OnlineDictionary:
 
     def partial_fit(self, X: np.ndarray) -> None:
         X = np.asarray(X, dtype=np.float64)
-        code = sparse_encode(X, self.D, self.alpha, self.positive)
+        code = sparse_encode(X, self.D, self.alpha, self.positive, coder=self.coder)
         bs = self.batch_size
         theta = (self.step + 1) * bs if self.step < bs - 1 else bs ** 2 + self.step + 1 - bs
         beta = (theta + 1 - bs) / (theta + 1)
@@ -251,6 +304,9 @@ class PatternLearner:
         seeds start from different dictionaries; use it to measure stability).
     backend : str
         ``"numpy"`` (vectorised port, default) or ``"sklearn"`` (``MiniBatchDictionaryLearning``).
+    coder : str
+        the sparse coder of the ``"numpy"`` backend and of :meth:`transform`: ``"numba"`` (compiled, default)
+        or ``"numpy"`` (see :func:`sparse_encode`); the same objective and tolerance.
     progress : bool
         show progress bars.
 
@@ -260,9 +316,11 @@ class PatternLearner:
 
     def __init__(self, n_patterns: int = 10, alpha: float = 0.1, batch_size: int = 256, n_epochs: int = 20,
                  max_in_memory: int = 20000, positive_code: bool = False, random_state: int = 0,
-                 backend: str = "numpy", progress: bool = False, init: str = "svd"):
+                 backend: str = "numpy", progress: bool = False, init: str = "svd", coder: str = "numba"):
         if init not in ("svd", "random"):
             raise BrainlikeError(f"init must be 'svd' or 'random', not {init!r}")
+        if coder not in ("numba", "numpy"):
+            raise BrainlikeError(f"coder must be 'numba' or 'numpy', not {coder!r}")
         if backend not in ("numpy", "sklearn"):
             raise BrainlikeError(f"backend must be 'numpy' or 'sklearn', not {backend!r}")
         if n_patterns < 1:
@@ -281,6 +339,7 @@ class PatternLearner:
         self.backend = backend
         self.progress = progress
         self.init = init
+        self.coder = coder
 
     def _estimator(self, dict_init: np.ndarray | None = None) -> MiniBatchDictionaryLearning:
         return MiniBatchDictionaryLearning(
@@ -316,7 +375,8 @@ class PatternLearner:
             est.fit(sample.astype(np.float64))
             step = est.partial_fit
         else:
-            est = _OnlineDictionary(self.n_patterns, self.alpha, self.batch_size, self.positive_code, rng, self.init)
+            est = _OnlineDictionary(self.n_patterns, self.alpha, self.batch_size, self.positive_code, rng, self.init,
+                                    self.coder)
             est.fit(sample, self.n_epochs, self.progress)
             step = est.partial_fit
         if seen > len(sample):
@@ -350,7 +410,8 @@ class PatternLearner:
         codes = np.zeros((len(X), self.n_patterns), dtype=np.float32)
         live = (np.abs(X) > 0).any(axis=1)
         if live.any():
-            codes[live] = sparse_encode(X[live], self.components_, self.alpha, self.positive_code).astype(np.float32)
+            codes[live] = sparse_encode(X[live], self.components_, self.alpha, self.positive_code,
+                                        coder=self.coder).astype(np.float32)
         return codes
 
     def result(self, source: BlockSource, n_neurons: int) -> PatternResult:

@@ -23,6 +23,7 @@ from pydantic import Field, model_validator
 
 from brainlike.analyses.organization.brain import BrainData
 from brainlike.analyses.organization.glm import GLMResult, design_matrix, fit_glm, hrf_regressors
+from brainlike.analyses.organization.layers import assigned_depth, layer_origin, layer_thirds
 from brainlike.analyses.organization.metrics import (
     assignment_agreement,
     diversity_bootstrap,
@@ -107,6 +108,8 @@ class PatternsConfig(_Strict):
     max_in_memory: int = Field(20000, ge=10)
     positive_code: bool = False
     backend: Literal["numpy", "sklearn"] = "numpy"
+    coder: Literal["numba", "numpy"] = Field("numba", description="sparse coder: compiled (numba) or vectorised numpy "
+                                             "(same objective and tolerance)")
     init: Literal["svd", "random"] = Field("svd", description="dictionary initialisation of the main fit")
     seed: int = 0
 
@@ -165,6 +168,14 @@ class SweepConfig(_Strict):
     n_boot: int = Field(200, ge=10)
 
 
+class LayerGroupsConfig(_Strict):
+    """Patterns learned separately from contiguous groups of blocks (real-recording path): which depth maps."""
+
+    n_groups: int = Field(0, ge=0, description="groups of blocks (3: early / middle / late thirds); 0: off")
+    n_shifts: int = Field(100, ge=2, description="refitted circular shifts per group")
+    n_boot: int = Field(200, ge=10)
+
+
 class OrganizationConfig(_Strict):
     """The whole analysis (YAML ``organization:`` section or a standalone spec)."""
 
@@ -179,6 +190,7 @@ class OrganizationConfig(_Strict):
     consistency: ConsistencyConfig = Field(default_factory=ConsistencyConfig)
     roi: RoiConfig = Field(default_factory=RoiConfig)
     sweep: SweepConfig = Field(default_factory=SweepConfig)
+    layer_groups: LayerGroupsConfig = Field(default_factory=LayerGroupsConfig)
 
     @model_validator(mode="after")
     def _check(self) -> OrganizationConfig:
@@ -246,6 +258,10 @@ class ModelOrganization:
         ``roi.assignments``).
     sweep : pd.DataFrame
         one row per (K, alpha) of the sensitivity sweep (real recording).
+    origin : pd.DataFrame
+        one row per pattern: the depth of its sub-group (:func:`.layers.layer_origin`; real recording).
+    layer_groups : pd.DataFrame
+        one row per group of blocks whose neurons were fitted on their own (real recording).
     """
 
     model: str
@@ -259,20 +275,57 @@ class ModelOrganization:
     metrics: dict
     roi: ROIOrganization | None = None
     sweep: pd.DataFrame = field(default_factory=pd.DataFrame)
+    origin: pd.DataFrame = field(default_factory=pd.DataFrame)
+    layer_groups: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
-def _source(acts: NeuronActivations, binning, block_size: int, progress: bool):
-    return lambda: iter_timecourses(acts, binning, block_size=block_size, progress=progress)
+#: the largest TR-level time-course matrix (bytes) kept in memory across the fits of one model
+MEMORY_TIMECOURSES = 1 << 30
+
+
+def _memory_blocks(acts: NeuronActivations, binning, block_size: int, progress: bool) -> list | None:
+    """All blocks of time courses, computed once, when they fit in :data:`MEMORY_TIMECOURSES`; else None (stream).
+
+    SmolLM2-135M on the 362 Brennan volumes: 46,080 x 362 x 4 bytes = 67 MB, read and normalised once instead of
+    twice per fit.
+    """
+    if acts.n_neurons * binning.shape[0] * 4 > MEMORY_TIMECOURSES:
+        return None
+    return list(iter_timecourses(acts, binning, block_size=block_size, progress=progress))
+
+
+def _source(acts: NeuronActivations, binning, block_size: int, progress: bool, keep: np.ndarray | None = None,
+            blocks: list | None = None):
+    """A re-iterable block source of time courses.
+
+    ``keep`` ``(n_neurons,)`` bool restricts it to some neurons; ``blocks`` (from :func:`_memory_blocks`) serves
+    them from memory.
+    """
+    def base():
+        if blocks is not None:
+            return iter(blocks)
+        return iter_timecourses(acts, binning, block_size=block_size, progress=progress)
+
+    if keep is None:
+        return base
+
+    def only():
+        for neurons, tc, dead in base():
+            sel = keep[neurons]
+            if sel.any():
+                yield neurons[sel], tc[:, sel], dead[sel]
+    return only
 
 
 def _learn(acts, binning, cfg: OrganizationConfig, seed: int, progress: bool, init: str | None = None,
-           n_patterns: int | None = None, alpha: float | None = None) -> PatternResult:
+           n_patterns: int | None = None, alpha: float | None = None,
+           keep: np.ndarray | None = None, blocks: list | None = None) -> PatternResult:
     p = cfg.patterns
     learner = PatternLearner(n_patterns=n_patterns or p.n_patterns, alpha=p.alpha if alpha is None else alpha,
                              batch_size=p.batch_size, n_epochs=p.n_epochs,
                              max_in_memory=p.max_in_memory, positive_code=p.positive_code, random_state=seed,
-                             backend=p.backend, progress=progress, init=init or p.init)
-    src = _source(acts, binning, cfg.neurons.block_size, progress)
+                             backend=p.backend, progress=progress, init=init or p.init, coder=p.coder)
+    src = _source(acts, binning, cfg.neurons.block_size, progress, keep, blocks)
     return learner.fit_blocks(src).result(src, acts.n_neurons)
 
 
@@ -450,14 +503,15 @@ def analyse_model_roi(acts: NeuronActivations, stimulus: Stimulus, rec: ROIRecor
     """
     model = acts.model
     binning = tr_matrix(acts.row_onsets(stimulus), rec.n_volumes, rec.tr, cfg.neurons.binning)
-    main = _learn(acts, binning, cfg, cfg.patterns.seed, progress)
+    blocks = _memory_blocks(acts, binning, cfg.neurons.block_size, progress)
+    main = _learn(acts, binning, cfg, cfg.patterns.seed, progress, blocks=blocks)
     regs, roi = _roi_fit(main.patterns, rec, cfg, model)
     labels = roi.assignments["assigned_roi"].tolist()
     rows = []
     for seed in cfg.consistency.seeds:
         if seed == cfg.patterns.seed:
             continue
-        other = _learn(acts, binning, cfg, seed, progress, init=cfg.consistency.init)
+        other = _learn(acts, binning, cfg, seed, progress, init=cfg.consistency.init, blocks=blocks)
         _, roi_o = _roi_fit(other.patterns, rec, cfg, model, n_boot=10)
         a, b, r = match_patterns(main.patterns, other.patterns)
         other_labels = roi_o.assignments["assigned_roi"].tolist()
@@ -473,16 +527,21 @@ def analyse_model_roi(acts: NeuronActivations, stimulus: Stimulus, rec: ROIRecor
             if k == cfg.patterns.n_patterns and al == cfg.patterns.alpha:
                 res, fit = main, roi
             else:
-                res = _learn(acts, binning, cfg, cfg.patterns.seed, progress, n_patterns=k, alpha=al)
+                res = _learn(acts, binning, cfg, cfg.patterns.seed, progress, n_patterns=k, alpha=al, blocks=blocks)
                 fit = _roi_fit(res.patterns, rec, cfg, model, cfg.sweep.n_shifts, cfg.sweep.n_boot)[1]
             ch = diversity_chance(res.patterns, 100, seed=cfg.patterns.seed)
             sweep.append({"model": model, "n_patterns": k, "alpha": al, "reconstruction_r2": res.reconstruction_r2,
                           "pattern_diversity": pattern_diversity(res.patterns), "diversity_chance": float(ch.mean()),
                           **{key: fit.summary[key] for key in ("n_assigned_roi", "n_rois_assigned", "roi_consistency",
                                                                 "roi_consistency_low", "roi_consistency_high",
-                                                                "roi_consistency_chance", "roi_consistency_p")}})
+                                                                "roi_consistency_chance", "roi_consistency_p")},
+                          "assigned_rois": _assigned_rois(fit.assignments)})
     seeds = consistency
     asg = roi.assignments
+    neurons = acts.neuron_table()
+    layer_of = neurons["layer"].to_numpy()
+    origin = layer_origin(main.codes, layer_of, main.dead, asg, seed=cfg.patterns.seed, model=model)
+    groups = _layer_groups(acts, binning, rec, cfg, model, layer_of, progress, blocks)
     metrics = {
         "model": model, "n_neurons": acts.n_neurons, "n_layers": len(acts.layers), "n_patterns": main.n_patterns,
         "reconstruction_r2": main.reconstruction_r2, **_chance_metrics(main, cfg), **roi.summary,
@@ -490,9 +549,44 @@ def analyse_model_roi(acts: NeuronActivations, stimulus: Stimulus, rec: ROIRecor
         "network_entropy": network_entropy(labels, len(rec.rois)),
         "consistency_seeds": float(seeds["agreement"].mean()) if len(seeds) else float("nan"),
         "pattern_stability": float(seeds["pattern_r"].mean()) if len(seeds) else float("nan"),
+        **assigned_depth(origin, seed=cfg.patterns.seed),
     }
-    return ModelOrganization(model, acts.neuron_table(), main, regs, None, pd.DataFrame(), asg, consistency, metrics,
-                             roi=roi, sweep=pd.DataFrame(sweep))
+    return ModelOrganization(model, neurons, main, regs, None, pd.DataFrame(), asg, consistency, metrics,
+                             roi=roi, sweep=pd.DataFrame(sweep), origin=origin, layer_groups=groups)
+
+
+def _assigned_rois(assignments: pd.DataFrame) -> str:
+    """The ROIs of the assigned patterns, with counts: ``"LATL:2,LIFG:1"`` (empty when none)."""
+    counts = assignments.loc[assignments["assigned"], "roi"].value_counts().sort_index()
+    return ",".join(f"{roi}:{n}" for roi, n in counts.items())
+
+
+def _layer_groups(acts: NeuronActivations, binning, rec: ROIRecording, cfg: OrganizationConfig, model: str,
+                  layer_of: np.ndarray, progress: bool, blocks: list | None = None) -> pd.DataFrame:
+    """Patterns of each group of blocks fitted on their own, through the same ROI GLMs and shift null."""
+    lg = cfg.layer_groups
+    if not lg.n_groups:
+        return pd.DataFrame()
+    group = layer_thirds(layer_of, lg.n_groups)
+    names = {3: ("early", "middle", "late")}.get(lg.n_groups, tuple(f"group{g + 1}" for g in range(lg.n_groups)))
+    rows = []
+    for g in range(lg.n_groups):
+        keep = group == g
+        if keep.sum() < cfg.patterns.n_patterns:
+            continue
+        res = _learn(acts, binning, cfg, cfg.patterns.seed, progress, keep=keep, blocks=blocks)
+        fit = _roi_fit(res.patterns, rec, cfg, model, lg.n_shifts, lg.n_boot)[1]
+        ch = diversity_chance(res.patterns, 100, seed=cfg.patterns.seed)
+        rows.append({"model": model, "group": names[g], "first_layer": int(layer_of[keep].min()),
+                     "last_layer": int(layer_of[keep].max()), "n_neurons": int(keep.sum()),
+                     "n_patterns": res.n_patterns, "reconstruction_r2": res.reconstruction_r2,
+                     "pattern_diversity": pattern_diversity(res.patterns), "diversity_chance": float(ch.mean()),
+                     **{key: fit.summary[key] for key in ("n_assigned_roi", "n_rois_assigned", "n_significant_pairs",
+                                                           "roi_consistency", "roi_consistency_low",
+                                                           "roi_consistency_high", "roi_consistency_chance",
+                                                           "roi_consistency_p")},
+                     "assigned_rois": _assigned_rois(fit.assignments)})
+    return pd.DataFrame(rows)
 
 
 # ------------------------------------------------------------------------------------------ results
@@ -563,6 +657,14 @@ class OrganizationResult:
         """Real ROI recording: one row per model x K x alpha of the sensitivity sweep."""
         return self._concat([m.sweep for m in self.models.values()])
 
+    def origin_table(self) -> pd.DataFrame:
+        """Real ROI recording: one row per model x pattern, the depth of its sub-group (:mod:`.layers`)."""
+        return self._concat([m.origin for m in self.models.values()])
+
+    def layer_groups_table(self) -> pd.DataFrame:
+        """Real ROI recording: one row per model x group of blocks fitted on their own."""
+        return self._concat([m.layer_groups for m in self.models.values()])
+
     def overlaps_table(self) -> pd.DataFrame:
         """The network overlaps of every model, one table."""
         return self._concat([m.overlaps for m in self.models.values()])
@@ -619,6 +721,8 @@ class OrganizationResult:
         if any(m.roi is not None for m in self.models.values()):
             out["roi_effects"] = self.roi_effects_table()
             out["sweep"] = self.sweep_table()
+            out["origin"] = self.origin_table()
+            out["layer_groups"] = self.layer_groups_table()
         if self.simulation is not None:
             out["recovery"] = self.recovery_table()
             out["truth"] = self.simulation.truth
@@ -707,7 +811,12 @@ def run_organization(
     rec = None
     if data is None and cfg.data.kind == "brennan2016":
         rec, rec_stim = brennan_recording(cfg)
-        stimulus = stimulus or rec_stim
+        if stimulus is not None and (stimulus.words != rec_stim.words
+                                     or not np.allclose(stimulus.onsets, rec_stim.onsets)):
+            raise BrainlikeError(f"data.kind 'brennan2016' is aligned to its own words (the {len(rec_stim.words)} "
+                                 f"words of Alice, chapter 1, on the volume clock); the stimulus given "
+                                 f"({stimulus.name!r}, {len(stimulus.words)} words) is another story: drop it")
+        stimulus = rec_stim
     stim = stimulus or load_stimulus(cfg.stimulus)
     nopt = NeuronOptions(cfg.neurons.level, cfg.neurons.pooling,
                          tuple(cfg.neurons.layers) if cfg.neurons.layers else None,
