@@ -56,7 +56,8 @@ class Geometry:
         patterns = result.activation_patterns
         if len(patterns):
             patterns = patterns[patterns["condition"] == patterns["condition"].iloc[0]]
-        lines = [v for v in result.verdicts["verdict"]] + list(result.notes)
+        lines = [v for v in result.verdicts["verdict"]] + [v for v in result.verdicts.get("attention_verdict", [])] \
+            + list(result.notes)
         text = ("Generated arithmetic problems (difficulty 0 = bare sums, 1-3 = word-problem steps, answers checked "
                 "exactly as the first integer of the greedy continuation) with k worked examples as context, "
                 "against length-matched controls (irrelevant text, examples with wrong answers). Intrinsic "
