@@ -63,7 +63,10 @@ class Geometry:
                 "against length-matched controls (irrelevant text, examples with wrong answers). Intrinsic "
                 "dimension (TwoNN, MLE) of the MLP inputs over the question tokens only, with bootstrap 95% CIs "
                 "over questions; nulls: question-wise swap of conditions (ID), exact McNemar (accuracy), "
-                "permutation across conditions (correlation). " + " ".join(lines))
+                "permutation across conditions (correlation). Attention density is tested length-free: the "
+                "question tokens' effective density after k examples against the length-matched controls "
+                "(sign-flip null), and its difference against the ID difference across those contrasts. "
+                + " ".join(lines))
         shown = {"accuracy (all difficulties, Wilson 95% CI, chance)": overall,
                  "accuracy by difficulty": summary[summary["difficulty"] >= 0] if len(summary) else summary,
                  "the chain: effects with CIs and nulls": result.chain,
