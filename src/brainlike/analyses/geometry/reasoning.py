@@ -297,13 +297,18 @@ def attention_verdict(chain: pd.DataFrame, model: str) -> str:
     sparser = bool(((top["ci_high"] < 0) & (top["p_value"] < 0.05)).all())
     link = c[c["effect"].str.startswith(f"corr_delta_{DENSITY_TEST_MEASURE}")]
     linked = bool(len(link)) and bool((link["ci_low"] > 0).all())
-    parts = ", ".join(f"{r.control}: {r.estimate:+.4f} [{r.ci_low:+.4f}, {r.ci_high:+.4f}], p = {r.p_value:.3f}"
-                      for r in top.itertuples())
-    first = ("denser" if denser else "sparser" if sparser else "not reliably denser or sparser")
+    def word(r) -> str:
+        if r.ci_low > 0 and r.p_value < 0.05:
+            return "denser"
+        return "sparser" if r.ci_high < 0 and r.p_value < 0.05 else "not different"
+
+    parts = ", ".join(f"{r.control}: {word(r)} ({r.estimate:+.4f} [{r.ci_low:+.4f}, {r.ci_high:+.4f}], "
+                      f"p = {r.p_value:.3f})" for r in top.itertuples())
+    first = ("denser than" if denser else "sparser than" if sparser else "not denser than")
     corr = "; ".join(f"{r.effect.rsplit('_', 1)[-1]} r = {r.estimate:+.2f} [{r.ci_low:+.2f}, {r.ci_high:+.2f}]"
                      for r in link.itertuples()) or "too few contrasts"
-    return (f"{model}: after {k} examples the question tokens' late-layer attention is {first} than after "
-            f"length-matched controls ({DENSITY_TEST_MEASURE}: {parts}); density difference vs ID difference "
+    return (f"{model}: after {k} examples the question tokens' late-layer attention is {first} after every "
+            f"length-matched control ({DENSITY_TEST_MEASURE} vs {parts}); density difference vs ID difference "
             f"across length-matched contrasts: {corr} -> 'denser attention, higher ID' "
             + ("holds here." if denser and linked else "does not hold here."))
 
