@@ -110,10 +110,14 @@ def test_attention_verdict_reads_the_chain():
               "effect": f"corr_delta_q_effective_density_delta_late_id_{e}", "estimate": 0.8, "ci_low": 0.3,
               "ci_high": 0.95, "p_value": 0.01} for e in ("twonn", "mle")]
     assert attention_verdict(pd.DataFrame(rows), "m").endswith("holds here.")
-    assert " denser than" in attention_verdict(pd.DataFrame(rows), "m")
+    assert "attention is denser than" in attention_verdict(pd.DataFrame(rows), "m")
     rows[3]["ci_low"] = -0.2
     assert attention_verdict(pd.DataFrame(rows), "m").endswith("does not hold here.")
     for r in rows[:2]:
         r.update(estimate=-0.02, ci_low=-0.03, ci_high=-0.01)
-    assert " sparser than" in attention_verdict(pd.DataFrame(rows), "m")
+    assert "attention is sparser than" in attention_verdict(pd.DataFrame(rows), "m")
+    rows[0].update(estimate=0.02, ci_low=0.01, ci_high=0.03)  # denser than one control only
+    text = attention_verdict(pd.DataFrame(rows), "m")
+    assert "attention is not denser than" in text and "irrelevant-4: denser" in text
+    assert "shuffled-4: sparser" in text
     assert "not tested" in attention_verdict(pd.DataFrame(rows[2:]), "m")
