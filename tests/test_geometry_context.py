@@ -31,7 +31,7 @@ from brainlike.analyses.geometry import (
 )
 from brainlike.errors import BrainlikeError
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "geometry.yaml"
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "geometry_questions.yaml"
 CONDITIONS = ["none", "passage", "fewshot"]
 
 

@@ -231,7 +231,7 @@ def test_task_example_runs_through_brainlike_run(tmp_path, shared_data):
 
     from brainlike.cli import app
 
-    raw = yaml.safe_load((Path(__file__).resolve().parents[1] / "examples" / "geometry_task.yaml").read_text())
+    raw = yaml.safe_load((Path(__file__).resolve().parents[1] / "examples" / "geometry.yaml").read_text())
     assert raw["task"] == "arithmetic" and "minilm-l6" in raw["models"]
     raw.update(models=["stories260k", "minilm-l6"], n_questions=4, shots=[0, 1], controls=["irrelevant"],
                tokens_per_question=6, n_bootstrap=10, max_new_tokens=2, output=str(tmp_path / "out"))

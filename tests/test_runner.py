@@ -130,7 +130,10 @@ def _shrunk(name: str, tmp_path: Path, shared: Path) -> dict:
         raw["encoding"] = {"n_permutations": 20, "inner_splits": 3}
         raw["analyses"] = {"capability": {"corpus": "shared:inaugural-2009", "max_bytes": 500},
                            "context": {"windows": [4], "depths": [1.0]}}
-    elif name == "geometry.yaml":
+    elif name == "geometry.yaml":  # the arithmetic-task experiment
+        raw.update(models=["stories260k"], n_questions=4, shots=[0, 1], controls=["irrelevant"],
+                   tokens_per_question=6, n_bootstrap=10, max_new_tokens=2)
+    elif name == "geometry_questions.yaml":
         raw.update(models=["stories260k"], n_questions=4, conditions=["none", "fewshot"], max_points=200)
     elif name == "organization.yaml":
         raw.update(models=["stories260k"], stimulus={"source": "builtin:aesop", "n_words": 300})
@@ -143,7 +146,8 @@ def _shrunk(name: str, tmp_path: Path, shared: Path) -> dict:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["zoo.yaml", "geometry.yaml", "organization.yaml", "skill_theory.yaml"])
+@pytest.mark.parametrize("name", ["zoo.yaml", "geometry.yaml", "geometry_questions.yaml", "organization.yaml",
+                                  "skill_theory.yaml"])
 def test_every_example_runs_through_brainlike_run(tmp_path, shared_data, name):
     raw = _shrunk(name, tmp_path, shared_data)
     spec = tmp_path / name
@@ -154,7 +158,8 @@ def test_every_example_runs_through_brainlike_run(tmp_path, shared_data, name):
     listed = CliRunner().invoke(app, ["results", "tables", "--store", str(store)])
     tables = set(listed.output.split())
     expected = {"zoo.yaml": {"scores", "brain_scores", "hierarchy", "capability", "context_scores"},
-                "geometry.yaml": {"geometry_intrinsic_dimension", "geometry_attention", "geometry_accuracy"},
+                "geometry.yaml": {"geometry_task_layers", "geometry_task_chain", "geometry_task_accuracy_summary"},
+                "geometry_questions.yaml": {"geometry_intrinsic_dimension", "geometry_attention", "geometry_accuracy"},
                 "organization.yaml": {"organization_assignments", "organization_patterns"},
                 "skill_theory.yaml": {"skill_theory_emergence", "skill_theory_thresholds"}}[name]
     assert expected <= tables, (expected - tables, tables)

@@ -56,13 +56,17 @@ class Geometry:
         patterns = result.activation_patterns
         if len(patterns):
             patterns = patterns[patterns["condition"] == patterns["condition"].iloc[0]]
-        lines = [v for v in result.verdicts["verdict"]] + list(result.notes)
+        lines = [v for v in result.verdicts["verdict"]] + [v for v in result.verdicts.get("attention_verdict", [])] \
+            + list(result.notes)
         text = ("Generated arithmetic problems (difficulty 0 = bare sums, 1-3 = word-problem steps, answers checked "
                 "exactly as the first integer of the greedy continuation) with k worked examples as context, "
                 "against length-matched controls (irrelevant text, examples with wrong answers). Intrinsic "
                 "dimension (TwoNN, MLE) of the MLP inputs over the question tokens only, with bootstrap 95% CIs "
                 "over questions; nulls: question-wise swap of conditions (ID), exact McNemar (accuracy), "
-                "permutation across conditions (correlation). " + " ".join(lines))
+                "permutation across conditions (correlation). Attention density is tested length-free: the "
+                "question tokens' effective density after k examples against the length-matched controls "
+                "(sign-flip null), and its difference against the ID difference across those contrasts. "
+                + " ".join(lines))
         shown = {"accuracy (all difficulties, Wilson 95% CI, chance)": overall,
                  "accuracy by difficulty": summary[summary["difficulty"] >= 0] if len(summary) else summary,
                  "the chain: effects with CIs and nulls": result.chain,

@@ -125,3 +125,39 @@ def attention_density(attn: np.ndarray, causal: bool, threshold: float = 0.01) -
 def attention_entropy(attn: np.ndarray, causal: bool) -> np.ndarray:
     """Mean row entropy (nats) per head: ``(n_heads,)`` float64."""
     return row_entropy(attn, causal).mean(axis=1)
+
+
+def query_rows_stats(attn: np.ndarray, causal: bool, rows: np.ndarray) -> dict[str, float]:
+    """Effective density and normalised entropy of the attention of a subset of queries (e.g. the question tokens).
+
+    Parameters
+    ----------
+    attn : np.ndarray
+        ``(n_heads, n_tokens, n_tokens)`` attention weights of one layer.
+    causal : bool
+        only the lower triangle is allowed.
+    rows : np.ndarray
+        ``(n_tokens,)`` bool, the queries to keep.
+
+    Returns
+    -------
+    dict[str, float]
+        means over heads of ``q_effective_density`` (``sum_{i in rows} exp(H_i) / sum_{i in rows} k_i``) and
+        ``q_normalized_entropy`` (mean of ``H_i / ln k_i`` over the rows with ``k_i > 1``). Two prompts whose
+        kept queries have the same numbers of allowed keys (a length-matched control) compare without the
+        length effect of a threshold.
+    """
+    a = _as_heads(attn)
+    rows = np.asarray(rows, dtype=bool)
+    if rows.shape != (a.shape[1],) or not rows.any():
+        raise BrainlikeError(f"rows must be a non-empty ({a.shape[1]},) bool mask")
+    idx = np.flatnonzero(rows)
+    k = (idx + 1.0) if causal else np.full(len(idx), float(a.shape[1]))
+    sub = a[:, idx, :]
+    if causal:
+        sub = np.where(np.arange(a.shape[1])[None, None, :] <= idx[None, :, None], sub, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        h = -np.where(sub > 0, sub * np.log(np.where(sub > 0, sub, 1.0)), 0.0).sum(axis=-1)  # (heads, rows)
+    multi = k > 1
+    norm = float((h[:, multi] / np.log(k[multi])[None]).mean()) if multi.any() else float("nan")
+    return {"q_effective_density": float((np.exp(h).sum(axis=1) / k.sum()).mean()), "q_normalized_entropy": norm}

@@ -95,6 +95,9 @@ class GeometryConfig(BaseModel):
     tokens_per_question : int
         question tokens per question in each intrinsic-dimension estimate (arithmetic
         task; the same in the point estimate, the bootstrap draws and every condition).
+    batch_size : int
+        prompts per right-padded forward pass (arithmetic task, causal models; 1 = one at a time). Each
+        prompt still gets the numbers of its own pass (see :func:`capture_batch`).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -126,6 +129,7 @@ class GeometryConfig(BaseModel):
     n_bootstrap: int = Field(default=100, ge=10)
     late_from: float = Field(default=2 / 3, ge=0.0, lt=1.0)
     tokens_per_question: int = Field(default=4, ge=1)
+    batch_size: int = Field(default=8, ge=1)
 
     @field_validator("shots")
     @classmethod

@@ -29,11 +29,10 @@ from brainlike.analyses.geometry.arithmetic import (
     generate_items,
     parse_integer,
 )
-from brainlike.analyses.geometry.attention import attention_graph_stats
-from brainlike.analyses.geometry.capture import capture_prompt
+from brainlike.analyses.geometry.attention import attention_graph_stats, query_rows_stats
+from brainlike.analyses.geometry.capture import capture_batch, capture_prompt
 from brainlike.analyses.geometry.linear_regions import integer_dimension, log10_linear_region_bound
 from brainlike.analyses.geometry.modules import attention_heads, mlp_modules, mlp_width
-from brainlike.analyses.geometry.questions import generate_answer
 from brainlike.analyses.geometry.resampled_id import (
     bootstrap_draws,
     centred_ci,
@@ -45,8 +44,12 @@ from brainlike.analyses.geometry.resampled_id import (
 from brainlike.errors import BrainlikeError
 from brainlike.models.loading import LoadedModel, load_model
 
-#: Attention measures reported per layer (mean over heads, then over prompts).
-DENSITY_MEASURES: tuple[str, ...] = ("density", "relative_density", "effective_density")
+#: Attention measures reported per layer (mean over heads, then over prompts). The first three read every
+#: query of the prompt; the ``q_`` ones only the question tokens' queries (:func:`query_rows_stats`).
+DENSITY_MEASURES: tuple[str, ...] = ("density", "relative_density", "effective_density", "q_effective_density",
+                                     "q_normalized_entropy")
+#: The measure of the length-free attention test (question-token queries, against length-matched controls).
+DENSITY_TEST_MEASURE = "q_effective_density"
 
 
 def task_conditions(shots: list[int], controls: list[str]) -> list[tuple[str, str, int]]:
@@ -95,17 +98,34 @@ def _capture_condition(lm: LoadedModel, items, context: str, k: int, config, des
     density = np.zeros((len(items), lm.n_layers, len(DENSITY_MEASURES)))
     correct = np.zeros(len(items), dtype=bool)
     rows = []
-    for q, item in enumerate(tqdm(items, desc=desc, disable=not config.progress, leave=False)):
-        prompt, span, prefix = build_task_prompt(item, context, k, lm.tokenizer, config.seed)
-        cap = capture_prompt(lm, prompt, mlp_path=config.mlp_path)
+    built = [build_task_prompt(item, context, k, lm.tokenizer, config.seed) for item in items]
+    n_gen = config.max_new_tokens if config.accuracy else 0
+    # one pass per prompt: its forward is also the prefill of the greedy answer; prompts of similar length
+    # share a right-padded batch (capture_batch gives each prompt's own unbatched numbers)
+    order = sorted(range(len(items)), key=lambda q: len(built[q][0]))
+    caps: list = [None] * len(items)
+    size = max(1, config.batch_size)
+    for start in tqdm(range(0, len(order), size), desc=desc, disable=not config.progress, leave=False):
+        chunk = order[start:start + size]
+        if size == 1:
+            got = [capture_prompt(lm, built[chunk[0]][0], mlp_path=config.mlp_path, generate_tokens=n_gen)]
+        else:
+            got = capture_batch(lm, [built[q][0] for q in chunk], generate_tokens=n_gen, mlp_path=config.mlp_path)
+        for q, cap in zip(chunk, got):
+            caps[q] = cap
+    for q, item in enumerate(items):
+        prompt, span, prefix = built[q]
+        cap, caps[q] = caps[q], None
+        question_rows = cap.scope_mask(span)
         for layer in range(lm.n_layers):
             stats = attention_graph_stats(cap.attention[layer], causal, config.density_threshold,
                                           config.relative_threshold)
+            stats.update(query_rows_stats(cap.attention[layer], causal, question_rows))
             density[q, layer] = [float(np.mean(stats[m])) for m in DENSITY_MEASURES]
-        mask = cap.scope_mask(span) if config.scope == "question" else np.ones(cap.n_tokens, bool)
+        mask = question_rows if config.scope == "question" else np.ones(cap.n_tokens, bool)
         for layer in range(lm.n_layers):
             points[layer].append(cap.mlp_inputs[layer][mask].astype(np.float16))
-        generated = generate_answer(lm, prompt, config.max_new_tokens) if config.accuracy else ""
+        generated = cap.generated or ""
         correct[q] = check_answer(generated, item.answer)
         rows.append({"question_id": item.id, "difficulty": item.difficulty, "n_tokens": cap.n_tokens,
                      "n_context_tokens": len(lm.tokenizer(prefix, add_special_tokens=False)["input_ids"])
@@ -173,6 +193,7 @@ def _run_model(lm: LoadedModel, config, items) -> dict[str, pd.DataFrame]:
     acc = {c: np.concatenate([[captured[c].correct.mean()], captured[c].correct[draws].mean(axis=1)])
            for c in ids}
     chain = []
+    deltas: dict[tuple[str, str], tuple[np.ndarray, dict[str, np.ndarray]]] = {}
     contrasts = [(f"examples-{k}", f"{ctl}-{k}", "length-matched") for k in config.shots if k > 0
                  for ctl in config.controls]
     if 0 in config.shots:
@@ -188,6 +209,12 @@ def _run_model(lm: LoadedModel, config, items) -> dict[str, pd.DataFrame]:
         delta = acc[a] - acc[b]
         chain.append({**base, "effect": "delta_accuracy", "estimate": delta[0], **_ci_dict(delta),
                       "p_value": _mcnemar(captured[a].correct, captured[b].correct), "null": "exact McNemar"})
+        if kind == "length-matched":  # a thresholded or key-count-normalised density is comparable only here
+            delta, p = _density_contrast(captured[a].density, captured[b].density, late, draws, config.seed)
+            chain.append({**base, "effect": f"delta_late_{DENSITY_TEST_MEASURE}", "estimate": delta[0],
+                          **_ci_dict(delta), "p_value": p,
+                          "null": "question-wise sign flip of the paired differences (2000)"})
+            deltas[(a, b)] = (delta, {e: late_id[a][:, j] - late_id[b][:, j] for j, e in enumerate(est)})
     names = list(ids)
     A = np.stack([acc[c] for c in names], axis=1)  # (1 + B, n_cond)
     rng = np.random.default_rng([config.seed, 17])
@@ -200,6 +227,7 @@ def _run_model(lm: LoadedModel, config, items) -> dict[str, pd.DataFrame]:
                       "n_shots": -1, "effect": f"corr_late_id_{e}_accuracy", "estimate": r[0],
                       **{k: float(np.clip(v, -1, 1)) for k, v in _ci_dict(r).items()},
                       "p_value": float(p), "null": "accuracies permuted across conditions (2000)"})
+    chain += _density_id_link(deltas, est, lm.name, config.seed)
     model_row = {"model": lm.name, "kind": lm.kind, "n_layers": L, "n_heads": attention_heads(lm.model),
                  "hidden_size": lm.hidden_size, "mlp_width": width, "fingerprint": lm.fingerprint,
                  "n_points_per_estimate": m, "tokens_per_question": t,
@@ -207,6 +235,82 @@ def _run_model(lm: LoadedModel, config, items) -> dict[str, pd.DataFrame]:
                  "note": ""}
     return {"layers": pd.DataFrame(layer_rows), "activation_patterns": pd.DataFrame(pattern_rows),
             "accuracy": pd.DataFrame(acc_rows), "chain": pd.DataFrame(chain), "models": pd.DataFrame([model_row])}
+
+
+def _density_contrast(dens_a: np.ndarray, dens_b: np.ndarray, late: list[int], draws: np.ndarray,
+                      seed: int) -> tuple[np.ndarray, float]:
+    """Late-layer difference of :data:`DENSITY_TEST_MEASURE` between two conditions of the same questions.
+
+    ``dens_*`` are ``(n_questions, n_layers, n_measures)``. Returns ``[full, draw 1, ...]`` differences of the
+    means (the half-sampling draws of the ID) and the two-sided p-value of a question-wise sign flip of the
+    paired differences (2000 flips).
+    """
+    j = DENSITY_MEASURES.index(DENSITY_TEST_MEASURE)
+    d = dens_a[:, late, j].mean(axis=1) - dens_b[:, late, j].mean(axis=1)  # (n_questions,)
+    values = np.r_[d.mean(), d[draws].mean(axis=1)]
+    signs = np.random.default_rng([seed, 19]).choice([-1.0, 1.0], size=(2000, len(d)))
+    null = (signs * d).mean(axis=1)
+    return values, float((1 + np.sum(np.abs(null) >= abs(d.mean()))) / (1 + len(null)))
+
+
+def _density_id_link(deltas: dict, est: list[str], model: str, seed: int) -> list[dict]:
+    """Across the length-matched contrasts: correlation of the density difference with the ID difference.
+
+    CI from the shared half-sampling draws (both differences recomputed per draw), null: the density
+    differences permuted across contrasts (2000). Needs at least 3 contrasts.
+    """
+    if len(deltas) < 3:
+        return []
+    keys = list(deltas)
+    dens = np.stack([deltas[k][0] for k in keys], axis=1)  # (1 + B, n_contrasts)
+    rng = np.random.default_rng([seed, 23])
+    rows = []
+    for e in est:
+        ids = np.stack([deltas[k][1][e] for k in keys], axis=1)
+        r = np.array([_pearson(dens[b], ids[b]) for b in range(len(dens))])
+        perm = np.array([_pearson(rng.permutation(dens[0]), ids[0]) for _ in range(2000)])
+        p = (1 + np.sum(np.abs(perm) >= abs(r[0]))) / (1 + len(perm)) if np.isfinite(r[0]) else float("nan")
+        rows.append({"model": model, "condition": "length-matched contrasts", "control": "",
+                     "contrast": f"{len(keys)} length-matched contrasts", "n_shots": -1,
+                     "effect": f"corr_delta_{DENSITY_TEST_MEASURE}_delta_late_id_{e}", "estimate": r[0],
+                     **{k: float(np.clip(v, -1, 1)) for k, v in _ci_dict(r).items()}, "p_value": float(p),
+                     "null": "density differences permuted across contrasts (2000)"})
+    return rows
+
+
+def attention_verdict(chain: pd.DataFrame, model: str) -> str:
+    """One sentence on the attention claim: does context make the question tokens' attention denser (length-free).
+
+    Tested at the largest shot count against every length-matched control (same prompt length, so the
+    key counts of the question tokens' queries are the same): the late-layer difference of
+    :data:`DENSITY_TEST_MEASURE` must have a 95% CI above zero and a sign-flip p < 0.05; and across the
+    length-matched contrasts, its correlation with the late-layer ID difference must have a CI above zero
+    (both estimators) for "denser attention goes with higher ID".
+    """
+    c = chain[chain["model"] == model]
+    dens = c[c["effect"] == f"delta_late_{DENSITY_TEST_MEASURE}"]
+    if dens.empty:
+        return f"{model}: no length-matched control was run, so the attention claim was not tested."
+    k = int(dens["n_shots"].max())
+    top = dens[dens["n_shots"] == k]
+    denser = bool(((top["ci_low"] > 0) & (top["p_value"] < 0.05)).all())
+    sparser = bool(((top["ci_high"] < 0) & (top["p_value"] < 0.05)).all())
+    link = c[c["effect"].str.startswith(f"corr_delta_{DENSITY_TEST_MEASURE}")]
+    linked = bool(len(link)) and bool((link["ci_low"] > 0).all())
+    def word(r) -> str:
+        if r.ci_low > 0 and r.p_value < 0.05:
+            return "denser"
+        return "sparser" if r.ci_high < 0 and r.p_value < 0.05 else "not different"
+
+    parts = ", ".join(f"{r.control}: {word(r)} ({r.estimate:+.4f} [{r.ci_low:+.4f}, {r.ci_high:+.4f}], "
+                      f"p = {r.p_value:.3f})" for r in top.itertuples())
+    first = ("denser than" if denser else "sparser than" if sparser else "not denser than")
+    corr = "; ".join(f"{r.effect.rsplit('_', 1)[-1]} r = {r.estimate:+.2f} [{r.ci_low:+.2f}, {r.ci_high:+.2f}]"
+                     for r in link.itertuples()) or "too few contrasts"
+    return (f"{model}: after {k} examples the question tokens' late-layer attention is {first} after every "
+            f"length-matched control ({DENSITY_TEST_MEASURE} vs {parts}); density difference vs ID difference "
+            f"across length-matched contrasts: {corr} -> 'denser attention, higher ID' "
+            + ("holds here." if denser and linked else "does not hold here."))
 
 
 def _ci_dict(values: np.ndarray) -> dict[str, float]:
@@ -315,7 +419,8 @@ class TaskGeometryResult:
     chain : pd.DataFrame
         per (model, contrast, effect): ``estimate, ci_low, ci_high, p_value, null``.
     verdicts : pd.DataFrame
-        per model: ``verdict`` (one sentence).
+        per model: ``verdict`` (one sentence on the chain) and ``attention_verdict`` (one on the length-free
+        attention test, :func:`attention_verdict`).
     models : pd.DataFrame
         per model: architecture, ``n_points_per_estimate``, ``late_layers``, ``included``, ``note``.
     config, notes : dict and list[str]
@@ -394,9 +499,10 @@ def run_arithmetic_geometry(config, models: dict[str, LoadedModel] | None = None
         tables["accuracy"]["parsed"] = tables["accuracy"]["parsed"].astype("Int64")
     summary = accuracy_table(tables["accuracy"], items)
     included = [m for m in tables["models"]["model"]] if "models" in tables else []
-    verdicts = pd.DataFrame([{"model": m, "verdict": verdict(tables["chain"], m)} for m in included
+    verdicts = pd.DataFrame([{"model": m, "verdict": verdict(tables["chain"], m),
+                              "attention_verdict": attention_verdict(tables["chain"], m)} for m in included
                              if not tables["chain"].empty and m in set(tables["chain"]["model"])],
-                            columns=["model", "verdict"])
+                            columns=["model", "verdict", "attention_verdict"])
     return TaskGeometryResult(layers=tables["layers"], activation_patterns=tables["activation_patterns"],
                               accuracy=tables["accuracy"], accuracy_summary=summary, chain=tables["chain"],
                               verdicts=verdicts, models=tables["models"],
