@@ -175,3 +175,28 @@ def test_damaged_converted_copy_is_rebuilt(tiny_gguf, tmp_path, damage):
     cached = extract_features(lm, stim, cache_dir=tmp_path, progress=False)  # the clean key, clean values
     np.testing.assert_array_equal(np.asarray(cached.layers), clean_layers)
     assert (folder / CONVERSION_MANIFEST).exists()
+
+
+@pytest.mark.slow  # one more conversion of the tiny GGUF (~5-20 s)
+def test_conversion_parsing_the_gguf_once_writes_the_same_files(tiny_gguf, tmp_path, monkeypatch):
+    """The conversion memoises gguf's reader and tensor-name map (transformers parses the file four
+    times); the folder it writes must be byte-identical to a conversion without the memo, and gguf's
+    names must be the originals again afterwards."""
+    import contextlib
+    import json
+
+    import gguf
+
+    from brainlike.models import loading
+
+    path, clean_lm = tiny_gguf
+    name = clean_lm.fingerprint.replace(":", "-")
+    with_memo = json.loads((default_cache_dir() / "models" / "from-gguf" / name
+                            / loading.CONVERSION_MANIFEST).read_text())["files"]
+    assert gguf.GGUFReader.__name__ == "GGUFReader" and gguf.get_tensor_name_map.__name__ == "get_tensor_name_map"
+    monkeypatch.setenv("BRAINLIKE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(loading, "_gguf_parsed_once", contextlib.nullcontext)
+    load_model(str(path), cache=False)
+    without = json.loads((tmp_path / "cache" / "models" / "from-gguf" / name
+                          / loading.CONVERSION_MANIFEST).read_text())["files"]
+    assert "model.safetensors" in without and without == with_memo

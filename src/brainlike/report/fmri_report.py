@@ -251,7 +251,10 @@ def fmri_sections(tables: dict[str, pd.DataFrame]) -> list[Section]:
                                 "power), the model alone and both (banded ridge); unique_lm is what the model adds "
                                 "beyond the controls, tested against the same refitted circular shifts of the "
                                 "targets (all three fits refitted: unique_lm_null_mean, unique_lm_p, FDR "
-                                "unique_lm_q across ROIs); single_unique_lm_*: the subjects' mean unique R^2 "
+                                "unique_lm_q across ROIs); with encoding.fmri.partition_feature_shifts, also the "
+                                "stricter null that keeps the controls and targets aligned and shifts only the "
+                                "model's columns (unique_lm_p_features, unique_lm_q_features; NaN when off); "
+                                "single_unique_lm_*: the subjects' mean unique R^2 "
                                 "with a bootstrap 95 % CI over subjects (no null at that level).", [],
                                 [("variance partition", tables["fmri_variance_partition"])]))
     if "fmri_group" in tables:
