@@ -286,19 +286,24 @@ def test_variance_partitioning_separates_controls_from_lm():
     assert vp.band_weights.shape == (5, 2, 2) and np.allclose(vp.band_weights.sum(axis=1), 1)
 
 
+def _planted_partition(rng, n: int, p: int, cols: tuple[int, int]):
+    """A word-rate-like control (n, 1), LM features (n, p) (both AR(1)), and their unit-SD HRF-convolved
+    signals: the control's, and the sum of the two LM columns ``cols``."""
+    rate = _ar1(rng, n, 1, 0.8)
+    lm = _ar1(rng, n, p, 0.7)
+    h = _hrf()
+    c_sig = np.convolve(rate[:, 0], h)[:n]
+    l_sig = np.convolve(lm[:, cols[0]] + lm[:, cols[1]], h)[:n]
+    return rate, lm, c_sig / c_sig.std(), l_sig / l_sig.std()
+
+
 def test_variance_partition_null_finds_planted_unique_lm_and_is_calibrated():
     """The refitted shift null of unique_lm: a planted LM effect beyond the controls is found, a target driven
     by the controls only is not, and on targets without any effect the null is centred on 0 with a nominal
     false-positive rate (each shifted copy in turn playing the observed data)."""
     rng = np.random.default_rng(11)
     n = 300
-    rate = _ar1(rng, n, 1, 0.8)
-    lm = _ar1(rng, n, 12, 0.7)
-    h = _hrf()
-    conv = lambda v: np.convolve(v, h)[:n]  # noqa: E731
-    c_sig = conv(rate[:, 0])
-    l_sig = conv(lm[:, 2] + lm[:, 7])
-    c_sig, l_sig = c_sig / c_sig.std(), l_sig / l_sig.std()
+    rate, lm, c_sig, l_sig = _planted_partition(rng, n, 12, (2, 7))
     noise = _ar1(rng, n, 10, 0.6)
     Y = noise.copy()
     Y[:, 0] += c_sig                 # controls only
@@ -331,13 +336,7 @@ def test_variance_partition_feature_shift_null_keeps_controls_aligned():
     beyond the controls is found."""
     rng = np.random.default_rng(5)
     n, n_ctrl_only = 240, 12
-    rate = _ar1(rng, n, 1, 0.8)
-    lm = _ar1(rng, n, 8, 0.7)
-    h = _hrf()
-    conv = lambda v: np.convolve(v, h)[:n]  # noqa: E731
-    c_sig = conv(rate[:, 0])
-    l_sig = conv(lm[:, 1] + lm[:, 4])
-    c_sig, l_sig = c_sig / c_sig.std(), l_sig / l_sig.std()
+    rate, lm, c_sig, l_sig = _planted_partition(rng, n, 8, (1, 4))
     Y = _ar1(rng, n, n_ctrl_only + 1, 0.6)
     Y[:, :n_ctrl_only] += c_sig[:, None]      # controls only (strongly: the controls R^2 is large)
     Y[:, n_ctrl_only] += c_sig + 1.5 * l_sig  # LM beyond the controls
