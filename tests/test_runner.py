@@ -203,10 +203,13 @@ def test_skillmix_example_runs_against_loopback_endpoints(tmp_path):
     listed = set(CliRunner().invoke(app, ["results", "tables", "--store", str(store)]).output.split())
     assert {"skillmix_items", "skillmix_summary", "skillmix_skill_points"} <= listed
     items = ResultsStore(store).read("skillmix_items")
-    assert len(items) == 4 and (items["status"] == "done").all()
+    n_gen = raw["skillmix"]["n_generations"]              # independent generations per draw (example: 3)
+    assert n_gen > 1 and len(items) == 4 * n_gen and (items["status"] == "done").all()
+    assert sorted(items["generation"].unique()) == list(range(n_gen))
     assert (tmp_path / "mix" / "skillmix" / "records.jsonl").exists()
     # unreachable endpoints: every item fails -> a non-zero exit that says how many and why
     raw["skillmix"]["generator"].update(base_url="http://127.0.0.1:9/v1", max_retries=0, timeout_s=2)
+    raw["skillmix"]["n_generations"] = 1   # 4 items, under the stop-after-5-failures-in-a-row breaker
     raw["output"] = str(tmp_path / "down")
     spec.write_text(yaml.safe_dump(raw))
     res = CliRunner().invoke(app, ["run", str(spec)])
