@@ -194,7 +194,9 @@ def test_stories260k_twin_features(stories260k, tmp_path):
     fo = extract_features(other, stim, use_cache=False, progress=False)
     ft = extract_features(stories260k, stim, cache_dir=tmp_path, progress=False)
     assert not np.array_equal(fa.layers[1:], fo.layers[1:]) and not np.array_equal(fa.layers[1:], ft.layers[1:])
-    assert len(list((tmp_path / "features").iterdir())) == 2  # twin and trained: separate cache entries
+    entries = [p for p in (tmp_path / "features").iterdir() if p.name != "requests"]
+    assert len(entries) == 2  # twin and trained: separate cache entries
+    assert len(list((tmp_path / "features" / "requests").glob("*.json"))) == 2  # and separate request keys
 
 
 @pytest.mark.slow
