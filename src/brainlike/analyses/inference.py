@@ -89,7 +89,22 @@ def analytic_pvalues(fold_mean_r: np.ndarray, n_volumes: int, n_folds: int) -> n
     return sstats.norm.sf(np.arctanh(r) * np.sqrt(max(1, n_volumes - 3 * n_folds)))
 
 
-def sign_flip_test(d: np.ndarray, n_flips: int = 10000, seed: int = 0) -> np.ndarray:
+#: sign patterns drawn (and flipped means computed) per step of :func:`sign_flip_test`
+_FLIP_STEP = 2048
+
+
+def _flip_signs(n: int, n_flips: int, seed: int) -> np.ndarray:
+    """The ``(n_flips, n)`` random sign patterns of :func:`sign_flip_test` with ``seed``, float64 +-1.
+
+    Drawn in steps of :data:`_FLIP_STEP` rows (the draws of the original step-by-step loop, same numbers).
+    """
+    rng = np.random.default_rng(seed)
+    return np.concatenate([rng.choice((-1.0, 1.0), size=(min(_FLIP_STEP, n_flips - start), n))
+                           for start in range(0, n_flips, _FLIP_STEP)])
+
+
+def sign_flip_test(d: np.ndarray, n_flips: int = 10000, seed: int = 0, *,
+                   signs: np.ndarray | None = None) -> np.ndarray:
     """One-sided sign-flip permutation test of ``mean(d) > 0`` per column (subjects are exchangeable in sign).
 
     Parameters
@@ -99,6 +114,9 @@ def sign_flip_test(d: np.ndarray, n_flips: int = 10000, seed: int = 0) -> np.nda
     n_flips : int
         Random sign patterns; all ``2^n_subjects`` patterns when that is not more.
     seed : int
+    signs : ndarray (n_flips, n_subjects), optional
+        The random sign patterns, when already drawn for this ``seed`` (``_flip_signs(n, n_flips, seed)``,
+        reused across calls); ignored under exact enumeration.
 
     Returns
     -------
@@ -114,13 +132,10 @@ def sign_flip_test(d: np.ndarray, n_flips: int = 10000, seed: int = 0) -> np.nda
         signs = 1.0 - 2.0 * ((np.arange(2 ** n)[:, None] >> np.arange(n)[None, :]) & 1)
         flipped = signs @ d / n
         return (flipped >= obs - 1e-12).mean(axis=0)
-    rng = np.random.default_rng(seed)
+    signs = _flip_signs(n, n_flips, seed) if signs is None else signs
     count = np.zeros(d.shape[1])
-    step = 2048
-    for start in range(0, n_flips, step):
-        m = min(step, n_flips - start)
-        signs = rng.choice((-1.0, 1.0), size=(m, n))
-        count += ((signs @ d) / n >= obs - 1e-12).sum(axis=0)
+    for start in range(0, n_flips, _FLIP_STEP):  # (step, n_tests) flipped means at a time
+        count += ((signs[start:start + _FLIP_STEP] @ d) / n >= obs - 1e-12).sum(axis=0)
     return (1.0 + count) / (1.0 + n_flips)
 
 
@@ -290,12 +305,6 @@ def _valid_others(shifts: np.ndarray, n_volumes: int, min_shift: int) -> list[np
     return [np.flatnonzero(dist[j] >= min_shift) for j in range(s.size)]
 
 
-def _flip_signs(n: int, n_flips: int, seed: int) -> np.ndarray:
-    """The ``(n_flips, n)`` sign patterns :func:`sign_flip_test` draws with ``seed`` (random branch), float64 +-1."""
-    rng = np.random.default_rng(seed)
-    step = 2048
-    return np.concatenate([rng.choice((-1.0, 1.0), size=(min(step, n_flips - start), n))
-                           for start in range(0, n_flips, step)])
 
 
 def _sign_flip_many(ds: np.ndarray, seeds: list[int], n_flips: int,
@@ -314,17 +323,14 @@ def _sign_flip_many(ds: np.ndarray, seeds: list[int], n_flips: int,
     -------
     ndarray (P, n_tests) float64 p-values.
     """
-    P, n, _ = ds.shape
-    obs = ds.mean(axis=1)                                          # (P, n_tests)
-    if n <= 20 and 2 ** n <= n_flips:                              # exact enumeration: the same patterns for all
-        signs = 1.0 - 2.0 * ((np.arange(2 ** n)[:, None] >> np.arange(n)[None, :]) & 1)
-        return np.stack([((signs @ ds[i]) / n >= obs[i] - 1e-12).mean(axis=0) for i in range(P)])
-    out = np.empty_like(obs)
-    for i, s in enumerate(seeds):
-        if s not in signs_memo:
+    n = ds.shape[1]
+    exact = n <= 20 and 2 ** n <= n_flips  # sign_flip_test enumerates every pattern: nothing to draw
+    out = []
+    for d, s in zip(ds, seeds):
+        if not exact and s not in signs_memo:
             signs_memo[s] = _flip_signs(n, n_flips, s)
-        out[i] = (1.0 + ((signs_memo[s] @ ds[i]) / n >= obs[i] - 1e-12).sum(axis=0)) / (1.0 + n_flips)
-    return out
+        out.append(sign_flip_test(d, n_flips, s, signs=None if exact else signs_memo[s]))
+    return np.stack(out)
 
 
 def _ttest_greater_many(ds: np.ndarray) -> np.ndarray:
