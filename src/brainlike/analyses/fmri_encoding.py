@@ -366,6 +366,14 @@ def _delay(Z: np.ndarray, delays: Sequence[int]) -> np.ndarray:
     return out
 
 
+def _zscore_on(Z: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``Z`` (n, p) z-scored with the mean and SD of ``rows`` (a constant column is only centred)."""
+    mu = Z[rows].mean(axis=0)
+    sd = Z[rows].std(axis=0)
+    sd[sd == 0] = 1.0
+    return (Z - mu) / sd
+
+
 def reduce_and_delay(X: np.ndarray, train: np.ndarray, options: FMRIEncodingOptions,
                      *, extra: np.ndarray | None = None, n_components: int | None = None) -> tuple[np.ndarray, int]:
     """One fold's design: z-score and PCA fitted on ``train`` rows, applied to all rows, then FIR delays.
@@ -394,19 +402,13 @@ def reduce_and_delay(X: np.ndarray, train: np.ndarray, options: FMRIEncodingOpti
 
     Z = np.asarray(X, dtype=np.float64)
     if options.standardize:
-        mu = Z[train].mean(axis=0)
-        sd = Z[train].std(axis=0)
-        sd[sd == 0] = 1.0
-        Z = (Z - mu) / sd
+        Z = _zscore_on(Z, train)
     if options.reduction == "pca":
         k = min(n_components or max(options.component_grid), train.size - 1, Z.shape[1])
         pca = PCA(n_components=k, svd_solver="full").fit(Z[train])
         Z = pca.transform(Z)
     if extra is not None:
-        E = np.asarray(extra, dtype=np.float64).reshape(Z.shape[0], -1)
-        mu, sd = E[train].mean(axis=0), E[train].std(axis=0)
-        sd[sd == 0] = 1.0
-        Z = np.hstack([(E - mu) / sd, Z])
+        Z = np.hstack([_zscore_on(np.asarray(extra, dtype=np.float64).reshape(Z.shape[0], -1), train), Z])
     return _delay(Z, options.delays), Z.shape[1]
 
 
@@ -417,13 +419,7 @@ def _pca_scores(X: np.ndarray, rows: np.ndarray, k: int, standardize: bool) -> n
     (the scores of ``j < k`` components are the first ``j`` columns).
     """
     Z = np.asarray(X, dtype=np.float64)
-    mu = Z[rows].mean(axis=0)
-    if standardize:
-        sd = Z[rows].std(axis=0)
-        sd[sd == 0] = 1.0
-        Z = (Z - mu) / sd
-    else:
-        Z = Z - mu
+    Z = _zscore_on(Z, rows) if standardize else Z - Z[rows].mean(axis=0)
     Zr = Z[rows]
     Zr = Zr - Zr.mean(axis=0)  # already ~0; exact centring of the fitted rows
     if Zr.shape[0] < Zr.shape[1]:  # leading right singular vectors from the (n_rows, n_rows) Gram matrix
@@ -639,14 +635,14 @@ def encode_layers(
                 pred, a_sel, k_sel = fit_nested_components(layers[li], Yall, train, test, inner[k], options)
                 components[li, k] = k_sel[:t]
             else:
-                D, _ = reduce_and_delay(layers[li], train, options)
+                D, width = reduce_and_delay(layers[li], train, options)
                 model = RidgeCV(alphas=np.asarray(options.alphas), cv=inner[k], backend=options.backend,
                                 memory_budget_gb=options.memory_budget_gb)
                 model.fit(D[train], Yall[train])
                 pred = model.predict(D[test])
                 a_sel = model.best_alphas_
                 if options.reduction == "pca":
-                    components[li, k] = min(options.n_components, train.size - 1, layers[li].shape[1])
+                    components[li, k] = width  # the capped PCA size (no controls in this design)
                 del model
             r = pearson_r(Eall[test], pred)
             fold_scores[li, k] = r[:t]
