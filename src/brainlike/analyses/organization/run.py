@@ -529,13 +529,8 @@ def analyse_model_roi(acts: NeuronActivations, stimulus: Stimulus, rec: ROIRecor
             else:
                 res = _learn(acts, binning, cfg, cfg.patterns.seed, progress, n_patterns=k, alpha=al, blocks=blocks)
                 fit = _roi_fit(res.patterns, rec, cfg, model, cfg.sweep.n_shifts, cfg.sweep.n_boot)[1]
-            ch = diversity_chance(res.patterns, 100, seed=cfg.patterns.seed)
-            sweep.append({"model": model, "n_patterns": k, "alpha": al, "reconstruction_r2": res.reconstruction_r2,
-                          "pattern_diversity": pattern_diversity(res.patterns), "diversity_chance": float(ch.mean()),
-                          **{key: fit.summary[key] for key in ("n_assigned_roi", "n_rois_assigned", "roi_consistency",
-                                                                "roi_consistency_low", "roi_consistency_high",
-                                                                "roi_consistency_chance", "roi_consistency_p")},
-                          "assigned_rois": _assigned_rois(fit.assignments)})
+            sweep.append({"model": model, "n_patterns": k, "alpha": al,
+                          **_fit_summary(res, fit, cfg.patterns.seed, ROI_SUMMARY_KEYS)})
     seeds = consistency
     asg = roi.assignments
     neurons = acts.neuron_table()
@@ -553,6 +548,23 @@ def analyse_model_roi(acts: NeuronActivations, stimulus: Stimulus, rec: ROIRecor
     }
     return ModelOrganization(model, neurons, main, regs, None, pd.DataFrame(), asg, consistency, metrics,
                              roi=roi, sweep=pd.DataFrame(sweep), origin=origin, layer_groups=groups)
+
+
+#: the ROI fit's summary fields a sweep row or a layer-group row reports
+ROI_SUMMARY_KEYS = ("n_assigned_roi", "n_rois_assigned", "roi_consistency", "roi_consistency_low",
+                    "roi_consistency_high", "roi_consistency_chance", "roi_consistency_p")
+
+
+def _fit_summary(res: PatternResult, fit: ROIOrganization, seed: int, keys: tuple[str, ...]) -> dict:
+    """One pattern fit as table-row fields.
+
+    Reconstruction, diversity with its chance level, the ROI fit's ``keys`` (in that order) and the ROIs of its
+    assigned patterns.
+    """
+    ch = diversity_chance(res.patterns, 100, seed=seed)
+    return {"reconstruction_r2": res.reconstruction_r2, "pattern_diversity": pattern_diversity(res.patterns),
+            "diversity_chance": float(ch.mean()), **{key: fit.summary[key] for key in keys},
+            "assigned_rois": _assigned_rois(fit.assignments)}
 
 
 def _assigned_rois(assignments: pd.DataFrame) -> str:
@@ -576,16 +588,11 @@ def _layer_groups(acts: NeuronActivations, binning, rec: ROIRecording, cfg: Orga
             continue
         res = _learn(acts, binning, cfg, cfg.patterns.seed, progress, keep=keep, blocks=blocks)
         fit = _roi_fit(res.patterns, rec, cfg, model, lg.n_shifts, lg.n_boot)[1]
-        ch = diversity_chance(res.patterns, 100, seed=cfg.patterns.seed)
         rows.append({"model": model, "group": names[g], "first_layer": int(layer_of[keep].min()),
                      "last_layer": int(layer_of[keep].max()), "n_neurons": int(keep.sum()),
-                     "n_patterns": res.n_patterns, "reconstruction_r2": res.reconstruction_r2,
-                     "pattern_diversity": pattern_diversity(res.patterns), "diversity_chance": float(ch.mean()),
-                     **{key: fit.summary[key] for key in ("n_assigned_roi", "n_rois_assigned", "n_significant_pairs",
-                                                           "roi_consistency", "roi_consistency_low",
-                                                           "roi_consistency_high", "roi_consistency_chance",
-                                                           "roi_consistency_p")},
-                     "assigned_rois": _assigned_rois(fit.assignments)})
+                     "n_patterns": res.n_patterns,
+                     **_fit_summary(res, fit, cfg.patterns.seed,
+                                    ROI_SUMMARY_KEYS[:2] + ("n_significant_pairs",) + ROI_SUMMARY_KEYS[2:])})
     return pd.DataFrame(rows)
 
 
