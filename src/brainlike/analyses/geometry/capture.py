@@ -129,34 +129,66 @@ def capture_prompt(
         raise BrainlikeError(f"{lm.name} is an encoder; only causal models generate answers")
     device = device or str(next(lm.model.parameters()).device)
     inputs = {k: v.to(device) for k, v in enc.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+    if generate_tokens:
+        out, captured = _hooked_forward(lm, mlp_path, lambda: lm.model(
+            **inputs, output_attentions=keep_attention, use_cache=True, logits_to_keep=1))
+    else:
+        out, captured = _hooked_forward(lm, mlp_path, lambda: _base_module(lm.model)(
+            **inputs, output_attentions=keep_attention))
+    attention = None
+    if keep_attention:
+        attention = np.stack([a[0].float().cpu().numpy() for a in _attentions(lm, out)]).astype(np.float32)
+    generated = _greedy_from_cache(lm, out, inputs, generate_tokens) if generate_tokens else None
+    return PromptCapture(enc["input_ids"][0].cpu().numpy().astype(np.int64), attention,
+                         np.stack([c[0].numpy() for c in captured]).astype(np.float32), offsets, special, generated)
+
+
+def _hooked_forward(lm: LoadedModel, mlp_path: str | None, run) -> tuple[object, list[torch.Tensor]]:
+    """``run()`` (a forward pass) with a pre-hook on every block's MLP; returns its output and the MLP inputs.
+
+    The inputs are ``(batch, n_tokens, hidden)`` float CPU tensors, one per block; the hooks are always removed.
+    """
     modules = mlp_modules(lm.model, lm.n_layers, mlp_path)
-    captured: list[np.ndarray | None] = [None] * len(modules)
+    captured: list[torch.Tensor | None] = [None] * len(modules)
 
     def make_hook(i: int):
         def hook(module, args, kwargs):
-            captured[i] = _first_tensor(args, kwargs).detach()[0].float().cpu().numpy()
+            captured[i] = _first_tensor(args, kwargs).detach().float().cpu()
         return hook
 
     handles = [m.register_forward_pre_hook(make_hook(i), with_kwargs=True) for i, m in enumerate(modules)]
     try:
-        if generate_tokens:
-            out = lm.model(**inputs, output_attentions=keep_attention, use_cache=True, logits_to_keep=1)
-        else:
-            out = _base_module(lm.model)(**inputs, output_attentions=keep_attention)
+        out = run()
     finally:
         for h in handles:
             h.remove()
     if any(c is None for c in captured):
         raise ModelError(f"{lm.name}: the MLP hooks did not fire for every block (unsupported architecture?)")
-    attention = None
-    if keep_attention:
-        atts = getattr(out, "attentions", None)
-        if not atts or any(a is None for a in atts):
-            raise ModelError(f"{lm.name} returned no attention weights; load it with attn_implementation='eager'")
-        attention = np.stack([a[0].float().cpu().numpy() for a in atts]).astype(np.float32)
-    generated = _greedy_from_cache(lm, out, inputs, generate_tokens) if generate_tokens else None
-    return PromptCapture(enc["input_ids"][0].cpu().numpy().astype(np.int64), attention,
-                         np.stack(captured).astype(np.float32), offsets, special, generated)
+    return out, captured
+
+
+def _attentions(lm: LoadedModel, out) -> tuple:
+    """The per-block attention weights of a forward output (an error naming the fix when absent)."""
+    atts = getattr(out, "attentions", None)
+    if not atts or any(a is None for a in atts):
+        raise ModelError(f"{lm.name} returned no attention weights; load it with attn_implementation='eager'")
+    return atts
+
+
+def _eos_ids(lm: LoadedModel) -> set[int]:
+    """End-of-sequence token ids: the generation config's (one or a list) and the tokenizer's."""
+    eos = lm.model.generation_config.eos_token_id if getattr(lm.model, "generation_config", None) else None
+    eos = set(eos if isinstance(eos, list) else [] if eos is None else [eos])
+    if lm.tokenizer.eos_token_id is not None:
+        eos.add(int(lm.tokenizer.eos_token_id))
+    return eos
+
+
+def _cache_kwarg(lm: LoadedModel) -> str:
+    """The name of the model's KV-cache argument and output field (``cache`` or ``past_key_values``)."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(type(lm.model).forward).parameters else "past_key_values"
 
 
 def _first_line_done(text: str) -> bool:
@@ -170,13 +202,7 @@ def _greedy_from_cache(lm: LoadedModel, prefill, inputs: dict, max_new_tokens: i
     Stops after ``max_new_tokens`` tokens, at an end-of-sequence token, or once the first non-empty line is
     complete (the arithmetic checker reads only that line).
     """
-    eos = lm.model.generation_config.eos_token_id if getattr(lm.model, "generation_config", None) else None
-    eos = set(eos if isinstance(eos, list) else [] if eos is None else [eos])
-    if lm.tokenizer.eos_token_id is not None:
-        eos.add(int(lm.tokenizer.eos_token_id))
-    import inspect
-
-    key = "cache" if "cache" in inspect.signature(type(lm.model).forward).parameters else "past_key_values"
+    eos, key = _eos_ids(lm), _cache_kwarg(lm)
     past, logits = getattr(prefill, key), prefill.logits[0, -1]
     mask = inputs.get("attention_mask")
     tokens: list[int] = []
@@ -303,8 +329,6 @@ def capture_batch(
     list[PromptCapture]
         one per prompt, in order.
     """
-    import inspect
-
     if lm.kind != "causal":
         raise BrainlikeError(f"{lm.name} is an encoder; batched capture needs a causal model")
     if not texts or any(not isinstance(t, str) or not t.strip() for t in texts):
@@ -324,27 +348,11 @@ def capture_batch(
         mask[b, : lens[b]] = 1
     ids, mask = ids.to(device), mask.to(device)
     positions = torch.arange(T, device=device)[None].expand(B, T)
-    modules = mlp_modules(lm.model, lm.n_layers, mlp_path)
-    captured: list[torch.Tensor | None] = [None] * len(modules)
-
-    def make_hook(i: int):
-        def hook(module, args, kwargs):
-            captured[i] = _first_tensor(args, kwargs).detach().float().cpu()
-        return hook
-
-    key = "cache" if "cache" in inspect.signature(type(lm.model).forward).parameters else "past_key_values"
-    handles = [m.register_forward_pre_hook(make_hook(i), with_kwargs=True) for i, m in enumerate(modules)]
-    try:
-        out = _base_module(lm.model)(input_ids=ids, attention_mask=mask, position_ids=positions,
-                                     output_attentions=True, use_cache=bool(generate_tokens))
-    finally:
-        for h in handles:
-            h.remove()
-    if any(c is None for c in captured):
-        raise ModelError(f"{lm.name}: the MLP hooks did not fire for every block (unsupported architecture?)")
-    atts = getattr(out, "attentions", None)
-    if not atts or any(a is None for a in atts):
-        raise ModelError(f"{lm.name} returned no attention weights; load it with attn_implementation='eager'")
+    key = _cache_kwarg(lm)
+    out, captured = _hooked_forward(lm, mlp_path, lambda: _base_module(lm.model)(
+        input_ids=ids, attention_mask=mask, position_ids=positions, output_attentions=True,
+        use_cache=bool(generate_tokens)))
+    atts = _attentions(lm, out)
     generated: list[str | None] = [None] * B
     if generate_tokens:
         last = torch.as_tensor(lens - 1, device=device)
@@ -353,10 +361,7 @@ def capture_batch(
         cache = getattr(out, key, None)
         if cache is None:
             cache = out.past_key_values
-        eos = lm.model.generation_config.eos_token_id if getattr(lm.model, "generation_config", None) else None
-        eos = set(eos if isinstance(eos, list) else [] if eos is None else [eos])
-        if lm.tokenizer.eos_token_id is not None:
-            eos.add(int(lm.tokenizer.eos_token_id))
+        eos = _eos_ids(lm)
         tokens: list[list[int]] = [[] for _ in range(B)]
         done = np.zeros(B, dtype=bool)
         for step in range(generate_tokens):
