@@ -16,7 +16,7 @@ import pandas as pd
 from scipy.optimize import brentq
 
 from brainlike.analyses.skills.bounds import markov_bound, noncompetent_bound, theorem14_noncompetent_bound
-from brainlike.analyses.skills.scaling import ScalingLaw
+from brainlike.analyses.skills.scaling import ScalingLaw, n_params_for_excess
 from brainlike.errors import BrainlikeError
 
 #: method name -> guaranteed competent fraction as a function of (theta, gamma, k, k')
@@ -77,20 +77,9 @@ def n_params_at_theta(law: ScalingLaw, theta: float, failures_per_nat: float = 1
     """
     if not 0.0 < theta < 1.0:
         raise BrainlikeError(f"theta must be in (0, 1), not {theta}")
-    target = math.log(theta / failures_per_nat)
-
-    def f(log_n: float) -> float:
-        n = math.exp(log_n)
-        return math.log(float(law.excess(n, n * tokens_per_parameter))) - target
-
-    if f(0.0) < 0:
+    if failures_per_nat * float(law.excess(1.0, tokens_per_parameter)) < theta:
         raise BrainlikeError(f"theta={theta} is reached below one parameter; use a smaller failures_per_nat")
-    hi = 10.0
-    while f(hi) > 0:
-        hi += 10.0
-        if hi > 700:
-            raise BrainlikeError(f"the scaling law never brings theta down to {theta}")
-    return float(math.exp(brentq(f, 0.0, hi, xtol=1e-12)))
+    return n_params_for_excess(law, theta / failures_per_nat, tokens_per_parameter)
 
 
 def competence_crossings(law: ScalingLaw, gamma: float, k: int, kprimes, levels=(0.1, 0.5, 0.9),

@@ -67,6 +67,29 @@ def compute_optimal_tokens(n_params, tokens_per_parameter: float = 20.0) -> np.n
     return np.asarray(n_params, dtype=np.float64) * tokens_per_parameter
 
 
+def n_params_for_excess(law: ScalingLaw, excess: float, tokens_per_parameter: float = 20.0,
+                        at_least: float = 1.0) -> float:
+    """The model size ``N >= at_least`` (parameters, ``D = tokens_per_parameter * N``) whose excess loss is ``excess``.
+
+    Brent's method on ``log N`` (the excess loss falls monotonically with ``N``), the upper end of the bracket
+    widened by decades of ``e^10`` until it holds the root. ``excess`` in nats/token; a size below ``at_least``
+    is not searched (the caller checks that ``at_least`` is not already past the root).
+    """
+    target = math.log(excess)
+
+    def f(log_n: float) -> float:
+        n = math.exp(log_n)
+        return math.log(float(law.excess(n, n * tokens_per_parameter))) - target
+
+    lo = math.log(at_least)
+    hi = lo + 10.0
+    while f(hi) > 0:
+        hi += 10.0
+        if hi > lo + 700:
+            raise BrainlikeError(f"the scaling law never brings the excess loss down to {excess:.3g} nats/token")
+    return float(math.exp(brentq(f, lo, hi, xtol=1e-12)))
+
+
 def scale_for_excess_ratio(law: ScalingLaw, n_params: float, ratio: float,
                            tokens_per_parameter: float = 20.0) -> float:
     """The model size ``N'`` whose excess loss is ``excess(N) / ratio`` (``D = tokens_per_parameter * N``).
@@ -77,20 +100,10 @@ def scale_for_excess_ratio(law: ScalingLaw, n_params: float, ratio: float,
     """
     if ratio < 1:
         raise BrainlikeError(f"ratio must be >= 1, not {ratio}")
-    target = float(law.excess(n_params, n_params * tokens_per_parameter)) / ratio
     if ratio == 1:
         return float(n_params)
-
-    def f(log_n: float) -> float:
-        n = math.exp(log_n)
-        return math.log(float(law.excess(n, n * tokens_per_parameter))) - math.log(target)
-
-    lo, hi = math.log(n_params), math.log(n_params) + 5.0
-    while f(hi) > 0:
-        hi += 5.0
-        if hi > math.log(n_params) + 500:
-            raise BrainlikeError("the excess loss cannot be reduced by that factor")
-    return float(math.exp(brentq(f, lo, hi, xtol=1e-10)))
+    target = float(law.excess(n_params, n_params * tokens_per_parameter)) / ratio
+    return n_params_for_excess(law, target, tokens_per_parameter, at_least=n_params)
 
 
 def _grid_starts(N, D, L, exponent_bounds, n_grid: int = 24, n_keep: int = 4) -> list[tuple]:
