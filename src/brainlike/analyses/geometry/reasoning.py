@@ -220,13 +220,10 @@ def _run_model(lm: LoadedModel, config, items) -> dict[str, pd.DataFrame]:
     rng = np.random.default_rng([config.seed, 17])
     for j, e in enumerate(est):
         Z = np.stack([late_id[c][:, j] for c in names], axis=1)
-        r = np.array([_pearson(Z[b], A[b]) for b in range(len(Z))])
-        perm = np.array([_pearson(Z[0], rng.permutation(A[0])) for _ in range(2000)])
-        p = (1 + np.sum(np.abs(perm) >= abs(r[0]))) / (1 + len(perm)) if np.isfinite(r[0]) else float("nan")
         chain.append({"model": lm.name, "condition": "all", "control": "", "contrast": f"{len(names)} conditions",
-                      "n_shots": -1, "effect": f"corr_late_id_{e}_accuracy", "estimate": r[0],
-                      **{k: float(np.clip(v, -1, 1)) for k, v in _ci_dict(r).items()},
-                      "p_value": float(p), "null": "accuracies permuted across conditions (2000)"})
+                      "n_shots": -1, "effect": f"corr_late_id_{e}_accuracy",
+                      **_correlation_with_null(Z, A, rng, permute_first=False),
+                      "null": "accuracies permuted across conditions (2000)"})
     chain += _density_id_link(deltas, est, lm.name, config.seed)
     model_row = {"model": lm.name, "kind": lm.kind, "n_layers": L, "n_heads": attention_heads(lm.model),
                  "hidden_size": lm.hidden_size, "mlp_width": width, "fingerprint": lm.fingerprint,
@@ -267,13 +264,10 @@ def _density_id_link(deltas: dict, est: list[str], model: str, seed: int) -> lis
     rows = []
     for e in est:
         ids = np.stack([deltas[k][1][e] for k in keys], axis=1)
-        r = np.array([_pearson(dens[b], ids[b]) for b in range(len(dens))])
-        perm = np.array([_pearson(rng.permutation(dens[0]), ids[0]) for _ in range(2000)])
-        p = (1 + np.sum(np.abs(perm) >= abs(r[0]))) / (1 + len(perm)) if np.isfinite(r[0]) else float("nan")
         rows.append({"model": model, "condition": "length-matched contrasts", "control": "",
                      "contrast": f"{len(keys)} length-matched contrasts", "n_shots": -1,
-                     "effect": f"corr_delta_{DENSITY_TEST_MEASURE}_delta_late_id_{e}", "estimate": r[0],
-                     **{k: float(np.clip(v, -1, 1)) for k, v in _ci_dict(r).items()}, "p_value": float(p),
+                     "effect": f"corr_delta_{DENSITY_TEST_MEASURE}_delta_late_id_{e}",
+                     **_correlation_with_null(dens, ids, rng, permute_first=True),
                      "null": "density differences permuted across contrasts (2000)"})
     return rows
 
@@ -316,6 +310,23 @@ def attention_verdict(chain: pd.DataFrame, model: str) -> str:
 def _ci_dict(values: np.ndarray) -> dict[str, float]:
     lo, hi = _ci(values)  # values[0] is the full-sample estimate
     return {"ci_low": lo, "ci_high": hi}
+
+
+def _correlation_with_null(X: np.ndarray, Y: np.ndarray, rng: np.random.Generator,
+                           permute_first: bool) -> dict[str, float]:
+    """Pearson r across conditions (or contrasts), with its half-sampling CI and a permutation p.
+
+    ``X``, ``Y`` are ``(1 + n_draws, n)``: row 0 the full sample, the others the shared half-sampling draws.
+    The null permutes row 0 of ``X`` (``permute_first``) or of ``Y`` 2000 times (two-sided). Returns
+    ``estimate`` (r of row 0), ``ci_low``, ``ci_high`` (clipped to [-1, 1]) and ``p_value`` (NaN when r is).
+    """
+    r = np.array([_pearson(X[b], Y[b]) for b in range(len(X))])
+    if permute_first:
+        perm = np.array([_pearson(rng.permutation(X[0]), Y[0]) for _ in range(2000)])
+    else:
+        perm = np.array([_pearson(X[0], rng.permutation(Y[0])) for _ in range(2000)])
+    p = (1 + np.sum(np.abs(perm) >= abs(r[0]))) / (1 + len(perm)) if np.isfinite(r[0]) else float("nan")
+    return {"estimate": r[0], **{k: float(np.clip(v, -1, 1)) for k, v in _ci_dict(r).items()}, "p_value": float(p)}
 
 
 def _pearson(x: np.ndarray, y: np.ndarray) -> float:
